@@ -1,0 +1,57 @@
+// The validated, camelCase config the core works with; snake_case keys exist only in config/.
+
+export interface RsyncOptions {
+  archive: boolean;
+  compress: boolean;
+  /** log each transferred file's itemized line at INFO */
+  verbose: boolean;
+  update: boolean;
+  checksum: boolean;
+  /** keep partial files in a hidden partial dir so an interrupted transfer resumes */
+  partial: boolean;
+  /** KiB/s, 0 = unlimited */
+  bwlimit: number;
+  /** log rsync's itemize lines at INFO (they are always parsed, whatever this says) */
+  itemizeChanges: boolean;
+  /** log rsync's --stats block at INFO */
+  stats: boolean;
+}
+
+/** Where files go. host === "" means a local directory (no ssh). */
+export interface Target {
+  user: string;
+  host: string;
+  port: number;
+  /** absolute path of the destination directory */
+  destDir: string;
+  /** "" = let ssh use its default identities */
+  sshKeyPath: string;
+  knownHostsFile: string;
+}
+
+export interface ChangeTracking {
+  backupDir: string;
+  changeLogFile: string;
+  /** kept for seed compatibility; rrdsync always diffs in-process */
+  diffTool: string;
+}
+
+export type LogLevel = "DEBUG" | "INFO" | "WARNING" | "ERROR" | "CRITICAL";
+
+export interface Config {
+  /** where the config came from, for messages ("config.json", or "built-in defaults") */
+  origin: string;
+  sourceDir: string;
+  stateFile: string;
+  target: Target;
+  logging: { logFile: string; logLevel: LogLevel };
+  debounceTime: number;
+  /** [".rrd", ".txt"]; an empty list means every regular file */
+  monitoredExtensions: string[];
+  rsync: RsyncOptions;
+  changeTracking: ChangeTracking;
+  /** per rsync process: at most this many files ... */
+  batchMaxFiles: number;
+  /** ... and at most this many bytes (a batch always holds at least one file) */
+  batchMaxBytes: number;
+}

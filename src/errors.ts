@@ -1,0 +1,55 @@
+// Typed errors and the one exit-code table; main.ts is the only place that turns them into a process exit.
+
+export const ExitCode = {
+  /** every file is on the destination and recorded */
+  Ok: 0,
+  /** some files failed and stay pending (each is named in the log); the next run retries them */
+  Pending: 1,
+  /** bad command line or config: nothing was done */
+  Usage: 2,
+  /** another rrdsync holds the lock for this state file */
+  Locked: 3,
+  /** a bug in rrdsync: the message asks for a report */
+  Internal: 70,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** The table printed by --help and copied into the README. */
+export const EXIT_CODE_TABLE: ReadonlyArray<readonly [number, string]> = [
+  [ExitCode.Ok, "all files synced and recorded"],
+  [ExitCode.Pending, "some files failed and stay pending (named in the log); the next run retries them"],
+  [ExitCode.Usage, "usage or config error; nothing was done"],
+  [ExitCode.Locked, "another rrdsync is running with the same state file"],
+  [ExitCode.Internal, "internal error (a bug): please report it with the message"],
+];
+
+/** An error the user can fix: printed as one message plus a hint, never with a stack. */
+export class UserError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCode = ExitCode.Usage,
+    readonly hint?: string,
+  ) {
+    super(message);
+    this.name = "UserError";
+  }
+}
+
+/** A config file problem; `where` is "config.json: remote_sync.port"-style. */
+export class ConfigError extends UserError {
+  constructor(where: string, problem: string, hint?: string) {
+    super(`${where}: ${problem}`, ExitCode.Usage, hint);
+    this.name = "ConfigError";
+  }
+}
+
+export class LockHeldError extends UserError {
+  constructor(readonly pid: number, lockPath: string) {
+    super(
+      `another rrdsync (pid ${pid}) is running with this state file (lock ${lockPath})`,
+      ExitCode.Locked,
+      "wait for it to finish, or stop it; a lock left by a dead process is taken over automatically",
+    );
+    this.name = "LockHeldError";
+  }
+}
