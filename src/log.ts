@@ -1,0 +1,112 @@
+// The logger: the log file in the seed's format, and the console. The only place that knows colours and TTYs.
+import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
+import { dirname } from "node:path";
+import pc from "picocolors";
+import type { LogLevel } from "./config/types.ts";
+
+const RANK: Record<LogLevel, number> = { DEBUG: 10, INFO: 20, WARNING: 30, ERROR: 40, CRITICAL: 50 };
+
+export interface ConsoleOptions {
+  /** console threshold: quiet → ERROR, default → WARNING, verbose → DEBUG */
+  level: LogLevel;
+  color: boolean;
+  /** stderr is a terminal: shorter lines without timestamps */
+  tty: boolean;
+}
+
+/** `2024-12-12 15:05:40,908`: Python logging's asctime, which the seed's users grep for. */
+export function formatTimestamp(d: Date): string {
+  const p = (n: number, w = 2) => String(n).padStart(w, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())},${p(d.getMilliseconds(), 3)}`;
+}
+
+export function formatLogLine(d: Date, level: LogLevel, message: string): string {
+  return `${formatTimestamp(d)} - ${level} - ${message}\n`;
+}
+
+export class Logger {
+  private fd: number | null = null;
+
+  constructor(
+    private readonly console_: ConsoleOptions,
+    private readonly file: { path: string; level: LogLevel } | null,
+  ) {
+    this.openFile();
+  }
+
+  private openFile(): void {
+    if (!this.file?.path) return;
+    mkdirSync(dirname(this.file.path), { recursive: true });
+    // O_APPEND: each line is one write, so concurrent writers and crashes never interleave half lines.
+    this.fd = openSync(this.file.path, "a", 0o644);
+  }
+
+  /** For logrotate (SIGHUP): the old file was renamed; write to a new one at the configured path. */
+  reopen(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+    this.openFile();
+  }
+
+  close(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+  }
+
+  debug(msg: string): void { this.log("DEBUG", msg); }
+  info(msg: string): void { this.log("INFO", msg); }
+  warn(msg: string): void { this.log("WARNING", msg); }
+  error(msg: string): void { this.log("ERROR", msg); }
+
+  log(level: LogLevel, message: string): void {
+    const now = new Date();
+    if (this.fd !== null && this.file && RANK[level] >= RANK[this.file.level]) {
+      writeSync(this.fd, formatLogLine(now, level, message));
+    }
+    if (RANK[level] >= RANK[this.console_.level]) {
+      process.stderr.write(this.renderConsole(now, level, message));
+    }
+  }
+
+  private renderConsole(now: Date, level: LogLevel, message: string): string {
+    if (!this.console_.tty) return formatLogLine(now, level, message);
+    const c = this.colors();
+    const tag =
+      level === "ERROR" || level === "CRITICAL" ? c.red("error")
+      : level === "WARNING" ? c.yellow("warning")
+      : level === "INFO" ? c.cyan("info")
+      : c.dim("debug");
+    return `${tag} ${message}\n`;
+  }
+
+  /** A result line for people (the run summary): stdout, coloured on a TTY; not in the log file. */
+  summary(parts: { ok: boolean; text: string }): void {
+    if (this.console_.level === "ERROR" || this.console_.level === "CRITICAL") return;
+    const c = this.colors();
+    const mark = parts.ok ? c.green("✓") : c.red("✗");
+    process.stdout.write(this.console_.tty ? `${mark} ${parts.text}\n` : `${formatTimestamp(new Date())} ${parts.text}\n`);
+  }
+
+  colors() {
+    return pc.createColors(this.console_.color);
+  }
+}
+
+/** Console options from the flags and the environment (NO_COLOR: https://no-color.org). */
+export function consoleOptions(flags: { quiet?: boolean; verbose?: boolean }, env: Record<string, string | undefined>): ConsoleOptions {
+  const tty = Boolean(process.stderr.isTTY);
+  return {
+    level: flags.quiet ? "ERROR" : flags.verbose ? "DEBUG" : "WARNING",
+    color: tty && !("NO_COLOR" in env && env.NO_COLOR !== ""),
+    tty,
+  };
+}
+
+/** 1536 → "1.5 KiB" */
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
+}

@@ -1,0 +1,59 @@
+// One run at a time per state file: a pid lock beside it, taken over when its owner is dead.
+import { linkSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { LockHeldError } from "../errors.ts";
+
+export interface Lock {
+  path: string;
+  release(): void;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: the process exists but belongs to someone else: still alive.
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+export function acquireLock(stateFile: string): Lock {
+  const path = `${stateFile}.lock`;
+  // Bounded: one takeover attempt per stale lock; a racing peer that wins makes us report it.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    // link() of a filled temp file creates the lock atomically WITH its pid, so nobody sees it empty.
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeFileSync(tmp, `${process.pid}\n`, { mode: 0o644 });
+    try {
+      linkSync(tmp, path);
+      return {
+        path,
+        release() {
+          try {
+            if (readFileSync(path, "utf8").trim() === String(process.pid)) unlinkSync(path);
+          } catch {
+            // already gone: nothing to release
+          }
+        },
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    } finally {
+      unlinkSync(tmp);
+    }
+    let pid = NaN;
+    try {
+      pid = Number.parseInt(readFileSync(path, "utf8").trim(), 10);
+    } catch {
+      continue; // removed between our open and read: try again
+    }
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) throw new LockHeldError(pid, path);
+    // Stale (dead pid, or empty/garbled from a crash mid-write): take it over.
+    try {
+      unlinkSync(path);
+    } catch {
+      // someone else took it over first; the next attempt sees their pid
+    }
+  }
+  throw new LockHeldError(NaN, path);
+}

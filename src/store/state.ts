@@ -1,0 +1,159 @@
+// The state DB (bun:sqlite, WAL): what each file looked like when the destination last confirmed it, and the change history.
+import { Database } from "bun:sqlite";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync } from "node:fs";
+import { dirname } from "node:path";
+import { UserError } from "../errors.ts";
+
+export interface FileState {
+  size: number;
+  /** nanoseconds as a decimal string: exceeds 2^53 */
+  mtimeNs: string;
+  ino: string;
+  sha256: string | null;
+  /** the mtime (seconds) the seed script recorded, for rows imported from its JSON state and not yet seen */
+  seedMtime: number | null;
+}
+
+export interface ChangeRow {
+  time: number;
+  path: string;
+  kind: string;
+  summary: string;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS files (
+  path TEXT PRIMARY KEY,
+  size INTEGER NOT NULL,
+  mtime_ns TEXT NOT NULL,
+  ino TEXT NOT NULL,
+  sha256 TEXT,
+  seed_mtime REAL,
+  synced_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS changes (
+  id INTEGER PRIMARY KEY,
+  time INTEGER NOT NULL,
+  path TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  summary TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_path ON changes(path);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+`;
+
+const SQLITE_MAGIC = "SQLite format 3\0";
+
+export class StateStore {
+  private readonly getStmt;
+  private readonly putStmt;
+  private readonly changeStmt;
+
+  private constructor(private readonly db: Database, readonly path: string) {
+    this.getStmt = db.query<{ size: number; mtime_ns: string; ino: string; sha256: string | null; seed_mtime: number | null }, [string]>(
+      "SELECT size, mtime_ns, ino, sha256, seed_mtime FROM files WHERE path = ?",
+    );
+    this.putStmt = db.query(
+      "INSERT OR REPLACE INTO files (path, size, mtime_ns, ino, sha256, seed_mtime, synced_at) VALUES (?, ?, ?, ?, ?, NULL, ?)",
+    );
+    this.changeStmt = db.query("INSERT INTO changes (time, path, kind, summary) VALUES (?, ?, ?, ?)");
+  }
+
+  /** Opens (creating) the DB; a seed JSON state file found at `path` is moved aside and imported first. */
+  static open(path: string): { store: StateStore; imported: number; seedBackup: string | null } {
+    mkdirSync(dirname(path), { recursive: true });
+    const seedBackup = `${path}.seed.json`;
+    let seedJson: string | null = null;
+    if (existsSync(path) && !looksLikeSqlite(path)) {
+      // The seed's JSON state: keep it (renamed, never deleted) and import it into a fresh DB.
+      seedJson = readFileSync(path, "utf8");
+      parseSeedState(seedJson, path); // refuse before moving anything if it is neither SQLite nor seed JSON
+      renameSync(path, seedBackup);
+    } else if (!existsSync(path) && existsSync(seedBackup)) {
+      // A crash after the rename but before the import committed: import again from the kept copy.
+      seedJson = readFileSync(seedBackup, "utf8");
+    }
+    let db: Database;
+    try {
+      db = new Database(path, { create: true, strict: true });
+      db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
+      db.exec(SCHEMA);
+    } catch (e) {
+      throw new UserError(`state_file ${path}: cannot open the state DB: ${(e as Error).message}`, 1,
+        "check the path's permissions and free space; move a damaged file aside and rrdsync rebuilds it with one full compare pass");
+    }
+    const store = new StateStore(db, path);
+    let imported = 0;
+    if (seedJson !== null && store.countFiles() === 0) imported = store.importSeed(parseSeedState(seedJson, seedBackup));
+    return { store, imported, seedBackup: seedJson !== null ? seedBackup : null };
+  }
+
+  get(path: string): FileState | null {
+    const r = this.getStmt.get(path);
+    if (!r) return null;
+    return { size: r.size, mtimeNs: r.mtime_ns, ino: r.ino, sha256: r.sha256, seedMtime: r.seed_mtime };
+  }
+
+  countFiles(): number {
+    return (this.db.query("SELECT count(*) AS n FROM files").get() as { n: number }).n;
+  }
+
+  /** One transaction per batch: rows advance together with the changes they explain, or not at all. */
+  commit(rows: Array<{ path: string; state: Omit<FileState, "seedMtime"> }>, changes: ChangeRow[]): void {
+    const now = Date.now();
+    this.db.transaction(() => {
+      for (const r of rows) this.putStmt.run(r.path, r.state.size, r.state.mtimeNs, r.state.ino, r.state.sha256, now);
+      for (const c of changes) this.changeStmt.run(c.time, c.path, c.kind, c.summary);
+    })();
+  }
+
+  recentChanges(limit: number): ChangeRow[] {
+    return this.db.query<ChangeRow, [number]>("SELECT time, path, kind, summary FROM changes ORDER BY id DESC LIMIT ?").all(limit);
+  }
+
+  private importSeed(entries: Array<[string, number]>): number {
+    const stmt = this.db.query(
+      "INSERT OR IGNORE INTO files (path, size, mtime_ns, ino, sha256, seed_mtime, synced_at) VALUES (?, -1, '', '', NULL, ?, 0)",
+    );
+    this.db.transaction(() => {
+      for (const [p, m] of entries) stmt.run(p, m);
+    })();
+    return entries.length;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+function looksLikeSqlite(path: string): boolean {
+  const fd = openSync(path, "r");
+  try {
+    const head = Buffer.alloc(16);
+    const n = readSync(fd, head, 0, 16, 0);
+    if (n === 0) return true; // an empty file is a DB SQLite will initialise
+    return head.toString("latin1") === SQLITE_MAGIC;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The seed's state: {"relative/path": mtime-seconds, …}. */
+export function parseSeedState(text: string, where: string): Array<[string, number]> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new UserError(`state_file ${where}: neither an rrdsync state DB nor the seed script's JSON state`, 2,
+      "point state_file at a new path, or move this file aside");
+  }
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new UserError(`state_file ${where}: expected the seed's JSON object {"path": mtime, …}`, 2,
+      "point state_file at a new path, or move this file aside");
+  }
+  const out: Array<[string, number]> = [];
+  for (const [k, v] of Object.entries(raw)) {
+    if (typeof v === "number" && Number.isFinite(v) && k !== "" && !k.split("/").includes("..")) out.push([k.replace(/^\.\//, ""), v]);
+  }
+  return out;
+}
