@@ -45,7 +45,12 @@ export interface Config {
   stateFile: string;
   target: Target;
   logging: { logFile: string; logLevel: LogLevel };
+  /** seconds a changed file must stay quiet before it ships (watch mode) */
   debounceTime: number;
+  /** seconds a continuously rewritten file may wait at most before it ships anyway */
+  maxDelay: number;
+  /** seconds between safety rescans in watch mode; 0 = off */
+  rescanInterval: number;
   /** [".rrd", ".txt"]; an empty list means every regular file */
   monitoredExtensions: string[];
   rsync: RsyncOptions;

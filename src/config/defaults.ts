@@ -1,0 +1,25 @@
+// Defaults for every key; the seed's keys keep the seed's meaning, new keys default to what it did.
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+
+export const DEFAULT_EXTENSIONS = [".rrd", ".jrb", ".txt", ".properties", ".meta"];
+export const DEFAULT_CONFIG_PATH = "/etc/rrdsync/config.json";
+export const DEFAULT_DEBOUNCE_S = 5;
+export const DEFAULT_RESCAN_INTERVAL_S = 3600;
+export const DEFAULT_BATCH_MAX_FILES = 10_000;
+export const DEFAULT_BATCH_MAX_BYTES = 1024 ** 3;
+
+/** max_delay defaults to a few debounce periods, so a continuously rewritten file still ships. */
+export function defaultMaxDelay(debounce: number): number {
+  return Math.max(3 * debounce, 1);
+}
+
+/**
+ * One state DB per (source, destination) pair, so two configs never share pending state.
+ * Lives under $XDG_STATE_HOME (systemd's StateDirectory= sets it), else ~/.local/state.
+ */
+export function defaultStateFile(sourceDir: string, destKey: string, env: Record<string, string | undefined>, home: string): string {
+  const base = env.XDG_STATE_HOME || join(home, ".local", "state");
+  const id = createHash("sha256").update(`${sourceDir}\0${destKey}`).digest("hex").slice(0, 12);
+  return join(base, "rrdsync", `state-${id}.db`);
+}

@@ -1,0 +1,141 @@
+// Finds the config (flag, $RRDSYNC_CONFIG, /etc/rrdsync/config.json, or none), applies flags, fills defaults.
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { ConfigError, ExitCode, UserError } from "../errors.ts";
+import {
+  DEFAULT_BATCH_MAX_BYTES, DEFAULT_BATCH_MAX_FILES, DEFAULT_CONFIG_PATH, DEFAULT_DEBOUNCE_S, DEFAULT_EXTENSIONS,
+  DEFAULT_RESCAN_INTERVAL_S, defaultMaxDelay, defaultStateFile,
+} from "./defaults.ts";
+import { checkHostish, parseDest } from "./dest.ts";
+import { parseConfigText } from "./read.ts";
+import type { Config, LogLevel, Target } from "./types.ts";
+import { type Ctx, checkAgainstSchema, path } from "./validate.ts";
+
+export interface LoadOptions {
+  configPath?: string;
+  source?: string;
+  dest?: string;
+  stateFile?: string;
+  env: Record<string, string | undefined>;
+  cwd: string;
+  home: string;
+}
+
+type Obj = Record<string, any>;
+
+export function loadConfig(opts: LoadOptions): { config: Config; warnings: string[] } {
+  const configPath = opts.configPath ?? opts.env.RRDSYNC_CONFIG ?? (existsSync(DEFAULT_CONFIG_PATH) ? DEFAULT_CONFIG_PATH : undefined);
+  const warnings: string[] = [];
+  let raw: Obj = {};
+  let origin = "built-in defaults";
+  if (configPath !== undefined) {
+    const abs = resolve(opts.cwd, configPath);
+    origin = configPath;
+    let text: string;
+    try {
+      text = readFileSync(abs, "utf8");
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "is a directory" : String(code);
+      throw new UserError(`cannot read config file ${abs}: ${why}`, ExitCode.Usage, "pass --config PATH, or set RRDSYNC_CONFIG; --source DIR --dest TARGET work without a config");
+    }
+    raw = parseConfigText(text, origin);
+  } else if (opts.source === undefined || opts.dest === undefined) {
+    throw new UserError(
+      `no config file (none given, $RRDSYNC_CONFIG unset, ${DEFAULT_CONFIG_PATH} absent)`,
+      ExitCode.Usage,
+      "pass --config PATH, or --source DIR --dest [user@]host:/path (or --dest /local/dir)",
+    );
+  }
+  const ctx: Ctx = { origin, home: opts.home, warnings };
+  const c = checkAgainstSchema(raw, ctx) as Obj;
+
+  // Flags override the file; they are checked with the same rules, reported under their own name.
+  const flagCtx: Ctx = { origin: "command line", home: opts.home, warnings };
+  const abs = (p: string) => resolve(opts.cwd, p.startsWith("~") ? p : p);
+  if (opts.source !== undefined) c.source_dir = path({ allowEmpty: false })(abs(opts.source), "--source", flagCtx);
+  if (opts.stateFile !== undefined) c.state_file = path({ allowEmpty: false })(abs(opts.stateFile), "--state", flagCtx);
+  const rs: Obj = c.remote_sync ?? {};
+  if (opts.dest !== undefined) {
+    const d = parseDest(opts.dest.startsWith("/") || opts.dest.includes(":") ? opts.dest : abs(opts.dest));
+    rs.remote_user = d.user;
+    rs.remote_host = d.host;
+    rs.remote_dest_dir = d.destDir;
+  }
+
+  if (c.source_dir === undefined) throw new ConfigError(`${origin}: source_dir`, "is missing", 'set "source_dir": "/opt/opennms/share/rrd" (the tree to replicate), or pass --source');
+  const sourceDir: string = c.source_dir;
+  let st;
+  try {
+    st = statSync(sourceDir);
+  } catch {
+    throw new ConfigError(`${origin}: source_dir`, `${sourceDir} does not exist`, "check the path (is the volume mounted?)");
+  }
+  if (!st.isDirectory()) throw new ConfigError(`${origin}: source_dir`, `${sourceDir} is not a directory`);
+
+  if (rs.remote_dest_dir === undefined) {
+    throw new ConfigError(`${origin}: remote_sync.remote_dest_dir`, "is missing", 'set "remote_sync": {"remote_host": "standby", "remote_dest_dir": "/abs/path"}, or pass --dest');
+  }
+  const host: string = rs.remote_host ?? "";
+  const user: string = rs.remote_user ?? "";
+  if (host !== "") checkHostish(`${origin}: remote_sync.remote_host`, "host", host);
+  if (user !== "") checkHostish(`${origin}: remote_sync.remote_user`, "user", user);
+  const target: Target = {
+    user: host === "" ? "" : user,
+    host,
+    port: rs.port ?? 22,
+    destDir: rs.remote_dest_dir,
+    sshKeyPath: rs.ssh_key_path ?? "",
+    knownHostsFile: rs.known_hosts_file ?? `${opts.home}/.ssh/known_hosts`,
+  };
+  if (host === "" && resolve(target.destDir).startsWith(`${sourceDir}/`)) {
+    throw new ConfigError(`${origin}: remote_sync.remote_dest_dir`, `${target.destDir} is inside source_dir`, "a local destination must be outside the tree it copies");
+  }
+  if (host !== "" && target.sshKeyPath !== "" && !existsSync(target.sshKeyPath)) {
+    throw new ConfigError(`${origin}: remote_sync.ssh_key_path`, `${target.sshKeyPath} does not exist`, "point it at the private key, or remove the key to use ssh's defaults");
+  }
+
+  const destKey = host === "" ? target.destDir : `${user}@${host}:${target.port}:${target.destDir}`;
+  const stateFile: string = c.state_file || defaultStateFile(sourceDir, destKey, opts.env, opts.home);
+  const stateDir = dirname(stateFile);
+  if (stateFile === sourceDir || stateFile.startsWith(`${sourceDir}/`)) {
+    warnings.push(`${origin}: state_file: ${stateFile} is inside source_dir; rrdsync skips its own files, but keep them outside the tree`);
+  }
+  const ct: Obj = c.change_tracking ?? {};
+  const lg: Obj = c.logging ?? {};
+  const ro: Obj = c.rsync_options ?? {};
+  const debounceTime: number = c.debounce_time ?? DEFAULT_DEBOUNCE_S;
+  const config: Config = {
+    origin,
+    sourceDir,
+    stateFile,
+    target,
+    logging: { logFile: lg.log_file ?? "", logLevel: (lg.log_level ?? "INFO") as LogLevel },
+    debounceTime,
+    maxDelay: c.max_delay ?? defaultMaxDelay(debounceTime),
+    rescanInterval: c.rescan_interval ?? DEFAULT_RESCAN_INTERVAL_S,
+    monitoredExtensions: c.monitored_extensions ?? DEFAULT_EXTENSIONS,
+    rsync: {
+      archive: ro.archive ?? true,
+      compress: ro.compress ?? false,
+      verbose: ro.verbose ?? false,
+      update: ro.update ?? false,
+      checksum: ro.checksum ?? false,
+      partial: ro.partial ?? false,
+      bwlimit: ro.bwlimit ?? 0,
+      itemizeChanges: ro.itemize_changes ?? false,
+      stats: ro.stats ?? false,
+    },
+    changeTracking: {
+      backupDir: ct.backup_dir || `${stateDir}/backup`,
+      changeLogFile: ct.change_log_file || `${stateDir}/change_log.txt`,
+      diffTool: ct.diff_tool ?? "difflib",
+    },
+    batchMaxFiles: c.batch_max_files ?? DEFAULT_BATCH_MAX_FILES,
+    batchMaxBytes: c.batch_max_bytes ?? DEFAULT_BATCH_MAX_BYTES,
+  };
+  if (config.maxDelay < config.debounceTime) {
+    throw new ConfigError(`${origin}: max_delay`, `(${config.maxDelay}) is shorter than debounce_time (${config.debounceTime})`, "make max_delay at least debounce_time, or drop it for the default");
+  }
+  return { config, warnings };
+}

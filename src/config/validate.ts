@@ -1,0 +1,161 @@
+// Turns parsed JSON (snake_case, the seed's schema plus our keys) into a checked, camelCase Config.
+import { isAbsolute, join, normalize } from "node:path";
+import { ConfigError } from "../errors.ts";
+import type { LogLevel } from "./types.ts";
+
+type Obj = Record<string, unknown>;
+
+/** One key's rule: checks `value` (never undefined) and returns the cleaned value. */
+type Rule = (value: unknown, where: string, ctx: Ctx) => unknown;
+interface Schema {
+  [key: string]: Rule | Schema;
+}
+export interface Ctx {
+  origin: string;
+  home: string;
+  warnings: string[];
+}
+
+const show = (v: unknown): string => (typeof v === "string" ? JSON.stringify(v) : v === null ? "null" : Array.isArray(v) ? "a list" : typeof v === "object" ? "an object" : String(v));
+const fail = (ctx: Ctx, where: string, problem: string, hint?: string): never => {
+  throw new ConfigError(`${ctx.origin}: ${where}`, problem, hint);
+};
+
+export const bool: Rule = (v, where, ctx) =>
+  typeof v === "boolean" ? v : fail(ctx, where, `expected true or false, got ${show(v)}`, "write true or false without quotes");
+
+export function int(min: number, max: number): Rule {
+  return (v, where, ctx) => {
+    if (typeof v === "number" && Number.isInteger(v) && v >= min && v <= max) return v;
+    const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `${min}–${max}`;
+    return fail(ctx, where, `expected an integer ${range}, got ${show(v)}`);
+  };
+}
+
+export function seconds(min: number): Rule {
+  return (v, where, ctx) =>
+    typeof v === "number" && Number.isFinite(v) && v >= min ? v : fail(ctx, where, `expected a number of seconds ≥ ${min}, got ${show(v)}`);
+}
+
+export const str: Rule = (v, where, ctx) => (typeof v === "string" ? v : fail(ctx, where, `expected a string, got ${show(v)}`));
+
+export function oneOf(values: string[], aliases: Record<string, string> = {}): Rule {
+  return (v, where, ctx) => {
+    if (typeof v === "string") {
+      for (const c of [v, v.toUpperCase(), v.toLowerCase()]) {
+        if (values.includes(c)) return c;
+        if (aliases[c]) return aliases[c];
+      }
+    }
+    return fail(ctx, where, `expected one of ${values.join(", ")}, got ${show(v)}`);
+  };
+}
+
+/** "" stays "" (meaning: not set); "~/x" expands; anything else must be absolute. */
+export function path(opts: { allowEmpty: boolean }): Rule {
+  return (v, where, ctx) => {
+    const s = str(v, where, ctx) as string;
+    if (s === "") return opts.allowEmpty ? "" : fail(ctx, where, "must not be empty");
+    if (s.includes("\0")) fail(ctx, where, "contains a NUL byte");
+    const expanded = s === "~" ? ctx.home : s.startsWith("~/") ? join(ctx.home, s.slice(2)) : s;
+    if (!isAbsolute(expanded)) fail(ctx, where, `expected an absolute path, got ${show(s)}`, `write it from the root, e.g. "/${s.replace(/^\.\//, "")}"`);
+    const n = normalize(expanded);
+    return n.length > 1 ? n.replace(/\/+$/, "") : n;
+  };
+}
+
+export const extensions: Rule = (v, where, ctx) => {
+  if (!Array.isArray(v)) return fail(ctx, where, `expected a list like [".rrd", ".txt"], got ${show(v)}`);
+  return v.map((e, i) => {
+    if (typeof e !== "string" || e === "" || e.includes("/")) return fail(ctx, `${where}[${i}]`, `expected an extension like ".rrd", got ${show(e)}`);
+    return e.startsWith(".") ? e : `.${e}`;
+  });
+};
+
+export const LOG_LEVELS: LogLevel[] = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
+
+/** The whole accepted schema: anything else is warned about as an unknown key. */
+export const SCHEMA: Schema = {
+  source_dir: path({ allowEmpty: false }),
+  state_file: path({ allowEmpty: true }),
+  remote_sync: {
+    remote_user: str,
+    remote_host: str,
+    remote_dest_dir: path({ allowEmpty: false }),
+    ssh_key_path: path({ allowEmpty: true }),
+    port: int(1, 65535),
+    known_hosts_file: path({ allowEmpty: false }),
+  },
+  logging: {
+    log_file: path({ allowEmpty: true }),
+    log_level: oneOf(LOG_LEVELS, { WARN: "WARNING", FATAL: "CRITICAL" }),
+  },
+  debounce_time: seconds(0),
+  max_delay: seconds(0),
+  rescan_interval: seconds(0),
+  monitored_extensions: extensions,
+  rsync_options: {
+    archive: bool,
+    compress: bool,
+    verbose: bool,
+    update: bool,
+    checksum: bool,
+    partial: bool,
+    bwlimit: int(0, Number.MAX_SAFE_INTEGER),
+    itemize_changes: bool,
+    stats: bool,
+  },
+  change_tracking: {
+    backup_dir: path({ allowEmpty: true }),
+    change_log_file: path({ allowEmpty: true }),
+    diff_tool: oneOf(["difflib", "diff", "builtin"]),
+  },
+  batch_max_files: int(1, 10_000_000),
+  batch_max_bytes: int(1, Number.MAX_SAFE_INTEGER),
+};
+
+/** Checks `raw` against the schema; returns the same shape with cleaned values, unknown keys dropped (and warned). */
+export function checkAgainstSchema(raw: unknown, ctx: Ctx, schema: Schema = SCHEMA, prefix = ""): Obj {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    return fail(ctx, prefix || "(top level)", `expected an object { … }, got ${show(raw)}`);
+  }
+  const out: Obj = {};
+  for (const [key, value] of Object.entries(raw as Obj)) {
+    const where = prefix ? `${prefix}.${key}` : key;
+    const rule = schema[key];
+    if (rule === undefined) {
+      const guess = closest(key, Object.keys(schema));
+      ctx.warnings.push(`${ctx.origin}: ${where}: unknown key, ignored${guess ? ` (did you mean "${guess}"?)` : ""}`);
+      continue;
+    }
+    if (value === null) continue; // null reads as "not set": the default applies
+    out[key] = typeof rule === "function" ? rule(value, where, ctx) : checkAgainstSchema(value, ctx, rule, where);
+  }
+  return out;
+}
+
+/** The known key within edit distance 2 (typos), if any. */
+export function closest(key: string, known: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = 3;
+  for (const k of known) {
+    const d = editDistance(key.toLowerCase(), k);
+    if (d < bestD) {
+      bestD = d;
+      best = k;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min((prev[j] as number) + 1, (cur[j - 1] as number) + 1, (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length] as number;
+}
