@@ -1,0 +1,85 @@
+// Pure parsers for rsync's output: itemize lines (per-file outcomes) and error lines (which file failed, why).
+
+/** The prefix of our --out-format lines, so they are never confused with --stats or warnings. */
+export const ITEMIZE_MARKER = "RRDSYNC> ";
+export const OUT_FORMAT = `${ITEMIZE_MARKER}%i %b %n`;
+
+const UTF8 = new TextDecoder("utf-8", { fatal: false });
+
+/**
+ * rsync prints unprintable bytes of names as \#ooo (octal), and a backslash that precedes '#' as \#134,
+ * so the escaping is reversible. `raw` is the line decoded as latin1 (one char per byte), so bytes survive.
+ */
+export function decodeRsyncName(raw: string): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    if (raw.charCodeAt(i) === 0x5c && raw[i + 1] === "#" && /^[0-7]{3}$/.test(raw.slice(i + 2, i + 5))) {
+      bytes.push(Number.parseInt(raw.slice(i + 2, i + 5), 8));
+      i += 4;
+    } else {
+      bytes.push(raw.charCodeAt(i) & 0xff);
+    }
+  }
+  return UTF8.decode(new Uint8Array(bytes));
+}
+
+export interface ItemizeLine {
+  /** rsync's 11 itemize characters, e.g. ">f+++++++++", ".f         ", "cd+++++++++" */
+  flags: string;
+  bytes: number;
+  path: string;
+}
+
+/** `line` is latin1-decoded (see decodeRsyncName); null for lines that are not ours. */
+export function parseItemizeLine(line: string): ItemizeLine | null {
+  if (!line.startsWith(ITEMIZE_MARKER)) return null;
+  const rest = line.slice(ITEMIZE_MARKER.length);
+  // %i is exactly 11 characters (it may contain spaces), then " %b %n".
+  const flags = rest.slice(0, 11);
+  const m = /^ (\d+) (.*)$/s.exec(rest.slice(11));
+  if (flags.length !== 11 || !m) return null;
+  let path = decodeRsyncName(m[2] as string);
+  if (path.endsWith("/")) path = path.slice(0, -1);
+  return { flags, bytes: Number(m[1]), path };
+}
+
+/** Is this itemize line about a regular file (sent, or already up to date)? */
+export function isFileItem(flags: string): boolean {
+  return flags[1] === "f";
+}
+
+/**
+ * The names an rsync error line mentions: quoted ("…") ones, and the text after the last ": " for messages
+ * such as `could not make way for new regular file: a.txt` that do not quote.
+ */
+export function namesInErrorLine(line: string): string[] {
+  const out: string[] = [];
+  for (const m of line.matchAll(/"((?:[^"]|"(?!(?: |:|$)))*)"/g)) out.push(decodeRsyncName(m[1] as string));
+  const i = line.lastIndexOf(": ");
+  if (i >= 0) out.push(decodeRsyncName(line.slice(i + 2).replace(/ \(\d+\)$/, "")));
+  return out;
+}
+
+/** Which batch path a name from an error line refers to: the name itself or any '/'-suffix of it (absolute paths). */
+export function matchBatchPath(name: string, batch: ReadonlySet<string>): string | null {
+  let n = name.endsWith("/") ? name.slice(0, -1) : name;
+  // O(depth) set lookups, never O(batch) per line.
+  for (;;) {
+    if (batch.has(n)) return n;
+    const i = n.indexOf("/");
+    if (i < 0) return null;
+    n = n.slice(i + 1);
+  }
+}
+
+/** Maps batch paths to the first error line naming them. */
+export function attributeErrors(lines: Iterable<string>, batch: ReadonlySet<string>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of lines) {
+    for (const name of namesInErrorLine(line)) {
+      const p = matchBatchPath(name, batch);
+      if (p !== null && !out.has(p)) out.set(p, UTF8.decode(Buffer.from(line, "latin1")));
+    }
+  }
+  return out;
+}

@@ -1,0 +1,47 @@
+// Pure: the rsync argv for a target and the config's rsync_options. Always an array; never a shell string.
+import type { RsyncOptions, Target } from "../config/types.ts";
+import { OUT_FORMAT } from "./itemize.ts";
+
+export const PARTIAL_DIR = ".rrdsync-partial";
+
+/**
+ * rsync splits the -e string itself (main.c do_cmd): quotes group, a doubled quote inside quotes is a literal
+ * quote, there are no backslash escapes. So: single-quote anything unusual, doubling its single quotes.
+ */
+export function quoteForRsyncShell(arg: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "''")}'`;
+}
+
+export function sshCommand(t: Target): string[] {
+  const argv = [
+    "ssh", "-p", String(t.port),
+    // Never ask (cron has no terminal), never accept an unknown or changed host key.
+    "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${t.knownHostsFile}`,
+    "-o", "ConnectTimeout=15", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",
+  ];
+  if (t.sshKeyPath) argv.push("-i", t.sshKeyPath, "-o", "IdentitiesOnly=yes");
+  return argv;
+}
+
+export function destinationArg(t: Target): string {
+  if (t.host === "") return `${t.destDir}/`;
+  const host = t.host.includes(":") ? `[${t.host}]` : t.host;
+  return `${t.user ? `${t.user}@` : ""}${host}:${t.destDir}/`;
+}
+
+export function buildRsyncArgv(opts: { target: Target; rsync: RsyncOptions; sourceDir: string }): string[] {
+  const { target, rsync } = opts;
+  // --files-from implies -R (paths relative to the source root) and turns off -a's -r: exactly the listed files.
+  const argv = ["rsync", "--files-from=-", "--from0", "-ii", `--out-format=${OUT_FORMAT}`];
+  if (rsync.archive) argv.push("-a");
+  if (rsync.compress) argv.push("-z");
+  if (rsync.update) argv.push("--update");
+  if (rsync.checksum) argv.push("--checksum");
+  // A partial dir keeps resumable data away from final paths (plain --partial would leave it there).
+  if (rsync.partial) argv.push(`--partial-dir=${PARTIAL_DIR}`);
+  if (rsync.bwlimit > 0) argv.push(`--bwlimit=${rsync.bwlimit}`);
+  if (rsync.stats) argv.push("--stats");
+  if (target.host !== "") argv.push("-e", sshCommand(target).map(quoteForRsyncShell).join(" "));
+  argv.push(`${opts.sourceDir}/`, destinationArg(target));
+  return argv;
+}
