@@ -1,0 +1,160 @@
+// What changed in a file since it was last synced, as a change-log entry: a diff for text, size and sha256 for binary.
+import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { backupPath } from "./backup.ts";
+import { isTextFile, sha256File } from "./detect.ts";
+import { DEFAULT_MAX_DIFF_LINES, formatAppendDiff, formatUnifiedDiff, splitLines } from "./diff.ts";
+
+export interface PreviousVersion {
+  size: number;
+  /** null when unknown (e.g. imported from the seed's state) */
+  sha256: string | null;
+}
+
+export interface ChangeRecord {
+  path: string;
+  kind: "created" | "modified";
+  fileKind: "text" | "binary";
+  /** one short line for the console and the DB */
+  summary: string;
+  /** the body after "Changes:" in the change log, no trailing newline */
+  details: string;
+  added: number;
+  removed: number;
+  sha256: string;
+  size: number;
+}
+
+export interface DiffLimits {
+  /** above this size (either side) a text file is not diffed in memory */
+  maxDiffBytes: number;
+  maxDiffLines: number;
+}
+
+export const DEFAULT_LIMITS: DiffLimits = { maxDiffBytes: 8 * 1024 * 1024, maxDiffLines: DEFAULT_MAX_DIFF_LINES };
+const CHUNK = 1024 * 1024;
+
+function sizeOrNull(path: string): number | null {
+  try {
+    return statSync(path).size;
+  } catch {
+    return null;
+  }
+}
+
+function countLines(text: string): number {
+  return splitLines(text).length;
+}
+
+/** null: the content is the same as the previous version (nothing to record). */
+export async function describeChange(opts: {
+  srcPath: string;
+  relPath: string;
+  backupDir: string;
+  previous: PreviousVersion | null;
+  limits?: Partial<DiffLimits>;
+}): Promise<ChangeRecord | null> {
+  const limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  const { srcPath, relPath, previous } = opts;
+  const size = statSync(srcPath).size;
+  const sha256 = await sha256File(srcPath);
+  const base = { path: relPath, sha256, size };
+
+  if (!isTextFile(srcPath)) {
+    if (previous === null) {
+      return { ...base, kind: "created", fileKind: "binary", added: 0, removed: 0, summary: `binary, ${size} bytes`,
+        details: `Binary file created.\nSize: ${size} bytes\nSHA256: ${sha256}` };
+    }
+    if (previous.sha256 === sha256) return null;
+    return { ...base, kind: "modified", fileKind: "binary", added: 0, removed: 0, summary: `binary, ${previous.size} → ${size} bytes`,
+      details: `Binary file modified.\nSize: ${previous.size} → ${size} bytes\nSHA256: ${previous.sha256 ?? "unknown"} → ${sha256}` };
+  }
+
+  const bpath = backupPath(opts.backupDir, relPath);
+  const bsize = sizeOrNull(bpath);
+  if (bsize === null) {
+    if (previous === null) {
+      const lines = size <= limits.maxDiffBytes ? countLines(await Bun.file(srcPath).text()) : await countLinesStreaming(srcPath, 0);
+      return { ...base, kind: "created", fileKind: "text", added: lines, removed: 0, summary: `created, ${lines} lines`,
+        details: `New file created with ${lines} lines.` };
+    }
+    if (previous.sha256 === sha256) return null;
+    return { ...base, kind: "modified", fileKind: "text", added: 0, removed: 0, summary: "modified (no previous copy)",
+      details: `Text file modified (no previous copy to diff against).\nSize: ${previous.size} → ${size} bytes\nSHA256: ${previous.sha256 ?? "unknown"} → ${sha256}` };
+  }
+
+  const oldSha = previous?.sha256 ?? null;
+  if (oldSha === sha256 || (bsize === size && (await sha256File(bpath)) === sha256)) return null;
+
+  if (size > bsize && (await isAppendOnly(bpath, srcPath, bsize))) {
+    const { lines, total } = await readAppended(srcPath, bsize, limits.maxDiffLines);
+    const oldLines = await countLinesStreaming(bpath, 0);
+    const d = formatAppendDiff(oldLines, lines, total, limits.maxDiffLines);
+    return { ...base, kind: "modified", fileKind: "text", added: d.added, removed: 0, summary: `+${d.added} lines (appended)`, details: d.text };
+  }
+  if (size <= limits.maxDiffBytes && bsize <= limits.maxDiffBytes) {
+    const d = formatUnifiedDiff(await Bun.file(bpath).text(), await Bun.file(srcPath).text(), { maxLines: limits.maxDiffLines });
+    return { ...base, kind: "modified", fileKind: "text", added: d.added, removed: d.removed, summary: `+${d.added} −${d.removed} lines`, details: d.text };
+  }
+  return { ...base, kind: "modified", fileKind: "text", added: 0, removed: 0, summary: "modified (too large to diff)",
+    details: `Text file modified (too large to diff: ${bsize} → ${size} bytes).\nSHA256: ${oldSha ?? (await sha256File(bpath))} → ${sha256}` };
+}
+
+/** The old content is an unchanged prefix of the new, ending at a line break: compared chunk by chunk. */
+async function isAppendOnly(oldPath: string, newPath: string, oldSize: number): Promise<boolean> {
+  if (oldSize === 0) return true;
+  const a = openSync(oldPath, "r");
+  const b = openSync(newPath, "r");
+  try {
+    const ba = Buffer.alloc(CHUNK);
+    const bb = Buffer.alloc(CHUNK);
+    for (let off = 0; off < oldSize; off += CHUNK) {
+      const want = Math.min(CHUNK, oldSize - off);
+      const na = readSync(a, ba, 0, want, off);
+      const nb = readSync(b, bb, 0, want, off);
+      if (na !== want || nb !== want || !ba.subarray(0, want).equals(bb.subarray(0, want))) return false;
+      if (off + want === oldSize && ba[want - 1] !== 0x0a) return false; // a continued last line is a modification
+    }
+    return true;
+  } finally {
+    closeSync(a);
+    closeSync(b);
+  }
+}
+
+/** Reads from `offset` to the end as a stream: counts every line, keeps at most `keep` of them. */
+async function readAppended(path: string, offset: number, keep: number): Promise<{ lines: string[]; total: number }> {
+  const lines: string[] = [];
+  let total = 0;
+  let rest = "";
+  const dec = new TextDecoder();
+  for await (const chunk of Bun.file(path).slice(offset).stream()) {
+    rest += dec.decode(chunk, { stream: true });
+    let start = 0;
+    for (let i = rest.indexOf("\n"); i >= 0; i = rest.indexOf("\n", start)) {
+      total++;
+      if (lines.length < keep) lines.push(rest.slice(start, i));
+      start = i + 1;
+    }
+    rest = rest.slice(start);
+  }
+  rest += dec.decode();
+  if (rest !== "") {
+    total++;
+    if (lines.length < keep) lines.push(rest);
+  }
+  return { lines, total };
+}
+
+async function countLinesStreaming(path: string, offset: number): Promise<number> {
+  let n = 0;
+  let last = 0x0a;
+  let any = false;
+  for await (const chunk of Bun.file(path).slice(offset).stream()) {
+    for (let i = 0; i < chunk.length; i++) if (chunk[i] === 0x0a) n++;
+    if (chunk.length > 0) {
+      last = chunk[chunk.length - 1] as number;
+      any = true;
+    }
+  }
+  return any && last !== 0x0a ? n + 1 : n;
+}
