@@ -1,6 +1,7 @@
 // One run at a time per state file: a pid lock beside it, taken over when its owner is dead.
-import { linkSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
-import { LockHeldError } from "../errors.ts";
+import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { ExitCode, LockHeldError, UserError } from "../errors.ts";
 
 export interface Lock {
   path: string;
@@ -19,6 +20,11 @@ function isAlive(pid: number): boolean {
 
 export function acquireLock(stateFile: string): Lock {
   const path = `${stateFile}.lock`;
+  try {
+    mkdirSync(dirname(stateFile), { recursive: true });
+  } catch (e) {
+    throw new UserError(`cannot create the state directory ${dirname(stateFile)}: ${(e as NodeJS.ErrnoException).code}`, ExitCode.Usage, "set state_file (or --state) to a writable place");
+  }
   // Bounded: one takeover attempt per stale lock; a racing peer that wins makes us report it.
   for (let attempt = 0; attempt < 3; attempt++) {
     // link() of a filled temp file creates the lock atomically WITH its pid, so nobody sees it empty.

@@ -1,0 +1,44 @@
+// Live output of the daemon: coloured lines on a TTY, timestamped plain lines otherwise, JSON lines with --json.
+import pc from "picocolors";
+import { formatBytes, formatTimestamp } from "../log.ts";
+import type { BatchReport } from "../replicate.ts";
+
+export type LiveMode = "tty" | "plain" | "json" | "off";
+
+export function liveMode(flags: { json?: boolean; quiet?: boolean }, env: Record<string, string | undefined>): LiveMode {
+  if (flags.json) return "json";
+  if (flags.quiet) return "off";
+  return process.stdout.isTTY && !(env.NO_COLOR ?? "") ? "tty" : "plain";
+}
+
+export class Live {
+  private readonly c;
+  constructor(private readonly mode: LiveMode, private readonly target: string) {
+    this.c = pc.createColors(mode === "tty");
+  }
+
+  event(type: string, fields: Record<string, unknown>, text: string): void {
+    if (this.mode === "off") return;
+    if (this.mode === "json") {
+      process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), event: type, ...fields })}\n`);
+      return;
+    }
+    const stamp = this.mode === "tty" ? this.c.dim(new Date().toTimeString().slice(0, 8)) : formatTimestamp(new Date());
+    process.stdout.write(`${stamp} ${text}\n`);
+  }
+
+  batch(b: BatchReport): void {
+    const c = this.c;
+    if (b.files > 0) {
+      this.event("batch", { files: b.files, bytes: b.bytes, seconds: Number(b.seconds.toFixed(3)), target: this.target, pending: b.pending.length },
+        `${c.green("↑")} ${c.bold(String(b.files))} files ${formatBytes(b.bytes)} in ${b.seconds.toFixed(2)} s → ${this.target}`);
+    }
+    for (const ch of b.changes) {
+      const mark = ch.kind.endsWith("created") ? c.green("+") : c.yellow("~");
+      this.event("change", { path: ch.path, kind: ch.kind, summary: ch.summary }, `  ${mark} ${JSON.stringify(ch.path).slice(1, -1)} ${c.dim(ch.summary)}`);
+    }
+    if (b.pending.length > 0) {
+      this.event("pending", { files: b.pending.length, error: b.error }, `${c.red("!")} ${b.pending.length} files pending${b.error ? `: ${b.error}` : ""}`);
+    }
+  }
+}

@@ -1,0 +1,53 @@
+// The sync command (--once): take the lock, run one pass, print the summary, return the exit code.
+import type { Config } from "../config/types.ts";
+import { ExitCode } from "../errors.ts";
+import { formatBytes, type Logger } from "../log.ts";
+import { Replicator } from "../replicate.ts";
+import { acquireLock } from "../store/lock.ts";
+import { StateStore } from "../store/state.ts";
+import { ChangeLog } from "../track/changelog.ts";
+import { createTransport, describeTarget } from "../transport/create.ts";
+
+export async function syncOnce(config: Config, log: Logger, signal?: AbortSignal): Promise<ExitCode> {
+  const lock = acquireLock(config.stateFile);
+  const opened = (() => {
+    try {
+      return StateStore.open(config.stateFile);
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+  })();
+  const { store } = opened;
+  if (opened.seedBackup !== null) {
+    log.warn(`imported ${opened.imported} entries of the seed script's JSON state; the original is kept as ${opened.seedBackup}`);
+  }
+  const changeLog = new ChangeLog(config.changeTracking.changeLogFile);
+  const transport = createTransport(config);
+  const target = describeTarget(config);
+  try {
+    log.info(`pass started: ${config.sourceDir} → ${target}`);
+    const s = await new Replicator({ config, store, transport, changeLog, log }).runPass(signal);
+    const c = log.colors();
+    const parts = [
+      `${s.sent} files (${formatBytes(s.bytes)}) synced to ${target} in ${s.seconds.toFixed(1)} s`,
+      `${s.changes} changes recorded`,
+      `${s.scanned} scanned`,
+    ];
+    if (s.adopted > 0) parts.push(`${s.adopted} adopted from the seed state`);
+    if (s.vanished > 0) parts.push(`${s.vanished} vanished`);
+    if (s.symlinksSkipped > 0) parts.push(`${s.symlinksSkipped} symlinks not followed`);
+    if (s.pending > 0) parts.push(c.red(`${s.pending} pending`));
+    if (s.problems > 0) parts.push(c.red(`${s.problems} problems`));
+    const ok = s.pending === 0 && s.problems === 0;
+    log.info(`pass finished: ${parts.join(", ").replace(/\x1b\[[0-9;]*m/g, "")}`);
+    if (s.targetError) log.error(`${s.pending} files stay pending; the next run retries them`);
+    log.summary({ ok, text: parts.join(" · ") });
+    return ok ? ExitCode.Ok : ExitCode.Pending;
+  } finally {
+    await transport.close();
+    changeLog.close();
+    store.close();
+    lock.release();
+  }
+}
