@@ -1,0 +1,139 @@
+// A throwaway sshd on 127.0.0.1 with generated host and client keys and a pinned known_hosts, for e2e tests and benches.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect, createServer } from "node:net";
+import { tmpdir, userInfo } from "node:os";
+import { join } from "node:path";
+
+export interface SshdFixture {
+  host: string;
+  port: number;
+  user: string;
+  clientKey: string;
+  knownHosts: string;
+  dir: string;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+async function run(argv: string[]): Promise<void> {
+  const p = Bun.spawn(argv, { stdout: "ignore", stderr: "pipe", stdin: "ignore" });
+  const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+  if (code !== 0) throw new Error(`${argv[0]} exited ${code}: ${err}`);
+}
+
+async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const addr = s.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect({ host: "127.0.0.1", port });
+    c.once("connect", () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once("error", () => resolve(false));
+  });
+}
+
+async function keygen(path: string): Promise<void> {
+  await run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "rrdsync-test", "-f", path]);
+}
+
+export async function startSshd(): Promise<SshdFixture> {
+  const dir = mkdtempSync(join(tmpdir(), "rrdsync-sshd-"));
+  const port = await freePort();
+  // Bun's os.userInfo() can report "unknown" (no NSS lookup); `id -un` asks the system.
+  const user = new TextDecoder().decode(Bun.spawnSync(["id", "-un"]).stdout).trim() || userInfo().username;
+  const hostKey = join(dir, "host_ed25519");
+  const clientKey = join(dir, "client_ed25519");
+  await Promise.all([keygen(hostKey), keygen(clientKey)]);
+  writeFileSync(join(dir, "authorized_keys"), readFileSync(`${clientKey}.pub`), { mode: 0o600 });
+  const hostPub = readFileSync(`${hostKey}.pub`, "utf8").trim().split(/\s+/).slice(0, 2).join(" ");
+  const knownHosts = join(dir, "known_hosts");
+  writeFileSync(knownHosts, `[127.0.0.1]:${port} ${hostPub}\n`);
+  const config = join(dir, "sshd_config");
+  writeFileSync(
+    config,
+    [
+      "ListenAddress 127.0.0.1",
+      `Port ${port}`,
+      `HostKey ${hostKey}`,
+      `PidFile ${join(dir, "sshd.pid")}`,
+      `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
+      "StrictModes no",
+      "UsePAM no",
+      "PasswordAuthentication no",
+      "KbdInteractiveAuthentication no",
+      "PermitRootLogin prohibit-password",
+      "LogLevel ERROR",
+      "MaxStartups 100:30:200",
+      "MaxSessions 100",
+      "Subsystem sftp internal-sftp",
+      "",
+    ].join("\n"),
+  );
+  mkdirSync("/run/sshd", { recursive: true }); // sshd's privilege-separation dir: it refuses to start without it
+
+  let proc: ReturnType<typeof Bun.spawn> | null = null;
+  let stderrText = "";
+  const fx: SshdFixture = {
+    host: "127.0.0.1",
+    port,
+    user,
+    clientKey,
+    knownHosts,
+    dir,
+    async start() {
+      if (proc && proc.exitCode === null) return;
+      proc = Bun.spawn(["/usr/sbin/sshd", "-D", "-e", "-f", config], { stdout: "ignore", stderr: "pipe", stdin: "ignore" });
+      const p = proc;
+      void (async () => {
+        // Read sshd's stderr as it comes, keeping only the tail: an unread pipe grows without bound.
+        const dec = new TextDecoder();
+        for await (const chunk of p.stderr as ReadableStream<Uint8Array>) stderrText = (stderrText + dec.decode(chunk)).slice(-4000);
+      })();
+      const deadline = Date.now() + 5000;
+      while (Date.now() < deadline) {
+        if (p.exitCode !== null) throw new Error(`sshd exited ${p.exitCode}: ${stderrText}`);
+        if (await canConnect(port)) return;
+        await Bun.sleep(20);
+      }
+      throw new Error(`sshd did not listen on 127.0.0.1:${port} within 5 s: ${stderrText}`);
+    },
+    async stop() {
+      const p = proc;
+      proc = null;
+      if (!p || p.exitCode !== null) return;
+      p.kill("SIGTERM");
+      await p.exited;
+      const deadline = Date.now() + 5000;
+      while (Date.now() < deadline && (await canConnect(port))) await Bun.sleep(20);
+    },
+    async cleanup() {
+      await fx.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await fx.start();
+  return fx;
+}
+
+/** A known_hosts that pins a DIFFERENT host key for the fixture's [127.0.0.1]:PORT: the connection must be refused. */
+export async function wrongKnownHosts(fx: SshdFixture): Promise<string> {
+  const other = join(fx.dir, `other_host_${Date.now()}`);
+  await keygen(other);
+  const pub = readFileSync(`${other}.pub`, "utf8").trim().split(/\s+/).slice(0, 2).join(" ");
+  const path = join(fx.dir, `wrong_known_hosts_${Date.now()}`);
+  writeFileSync(path, `[127.0.0.1]:${fx.port} ${pub}\n`);
+  return path;
+}
