@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every test (unit + e2e against the source), then the e2e suite again against the compiled dist/rrdsync,
+# and ends with one line "N passed, N failed" (bun test prints its counts in another shape).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+rc=0
+
+bun test "$@" 2>&1 | tee -a "$out" || rc=1
+
+if [ $# -eq 0 ]; then
+  if bash scripts/build.sh >/dev/null; then
+    RRDSYNC_BIN="$PWD/dist/rrdsync" bun test test/e2e/cli 2>&1 | tee -a "$out" || rc=1
+  else
+    echo "build failed" | tee -a "$out"; rc=1
+  fi
+fi
+
+passed=$(grep -E '^ *[0-9]+ pass$' "$out" | awk '{s+=$1} END {print s+0}')
+failed=$(grep -E '^ *[0-9]+ fail$' "$out" | awk '{s+=$1} END {print s+0}')
+if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi  # a crash that printed no count is still a failure
+echo "$passed passed, $failed failed"
+[ "$rc" -eq 0 ] && [ "$failed" -eq 0 ]
