@@ -40,7 +40,10 @@ function buildCli() {
     .example("rrdsync --once --config /etc/rrdsync/config.json")
     .example("rrdsync --once --source /opt/opennms/share/rrd --dest rrdsync@standby:/opt/opennms/share/rrd")
     .action(() => undefined);
-  cli.help((sections) => {
+  cli.help((all) => {
+    // cac lists the default command as a nameless "command" plus a hint about sub-commands we do not have.
+    const sections = all.filter((s) => s.title !== "Commands" && !s.title?.startsWith("For more info"));
+    sections.splice(1, 0, { body: "Replicates a directory tree (OpenNMS RRD data) to a standby host over SSH (rsync), or to a local\ndirectory, and records what changed in each file (change log with unified diffs, state DB)." });
     sections.push({
       title: "Exit codes",
       body: EXIT_CODE_TABLE.map(([code, text]) => `  ${String(code).padEnd(4)}${text}`).join("\n"),

@@ -1,15 +1,15 @@
 // The replicator: turns walked or watched files into bounded batches, sends them, records what the destination confirmed.
 import { type BigIntStats, lstatSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative, sep } from "node:path";
 import type { Config } from "./config/types.ts";
 import { batchWouldOverflow, decide, sameVersion, type StatFacts, statFacts } from "./engine/plan.ts";
 import type { Logger } from "./log.ts";
 import type { ChangeRow, FileState, StateStore } from "./store/state.ts";
-import { writeBackup } from "./track/backup.ts";
-import { describeChange } from "./track/change.ts";
+import { BackupStager } from "./track/backup.ts";
+import { type ChangeRecord, describeChange } from "./track/change.ts";
 import type { ChangeLog } from "./track/changelog.ts";
-import type { BatchResult, Transport } from "./transport/types.ts";
-import { matchesExtensions, walkTree } from "./watch/walk.ts";
+import type { BatchFile, BatchResult, SendOptions, Transport, TreeFilter } from "./transport/types.ts";
+import { matchesExtensions, type WalkedFile, walkTree } from "./watch/walk.ts";
 
 export interface PassStats {
   scanned: number;
@@ -58,6 +58,12 @@ interface Planned {
 
 type Row = { path: string; state: Omit<FileState, "seedMtime"> };
 
+/**
+ * A first sync (empty state) of a tree up to this many files goes as one whole-tree rsync run: rsync walks and
+ * pipelines the tree itself, ~1.5× faster than the same files listed one by one. Bigger trees stream in batches.
+ */
+export const WHOLE_TREE_MAX_FILES = 200_000;
+
 export function newStats(): PassStats {
   return {
     scanned: 0, sent: 0, bytes: 0, changes: 0, adopted: 0, pending: 0, vanished: 0, problems: 0, symlinksSkipped: 0,
@@ -74,6 +80,13 @@ export function ownFiles(config: Config): Set<string> {
   );
 }
 
+/** A change described while its transfer runs; written to the log and the backup only once it is confirmed. */
+interface Analyzed {
+  rec: ChangeRecord | null | Error;
+  /** the staged backup copy of a text file, published by rename on confirmation */
+  staged: string | null;
+}
+
 export class Replicator {
   readonly own: Set<string>;
   private batch: Planned[] = [];
@@ -81,17 +94,16 @@ export class Replicator {
   private adopted: Row[] = [];
   private stats = newStats();
   private signal: AbortSignal | undefined;
+  private readonly stager: BackupStager;
 
   constructor(private readonly d: ReplicatorDeps) {
     this.own = ownFiles(d.config);
+    this.stager = new BackupStager(d.config.changeTracking.backupDir);
   }
 
-  /** A full pass: every monitored file of the tree compared with the state; what changed is sent. */
-  async runPass(signal?: AbortSignal): Promise<PassStats> {
-    const started = performance.now();
-    this.begin(signal);
+  private walk(): Iterator<WalkedFile> {
     const { config, log } = this.d;
-    for (const f of walkTree(config.sourceDir, {
+    return walkTree(config.sourceDir, {
       extensions: config.monitoredExtensions,
       exclude: this.own,
       onProblem: (rel, reason) => {
@@ -102,10 +114,53 @@ export class Replicator {
         this.stats.symlinksSkipped++;
         log.debug(`${rel}: symlink, not followed`);
       },
-    })) {
-      await this.consider(f.rel, f.abs, f.stat);
+    })[Symbol.iterator]();
+  }
+
+  /** A full pass: every monitored file of the tree compared with the state; what changed is sent. */
+  async runPass(signal?: AbortSignal): Promise<PassStats> {
+    const started = performance.now();
+    this.begin(signal);
+    const it = this.walk();
+    if (this.d.store.countFiles() === 0) await this.firstSync(it);
+    for (let n = it.next(); !n.done; n = it.next()) {
+      await this.consider(n.value.rel, n.value.abs, n.value.stat);
+      if (this.stats.scanned % 512 === 0) await yieldToIO();
     }
     return this.finish(started);
+  }
+
+  /**
+   * Empty state: one whole-tree rsync run starts at once and walks the tree itself while we walk it too (to know
+   * each file's version) and describe the changes. Past WHOLE_TREE_MAX_FILES our walk pauses until the run ends
+   * and goes on in ordinary batches (the run has sent those files too, so they cost only a quick check).
+   */
+  private async firstSync(it: Iterator<WalkedFile>): Promise<void> {
+    const files: Planned[] = [];
+    let listed!: (files: BatchFile[]) => void;
+    const listedP = new Promise<BatchFile[]>((resolve) => {
+      listed = resolve;
+    });
+    const analysis = new Analysis((f) => this.analyze(f));
+    const transfer = this.send(listedP, { wholeTree: this.treeFilter() });
+    this.d.log.debug("first sync: one whole-tree transfer");
+    for (;;) {
+      const n = it.next();
+      if (n.done) break;
+      const { rel, abs, stat } = n.value;
+      this.stats.scanned++;
+      const p: Planned = { rel, abs, facts: statFacts(stat), prev: null };
+      files.push(p);
+      analysis.add(p);
+      if (files.length >= WHOLE_TREE_MAX_FILES) break;
+      if (files.length % 256 === 0) await yieldToIO(); // let rsync's output be read while we walk
+    }
+    listed(files.map((f) => ({ path: f.rel, size: f.facts.size })));
+    const t0 = performance.now();
+    const result = await transfer;
+    this.d.log.debug(`whole-tree transfer done; ${files.length} files walked, ${analysis.backlog} still to describe`);
+    if (result.error) analysis.stop();
+    await this.record(files, result, analysis, t0);
   }
 
   /** The watcher's entry: these paths had events; each is looked at again now (it may be gone or unchanged). */
@@ -126,6 +181,12 @@ export class Replicator {
       await this.consider(rel, abs, st);
     }
     return this.finish(started);
+  }
+
+  private treeFilter(): TreeFilter {
+    const src = this.d.config.sourceDir;
+    const exclude = [...this.own].filter((p) => p.startsWith(src + sep)).map((p) => relative(src, p));
+    return { extensions: this.d.config.monitoredExtensions, exclude };
   }
 
   private begin(signal: AbortSignal | undefined): void {
@@ -151,10 +212,7 @@ export class Replicator {
       if (this.adopted.length >= 10_000) this.commitAdopted();
       return;
     }
-    const limits = { maxFiles: this.d.config.batchMaxFiles, maxBytes: this.d.config.batchMaxBytes };
-    if (batchWouldOverflow({ files: this.batch.length, bytes: this.batchBytes }, facts.size, limits)) await this.flush();
-    this.batch.push({ rel, abs, facts, prev });
-    this.batchBytes += facts.size;
+    await this.enqueue({ rel, abs, facts, prev });
   }
 
   private commitAdopted(): void {
@@ -175,89 +233,132 @@ export class Replicator {
       this.d.onBatch?.({ files: 0, bytes: 0, seconds: 0, changes: [], pending: files.map((f) => f.rel), error: this.stats.targetError });
       return;
     }
-    await this.sendAndRecord(files);
+    // Describe each change (hash, diff, staged backup) while the transfer runs: the transfer is another process,
+    // so the two overlap instead of adding up. Nothing is published until the destination confirmed the file.
+    const t0 = performance.now();
+    const analysis = new Analysis((f) => this.analyze(f));
+    for (const f of files) analysis.add(f);
+    const result = await this.send(files.map((f) => ({ path: f.rel, size: f.facts.size })), {});
+    if (result.error) analysis.stop();
+    await this.record(files, result, analysis, t0);
   }
 
-  private async sendAndRecord(files: Planned[]): Promise<void> {
+  private async send(files: BatchFile[] | Promise<BatchFile[]>, opts: SendOptions): Promise<BatchResult> {
+    const { transport, log } = this.d;
+    log.debug(`sending via ${transport.description}${opts.wholeTree ? " (whole tree)" : ""}`);
+    try {
+      return await transport.sendBatch(files, this.signal, opts);
+    } catch (e) {
+      return { outcomes: new Map(), error: (e as Error).message, infoLines: [], bytesSent: 0 };
+    }
+  }
+
+  /** Outcomes → state rows, change-log entries, published backups; one transaction for the batch. */
+  private async record(files: Planned[], result: BatchResult, analysis: Analysis, t0: number): Promise<void> {
     const { transport, log } = this.d;
     const stats = this.stats;
-    const t0 = performance.now();
-    log.debug(`sending a batch of ${files.length} files via ${transport.description}`);
-    let result: BatchResult;
-    try {
-      result = await transport.sendBatch(files.map((f) => ({ path: f.rel, size: f.facts.size })), this.signal);
-    } catch (e) {
-      result = { outcomes: new Map(), error: (e as Error).message, infoLines: [], bytesSent: 0 };
-    }
     for (const line of result.infoLines) log.info(line);
     if (result.error) {
       stats.targetError = result.error;
       log.error(`${transport.description}: ${result.error}; ${files.length} files stay pending`);
     }
-
+    await analysis.drain();
     const rows: Row[] = [];
     const changes: ChangeRow[] = [];
     const pending: string[] = [];
+    const resend: Planned[] = [];
     let sentBytes = 0;
-    await forEachLimited(files, 4, async (f) => {
+    for (const f of files) {
       const outcome = result.outcomes.get(f.rel);
-      if (!outcome || !outcome.ok) {
+      const a = analysis.take(f.rel);
+      const confirmed = outcome?.ok === true && this.unchangedSince(f, stats, pending);
+      if (!confirmed) {
+        if (a?.staged) this.stager.discard(a.staged);
+        if (outcome?.ok) continue; // changed meanwhile or vanished: unchangedSince counted it
         if (outcome && !outcome.ok && outcome.vanished) {
           stats.vanished++;
           log.info(`${f.rel}: vanished before it was sent; skipped`);
-          return;
+          continue;
+        }
+        if (outcome && !outcome.ok && outcome.resend) {
+          resend.push(f);
+          continue;
         }
         stats.pending++;
         pending.push(f.rel);
         const reason = outcome && !outcome.ok ? outcome.reason : (result.error ?? "not confirmed by the destination");
         if (result.error) log.info(`pending: ${f.rel}`);
         else log.warn(`${f.rel}: not synced, stays pending: ${reason}`);
-        return;
-      }
-      // The destination has the version rsync read; if the file moved on meanwhile, that version is not ours to record.
-      let now: StatFacts;
-      try {
-        now = statFacts(lstatSync(f.abs, { bigint: true }));
-      } catch {
-        stats.vanished++;
-        return;
-      }
-      if (!sameVersion(now, f.facts)) {
-        stats.pending++;
-        pending.push(f.rel);
-        log.info(`${f.rel}: changed while it was being sent; stays pending`);
-        return;
+        continue;
       }
       stats.sent++;
       sentBytes += f.facts.size;
-      const sha = await this.recordChange(f, changes);
+      const sha = this.publish(f, a ?? (await this.analyze(f)), changes);
       rows.push({ path: f.rel, state: { ...f.facts, sha256: sha } });
-    });
+    }
     // One transaction: every confirmed file of the batch advances with its change rows, or none does.
     this.d.store.commit(rows, changes);
     stats.bytes += sentBytes;
     stats.changes += changes.length;
     this.d.onBatch?.({ files: rows.length, bytes: sentBytes, seconds: (performance.now() - t0) / 1000, changes, pending, error: result.error ?? null });
+    if (resend.length > 0) {
+      log.debug(`${resend.length} files resent in list batches (the whole-tree run could not vouch for them)`);
+      for (const f of resend) await this.enqueue(f);
+      await this.flush();
+    }
+  }
+
+  private async enqueue(f: Planned): Promise<void> {
+    const limits = { maxFiles: this.d.config.batchMaxFiles, maxBytes: this.d.config.batchMaxBytes };
+    if (batchWouldOverflow({ files: this.batch.length, bytes: this.batchBytes }, f.facts.size, limits)) await this.flush();
+    this.batch.push(f);
+    this.batchBytes += f.facts.size;
+  }
+
+  /** The destination has the version rsync read; if the file moved on meanwhile, that version is not ours to record. */
+  private unchangedSince(f: Planned, stats: PassStats, pending: string[]): boolean {
+    let now: StatFacts;
+    try {
+      now = statFacts(lstatSync(f.abs, { bigint: true }));
+    } catch {
+      stats.vanished++;
+      return false;
+    }
+    if (sameVersion(now, f.facts)) return true;
+    stats.pending++;
+    pending.push(f.rel);
+    this.d.log.info(`${f.rel}: changed while it was being sent; stays pending`);
+    return false;
+  }
+
+  private async analyze(f: Planned): Promise<Analyzed> {
+    const previous = f.prev && f.prev.size >= 0 ? { size: f.prev.size, sha256: f.prev.sha256 } : null;
+    try {
+      const rec = await describeChange({ srcPath: f.abs, relPath: f.rel, backupDir: this.d.config.changeTracking.backupDir, previous });
+      return { rec, staged: rec?.fileKind === "text" ? this.stager.stage(f.abs) : null };
+    } catch (e) {
+      return { rec: e as Error, staged: null };
+    }
   }
 
   /**
    * Audit one confirmed file: change-log entry first, then the backup, so a crash in between repeats an entry
    * (at-least-once) rather than losing it. An audit failure never undoes replication; it is an error to report.
    */
-  private async recordChange(f: Planned, changes: ChangeRow[]): Promise<string | null> {
-    const { config, log } = this.d;
-    const backupDir = config.changeTracking.backupDir;
-    const previous = f.prev && f.prev.size >= 0 ? { size: f.prev.size, sha256: f.prev.sha256 } : null;
+  private publish(f: Planned, a: Analyzed, changes: ChangeRow[]): string | null {
+    const { log } = this.d;
+    const rec = a.rec;
     try {
-      const rec = await describeChange({ srcPath: f.abs, relPath: f.rel, backupDir, previous });
+      if (rec instanceof Error) throw rec;
       if (rec === null) return f.prev?.sha256 ?? null;
       const time = new Date();
       this.d.changeLog.append(time, f.rel, rec.details);
-      if (rec.fileKind === "text") await writeBackup(f.abs, backupDir, f.rel);
+      if (a.staged) this.stager.publish(a.staged, f.rel);
       changes.push({ time: time.getTime(), path: f.rel, kind: `${rec.fileKind} ${rec.kind}`, summary: rec.summary });
-      log.info(`recorded ${rec.kind} ${f.rel}: ${rec.summary}`);
+      log.debug(`recorded ${rec.kind} ${f.rel}: ${rec.summary}`);
       return rec.sha256;
     } catch (e) {
+      if (a.staged) this.stager.discard(a.staged);
       this.stats.problems++;
       log.error(`${f.rel}: synced, but its change could not be recorded (audit gap): ${(e as Error).message}`);
       return null;
@@ -265,14 +366,50 @@ export class Replicator {
   }
 }
 
-/** Bounded parallelism: overlaps the reads and hashes of small files without opening thousands at once. */
-async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i] as T);
+/** A small work queue: describes files on up to `limit` async workers while a transfer runs. */
+class Analysis {
+  private queue: Planned[] = [];
+  private results = new Map<string, Analyzed>();
+  private workers = new Set<Promise<void>>();
+  private stopped = false;
+
+  constructor(private readonly fn: (f: Planned) => Promise<Analyzed>, private readonly limit = 2) {}
+
+  add(f: Planned): void {
+    if (this.stopped) return;
+    this.queue.push(f);
+    if (this.workers.size < this.limit) {
+      const w: Promise<void> = this.work().finally(() => this.workers.delete(w));
+      this.workers.add(w);
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  }
+
+  private async work(): Promise<void> {
+    for (let f = this.queue.shift(); f !== undefined && !this.stopped; f = this.queue.shift()) {
+      this.results.set(f.rel, await this.fn(f));
+      await yieldToIO(); // the describes are mostly synchronous reads: let the transfer's output through
+    }
+  }
+
+  get backlog(): number {
+    return this.queue.length;
+  }
+
+  /** The transfer failed: nothing will be published, so stop describing. */
+  stop(): void {
+    this.stopped = true;
+    this.queue = [];
+  }
+
+  async drain(): Promise<void> {
+    while (this.workers.size > 0) await Promise.all(this.workers);
+  }
+
+  take(rel: string): Analyzed | undefined {
+    const a = this.results.get(rel);
+    this.results.delete(rel);
+    return a;
+  }
 }
+
+const yieldToIO = () => new Promise<void>((resolve) => setImmediate(resolve));

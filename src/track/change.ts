@@ -1,7 +1,7 @@
 // What changed in a file since it was last synced, as a change-log entry: a diff for text, size and sha256 for binary.
-import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { backupPath } from "./backup.ts";
-import { isTextFile, sha256File } from "./detect.ts";
+import { isTextFile, SNIFF_BYTES, sha256File } from "./detect.ts";
 import { DEFAULT_MAX_DIFF_LINES, formatAppendDiff, formatUnifiedDiff, splitLines } from "./diff.ts";
 
 export interface PreviousVersion {
@@ -55,11 +55,14 @@ export async function describeChange(opts: {
 }): Promise<ChangeRecord | null> {
   const limits = { ...DEFAULT_LIMITS, ...opts.limits };
   const { srcPath, relPath, previous } = opts;
-  const size = statSync(srcPath).size;
-  const sha256 = await sha256File(srcPath);
+  // Small files (nearly all of an RRD tree) are read once: sniffed, hashed and diffed from the same buffer.
+  const content = statSync(srcPath).size <= limits.maxDiffBytes ? readFileSync(srcPath) : null;
+  const size = content ? content.length : statSync(srcPath).size;
+  const sha256 = content ? new Bun.CryptoHasher("sha256").update(content).digest("hex") : await sha256File(srcPath);
   const base = { path: relPath, sha256, size };
+  const text = content ? content.subarray(0, SNIFF_BYTES).indexOf(0) < 0 : isTextFile(srcPath);
 
-  if (!isTextFile(srcPath)) {
+  if (!text) {
     if (previous === null) {
       return { ...base, kind: "created", fileKind: "binary", added: 0, removed: 0, summary: `binary, ${size} bytes`,
         details: `Binary file created.\nSize: ${size} bytes\nSHA256: ${sha256}` };
@@ -73,7 +76,7 @@ export async function describeChange(opts: {
   const bsize = sizeOrNull(bpath);
   if (bsize === null) {
     if (previous === null) {
-      const lines = size <= limits.maxDiffBytes ? countLines(await Bun.file(srcPath).text()) : await countLinesStreaming(srcPath, 0);
+      const lines = content ? countLines(content.toString("utf8")) : await countLinesStreaming(srcPath, 0);
       return { ...base, kind: "created", fileKind: "text", added: lines, removed: 0, summary: `created, ${lines} lines`,
         details: `New file created with ${lines} lines.` };
     }
@@ -92,7 +95,7 @@ export async function describeChange(opts: {
     return { ...base, kind: "modified", fileKind: "text", added: d.added, removed: 0, summary: `+${d.added} lines (appended)`, details: d.text };
   }
   if (size <= limits.maxDiffBytes && bsize <= limits.maxDiffBytes) {
-    const d = formatUnifiedDiff(await Bun.file(bpath).text(), await Bun.file(srcPath).text(), { maxLines: limits.maxDiffLines });
+    const d = formatUnifiedDiff(await Bun.file(bpath).text(), content ? content.toString("utf8") : await Bun.file(srcPath).text(), { maxLines: limits.maxDiffLines });
     return { ...base, kind: "modified", fileKind: "text", added: d.added, removed: d.removed, summary: `+${d.added} −${d.removed} lines`, details: d.text };
   }
   return { ...base, kind: "modified", fileKind: "text", added: 0, removed: 0, summary: "modified (too large to diff)",

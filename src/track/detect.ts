@@ -1,7 +1,7 @@
 // Content facts about a file: text or binary (by content, not extension), and its sha256, read as a stream.
 import { closeSync, openSync, readSync } from "node:fs";
 
-const SNIFF_BYTES = 8192;
+export const SNIFF_BYTES = 8192;
 
 /** Text iff no NUL byte in the first 8 KiB (git's and diff's rule); an empty file is text. */
 export function isTextFile(path: string): boolean {

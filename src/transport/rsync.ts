@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { RsyncOptions, Target } from "../config/types.ts";
 import { attributeErrors, isFileItem, ITEMIZE_MARKER, parseItemizeLine } from "./itemize.ts";
 import { buildRsyncArgv } from "./rsync-args.ts";
-import type { BatchFile, BatchResult, FileOutcome, Transport } from "./types.ts";
+import type { BatchFile, BatchResult, FileOutcome, SendOptions, Transport } from "./types.ts";
 
 /** rsync's exit codes for "some files were not transferred" and "some source files vanished": per-file outcomes hold. */
 const PARTIAL = new Set([23, 24]);
@@ -21,25 +21,28 @@ export class RsyncTransport implements Transport {
     this.description = t.host === "" ? `rsync → ${t.destDir}` : `rsync → ${t.user ? `${t.user}@` : ""}${t.host}:${t.destDir}`;
   }
 
-  async sendBatch(files: BatchFile[], signal?: AbortSignal): Promise<BatchResult> {
+  async sendBatch(filesIn: BatchFile[] | Promise<BatchFile[]>, signal?: AbortSignal, opts: SendOptions = {}): Promise<BatchResult> {
+    const tree = opts.wholeTree;
+    // A list run needs the list up front; a whole-tree run only needs it to report outcomes at the end.
+    let files: BatchFile[] = tree ? [] : await filesIn;
     const { target, rsync } = this.opts;
     if (target.host === "" && !this.madeLocalDest) {
       mkdirSync(target.destDir, { recursive: true });
       this.madeLocalDest = true;
     }
-    const batch = new Set(files.map((f) => f.path));
     const confirmed = new Map<string, number>();
     const stderrLines: string[] = [];
     const infoLines: string[] = [];
     const wantItemize = rsync.verbose || rsync.itemizeChanges;
     let bytesSent = 0;
-    const argv = buildRsyncArgv(this.opts);
+    const argv = buildRsyncArgv(this.opts, tree);
 
+    const startedNs = BigInt(Date.now()) * 1_000_000n;
     let proc: ReturnType<typeof Bun.spawn>;
     try {
-      proc = Bun.spawn(argv, { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+      proc = Bun.spawn(argv, { stdin: tree ? "ignore" : "pipe", stdout: "pipe", stderr: "pipe" });
     } catch (e) {
-      return failAll(files, `cannot run rsync: ${(e as Error).message} (is rsync installed and on PATH?)`);
+      return failAll(await filesIn, `cannot run rsync: ${(e as Error).message} (is rsync installed and on PATH?)`);
     }
     this.running = proc;
     const onAbort = () => {
@@ -50,6 +53,7 @@ export class RsyncTransport implements Transport {
     if (signal?.aborted) onAbort();
 
     const feed = (async () => {
+      if (tree) return; // rsync walks the tree itself
       // Written in chunks: a million paths never need to be one string.
       const sink = proc.stdin as import("bun").FileSink;
       try {
@@ -72,7 +76,7 @@ export class RsyncTransport implements Transport {
       const item = parseItemizeLine(line);
       if (item) {
         bytesSent += item.bytes;
-        if (isFileItem(item.flags) && batch.has(item.path)) confirmed.set(item.path, item.bytes);
+        if (isFileItem(item.flags)) confirmed.set(item.path, item.bytes);
         if (wantItemize && item.flags[0] !== ".") infoLines.push(`${item.flags} ${item.path}`);
       } else if (rsync.stats && line.trim() !== "" && !line.startsWith(ITEMIZE_MARKER)) {
         if (infoLines.length < 10_000) infoLines.push(line);
@@ -86,7 +90,10 @@ export class RsyncTransport implements Transport {
     await Promise.all([feed, out, err]);
     signal?.removeEventListener("abort", onAbort);
     this.running = null;
+    if (tree) files = await filesIn;
+    const batch = new Set(files.map((f) => f.path));
 
+    if (tree && (code === 0 || PARTIAL.has(code))) return { outcomes: wholeTreeOutcomes(this.opts.sourceDir, files, code, startedNs), infoLines, bytesSent };
     if (code === 0) {
       const outcomes = new Map<string, FileOutcome>();
       for (const f of files) outcomes.set(f.path, { ok: true, bytes: confirmed.get(f.path) ?? 0 });
@@ -114,6 +121,31 @@ export class RsyncTransport implements Transport {
   async close(): Promise<void> {
     this.running?.kill("SIGTERM");
   }
+}
+
+/** A file whose inode last changed this long before the run started was seen, as it is now, by the run's walk. */
+const CTIME_MARGIN_NS = 2_000_000_000n; // > any file system's timestamp granularity and the kernel's coarse clock lag
+
+/**
+ * Whole-tree outcomes without per-file output. Exit 0 means rsync sent (or found identical) every file its walk
+ * saw, and its walk saw every file that existed unchanged from before it started: such a file is confirmed. A file
+ * that changed around the start, or any file after exit 23/24 (we do not know which failed), is resent at once
+ * in an ordinary list batch, whose itemized outcomes are exact and which costs only a quick check if it arrived.
+ */
+export function wholeTreeOutcomes(sourceDir: string, files: BatchFile[], code: number, startedNs: bigint): Map<string, FileOutcome> {
+  const outcomes = new Map<string, FileOutcome>();
+  for (const f of files) {
+    let ctimeNs: bigint;
+    try {
+      ctimeNs = lstatSync(join(sourceDir, f.path), { bigint: true }).ctimeNs;
+    } catch {
+      outcomes.set(f.path, { ok: false, vanished: true, reason: "vanished from the source" });
+      continue;
+    }
+    if (code === 0 && ctimeNs < startedNs - CTIME_MARGIN_NS) outcomes.set(f.path, { ok: true, bytes: f.size });
+    else outcomes.set(f.path, { ok: false, resend: true, reason: code === 0 ? "changed while the whole-tree run started" : `whole-tree run exited ${code}` });
+  }
+  return outcomes;
 }
 
 function existsInSource(sourceDir: string, rel: string): boolean {

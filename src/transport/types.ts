@@ -10,7 +10,9 @@ export type FileOutcome =
   /** the destination confirmed it holds this file's content (bytes = bytes actually sent, if known) */
   | { ok: true; bytes: number }
   /** not confirmed: stays pending; vanished = the source file disappeared (not a failure) */
-  | { ok: false; reason: string; vanished?: boolean };
+  | { ok: false; reason: string; vanished?: boolean; resend?: boolean };
+// resend: a whole-tree run could not vouch for this file, but nothing is wrong with the destination:
+// send it again at once in an ordinary batch, whose per-file outcomes are exact.
 
 export interface BatchResult {
   /** one entry per file of the batch */
@@ -23,9 +25,29 @@ export interface BatchResult {
   bytesSent: number;
 }
 
+/** What a whole-tree batch covers, so a transport may walk the tree itself instead of listing every file. */
+export interface TreeFilter {
+  /** monitored extensions; [] = every regular file */
+  extensions: string[];
+  /** paths relative to the source dir that are never sent (rrdsync's own files inside the tree) */
+  exclude: string[];
+}
+
+export interface SendOptions {
+  /**
+   * The batch is every monitored file of the tree (first sync, rebuilt state). rsync then walks the tree with
+   * this filter, which pipelines far better than a 20,000-line --files-from; outcomes still cover exactly `files`.
+   */
+  wholeTree?: TreeFilter;
+}
+
 export interface Transport {
   /** "rsync → user@host:/dest" for logs */
   readonly description: string;
-  sendBatch(files: BatchFile[], signal?: AbortSignal): Promise<BatchResult>;
+  /**
+   * Sends the files; resolves with one outcome per file. With `wholeTree`, `files` may still be a promise (the
+   * engine is walking the tree while the transfer runs); it resolves before the transport needs it for outcomes.
+   */
+  sendBatch(files: BatchFile[] | Promise<BatchFile[]>, signal?: AbortSignal, opts?: SendOptions): Promise<BatchResult>;
   close(): Promise<void>;
 }

@@ -11,6 +11,8 @@ export interface SshdFixture {
   clientKey: string;
   knownHosts: string;
   dir: string;
+  /** successful ssh logins so far (benches count handshakes, not only seconds) */
+  logins(): number;
   stop(): Promise<void>;
   start(): Promise<void>;
   cleanup(): Promise<void>;
@@ -75,7 +77,7 @@ export async function startSshd(): Promise<SshdFixture> {
       "PasswordAuthentication no",
       "KbdInteractiveAuthentication no",
       "PermitRootLogin prohibit-password",
-      "LogLevel ERROR",
+      "LogLevel INFO", // INFO logs each "Accepted publickey": the login counter reads it
       "MaxStartups 100:30:200",
       "MaxSessions 100",
       "Subsystem sftp internal-sftp",
@@ -86,6 +88,7 @@ export async function startSshd(): Promise<SshdFixture> {
 
   let proc: ReturnType<typeof Bun.spawn> | null = null;
   let stderrText = "";
+  let logins = 0;
   const fx: SshdFixture = {
     host: "127.0.0.1",
     port,
@@ -93,6 +96,7 @@ export async function startSshd(): Promise<SshdFixture> {
     clientKey,
     knownHosts,
     dir,
+    logins: () => logins,
     async start() {
       if (proc && proc.exitCode === null) return;
       proc = Bun.spawn(["/usr/sbin/sshd", "-D", "-e", "-f", config], { stdout: "ignore", stderr: "pipe", stdin: "ignore" });
@@ -100,7 +104,11 @@ export async function startSshd(): Promise<SshdFixture> {
       void (async () => {
         // Read sshd's stderr as it comes, keeping only the tail: an unread pipe grows without bound.
         const dec = new TextDecoder();
-        for await (const chunk of p.stderr as ReadableStream<Uint8Array>) stderrText = (stderrText + dec.decode(chunk)).slice(-4000);
+        for await (const chunk of p.stderr as ReadableStream<Uint8Array>) {
+          const text = dec.decode(chunk, { stream: true });
+          logins += text.split("Accepted publickey").length - 1;
+          stderrText = (stderrText + text).slice(-4000);
+        }
       })();
       const deadline = Date.now() + 5000;
       while (Date.now() < deadline) {

@@ -1,0 +1,109 @@
+// Benchmarks rrdsync against plain `rsync -a` side by side in the same run, over the loopback sshd fixture.
+//   W1  initial sync of an N-file OpenNMS-like tree into an empty destination
+//   W2  a pass when nothing changed (rsync must walk both sides; rrdsync compares with its state and sends nothing)
+// Usage: bun scripts/bench/run.ts [--files 20000] [--runs 3] [--bin dist/rrdsync]
+// Prints each timing, the medians, the ratios, and how many ssh logins each tool made.
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { startSshd, type SshdFixture } from "../../test/helpers/sshd.ts";
+import { generateTree } from "./generate-tree.ts";
+
+const args = process.argv.slice(2);
+const opt = (flag: string, dflt: string) => {
+  const i = args.indexOf(flag);
+  return i >= 0 ? (args[i + 1] as string) : dflt;
+};
+const FILES = Number(opt("--files", "20000"));
+const RUNS = Number(opt("--runs", "3"));
+const root = resolve(import.meta.dir, "../../.bench");
+const binPath = resolve(opt("--bin", join(import.meta.dir, "../../dist/rrdsync")));
+const bin = existsSync(binPath) ? [binPath] : [process.execPath, resolve(import.meta.dir, "../../src/main.ts")];
+
+// Destinations on tmpfs when there is one: a disk's write-back of 600 MB makes seconds of noise, and both
+// tools write to the same place anyway. --dest-root picks another.
+const destRoot = resolve(opt("--dest-root", existsSync("/dev/shm") ? "/dev/shm/rrdsync-bench" : join(root, "dest")));
+const src = join(root, `tree-${FILES}`);
+if (!existsSync(join(src, ".complete"))) {
+  rmSync(src, { recursive: true, force: true });
+  const t = performance.now();
+  const g = await generateTree(src, { files: FILES, seed: 1 });
+  writeFileSync(join(src, ".complete"), "");
+  console.log(`generated ${g.files} files (${(g.bytes / 1048576).toFixed(0)} MiB, ${g.dirs} dirs) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+}
+// .complete is not in monitored_extensions, but plain rsync would copy it: exclude it there too.
+
+const sshd = await startSshd();
+const sshCmd = (fx: SshdFixture) =>
+  `ssh -p ${fx.port} -i ${fx.clientKey} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${fx.knownHosts}`;
+
+async function timed(argv: string[]): Promise<{ s: number; logins: number }> {
+  const before = sshd.logins();
+  const t = performance.now();
+  const p = Bun.spawn(argv, { stdout: "ignore", stderr: "pipe" });
+  const err = await new Response(p.stderr).text();
+  const code = await p.exited;
+  const s = (performance.now() - t) / 1000;
+  if (code !== 0) throw new Error(`${argv.join(" ")} exited ${code}: ${err.slice(-2000)}`);
+  await Bun.sleep(50); // let sshd's log line for the last login arrive
+  return { s, logins: sshd.logins() - before };
+}
+
+function rsyncArgv(dest: string): string[] {
+  return ["rsync", "-a", "--exclude=.complete", "-e", sshCmd(sshd), `${src}/`, `${sshd.user}@127.0.0.1:${dest}/`];
+}
+
+function rrdsyncArgv(run: string, dest: string): string[] {
+  const cfg = join(run, "config.json");
+  writeFileSync(cfg, JSON.stringify({
+    source_dir: src,
+    state_file: join(run, "state.db"),
+    remote_sync: { remote_user: sshd.user, remote_host: "127.0.0.1", port: sshd.port, remote_dest_dir: dest, ssh_key_path: sshd.clientKey, known_hosts_file: sshd.knownHosts },
+    logging: { log_file: join(run, "rrdsync.log"), log_level: "INFO" },
+    change_tracking: { backup_dir: join(run, "backup"), change_log_file: join(run, "change_log.txt") },
+  }));
+  return [...bin, "--once", "--quiet", "--config", cfg];
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+const w1 = { rsync: [] as number[], rrdsync: [] as number[] };
+const w2 = { rsync: [] as number[], rrdsync: [] as number[] };
+const logins = { w1rsync: 0, w1rrdsync: 0, w2rsync: 0, w2rrdsync: 0 };
+
+try {
+  for (let r = 0; r < RUNS; r++) {
+    const run = join(root, `run-${r}`);
+    rmSync(run, { recursive: true, force: true });
+    mkdirSync(run, { recursive: true });
+    const dRsync = join(destRoot, `run-${r}`, "dest-rsync");
+    const dOurs = join(destRoot, `run-${r}`, "dest-rrdsync");
+    rmSync(join(destRoot, `run-${r}`), { recursive: true, force: true });
+    mkdirSync(join(destRoot, `run-${r}`), { recursive: true });
+    // Alternate who goes first, so page-cache warmth does not favour one side.
+    const order = r % 2 === 0 ? ["rsync", "rrdsync"] : ["rrdsync", "rsync"];
+    for (const who of order) {
+      const x = who === "rsync" ? await timed(rsyncArgv(dRsync)) : await timed(rrdsyncArgv(run, dOurs));
+      (w1 as any)[who].push(x.s);
+      (logins as any)[`w1${who}`] = x.logins;
+      console.log(`run ${r + 1} W1 ${who.padEnd(7)} ${x.s.toFixed(2)} s  (${x.logins} ssh logins)`);
+    }
+    for (const who of order) {
+      const x = who === "rsync" ? await timed(rsyncArgv(dRsync)) : await timed(rrdsyncArgv(run, dOurs));
+      (w2 as any)[who].push(x.s);
+      (logins as any)[`w2${who}`] = x.logins;
+      console.log(`run ${r + 1} W2 ${who.padEnd(7)} ${x.s.toFixed(2)} s  (${x.logins} ssh logins)`);
+    }
+    rmSync(run, { recursive: true, force: true });
+    rmSync(join(destRoot, `run-${r}`), { recursive: true, force: true });
+  }
+} finally {
+  await sshd.cleanup();
+}
+
+const row = (name: string, w: { rsync: number[]; rrdsync: number[] }, target: string) => {
+  const a = median(w.rrdsync);
+  const b = median(w.rsync);
+  return `${name}: rrdsync ${a.toFixed(2)} s, rsync -a ${b.toFixed(2)} s, ratio ${(a / b).toFixed(2)}× (target ${target})`;
+};
+console.log(`\n${FILES} files, median of ${RUNS} runs, destinations under ${destRoot}, binary: ${bin.join(" ")}`);
+console.log(row("W1 initial sync", w1, "≤ 1.10×"), `· ssh logins: rrdsync ${logins.w1rrdsync}, rsync ${logins.w1rsync}`);
+console.log(row("W2 no change   ", w2, "≤ 0.50×"), `· ssh logins: rrdsync ${logins.w2rrdsync}, rsync ${logins.w2rsync}`);
