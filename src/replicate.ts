@@ -17,8 +17,10 @@ export interface PassStats {
   bytes: number;
   changes: number;
   adopted: number;
-  /** files that stay pending (not confirmed, or changed while being sent) */
+  /** files the destination did not confirm: they stay pending (a failure) */
   pending: number;
+  /** sent, but they changed while being sent: not recorded, the next pass (or the watcher) sends them again */
+  changedDuringSend: number;
   /** vanished between the walk and the transfer: not a failure */
   vanished: number;
   /** problems that make the run a failure though replication went on (unreadable dirs, audit gaps) */
@@ -34,8 +36,10 @@ export interface BatchReport {
   bytes: number;
   seconds: number;
   changes: ChangeRow[];
-  /** paths that stay pending after this batch (the watcher queues them again) */
+  /** paths the destination did not confirm (the watcher retries them with backoff) */
   pending: string[];
+  /** paths that changed while being sent (the watcher sends them again, no backoff: nothing failed) */
+  changed: string[];
   error: string | null;
 }
 
@@ -66,7 +70,7 @@ export const WHOLE_TREE_MAX_FILES = 200_000;
 
 export function newStats(): PassStats {
   return {
-    scanned: 0, sent: 0, bytes: 0, changes: 0, adopted: 0, pending: 0, vanished: 0, problems: 0, symlinksSkipped: 0,
+    scanned: 0, sent: 0, bytes: 0, changes: 0, adopted: 0, pending: 0, changedDuringSend: 0, vanished: 0, problems: 0, symlinksSkipped: 0,
     seconds: 0, targetError: null,
   };
 }
@@ -230,7 +234,7 @@ export class Replicator {
       // The destination is down (or we are stopping): the rest stays pending without a doomed connection per batch.
       for (const f of files) this.d.log.info(`pending: ${f.rel} (not sent: ${this.stats.targetError ?? "stopping"})`);
       this.stats.pending += files.length;
-      this.d.onBatch?.({ files: 0, bytes: 0, seconds: 0, changes: [], pending: files.map((f) => f.rel), error: this.stats.targetError });
+      this.d.onBatch?.({ files: 0, bytes: 0, seconds: 0, changes: [], pending: files.map((f) => f.rel), changed: [], error: this.stats.targetError });
       return;
     }
     // Describe each change (hash, diff, staged backup) while the transfer runs: the transfer is another process,
@@ -266,12 +270,13 @@ export class Replicator {
     const rows: Row[] = [];
     const changes: ChangeRow[] = [];
     const pending: string[] = [];
+    const changed: string[] = [];
     const resend: Planned[] = [];
     let sentBytes = 0;
     for (const f of files) {
       const outcome = result.outcomes.get(f.rel);
       const a = analysis.take(f.rel);
-      const confirmed = outcome?.ok === true && this.unchangedSince(f, stats, pending);
+      const confirmed = outcome?.ok === true && this.unchangedSince(f, stats, changed);
       if (!confirmed) {
         if (a?.staged) this.stager.discard(a.staged);
         if (outcome?.ok) continue; // changed meanwhile or vanished: unchangedSince counted it
@@ -300,7 +305,7 @@ export class Replicator {
     this.d.store.commit(rows, changes);
     stats.bytes += sentBytes;
     stats.changes += changes.length;
-    this.d.onBatch?.({ files: rows.length, bytes: sentBytes, seconds: (performance.now() - t0) / 1000, changes, pending, error: result.error ?? null });
+    this.d.onBatch?.({ files: rows.length, bytes: sentBytes, seconds: (performance.now() - t0) / 1000, changes, pending, changed, error: result.error ?? null });
     if (resend.length > 0) {
       log.debug(`${resend.length} files resent in list batches (the whole-tree run could not vouch for them)`);
       for (const f of resend) await this.enqueue(f);
@@ -316,7 +321,7 @@ export class Replicator {
   }
 
   /** The destination has the version rsync read; if the file moved on meanwhile, that version is not ours to record. */
-  private unchangedSince(f: Planned, stats: PassStats, pending: string[]): boolean {
+  private unchangedSince(f: Planned, stats: PassStats, changed: string[]): boolean {
     let now: StatFacts;
     try {
       now = statFacts(lstatSync(f.abs, { bigint: true }));
@@ -325,9 +330,9 @@ export class Replicator {
       return false;
     }
     if (sameVersion(now, f.facts)) return true;
-    stats.pending++;
-    pending.push(f.rel);
-    this.d.log.info(`${f.rel}: changed while it was being sent; stays pending`);
+    stats.changedDuringSend++;
+    changed.push(f.rel);
+    this.d.log.info(`${f.rel}: changed while it was being sent; not recorded, it goes again with the next pass`);
     return false;
   }
 

@@ -38,6 +38,7 @@ export async function syncOnce(config: Config, log: Logger, signal?: AbortSignal
     if (s.vanished > 0) parts.push(`${s.vanished} vanished`);
     if (s.symlinksSkipped > 0) parts.push(`${s.symlinksSkipped} symlinks not followed`);
     if (s.pending > 0) parts.push(c.red(`${s.pending} pending`));
+    if (s.changedDuringSend > 0) parts.push(c.yellow(`${s.changedDuringSend} changed while being sent (next run)`));
     if (s.problems > 0) parts.push(c.red(`${s.problems} problems`));
     const ok = s.pending === 0 && s.problems === 0;
     log.info(`pass finished: ${parts.join(", ").replace(/\x1b\[[0-9;]*m/g, "")}`);

@@ -57,6 +57,7 @@ export async function watchDaemon(config: Config, log: Logger, live: Live): Prom
         targetDown = false;
         log.info(`${target} is reachable again`);
       }
+      for (const p of b.changed) touch(deb, p, Date.now()); // the watcher saw the write too; this covers a coalesced event
       for (const p of b.pending) retry.add(p);
       if (b.pending.length > 0) {
         retryAt = Date.now() + backoffDelay(failures++);
@@ -100,7 +101,10 @@ export async function watchDaemon(config: Config, log: Logger, live: Live): Prom
         return; // gone (deleted, renamed away, or under a directory moved out of the tree): nothing to send
       }
       if (st.isDirectory()) touchTree(e.rel);
-      else if (st.isFile() && matchesExtensions(e.rel, config.monitoredExtensions)) touch(deb, e.rel, Date.now());
+      else if (st.isFile() && matchesExtensions(e.rel, config.monitoredExtensions)) {
+        touch(deb, e.rel, Date.now());
+        log.debug(`event: ${e.rel} (size ${st.size}, mtime_ns ${st.mtimeNs})`);
+      }
       else return;
     }
     kick();
@@ -136,6 +140,7 @@ export async function watchDaemon(config: Config, log: Logger, live: Live): Prom
     // Watch first, then the full pass: whatever changes during the pass is queued, never missed.
     watcher.start();
     live.event("start", { source: root, target }, `watching ${root} → ${target}`);
+    log.info(`watching ${root} → ${target} (debounce ${config.debounceTime} s, max delay ${config.maxDelay} s, rescan ${config.rescanInterval > 0 ? `every ${config.rescanInterval} s` : "off"})`);
     const limit = inotifyWatchLimit();
     const first = await replicator.runPass(ac.signal);
     live.event("pass", { ...first }, `initial pass: ${first.sent} files sent, ${first.scanned} scanned in ${first.seconds.toFixed(1)} s`);
@@ -161,7 +166,8 @@ export async function watchDaemon(config: Config, log: Logger, live: Live): Prom
         for (const p of retry) touch(deb, p, now - deb.maxDelayMs); // due at once
         retry.clear();
       }
-      const due = takeDue(deb, now);
+      // Files due within the next quarter debounce go along: one rsync instead of several for one burst.
+      const due = takeDue(deb, now, deb.debounceMs / 4);
       if (due.length > 0) {
         await replicator.syncPaths(due, ac.signal);
         continue;

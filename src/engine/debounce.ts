@@ -27,10 +27,15 @@ function readyAt(s: DebounceState, e: DebounceEntry): number {
   return Math.min(e.last + s.debounceMs, e.first + s.maxDelayMs);
 }
 
-/** Removes and returns the paths that are ready at `now`, oldest first. */
-export function takeDue(s: DebounceState, now: number): string[] {
+/**
+ * Removes and returns the paths that are ready at `now`, oldest first. When at least one is, those ready within
+ * `gatherMs` more come along, so one burst makes one batch instead of a trickle of small ones.
+ */
+export function takeDue(s: DebounceState, now: number, gatherMs = 0): string[] {
+  const next = nextDeadline(s);
+  if (next === null || next > now) return [];
   const due: Array<[string, number]> = [];
-  for (const [p, e] of s.entries) if (readyAt(s, e) <= now) due.push([p, e.first]);
+  for (const [p, e] of s.entries) if (readyAt(s, e) <= now + gatherMs) due.push([p, e.first]);
   due.sort((a, b) => a[1] - b[1]);
   for (const [p] of due) s.entries.delete(p);
   return due.map(([p]) => p);

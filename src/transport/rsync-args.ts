@@ -55,7 +55,10 @@ export function buildRsyncArgv(opts: { target: Target; rsync: RsyncOptions; sour
     argv.push("-r", ...treeFilterArgs(tree));
   } else {
     // --files-from implies -R (paths relative to the source root) and turns off -a's -r: exactly the listed files.
-    argv.push("--files-from=-", "--from0");
+    // --ignore-times: we list a file because it changed, and rsync's quick check compares mtimes in whole
+    // seconds: an RRD rewritten within the same second at the same size would be skipped (seen in tests).
+    // The delta algorithm still sends only the changed blocks.
+    argv.push("--files-from=-", "--from0", "--ignore-times");
   }
   // Per-file output costs a whole-tree run ~14% (measured), and it does not need it (see wholeTreeOutcomes):
   // there it is only asked for when the config wants itemized lines in the log.

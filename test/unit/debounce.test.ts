@@ -34,3 +34,13 @@ test("maxDelay below the debounce is raised to it", () => {
   touch(s, "a", 0);
   expect(nextDeadline(s)).toBe(1000);
 });
+
+test("a due file brings along those due within the gather window, not later ones", () => {
+  const s = newDebounce(1000, 3000);
+  touch(s, "a", 0);
+  touch(s, "b", 200);
+  touch(s, "c", 600);
+  expect(takeDue(s, 999, 250)).toEqual([]);
+  expect(takeDue(s, 1000, 250)).toEqual(["a", "b"]);
+  expect(takeDue(s, 1600, 250)).toEqual(["c"]);
+});

@@ -1,10 +1,12 @@
 // End to end: the rrdsync command against a real sshd and real rsync on 127.0.0.1 (or the compiled binary: RRDSYNC_BIN).
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type SshdFixture, startSshd, wrongKnownHosts } from "../../helpers/sshd.ts";
 import { fakeBinary, makeWorld, readTree, runRrdsync, type World, writeTree } from "../../helpers/world.ts";
+
+setDefaultTimeout(90_000); // real sshd + rsync (+ the watcher): seconds, not milliseconds
 
 let sshd: SshdFixture;
 const worlds: World[] = [];
@@ -231,6 +233,38 @@ describe("rrdsync --once over ssh", () => {
     const log = readFileSync(w.logFile, "utf8");
     expect(log).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - INFO - pass started: /m);
     expect(log).toMatch(/ - INFO - pass finished: 1 files/m);
+  });
+});
+
+describe("first sync and rsync's quick check", () => {
+  test("a settled tree goes as one whole-tree rsync run, confirmed without listing files", async () => {
+    const w = world();
+    const files: Record<string, Uint8Array | string> = { "ds.properties": "a=b\n" };
+    for (let i = 0; i < 50; i++) files[`snmp/${i % 5}/if${i}.rrd`] = fakeBinary(2000, i + 1);
+    writeTree(w.src, files);
+    await Bun.sleep(2200); // older than the ctime margin: the run's own walk surely saw them
+    const r = await runRrdsync(["--once", "--config", w.writeConfig()]);
+    expect(r.code).toBe(0);
+    expect(readTree(w.dest)).toEqual(readTree(w.src));
+    const log = readFileSync(w.logFile, "utf8");
+    expect(log).toContain("(whole tree)");
+    expect(log).not.toContain("resent in list batches");
+    expect(dbRows(w)).toBe(51);
+    expect(w.changes().match(/^File: /gm)?.length).toBe(51);
+  });
+
+  test("a file rewritten within the same second at the same size is still sent (rsync compares whole seconds)", async () => {
+    const w = world();
+    writeTree(w.src, { "x.rrd": fakeBinary(1000, 1) });
+    const p = join(w.src, "x.rrd");
+    const sec = Math.floor(Date.now() / 1000) - 10;
+    utimesSync(p, sec, sec + 0.25);
+    const cfg = w.writeConfig();
+    expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
+    writeFileSync(p, fakeBinary(1000, 2));
+    utimesSync(p, sec, sec + 0.5);
+    expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
+    expect(readFileSync(join(w.dest, "x.rrd")).equals(Buffer.from(fakeBinary(1000, 2)))).toBe(true);
   });
 });
 

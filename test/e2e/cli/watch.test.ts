@@ -1,0 +1,189 @@
+// End to end: `rrdsync --watch` with the real watcher against a real sshd and rsync (or the compiled binary).
+import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { type Daemon, eventually, startDaemon } from "../../helpers/daemon.ts";
+import { type SshdFixture, startSshd } from "../../helpers/sshd.ts";
+import { fakeBinary, makeWorld, readTree, runRrdsync, type World, writeTree } from "../../helpers/world.ts";
+
+setDefaultTimeout(90_000); // real sshd + rsync (+ the watcher): seconds, not milliseconds
+
+let sshd: SshdFixture;
+const worlds: World[] = [];
+const daemons: Daemon[] = [];
+function world(): World {
+  const w = makeWorld(sshd, "watch");
+  worlds.push(w);
+  return w;
+}
+function daemon(cfg: string): Daemon {
+  const d = startDaemon(["--config", cfg]);
+  daemons.push(d);
+  return d;
+}
+
+beforeAll(async () => {
+  sshd = await startSshd();
+});
+afterAll(async () => {
+  await sshd.cleanup();
+});
+afterEach(async () => {
+  for (const d of daemons.splice(0)) await d.stop("SIGKILL");
+  for (const w of worlds.splice(0)) w.cleanup();
+});
+
+const fast = { debounce_time: 1, rescan_interval: 0 };
+const started = (d: Daemon) => d.waitFor((e) => e.event === "pass", 30_000, "the initial pass");
+const fileOnReplica = (w: World, rel: string, content: string) => () => {
+  try {
+    return readFileSync(join(w.dest, rel), "utf8") === content;
+  } catch {
+    return false;
+  }
+};
+
+describe("rrdsync --watch", () => {
+  test("modify, create in a new nested directory, rename, atomic write: each reaches the replica", async () => {
+    const w = world();
+    writeTree(w.src, { "a.txt": "one\n", "n/old.txt": "old\n" });
+    const d = daemon(w.writeConfig(fast));
+    await started(d);
+    expect(readFileSync(join(w.dest, "a.txt"), "utf8")).toBe("one\n");
+
+    appendFileSync(join(w.src, "a.txt"), "two\n");
+    mkdirSync(join(w.src, "deep/er/still"), { recursive: true });
+    writeFileSync(join(w.src, "deep/er/still/new.txt"), "fresh\n");
+    renameSync(join(w.src, "n/old.txt"), join(w.src, "n/renamed.txt"));
+    writeFileSync(join(w.src, "n/.strings.properties.tmp123"), "k=v\n"); // not monitored: ignored until renamed
+    renameSync(join(w.src, "n/.strings.properties.tmp123"), join(w.src, "n/strings.properties"));
+
+    await eventually(fileOnReplica(w, "a.txt", "one\ntwo\n"), 10_000, "modified a.txt");
+    await eventually(fileOnReplica(w, "deep/er/still/new.txt", "fresh\n"), 10_000, "new file in a new nested dir");
+    await eventually(fileOnReplica(w, "n/renamed.txt", "old\n"), 10_000, "renamed file");
+    await eventually(fileOnReplica(w, "n/strings.properties", "k=v\n"), 10_000, "atomically written file");
+    // the replica never sees the temp name; the change log has the appended line
+    expect(existsSync(join(w.dest, "n/.strings.properties.tmp123"))).toBe(false);
+    await d.waitFor((e) => e.event === "change" && e.path === "a.txt" && String(e.summary).includes("+1"), 5000, "a.txt change event");
+    expect(w.changes()).toContain("File: a.txt\nChanges:\n--- before\n+++ after\n@@ -1,0 +2,1 @@\n+two\n");
+    expect(await d.stop("SIGTERM")).toBe(0);
+  });
+
+  test("a burst of 1,000 file updates lands completely, in few batches", async () => {
+    const w = world();
+    const files: Record<string, Uint8Array> = {};
+    for (let i = 0; i < 1000; i++) files[`snmp/${i % 20}/if${i}/ifHCInOctets.rrd`] = fakeBinary(4096, i + 1);
+    writeTree(w.src, files);
+    const d = daemon(w.writeConfig(fast));
+    await started(d);
+    const before = d.events.length;
+    for (let i = 0; i < 1000; i++) writeFileSync(join(w.src, `snmp/${i % 20}/if${i}/ifHCInOctets.rrd`), fakeBinary(4096, i + 5000));
+    const burstEnd = Date.now();
+    const shipped = () => d.events.slice(before).filter((e) => e.event === "batch").reduce((n, e) => n + Number(e.files), 0);
+    await eventually(() => shipped() >= 1000, 20_000, "1,000 files confirmed in batch events");
+    const last = d.events.slice(before).filter((e) => e.event === "batch").at(-1);
+    const took = Date.parse(String(last?.time)) - burstEnd;
+    const batches = d.events.slice(before).filter((e) => e.event === "batch").length;
+    expect(batches).toBeLessThanOrEqual(5);
+    const dest = readTree(w.dest);
+    for (const [k, v] of readTree(w.src)) expect(dest.get(k) === v).toBe(true);
+    console.log(`1,000 updates confirmed ${took} ms after the burst ended, in ${batches} batches`);
+  });
+
+  test("a file rewritten every 100 ms for 5 s (debounce 1 s) still ships at least twice while it is busy", async () => {
+    const w = world();
+    writeTree(w.src, { "busy.txt": "0\n" });
+    const d = daemon(w.writeConfig({ ...fast, max_delay: 2 }));
+    await started(d);
+    // What the replica holds, sampled while the file is being rewritten: each new value is a version shipped.
+    const seen = new Set<string>();
+    const t0 = Date.now();
+    let n = 0;
+    while (Date.now() - t0 < 5000) {
+      writeFileSync(join(w.src, "busy.txt"), `${++n}\n`);
+      await Bun.sleep(100);
+      try {
+        seen.add(readFileSync(join(w.dest, "busy.txt"), "utf8"));
+      } catch {
+        // mid-rename: sample again next time
+      }
+    }
+    seen.delete("0\n");
+    expect(seen.size).toBeGreaterThanOrEqual(2);
+    await eventually(fileOnReplica(w, "busy.txt", `${n}\n`), 10_000, "the last version");
+    await d.waitFor((e) => e.event === "change" && e.path === "busy.txt" && e.kind === "text modified", 10_000, "the final version recorded");
+  });
+
+  test("events during the initial pass are not lost", async () => {
+    const w = world();
+    const files: Record<string, Uint8Array> = {};
+    for (let i = 0; i < 400; i++) files[`big/f${i}.rrd`] = fakeBinary(100_000, i + 1);
+    writeTree(w.src, files);
+    // bwlimit slows the initial transfer so the writes below surely land while it runs
+    const d = daemon(w.writeConfig({ ...fast, rsync_options: { bwlimit: 20_000 } }));
+    await d.waitFor((e) => e.event === "start", 10_000, "start");
+    writeTree(w.src, { "during/new.txt": "written during the initial pass\n" });
+    writeFileSync(join(w.src, "big/f0.rrd"), fakeBinary(100_000, 999));
+    expect(d.events.some((e) => e.event === "pass")).toBe(false);
+    await started(d);
+    await eventually(fileOnReplica(w, "during/new.txt", "written during the initial pass\n"), 15_000, "file written during the pass");
+    await eventually(() => {
+      try {
+        return readFileSync(join(w.dest, "big/f0.rrd")).equals(Buffer.from(fakeBinary(100_000, 999)));
+      } catch {
+        return false;
+      }
+    }, 15_000, "file rewritten during the pass");
+  });
+
+  test("SIGTERM during a batch: exit 0, nothing lost; a restart completes the replica", async () => {
+    const w = world();
+    const files: Record<string, Uint8Array> = {};
+    for (let i = 0; i < 300; i++) files[`x/f${i}.rrd`] = fakeBinary(100_000, i + 1);
+    writeTree(w.src, files);
+    const cfg = w.writeConfig({ ...fast, rsync_options: { bwlimit: 10_000 } });
+    const d = daemon(cfg);
+    await d.waitFor((e) => e.event === "start", 10_000, "start");
+    await Bun.sleep(800); // the initial transfer is running (30 MB at 10 MB/s)
+    expect(await d.stop("SIGTERM")).toBe(0);
+    const r = await runRrdsync(["--once", "--config", w.writeConfig({ ...fast })]);
+    expect(r.code).toBe(0);
+    expect(readTree(w.dest)).toEqual(readTree(w.src));
+  });
+
+  test("SIGHUP after the log file was renamed (logrotate) makes it write a new log file", async () => {
+    const w = world();
+    writeTree(w.src, { "a.txt": "a\n" });
+    const d = daemon(w.writeConfig(fast));
+    await started(d);
+    renameSync(w.logFile, `${w.logFile}.1`);
+    d.proc.kill("SIGHUP");
+    await eventually(() => existsSync(w.logFile), 5000, "a new log file after SIGHUP");
+    appendFileSync(join(w.src, "a.txt"), "b\n");
+    await eventually(() => readFileSync(w.logFile, "utf8").includes("a.txt"), 10_000, "the next change logged in the new file");
+    expect(readFileSync(`${w.logFile}.1`, "utf8")).toContain("watching");
+  });
+
+  test("a kernel queue overflow (daemon paused with SIGSTOP during a flood) ends in a rescan and a complete replica", async () => {
+    const w = world();
+    writeTree(w.src, { "seed.txt": "s\n" });
+    const d = daemon(w.writeConfig(fast));
+    await started(d);
+    d.proc.kill("SIGSTOP");
+    // More events than fs.inotify.max_queued_events (16384 by default) while nobody reads them.
+    const max = Number(readFileSync("/proc/sys/fs/inotify/max_queued_events", "utf8"));
+    const n = max + 500;
+    mkdirSync(join(w.src, "flood"));
+    for (let i = 0; i < n; i++) writeFileSync(join(w.src, "flood", `f${i}.txt`), `${i}\n`);
+    d.proc.kill("SIGCONT");
+    const count = () => {
+      try {
+        return readdirSync(join(w.dest, "flood")).length;
+      } catch {
+        return 0;
+      }
+    };
+    await eventually(() => count() === n, 60_000, `all ${n} flood files on the replica`);
+    expect(readFileSync(w.logFile, "utf8")).toMatch(/overflowed/);
+  });
+});
