@@ -51,6 +51,8 @@ export interface ReplicatorDeps {
   log: Logger;
   /** after each batch is committed: the live view, and the watcher's retry queue */
   onBatch?: (b: BatchReport) => void;
+  /** every few thousand files of a pass: for a progress line on a terminal */
+  onProgress?: (scanned: number, queued: number) => void;
 }
 
 interface Planned {
@@ -129,7 +131,10 @@ export class Replicator {
     if (this.d.store.countFiles() === 0) await this.firstSync(it);
     for (let n = it.next(); !n.done; n = it.next()) {
       await this.consider(n.value.rel, n.value.abs, n.value.stat);
-      if (this.stats.scanned % 512 === 0) await yieldToIO();
+      if (this.stats.scanned % 512 === 0) {
+        this.d.onProgress?.(this.stats.scanned, this.batch.length);
+        await yieldToIO();
+      }
     }
     return this.finish(started);
   }
@@ -157,7 +162,10 @@ export class Replicator {
       files.push(p);
       analysis.add(p);
       if (files.length >= WHOLE_TREE_MAX_FILES) break;
-      if (files.length % 256 === 0) await yieldToIO(); // let rsync's output be read while we walk
+      if (files.length % 256 === 0) {
+        if (files.length % 2048 === 0) this.d.onProgress?.(files.length, files.length);
+        await yieldToIO(); // let rsync's output be read while we walk
+      }
     }
     listed(files.map((f) => ({ path: f.rel, size: f.facts.size })));
     const t0 = performance.now();

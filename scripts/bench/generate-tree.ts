@@ -14,8 +14,11 @@ const STAT = 128, DS = 120, RRA = 120, LIVE = 16, PDP = 112, CDP = 80, PTR = 8;
 const IF_DS = ["ifHCInOctets", "ifHCOutOctets", "ifInErrors", "ifOutErrors", "ifInDiscards", "ifOutDiscards", "ifHCInUcastPkts", "ifHCOutUcastPkts"];
 const NODE_DS = ["tcpActiveOpens", "tcpPassiveOpens", "tcpCurrEstab", "hrSystemProcesses", "hrSystemNumUsers", "loadavg1"];
 
-export function headerSize(dsCnt: number): number {
-  return STAT + DS * dsCnt + RRA * RRAS.length + LIVE + PDP * dsCnt + CDP * dsCnt * RRAS.length + PTR * RRAS.length;
+/** A small RRA set for scale runs (100,000 files): the same layout, ~2 KB a file instead of ~38 KB. */
+const SMALL_RRAS: typeof RRAS = [["AVERAGE", 1, 24], ["MAX", 12, 10]];
+
+export function headerSize(dsCnt: number, rras = RRAS): number {
+  return STAT + DS * dsCnt + RRA * rras.length + LIVE + PDP * dsCnt + CDP * dsCnt * rras.length + PTR * rras.length;
 }
 
 function putStr(b: Buffer, off: number, s: string): void {
@@ -23,15 +26,15 @@ function putStr(b: Buffer, off: number, s: string): void {
 }
 
 /** A real RRDtool (format 0003, x86_64) file: header as `rrdtool create` writes it, data rings NaN then filled from `rand`. */
-export function makeRrd(dsNames: string[], dsType: string, lastUpdate: number, rand: () => number): Buffer {
-  const rows = RRAS.reduce((n, r) => n + r[2], 0);
-  const hdr = headerSize(dsNames.length);
+export function makeRrd(dsNames: string[], dsType: string, lastUpdate: number, rand: () => number, rras = RRAS): Buffer {
+  const rows = rras.reduce((n, r) => n + r[2], 0);
+  const hdr = headerSize(dsNames.length, rras);
   const b = Buffer.alloc(hdr + 8 * dsNames.length * rows);
   putStr(b, 0, "RRD");
   putStr(b, 4, "0003");
   b.writeDoubleLE(8.642135e130, 16);
   b.writeBigUInt64LE(BigInt(dsNames.length), 24);
-  b.writeBigUInt64LE(BigInt(RRAS.length), 32);
+  b.writeBigUInt64LE(BigInt(rras.length), 32);
   b.writeBigUInt64LE(BigInt(STEP), 40);
   let o = STAT;
   for (const name of dsNames) {
@@ -42,7 +45,7 @@ export function makeRrd(dsNames: string[], dsType: string, lastUpdate: number, r
     b.writeDoubleLE(Number.NaN, o + 56);
     o += DS;
   }
-  for (const [cf, pdp, n] of RRAS) {
+  for (const [cf, pdp, n] of rras) {
     putStr(b, o, cf);
     b.writeBigUInt64LE(BigInt(n), o + 24);
     b.writeBigUInt64LE(BigInt(pdp), o + 32);
@@ -52,8 +55,8 @@ export function makeRrd(dsNames: string[], dsType: string, lastUpdate: number, r
   b.writeBigUInt64LE(BigInt(lastUpdate), o);
   o += LIVE;
   for (let i = 0; i < dsNames.length; i++, o += PDP) putStr(b, o, String(Math.floor(rand() * 1e9)));
-  o += CDP * dsNames.length * RRAS.length;
-  for (const [, , n] of RRAS) {
+  o += CDP * dsNames.length * rras.length;
+  for (const [, , n] of rras) {
     b.writeBigUInt64LE(BigInt(Math.floor(rand() * n)), o);
     o += PTR;
   }
@@ -69,7 +72,11 @@ export function touchRrdUpdate(file: string, rand: () => number, now = Math.floo
     const head = Buffer.alloc(STAT);
     readSync(fd, head, 0, STAT, 0);
     const dsCnt = Number(head.readBigUInt64LE(24));
-    const liveOff = STAT + DS * dsCnt + RRA * RRAS.length;
+    const rraCnt = Number(head.readBigUInt64LE(32));
+    const defs = Buffer.alloc(RRA * rraCnt);
+    readSync(fd, defs, 0, defs.length, STAT + DS * dsCnt);
+    const rows = Array.from({ length: rraCnt }, (_, r) => Number(defs.readBigUInt64LE(r * RRA + 24)));
+    const liveOff = STAT + DS * dsCnt + RRA * rraCnt;
     const live = Buffer.alloc(LIVE);
     live.writeBigUInt64LE(BigInt(now), 0);
     live.writeBigUInt64LE(BigInt(Math.floor(rand() * 1e6)), 8);
@@ -79,9 +86,9 @@ export function touchRrdUpdate(file: string, rand: () => number, now = Math.floo
       pdp.write(String(Math.floor(rand() * 1e9)), "latin1");
       writeSync(fd, pdp, 0, 30, liveOff + LIVE + PDP * i);
     }
-    const ptrOff = liveOff + LIVE + PDP * dsCnt + CDP * dsCnt * RRAS.length;
-    let ring = headerSize(dsCnt);
-    RRAS.forEach(([, , n], r) => {
+    const ptrOff = liveOff + LIVE + PDP * dsCnt + CDP * dsCnt * rraCnt;
+    let ring = ptrOff + PTR * rraCnt;
+    rows.forEach((n, r) => {
       const row = Math.floor(rand() * n);
       const ptr = Buffer.alloc(8);
       ptr.writeBigUInt64LE(BigInt(row));
@@ -120,6 +127,29 @@ export interface Generated {
  * About `files` files: per node a nodeSnmp resource (6 RRDs + ds.properties) and interfaces
  * (8 RRDs + strings.properties + a .meta each). `dirsPerNode` spreads them for the many-directories case.
  */
+/**
+ * `spread`: the many-directories case (100,000 files in 20,000 directories): snmp/<node>/<resource>/ with
+ * `perDir` small RRDs each, no text files.
+ */
+export async function generateSpreadTree(root: string, opts: { files: number; perDir: number; seed?: number }): Promise<Generated> {
+  const rand = seededRandom(opts.seed ?? 1);
+  const out: Generated = { files: 0, bytes: 0, dirs: 0, rrds: [] };
+  for (let d = 0; out.files < opts.files; d++) {
+    const dir = `snmp/${Math.floor(d / 50)}/res${d % 50}`;
+    mkdirSync(join(root, dir), { recursive: true });
+    out.dirs++;
+    for (let i = 0; i < opts.perDir && out.files < opts.files; i++) {
+      const rel = `${dir}/ds${i}.rrd`;
+      const data = makeRrd([`ds${i}`], "GAUGE", 1_700_000_000, rand, SMALL_RRAS);
+      writeFileSync(join(root, rel), data);
+      out.files++;
+      out.bytes += data.length;
+      out.rrds.push(rel);
+    }
+  }
+  return out;
+}
+
 export async function generateTree(root: string, opts: { files: number; seed?: number }): Promise<Generated> {
   const rand = seededRandom(opts.seed ?? 1);
   const out: Generated = { files: 0, bytes: 0, dirs: 0, rrds: [] };

@@ -17,8 +17,21 @@ export class Live {
     this.c = pc.createColors(mode === "tty");
   }
 
+  private progressShown = false;
+
+  /** One self-overwriting line on a terminal while a pass walks and sends; nothing elsewhere (it would be noise). */
+  progress(scanned: number, queued: number): void {
+    if (this.mode !== "tty") return;
+    process.stdout.write(`\r${this.c.dim(`… ${scanned} files scanned, ${queued} queued for ${this.target}`)}\x1b[K`);
+    this.progressShown = true;
+  }
+
   event(type: string, fields: Record<string, unknown>, text: string): void {
     if (this.mode === "off") return;
+    if (this.progressShown) {
+      process.stdout.write("\r\x1b[K");
+      this.progressShown = false;
+    }
     if (this.mode === "json") {
       process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), event: type, ...fields })}\n`);
       return;

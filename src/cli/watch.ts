@@ -48,6 +48,7 @@ export async function watchDaemon(config: Config, log: Logger, live: Live): Prom
 
   const replicator = new Replicator({
     config, store, transport, changeLog, log,
+    onProgress: (scanned, queued) => live.progress(scanned, queued),
     onBatch: (b) => {
       live.batch(b);
       if (b.error) {

@@ -1,5 +1,5 @@
 // A throwaway sshd on 127.0.0.1 with generated host and client keys and a pinned known_hosts, for e2e tests and benches.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
@@ -51,15 +51,18 @@ async function keygen(path: string): Promise<void> {
   await run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "rrdsync-test", "-f", path]);
 }
 
-export async function startSshd(): Promise<SshdFixture> {
+/** `user`: log in as this user instead of the current one (benches use a plain-shell user, like a real standby). */
+export async function startSshd(opts: { user?: string } = {}): Promise<SshdFixture> {
   const dir = mkdtempSync(join(tmpdir(), "rrdsync-sshd-"));
   const port = await freePort();
   // Bun's os.userInfo() can report "unknown" (no NSS lookup); `id -un` asks the system.
-  const user = new TextDecoder().decode(Bun.spawnSync(["id", "-un"]).stdout).trim() || userInfo().username;
+  const user = opts.user ?? (new TextDecoder().decode(Bun.spawnSync(["id", "-un"]).stdout).trim() || userInfo().username);
   const hostKey = join(dir, "host_ed25519");
   const clientKey = join(dir, "client_ed25519");
   await Promise.all([keygen(hostKey), keygen(clientKey)]);
-  writeFileSync(join(dir, "authorized_keys"), readFileSync(`${clientKey}.pub`), { mode: 0o600 });
+  writeFileSync(join(dir, "authorized_keys"), readFileSync(`${clientKey}.pub`), { mode: 0o644 });
+  // sshd reads authorized_keys as the logging-in user: another user needs to get into the (0700) temp dir.
+  if (opts.user) chmodSync(dir, 0o755);
   const hostPub = readFileSync(`${hostKey}.pub`, "utf8").trim().split(/\s+/).slice(0, 2).join(" ");
   const knownHosts = join(dir, "known_hosts");
   writeFileSync(knownHosts, `[127.0.0.1]:${port} ${hostPub}\n`);

@@ -1,0 +1,103 @@
+// W4: the daemon under a burst. With N files watched and debounce_time 1, touch 1,000 RRDs the way
+// `rrdtool update` does (in-place writes) and time until the daemon has confirmed all of them on the replica.
+// Also reports the daemon's RSS and ssh logins. Usage:
+//   bun scripts/bench/watch.ts [--files 20000] [--bursts 3]                  (OpenNMS-like tree)
+//   bun scripts/bench/watch.ts --files 100000 --per-dir 5 [--bursts 1]       (100,000 files in 20,000 dirs)
+// Logs in as a plain-shell user when run as root (a real standby's rsync user has no heavy shell profile;
+// root's here sources pyenv: ~0.6 s per ssh login), creating it if needed.
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { startDaemon } from "../../test/helpers/daemon.ts";
+import { startSshd } from "../../test/helpers/sshd.ts";
+import { generateSpreadTree, generateTree, seededRandom, touchRrdUpdate } from "./generate-tree.ts";
+
+const args = process.argv.slice(2);
+const opt = (flag: string, dflt: string) => {
+  const i = args.indexOf(flag);
+  return i >= 0 ? (args[i + 1] as string) : dflt;
+};
+const FILES = Number(opt("--files", "20000"));
+const PER_DIR = Number(opt("--per-dir", "0"));
+const BURSTS = Number(opt("--bursts", "3"));
+const BURST = 1000;
+const root = resolve(import.meta.dir, "../../.bench");
+const work = join(root, `w4-${FILES}${PER_DIR ? `-spread${PER_DIR}` : ""}`);
+const destRoot = existsSync("/dev/shm") ? "/dev/shm/rrdsync-w4" : join(work, "dest");
+
+function benchUser(): { name: string; uid: number; gid: number } | null {
+  if (process.getuid?.() !== 0) return null;
+  const name = "rrdsync-bench";
+  if (Bun.spawnSync(["id", "-u", name]).exitCode !== 0) {
+    const r = Bun.spawnSync(["useradd", "--system", "--create-home", "--home-dir", `/var/lib/${name}`, "--shell", "/bin/sh", name]);
+    if (r.exitCode !== 0) return null;
+  }
+  const id = (f: string) => Number(new TextDecoder().decode(Bun.spawnSync(["id", f, name]).stdout).trim());
+  return { name, uid: id("-u"), gid: id("-g") };
+}
+
+rmSync(work, { recursive: true, force: true });
+rmSync(destRoot, { recursive: true, force: true });
+mkdirSync(destRoot, { recursive: true });
+const src = join(work, "src");
+const t0 = performance.now();
+const g = PER_DIR > 0 ? await generateSpreadTree(src, { files: FILES, perDir: PER_DIR }) : await generateTree(src, { files: FILES });
+console.log(`generated ${g.files} files (${(g.bytes / 1048576).toFixed(0)} MiB) in ${g.dirs} directories in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+const user = benchUser();
+if (user) chownSync(destRoot, user.uid, user.gid);
+const sshd = await startSshd(user ? { user: user.name } : {});
+const dest = join(destRoot, "replica");
+const cfg = join(work, "config.json");
+writeFileSync(cfg, JSON.stringify({
+  source_dir: src,
+  state_file: join(work, "state", "state.db"),
+  remote_sync: { remote_user: sshd.user, remote_host: "127.0.0.1", port: sshd.port, remote_dest_dir: dest, ssh_key_path: sshd.clientKey, known_hosts_file: sshd.knownHosts },
+  logging: { log_file: join(work, "rrdsync.log"), log_level: "INFO" },
+  debounce_time: 1,
+}));
+const bin = existsSync(join(import.meta.dir, "../../dist/rrdsync")) ? "dist/rrdsync" : "src/main.ts";
+process.env.RRDSYNC_BIN ??= bin === "dist/rrdsync" ? resolve(import.meta.dir, "../../dist/rrdsync") : "";
+if (process.env.RRDSYNC_BIN === "") delete process.env.RRDSYNC_BIN;
+
+const rss = (pid: number) => {
+  const s = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? 0);
+  return { rss: kb("VmRSS") / 1024, peak: kb("VmHWM") / 1024 };
+};
+
+const d = startDaemon(["--config", cfg]);
+const results: number[] = [];
+try {
+  const ts = performance.now();
+  await d.waitFor((e) => e.event === "pass", 900_000, "the initial pass");
+  console.log(`initial pass: ${((performance.now() - ts) / 1000).toFixed(1)} s; daemon RSS ${rss(d.proc.pid).rss.toFixed(0)} MiB`);
+  const rand = seededRandom(42);
+  for (let b = 0; b < BURSTS; b++) {
+    await Bun.sleep(3000);
+    const before = d.events.length;
+    const logins0 = sshd.logins();
+    const picked = new Set<string>();
+    while (picked.size < BURST) picked.add(g.rrds[Math.floor(rand() * g.rrds.length)] as string);
+    const start = Date.now();
+    for (const rel of picked) touchRrdUpdate(join(src, rel), rand);
+    const end = Date.now();
+    const batches = () => d.events.slice(before).filter((e) => e.event === "batch");
+    const confirmed = () => batches().reduce((n, e) => n + Number(e.files), 0);
+    await d.waitFor(() => confirmed() >= BURST, 60_000, "the burst confirmed");
+    const doneAt = Date.parse(String(batches().at(-1)?.time));
+    // The replica must really hold the new bytes.
+    let same = 0;
+    for (const rel of picked) if (readFileSync(join(src, rel)).equals(readFileSync(join(dest, rel)))) same++;
+    const lat = (doneAt - end) / 1000;
+    results.push(lat);
+    const m = rss(d.proc.pid);
+    console.log(`burst ${b + 1}: ${BURST} RRDs touched in ${end - start} ms; on the replica ${lat.toFixed(2)} s after the burst ended ` +
+      `(${batches().length} batches, ${sshd.logins() - logins0} ssh logins, ${same}/${BURST} verified); RSS ${m.rss.toFixed(0)} MiB, peak ${m.peak.toFixed(0)} MiB`);
+  }
+} finally {
+  await d.stop("SIGTERM");
+  await sshd.cleanup();
+}
+const med = [...results].sort((a, b) => a - b)[Math.floor(results.length / 2)] as number;
+console.log(`\nW4 ${FILES} files${PER_DIR ? ` in ${g.dirs} directories` : ""}: median ${med.toFixed(2)} s from burst end to all ${BURST} on the replica (target ≤ 1.5 s; lsyncd delay=1 measured 1.09 s)`);
+rmSync(destRoot, { recursive: true, force: true });
