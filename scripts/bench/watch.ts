@@ -31,6 +31,8 @@ function benchUser(): { name: string; uid: number; gid: number } | null {
     const r = Bun.spawnSync(["useradd", "--system", "--create-home", "--home-dir", `/var/lib/${name}`, "--shell", "/bin/sh", name]);
     if (r.exitCode !== 0) return null;
   }
+  // A --system account has a locked password ("!"), and sshd without PAM refuses locked accounts even for keys.
+  Bun.spawnSync(["usermod", "-p", "*", name]);
   const id = (f: string) => Number(new TextDecoder().decode(Bun.spawnSync(["id", f, name]).stdout).trim());
   return { name, uid: id("-u"), gid: id("-g") };
 }
@@ -52,7 +54,7 @@ writeFileSync(cfg, JSON.stringify({
   source_dir: src,
   state_file: join(work, "state", "state.db"),
   remote_sync: { remote_user: sshd.user, remote_host: "127.0.0.1", port: sshd.port, remote_dest_dir: dest, ssh_key_path: sshd.clientKey, known_hosts_file: sshd.knownHosts },
-  logging: { log_file: join(work, "rrdsync.log"), log_level: "INFO" },
+  logging: { log_file: join(work, "rrdsync.log"), log_level: process.env.RRDSYNC_BENCH_LOG ?? "INFO" },
   debounce_time: 1,
 }));
 const bin = existsSync(join(import.meta.dir, "../../dist/rrdsync")) ? "dist/rrdsync" : "src/main.ts";

@@ -1,0 +1,39 @@
+import { expect, test } from "bun:test";
+import { attributeErrors, decodeRsyncName, isFileItem, namesInErrorLine, parseItemizeLine } from "../../src/transport/itemize.ts";
+
+const latin1 = (s: string) => Buffer.from(s, "utf8").toString("latin1"); // what the transport hands the parser
+
+test("itemize lines: sent, unchanged and directory items; spaces inside the flags; a name with spaces", () => {
+  expect(parseItemizeLine("RRDSYNC> >f+++++++++ 38232 snmp/1/a b.rrd")).toEqual({ flags: ">f+++++++++", bytes: 38232, path: "snmp/1/a b.rrd" });
+  const same = parseItemizeLine("RRDSYNC> .f          0 x.txt");
+  expect(same).toEqual({ flags: ".f         ", bytes: 0, path: "x.txt" });
+  expect(isFileItem(same!.flags)).toBe(true);
+  const dir = parseItemizeLine("RRDSYNC> cd+++++++++ 0 snmp/1/");
+  expect(dir?.path).toBe("snmp/1");
+  expect(isFileItem(dir!.flags)).toBe(false);
+  expect(parseItemizeLine("sent 1,234 bytes  received 35 bytes")).toBeNull();
+});
+
+test("rsync's \\#ooo escapes decode back to the exact bytes: newline, backslash, UTF-8", () => {
+  expect(decodeRsyncName("a\\#012b.txt")).toBe("a\nb.txt");
+  expect(decodeRsyncName("back\\#134#slash")).toBe("back\\#slash");
+  expect(decodeRsyncName(latin1("données-é.rrd"))).toBe("données-é.rrd");
+  expect(parseItemizeLine(`RRDSYNC> >f+++++++++ 3 ${latin1("-leading 'q' ü")}`)?.path).toBe("-leading 'q' ü");
+});
+
+test("error lines name the failed files, quoted or not, absolute or relative", () => {
+  expect(namesInErrorLine('rsync: [sender] link_stat "/src/gone.txt" failed: No such file or directory (2)')).toContain("/src/gone.txt");
+  expect(namesInErrorLine("cannot delete non-empty directory: bad.txt")).toContain("bad.txt");
+  const batch = new Set(["gone.txt", "bad.txt", "ok.txt", "d/x y.rrd"]);
+  const errs = attributeErrors(
+    [
+      'rsync: [sender] link_stat "/src/gone.txt" failed: No such file or directory (2)',
+      "could not make way for new regular file: bad.txt",
+      'rsync: [receiver] mkstemp "/dest/d/.x y.rrd.AbC123" failed: Permission denied (13)',
+      'rsync: [sender] send_files failed to open "/src/d/x y.rrd": Permission denied (13)',
+    ],
+    batch,
+  );
+  expect([...errs.keys()].sort()).toEqual(["bad.txt", "d/x y.rrd", "gone.txt"]);
+  expect(errs.has("ok.txt")).toBe(false);
+});

@@ -1,0 +1,48 @@
+import { expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildRsyncArgv, treeFilterArgs } from "../../src/transport/rsync-args.ts";
+import { wholeTreeOutcomes } from "../../src/transport/rsync.ts";
+
+const target = { user: "u", host: "h", port: 22, destDir: "/d", sshKeyPath: "", knownHostsFile: "/k" };
+const rsync = { archive: true, compress: false, verbose: false, update: false, checksum: false, partial: false, bwlimit: 0, itemizeChanges: false, stats: false };
+
+test("exit 0 confirms a file whose inode settled before the run; a fresh one is resent, a missing one vanished", () => {
+  const dir = mkdtempSync(join(tmpdir(), "rrdsync-wt-"));
+  writeFileSync(join(dir, "a.rrd"), "a");
+  const files = [{ path: "a.rrd", size: 1 }, { path: "gone.rrd", size: 1 }];
+  const longAfter = BigInt(Date.now() + 10_000) * 1_000_000n; // the run "started" 10 s after the file settled
+  const ok = wholeTreeOutcomes(dir, files, 0, longAfter);
+  expect(ok.get("a.rrd")).toEqual({ ok: true, bytes: 1 });
+  expect(ok.get("gone.rrd")).toMatchObject({ ok: false, vanished: true });
+  const justNow = BigInt(Date.now()) * 1_000_000n; // changed within the 2 s margin: cannot vouch
+  expect(wholeTreeOutcomes(dir, files, 0, justNow).get("a.rrd")).toMatchObject({ ok: false, resend: true });
+  // exit 23: we do not know which file failed, so every present file is resent in a list batch
+  expect(wholeTreeOutcomes(dir, files, 23, longAfter).get("a.rrd")).toMatchObject({ ok: false, resend: true });
+});
+
+test("whole-tree filter rules: own files out (anchored, wildcards escaped), then only the monitored extensions", () => {
+  expect(treeFilterArgs({ extensions: [".rrd", ".txt"], exclude: ["state/state.db", "odd[1]*.db"] })).toEqual([
+    "--exclude=/state/state.db",
+    "--exclude=/odd\\[1]\\*.db",
+    "--include=*/",
+    "--include=*.rrd",
+    "--include=*.txt",
+    "--exclude=*",
+  ]);
+  expect(treeFilterArgs({ extensions: [], exclude: [] })).toEqual([]);
+});
+
+test("a whole-tree run walks (-r, no list), skips symlinks/devices after -a, and prints nothing per file by default", () => {
+  const argv = buildRsyncArgv({ target, rsync, sourceDir: "/src" }, { extensions: [".rrd"], exclude: [] });
+  expect(argv).toContain("-r");
+  expect(argv).not.toContain("--files-from=-");
+  expect(argv.some((a) => a.startsWith("--out-format"))).toBe(false);
+  expect(argv.indexOf("--no-links")).toBeGreaterThan(argv.indexOf("-a"));
+  const itemized = buildRsyncArgv({ target, rsync: { ...rsync, itemizeChanges: true }, sourceDir: "/src" }, { extensions: [], exclude: [] });
+  expect(itemized.some((a) => a.startsWith("--out-format"))).toBe(true);
+  const list = buildRsyncArgv({ target, rsync, sourceDir: "/src" });
+  expect(list).toEqual(expect.arrayContaining(["--files-from=-", "--from0", "--ignore-times", "-ii"]));
+  expect(list.slice(-2)).toEqual(["/src/", "u@h:/d/"]);
+});
