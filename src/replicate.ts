@@ -2,7 +2,7 @@
 import { type BigIntStats, lstatSync } from "node:fs";
 import { join, relative, sep } from "node:path";
 import type { Config } from "./config/types.ts";
-import { batchWouldOverflow, decide, sameVersion, type StatFacts, statFacts } from "./engine/plan.ts";
+import { batchWouldOverflow, decide, sameVersion, type StatFacts, statFacts, versionKey } from "./engine/plan.ts";
 import type { Logger } from "./log.ts";
 import type { ChangeRow, FileState, StateStore } from "./store/state.ts";
 import { BackupStager } from "./track/backup.ts";
@@ -70,6 +70,9 @@ type Row = { path: string; state: Omit<FileState, "seedMtime"> };
  */
 export const WHOLE_TREE_MAX_FILES = 200_000;
 
+/** Up to this many state rows are bulk-loaded for a pass's comparisons (~150 bytes each). */
+const BULK_KEYS_MAX = 300_000;
+
 export function newStats(): PassStats {
   return {
     scanned: 0, sent: 0, bytes: 0, changes: 0, adopted: 0, pending: 0, changedDuringSend: 0, vanished: 0, problems: 0, symlinksSkipped: 0,
@@ -100,6 +103,8 @@ export class Replicator {
   private adopted: Row[] = [];
   private stats = newStats();
   private signal: AbortSignal | undefined;
+  /** a full pass's bulk-loaded version keys (path → "size:mtime_ns:ino"), or null: look rows up one by one */
+  private keys: Map<string, string> | null = null;
   private readonly stager: BackupStager;
 
   constructor(private readonly d: ReplicatorDeps) {
@@ -129,6 +134,7 @@ export class Replicator {
     this.begin(signal);
     const it = this.walk();
     if (this.d.store.countFiles() === 0) await this.firstSync(it);
+    this.keys = this.d.store.versionKeys(BULK_KEYS_MAX);
     for (let n = it.next(); !n.done; n = it.next()) {
       await this.consider(n.value.rel, n.value.abs, n.value.stat);
       if (this.stats.scanned % 512 === 0) {
@@ -207,6 +213,7 @@ export class Replicator {
   }
 
   private async finish(started: number): Promise<PassStats> {
+    this.keys = null;
     await this.flush();
     if (this.adopted.length > 0) this.commitAdopted();
     this.stats.seconds = (performance.now() - started) / 1000;
@@ -216,6 +223,7 @@ export class Replicator {
   private async consider(rel: string, abs: string, stat: BigIntStats): Promise<void> {
     this.stats.scanned++;
     const facts = statFacts(stat);
+    if (this.keys !== null && this.keys.get(rel) === versionKey(facts)) return; // unchanged: the common case
     const prev = this.d.store.get(rel);
     const decision = decide(facts, prev);
     if (decision === "unchanged") return;

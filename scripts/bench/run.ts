@@ -2,11 +2,13 @@
 //   W1  initial sync of an N-file OpenNMS-like tree into an empty destination
 //   W2  a pass when nothing changed (rsync must walk both sides; rrdsync compares with its state and sends nothing)
 // Usage: bun scripts/bench/run.ts [--files 20000] [--runs 3] [--bin dist/rrdsync]
+// As root it logs in as a plain-shell bench user (see user.ts), as a real standby's rsync user would.
 // Prints each timing, the medians, the ratios, and how many ssh logins each tool made.
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { startSshd, type SshdFixture } from "../../test/helpers/sshd.ts";
 import { generateTree } from "./generate-tree.ts";
+import { benchUser, giveTo } from "./user.ts";
 
 const args = process.argv.slice(2);
 const opt = (flag: string, dflt: string) => {
@@ -32,7 +34,8 @@ if (!existsSync(join(src, ".complete"))) {
 }
 // .complete is not in monitored_extensions, but plain rsync would copy it: exclude it there too.
 
-const sshd = await startSshd();
+const user = benchUser(); // a plain-shell login, as on a real standby (see user.ts)
+const sshd = await startSshd(user ? { user: user.name } : {});
 const sshCmd = (fx: SshdFixture) =>
   `ssh -p ${fx.port} -i ${fx.clientKey} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${fx.knownHosts}`;
 
@@ -78,6 +81,7 @@ try {
     const dOurs = join(destRoot, `run-${r}`, "dest-rrdsync");
     rmSync(join(destRoot, `run-${r}`), { recursive: true, force: true });
     mkdirSync(join(destRoot, `run-${r}`), { recursive: true });
+    giveTo(user, join(destRoot, `run-${r}`));
     // Alternate who goes first, so page-cache warmth does not favour one side.
     const order = r % 2 === 0 ? ["rsync", "rrdsync"] : ["rrdsync", "rsync"];
     for (const who of order) {

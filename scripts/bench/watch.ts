@@ -3,13 +3,13 @@
 // Also reports the daemon's RSS and ssh logins. Usage:
 //   bun scripts/bench/watch.ts [--files 20000] [--bursts 3]                  (OpenNMS-like tree)
 //   bun scripts/bench/watch.ts --files 100000 --per-dir 5 [--bursts 1]       (100,000 files in 20,000 dirs)
-// Logs in as a plain-shell user when run as root (a real standby's rsync user has no heavy shell profile;
-// root's here sources pyenv: ~0.6 s per ssh login), creating it if needed.
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+// Logs in as a plain-shell user when run as root (see user.ts).
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { startDaemon } from "../../test/helpers/daemon.ts";
 import { startSshd } from "../../test/helpers/sshd.ts";
 import { generateSpreadTree, generateTree, seededRandom, touchRrdUpdate } from "./generate-tree.ts";
+import { benchUser, giveTo } from "./user.ts";
 
 const args = process.argv.slice(2);
 const opt = (flag: string, dflt: string) => {
@@ -24,19 +24,6 @@ const root = resolve(import.meta.dir, "../../.bench");
 const work = join(root, `w4-${FILES}${PER_DIR ? `-spread${PER_DIR}` : ""}`);
 const destRoot = existsSync("/dev/shm") ? "/dev/shm/rrdsync-w4" : join(work, "dest");
 
-function benchUser(): { name: string; uid: number; gid: number } | null {
-  if (process.getuid?.() !== 0) return null;
-  const name = "rrdsync-bench";
-  if (Bun.spawnSync(["id", "-u", name]).exitCode !== 0) {
-    const r = Bun.spawnSync(["useradd", "--system", "--create-home", "--home-dir", `/var/lib/${name}`, "--shell", "/bin/sh", name]);
-    if (r.exitCode !== 0) return null;
-  }
-  // A --system account has a locked password ("!"), and sshd without PAM refuses locked accounts even for keys.
-  Bun.spawnSync(["usermod", "-p", "*", name]);
-  const id = (f: string) => Number(new TextDecoder().decode(Bun.spawnSync(["id", f, name]).stdout).trim());
-  return { name, uid: id("-u"), gid: id("-g") };
-}
-
 rmSync(work, { recursive: true, force: true });
 rmSync(destRoot, { recursive: true, force: true });
 mkdirSync(destRoot, { recursive: true });
@@ -46,7 +33,7 @@ const g = PER_DIR > 0 ? await generateSpreadTree(src, { files: FILES, perDir: PE
 console.log(`generated ${g.files} files (${(g.bytes / 1048576).toFixed(0)} MiB) in ${g.dirs} directories in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
 const user = benchUser();
-if (user) chownSync(destRoot, user.uid, user.gid);
+giveTo(user, destRoot);
 const sshd = await startSshd(user ? { user: user.name } : {});
 const dest = join(destRoot, "replica");
 const cfg = join(work, "config.json");

@@ -19,6 +19,11 @@ export function statFacts(st: { size: bigint; mtimeNs: bigint; ino: bigint }): S
   return { size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ino: st.ino.toString() };
 }
 
+/** The same identity as sameVersion, as one string (the state's bulk-loaded keys compare against it). */
+export function versionKey(f: StatFacts): string {
+  return `${f.size}:${f.mtimeNs}:${f.ino}`;
+}
+
 export function sameVersion(a: StatFacts, b: StatFacts): boolean {
   return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ino === b.ino;
 }

@@ -94,6 +94,20 @@ export class StateStore {
     return { size: r.size, mtimeNs: r.mtime_ns, ino: r.ino, sha256: r.sha256, seedMtime: r.seed_mtime };
   }
 
+  /**
+   * Every row's version key ("size:mtime_ns:ino") in one query, for a pass to compare 20,000 files in ~20 ms
+   * instead of 20,000 lookups (~200 ms). null above `limit` rows: then per-file lookups keep memory bounded.
+   */
+  versionKeys(limit: number): Map<string, string> | null {
+    if (this.countFiles() > limit) return null;
+    const out = new Map<string, string>();
+    // The key is built by SQLite (in C): half the cost of building 20,000 strings in JS.
+    for (const r of this.db.query("SELECT path, size || ':' || mtime_ns || ':' || ino FROM files").values() as Array<[string, string]>) {
+      out.set(r[0], r[1]);
+    }
+    return out;
+  }
+
   countFiles(): number {
     return (this.db.query("SELECT count(*) AS n FROM files").get() as { n: number }).n;
   }
