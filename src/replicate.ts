@@ -266,8 +266,11 @@ export class Replicator {
   private async send(files: BatchFile[] | Promise<BatchFile[]>, opts: SendOptions): Promise<BatchResult> {
     const { transport, log } = this.d;
     log.debug(`sending via ${transport.description}${opts.wholeTree ? " (whole tree)" : ""}`);
+    const t0 = performance.now();
     try {
-      return await transport.sendBatch(files, this.signal, opts);
+      const r = await transport.sendBatch(files, this.signal, opts);
+      log.debug(`transfer finished in ${((performance.now() - t0) / 1000).toFixed(2)} s${r.error ? `: ${r.error}` : ""}`);
+      return r;
     } catch (e) {
       return { outcomes: new Map(), error: (e as Error).message, infoLines: [], bytesSent: 0 };
     }
