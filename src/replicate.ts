@@ -228,7 +228,7 @@ export class Replicator {
     const decision = decide(facts, prev);
     if (decision === "unchanged") return;
     if (decision === "adopt") {
-      this.adopted.push({ path: rel, state: { ...facts, sha256: null } });
+      this.adopted.push({ path: rel, state: { ...facts, sha256: null, rrd: null } });
       if (this.adopted.length >= 10_000) this.commitAdopted();
       return;
     }
@@ -317,8 +317,8 @@ export class Replicator {
       }
       stats.sent++;
       sentBytes += f.facts.size;
-      const sha = this.publish(f, a ?? (await this.analyze(f)), changes);
-      rows.push({ path: f.rel, state: { ...f.facts, sha256: sha } });
+      const id = this.publish(f, a ?? (await this.analyze(f)), changes);
+      rows.push({ path: f.rel, state: { ...f.facts, ...id } });
     }
     // One transaction: every confirmed file of the batch advances with its change rows, or none does.
     this.d.store.commit(rows, changes);
@@ -356,7 +356,7 @@ export class Replicator {
   }
 
   private async analyze(f: Planned): Promise<Analyzed> {
-    const previous = f.prev && f.prev.size >= 0 ? { size: f.prev.size, sha256: f.prev.sha256 } : null;
+    const previous = f.prev && f.prev.size >= 0 ? { size: f.prev.size, sha256: f.prev.sha256, rrd: f.prev.rrd } : null;
     try {
       const rec = await describeChange({ srcPath: f.abs, relPath: f.rel, backupDir: this.d.config.changeTracking.backupDir, previous });
       return { rec, staged: rec?.fileKind === "text" ? this.stager.stage(f.abs) : null };
@@ -369,23 +369,23 @@ export class Replicator {
    * Audit one confirmed file: change-log entry first, then the backup, so a crash in between repeats an entry
    * (at-least-once) rather than losing it. An audit failure never undoes replication; it is an error to report.
    */
-  private publish(f: Planned, a: Analyzed, changes: ChangeRow[]): string | null {
+  private publish(f: Planned, a: Analyzed, changes: ChangeRow[]): { sha256: string | null; rrd: string | null } {
     const { log } = this.d;
     const rec = a.rec;
     try {
       if (rec instanceof Error) throw rec;
-      if (rec === null) return f.prev?.sha256 ?? null;
+      if (rec === null) return { sha256: f.prev?.sha256 ?? null, rrd: f.prev?.rrd ?? null };
       const time = new Date();
       this.d.changeLog.append(time, f.rel, rec.details);
       if (a.staged) this.stager.publish(a.staged, f.rel);
       changes.push({ time: time.getTime(), path: f.rel, kind: `${rec.fileKind} ${rec.kind}`, summary: rec.summary });
       log.debug(`recorded ${rec.kind} ${f.rel}: ${rec.summary}`);
-      return rec.sha256;
+      return { sha256: rec.sha256, rrd: rec.rrd ?? null };
     } catch (e) {
       if (a.staged) this.stager.discard(a.staged);
       this.stats.problems++;
       log.error(`${f.rel}: synced, but its change could not be recorded (audit gap): ${(e as Error).message}`);
-      return null;
+      return { sha256: null, rrd: null };
     }
   }
 }

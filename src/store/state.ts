@@ -10,6 +10,8 @@ export interface FileState {
   mtimeNs: string;
   ino: string;
   sha256: string | null;
+  /** RRD files: the header summary as last synced (JSON), instead of a hash */
+  rrd: string | null;
   /** the mtime (seconds) the seed script recorded, for rows imported from its JSON state and not yet seen */
   seedMtime: number | null;
 }
@@ -28,6 +30,7 @@ CREATE TABLE IF NOT EXISTS files (
   mtime_ns TEXT NOT NULL,
   ino TEXT NOT NULL,
   sha256 TEXT,
+  rrd TEXT,
   seed_mtime REAL,
   synced_at INTEGER NOT NULL
 ) WITHOUT ROWID;
@@ -50,11 +53,11 @@ export class StateStore {
   private readonly changeStmt;
 
   private constructor(private readonly db: Database, readonly path: string) {
-    this.getStmt = db.query<{ size: number; mtime_ns: string; ino: string; sha256: string | null; seed_mtime: number | null }, [string]>(
-      "SELECT size, mtime_ns, ino, sha256, seed_mtime FROM files WHERE path = ?",
+    this.getStmt = db.query<{ size: number; mtime_ns: string; ino: string; sha256: string | null; rrd: string | null; seed_mtime: number | null }, [string]>(
+      "SELECT size, mtime_ns, ino, sha256, rrd, seed_mtime FROM files WHERE path = ?",
     );
     this.putStmt = db.query(
-      "INSERT OR REPLACE INTO files (path, size, mtime_ns, ino, sha256, seed_mtime, synced_at) VALUES (?, ?, ?, ?, ?, NULL, ?)",
+      "INSERT OR REPLACE INTO files (path, size, mtime_ns, ino, sha256, rrd, seed_mtime, synced_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
     );
     this.changeStmt = db.query("INSERT INTO changes (time, path, kind, summary) VALUES (?, ?, ?, ?)");
   }
@@ -78,6 +81,9 @@ export class StateStore {
       db = new Database(path, { create: true, strict: true });
       db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
       db.exec(SCHEMA);
+      // DBs made before the rrd column existed get it (NULL: the next update of such an RRD says "no earlier header").
+      const cols = db.query("PRAGMA table_info(files)").all() as Array<{ name: string }>;
+      if (!cols.some((c) => c.name === "rrd")) db.exec("ALTER TABLE files ADD COLUMN rrd TEXT");
     } catch (e) {
       throw new UserError(`state_file ${path}: cannot open the state DB: ${(e as Error).message}`, 1,
         "check the path's permissions and free space; move a damaged file aside and rrdsync rebuilds it with one full compare pass");
@@ -91,7 +97,7 @@ export class StateStore {
   get(path: string): FileState | null {
     const r = this.getStmt.get(path);
     if (!r) return null;
-    return { size: r.size, mtimeNs: r.mtime_ns, ino: r.ino, sha256: r.sha256, seedMtime: r.seed_mtime };
+    return { size: r.size, mtimeNs: r.mtime_ns, ino: r.ino, sha256: r.sha256, rrd: r.rrd, seedMtime: r.seed_mtime };
   }
 
   /**
@@ -116,7 +122,7 @@ export class StateStore {
   commit(rows: Array<{ path: string; state: Omit<FileState, "seedMtime"> }>, changes: ChangeRow[]): void {
     const now = Date.now();
     this.db.transaction(() => {
-      for (const r of rows) this.putStmt.run(r.path, r.state.size, r.state.mtimeNs, r.state.ino, r.state.sha256, now);
+      for (const r of rows) this.putStmt.run(r.path, r.state.size, r.state.mtimeNs, r.state.ino, r.state.sha256, r.state.rrd, now);
       for (const c of changes) this.changeStmt.run(c.time, c.path, c.kind, c.summary);
     })();
   }

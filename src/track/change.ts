@@ -2,25 +2,31 @@
 import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { backupPath } from "./backup.ts";
 import { isTextFile, SNIFF_BYTES, sha256File } from "./detect.ts";
+import { describeCreatedRrd, describeUpdatedRrd, probeRrd, RRD_HEAD_PROBE, type RrdHeader, type RrdSummary, summarize } from "./rrd.ts";
 import { DEFAULT_MAX_DIFF_LINES, formatAppendDiff, formatUnifiedDiff, splitLines } from "./diff.ts";
 
 export interface PreviousVersion {
   size: number;
-  /** null when unknown (e.g. imported from the seed's state) */
+  /** null when unknown (e.g. imported from the seed's state, or an RRD: those keep a header summary instead) */
   sha256: string | null;
+  /** an RRD's header summary as last synced (JSON of RrdSummary) */
+  rrd?: string | null;
 }
 
 export interface ChangeRecord {
   path: string;
   kind: "created" | "modified";
-  fileKind: "text" | "binary";
+  fileKind: "text" | "binary" | "rrd";
   /** one short line for the console and the DB */
   summary: string;
   /** the body after "Changes:" in the change log, no trailing newline */
   details: string;
   added: number;
   removed: number;
-  sha256: string;
+  /** null for RRD files: their header summary (`rrd`) identifies the version, no full read needed */
+  sha256: string | null;
+  /** RRD files: the header summary to keep for the next entry (JSON) */
+  rrd?: string;
   size: number;
 }
 
@@ -55,6 +61,25 @@ export async function describeChange(opts: {
 }): Promise<ChangeRecord | null> {
   const limits = { ...DEFAULT_LIMITS, ...opts.limits };
   const { srcPath, relPath, previous } = opts;
+  // RRD files are described from their header alone (a few KiB): what the update did, not a hash of 38 KB.
+  const rrd = readRrdHeader(srcPath);
+  if (rrd !== null) {
+    const size = statSync(srcPath).size;
+    const summaryJson = JSON.stringify(summarize(rrd));
+    if (previous === null) {
+      return { path: relPath, kind: "created", fileKind: "rrd", added: 0, removed: 0, sha256: null, rrd: summaryJson, size,
+        summary: `rrd created, ${rrd.ds.length} DS, step ${rrd.step} s`, details: describeCreatedRrd(rrd, size) };
+    }
+    let prev: RrdSummary | null = null;
+    try {
+      prev = previous.rrd ? (JSON.parse(previous.rrd) as RrdSummary) : null;
+    } catch {
+      prev = null;
+    }
+    const d = describeUpdatedRrd(prev, rrd, previous.size, size);
+    return { path: relPath, kind: "modified", fileKind: "rrd", added: 0, removed: 0, sha256: null, rrd: summaryJson, size, summary: d.summary, details: d.text };
+  }
+
   // Small files (nearly all of an RRD tree) are read once: sniffed, hashed and diffed from the same buffer.
   const content = statSync(srcPath).size <= limits.maxDiffBytes ? readFileSync(srcPath) : null;
   const size = content ? content.length : statSync(srcPath).size;
@@ -100,6 +125,23 @@ export async function describeChange(opts: {
   }
   return { ...base, kind: "modified", fileKind: "text", added: 0, removed: 0, summary: "modified (too large to diff)",
     details: `Text file modified (too large to diff: ${bsize} → ${size} bytes).\nSHA256: ${oldSha ?? (await sha256File(bpath))} → ${sha256}` };
+}
+
+/** The header of an RRD file in the native layout, or null (not an RRD, a foreign layout, unreadable). */
+function readRrdHeader(path: string): RrdHeader | null {
+  const fd = openSync(path, "r");
+  try {
+    let buf = Buffer.alloc(RRD_HEAD_PROBE);
+    buf = buf.subarray(0, readSync(fd, buf, 0, buf.length, 0));
+    let p = probeRrd(buf);
+    if (p.kind === "need" && p.bytes <= 16 * 1024 * 1024) {
+      const more = Buffer.alloc(p.bytes);
+      p = probeRrd(more.subarray(0, readSync(fd, more, 0, more.length, 0)));
+    }
+    return p.kind === "rrd" ? p.header : null;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** The old content is an unchanged prefix of the new, ending at a line break: compared chunk by chunk. */

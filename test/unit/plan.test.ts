@@ -3,7 +3,7 @@ import { batchWouldOverflow, decide, sameVersion, statFacts } from "../../src/en
 import type { FileState } from "../../src/store/state.ts";
 
 const facts = { size: 100, mtimeNs: "1700000000123456789", ino: "42" };
-const synced = (over: Partial<FileState> = {}): FileState => ({ size: 100, mtimeNs: "1700000000123456789", ino: "42", sha256: null, seedMtime: null, ...over });
+const synced = (over: Partial<FileState> = {}): FileState => ({ size: 100, mtimeNs: "1700000000123456789", ino: "42", sha256: null, rrd: null, seedMtime: null, ...over });
 
 describe("decide", () => {
   test.each([
