@@ -295,7 +295,7 @@ export class Replicator {
     for (const f of files) {
       const outcome = result.outcomes.get(f.rel);
       const a = analysis.take(f.rel);
-      const confirmed = outcome?.ok === true && this.unchangedSince(f, stats, changed);
+      const confirmed = outcome?.ok === true && this.unchangedSince(f, stats, changed, outcome.seen);
       if (!confirmed) {
         if (a?.staged) this.stager.discard(a.staged);
         if (outcome?.ok) continue; // changed meanwhile or vanished: unchangedSince counted it
@@ -320,7 +320,9 @@ export class Replicator {
       const id = this.publish(f, a ?? (await this.analyze(f)), changes);
       rows.push({ path: f.rel, state: { ...f.facts, ...id } });
     }
-    // One transaction: every confirmed file of the batch advances with its change rows, or none does.
+    // The audit trail first (at-least-once), then one transaction: every confirmed file of the batch advances
+    // with its change rows, or none does.
+    this.d.changeLog.flush();
     this.d.store.commit(rows, changes);
     stats.bytes += sentBytes;
     stats.changes += changes.length;
@@ -340,10 +342,10 @@ export class Replicator {
   }
 
   /** The destination has the version rsync read; if the file moved on meanwhile, that version is not ours to record. */
-  private unchangedSince(f: Planned, stats: PassStats, changed: string[]): boolean {
+  private unchangedSince(f: Planned, stats: PassStats, changed: string[], seen?: StatFacts): boolean {
     let now: StatFacts;
     try {
-      now = statFacts(lstatSync(f.abs, { bigint: true }));
+      now = seen ?? statFacts(lstatSync(f.abs, { bigint: true }));
     } catch {
       stats.vanished++;
       return false;
@@ -358,7 +360,7 @@ export class Replicator {
   private async analyze(f: Planned): Promise<Analyzed> {
     const previous = f.prev && f.prev.size >= 0 ? { size: f.prev.size, sha256: f.prev.sha256, rrd: f.prev.rrd } : null;
     try {
-      const rec = await describeChange({ srcPath: f.abs, relPath: f.rel, backupDir: this.d.config.changeTracking.backupDir, previous });
+      const rec = await describeChange({ srcPath: f.abs, relPath: f.rel, backupDir: this.d.config.changeTracking.backupDir, previous, size: f.facts.size });
       return { rec, staged: rec?.fileKind === "text" ? this.stager.stage(f.abs) : null };
     } catch (e) {
       return { rec: e as Error, staged: null };

@@ -58,13 +58,15 @@ export async function describeChange(opts: {
   backupDir: string;
   previous: PreviousVersion | null;
   limits?: Partial<DiffLimits>;
+  /** the size the caller just stat'ed (saves a stat per file) */
+  size?: number;
 }): Promise<ChangeRecord | null> {
   const limits = { ...DEFAULT_LIMITS, ...opts.limits };
   const { srcPath, relPath, previous } = opts;
   // RRD files are described from their header alone (a few KiB): what the update did, not a hash of 38 KB.
   const rrd = readRrdHeader(srcPath);
   if (rrd !== null) {
-    const size = statSync(srcPath).size;
+    const size = opts.size ?? statSync(srcPath).size;
     const summaryJson = JSON.stringify(summarize(rrd));
     if (previous === null) {
       return { path: relPath, kind: "created", fileKind: "rrd", added: 0, removed: 0, sha256: null, rrd: summaryJson, size,
@@ -127,15 +129,16 @@ export async function describeChange(opts: {
     details: `Text file modified (too large to diff: ${bsize} → ${size} bytes).\nSHA256: ${oldSha ?? (await sha256File(bpath))} → ${sha256}` };
 }
 
+/** One probe buffer for every header read: the parse copies what it keeps, so it can be reused (no 20,000 allocations). */
+const probeBuf = Buffer.allocUnsafe(RRD_HEAD_PROBE);
+
 /** The header of an RRD file in the native layout, or null (not an RRD, a foreign layout, unreadable). */
 function readRrdHeader(path: string): RrdHeader | null {
   const fd = openSync(path, "r");
   try {
-    let buf = Buffer.alloc(RRD_HEAD_PROBE);
-    buf = buf.subarray(0, readSync(fd, buf, 0, buf.length, 0));
-    let p = probeRrd(buf);
+    let p = probeRrd(probeBuf.subarray(0, readSync(fd, probeBuf, 0, probeBuf.length, 0)));
     if (p.kind === "need" && p.bytes <= 16 * 1024 * 1024) {
-      const more = Buffer.alloc(p.bytes);
+      const more = Buffer.allocUnsafe(p.bytes);
       p = probeRrd(more.subarray(0, readSync(fd, more, 0, more.length, 0)));
     }
     return p.kind === "rrd" ? p.header : null;

@@ -31,20 +31,38 @@ export class ChangeLog {
     return this.fd;
   }
 
+  private pending: string[] = [];
+  private pendingBytes = 0;
+
+  /** Queues an entry; flush() writes the queued ones. Call flush() before the state advances past them. */
   append(time: Date, path: string, details: string): void {
-    const buf = Buffer.from(formatEntry(time, path, details));
+    const e = formatEntry(time, path, details);
+    this.pending.push(e);
+    this.pendingBytes += e.length;
+    if (this.pendingBytes > 1 << 20) this.flush();
+  }
+
+  /**
+   * Writes the queued entries with one write() per MiB (O_APPEND: each lands whole at the end; a crash leaves
+   * whole entries, never half of one, and they are on their way before the state DB says the files were synced).
+   */
+  flush(): void {
+    if (this.pending.length === 0) return;
+    const buf = Buffer.from(this.pending.join(""));
+    this.pending = [];
+    this.pendingBytes = 0;
     const fd = this.open();
-    // O_APPEND: one write lands whole at the end; loop only for the (rare) short write.
     let off = 0;
     while (off < buf.length) off += writeSync(fd, buf, off);
   }
 
   /** logrotate moved the file: the next entry goes to a new file at the configured path. */
   reopen(): void {
-    this.close();
+    this.close(); // flushes first: queued entries belong to the file they were written for
   }
 
   close(): void {
+    this.flush();
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
   }

@@ -9,8 +9,8 @@ const RRA_DEF = 120;
 const PDP_PREP = 112;
 const CDP_PREP = 80;
 const RRA_PTR = 8;
-/** Enough for the header of a file with ~25 data sources and 5 archives; larger headers are read in a second step. */
-export const RRD_HEAD_PROBE = 8192;
+/** Enough for the header of a file with ~10 data sources and 5 archives; larger headers are read in a second step. */
+export const RRD_HEAD_PROBE = 4096;
 
 export interface RrdHeader {
   version: string;

@@ -1,5 +1,5 @@
 // The rsync transport: one rsync process per batch, paths NUL-separated on stdin, per-file outcomes from its itemize output.
-import { lstatSync, mkdirSync } from "node:fs";
+import { type BigIntStats, lstatSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { RsyncOptions, Target } from "../config/types.ts";
 import { attributeErrors, isFileItem, ITEMIZE_MARKER, parseItemizeLine } from "./itemize.ts";
@@ -135,15 +135,18 @@ const CTIME_MARGIN_NS = 2_000_000_000n; // > any file system's timestamp granula
 export function wholeTreeOutcomes(sourceDir: string, files: BatchFile[], code: number, startedNs: bigint): Map<string, FileOutcome> {
   const outcomes = new Map<string, FileOutcome>();
   for (const f of files) {
-    let ctimeNs: bigint;
+    let st: BigIntStats;
     try {
-      ctimeNs = lstatSync(join(sourceDir, f.path), { bigint: true }).ctimeNs;
+      st = lstatSync(join(sourceDir, f.path), { bigint: true });
     } catch {
       outcomes.set(f.path, { ok: false, vanished: true, reason: "vanished from the source" });
       continue;
     }
-    if (code === 0 && ctimeNs < startedNs - CTIME_MARGIN_NS) outcomes.set(f.path, { ok: true, bytes: f.size });
-    else outcomes.set(f.path, { ok: false, resend: true, reason: code === 0 ? "changed while the whole-tree run started" : `whole-tree run exited ${code}` });
+    if (code === 0 && st.ctimeNs < startedNs - CTIME_MARGIN_NS) {
+      outcomes.set(f.path, { ok: true, bytes: f.size, seen: { size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ino: st.ino.toString() } });
+    } else {
+      outcomes.set(f.path, { ok: false, resend: true, reason: code === 0 ? "changed while the whole-tree run started" : `whole-tree run exited ${code}` });
+    }
   }
   return outcomes;
 }

@@ -8,7 +8,7 @@ export interface BatchFile {
 
 export type FileOutcome =
   /** the destination confirmed it holds this file's content (bytes = bytes actually sent, if known) */
-  | { ok: true; bytes: number }
+  | { ok: true; bytes: number; seen?: { size: number; mtimeNs: string; ino: string } }
   /** not confirmed: stays pending; vanished = the source file disappeared (not a failure) */
   | { ok: false; reason: string; vanished?: boolean; resend?: boolean };
 // resend: a whole-tree run could not vouch for this file, but nothing is wrong with the destination:

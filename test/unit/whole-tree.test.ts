@@ -14,7 +14,7 @@ test("exit 0 confirms a file whose inode settled before the run; a fresh one is 
   const files = [{ path: "a.rrd", size: 1 }, { path: "gone.rrd", size: 1 }];
   const longAfter = BigInt(Date.now() + 10_000) * 1_000_000n; // the run "started" 10 s after the file settled
   const ok = wholeTreeOutcomes(dir, files, 0, longAfter);
-  expect(ok.get("a.rrd")).toEqual({ ok: true, bytes: 1 });
+  expect(ok.get("a.rrd")).toMatchObject({ ok: true, bytes: 1, seen: { size: 1 } });
   expect(ok.get("gone.rrd")).toMatchObject({ ok: false, vanished: true });
   const justNow = BigInt(Date.now()) * 1_000_000n; // changed within the 2 s margin: cannot vouch
   expect(wholeTreeOutcomes(dir, files, 0, justNow).get("a.rrd")).toMatchObject({ ok: false, resend: true });
