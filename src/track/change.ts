@@ -2,6 +2,7 @@
 import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { backupPath } from "./backup.ts";
 import { isTextFile, SNIFF_BYTES, sha256File } from "./detect.ts";
+import { propertiesChanges } from "./properties.ts";
 import { describeCreatedRrd, describeUpdatedRrd, probeRrd, RRD_HEAD_PROBE, type RrdHeader, type RrdSummary, summarize } from "./rrd.ts";
 import { DEFAULT_MAX_DIFF_LINES, formatAppendDiff, formatUnifiedDiff, splitLines } from "./diff.ts";
 
@@ -114,6 +115,17 @@ export async function describeChange(opts: {
 
   const oldSha = previous?.sha256 ?? null;
   if (oldSha === sha256 || (bsize === size && (await sha256File(bpath)) === sha256)) return null;
+
+  // Properties files: the keys that changed, then the diff (small files: both versions are read whole).
+  if (relPath.endsWith(".properties") && content !== null && bsize <= limits.maxDiffBytes) {
+    const before = await Bun.file(bpath).text();
+    const after = content.toString("utf8");
+    const keys = propertiesChanges(before, after);
+    const d = formatUnifiedDiff(before, after, { maxLines: limits.maxDiffLines });
+    const keyNote = keys.length === 0 ? "no key changed" : `${keys.length} key${keys.length === 1 ? "" : "s"} changed`;
+    return { ...base, kind: "modified", fileKind: "text", added: d.added, removed: d.removed, summary: `+${d.added} −${d.removed} lines, ${keyNote}`,
+      details: keys.length > 0 ? `${keys.join("\n")}\n${d.text}` : d.text };
+  }
 
   if (size > bsize && (await isAppendOnly(bpath, srcPath, bsize))) {
     const { lines, total } = await readAppended(srcPath, bsize, limits.maxDiffLines);

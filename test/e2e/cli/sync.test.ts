@@ -74,24 +74,27 @@ describe("rrdsync --once over ssh", () => {
 
   test("a modified text file gives exactly the expected diff entry; a new file is logged as created", async () => {
     const w = world();
-    writeTree(w.src, { "node/strings.properties": "a\n\nb\nc\n" });
+    writeTree(w.src, { "node/notes.txt": "a\n\nb\nc\n", "node/strings.properties": "#Mon\nifAlias=uplink\n" });
     const cfg = w.writeConfig();
     expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
-    expect(newEntries(w, "")).toBe("File: node/strings.properties\nChanges:\nNew file created with 4 lines.\n" + "-".repeat(80) + "\n");
+    expect(newEntries(w, "")).toContain("File: node/notes.txt\nChanges:\nNew file created with 4 lines.\n" + "-".repeat(80) + "\n");
 
     const before = w.changes();
-    writeFileSync(join(w.src, "node/strings.properties"), "a\n\nB\nc\n");
+    writeFileSync(join(w.src, "node/notes.txt"), "a\n\nB\nc\n");
+    writeFileSync(join(w.src, "node/strings.properties"), "#Tue\nifAlias=core uplink\n");
     writeTree(w.src, { "node/new.txt": "one\ntwo\nthree" });
     const r = await runRrdsync(["--once", "--config", cfg]);
     expect(r.code).toBe(0);
     const got = newEntries(w, before);
     expect(got).toContain(
-      "File: node/strings.properties\nChanges:\n--- before\n+++ after\n@@ -1,4 +1,4 @@\n a\n \n-b\n+B\n c\n" + "-".repeat(80) + "\n",
+      "File: node/notes.txt\nChanges:\n--- before\n+++ after\n@@ -1,4 +1,4 @@\n a\n \n-b\n+B\n c\n" + "-".repeat(80) + "\n",
     );
+    // a properties file: the keys that changed, then the diff
+    expect(got).toContain('File: node/strings.properties\nChanges:\nifAlias: "uplink" → "core uplink"\n--- before\n+++ after\n');
     expect(got).toContain("File: node/new.txt\nChanges:\nNew file created with 3 lines.\n");
-    expect(readFileSync(join(w.dest, "node/strings.properties"), "utf8")).toBe("a\n\nB\nc\n");
+    expect(readFileSync(join(w.dest, "node/notes.txt"), "utf8")).toBe("a\n\nB\nc\n");
     // the backup now holds the new version, for the next diff
-    expect(readFileSync(join(w.backupDir, "node/strings.properties"), "utf8")).toBe("a\n\nB\nc\n");
+    expect(readFileSync(join(w.backupDir, "node/notes.txt"), "utf8")).toBe("a\n\nB\nc\n");
   });
 
   test("a text file that only grew is logged as its appended lines", async () => {
