@@ -8,13 +8,8 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { startSshd, type SshdFixture } from "../../test/helpers/sshd.ts";
 import { generateTree } from "./generate-tree.ts";
-import { benchUser, giveTo } from "./user.ts";
+import { benchUser, giveTo, opt } from "./user.ts";
 
-const args = process.argv.slice(2);
-const opt = (flag: string, dflt: string) => {
-  const i = args.indexOf(flag);
-  return i >= 0 ? (args[i + 1] as string) : dflt;
-};
 const FILES = Number(opt("--files", "20000"));
 const RUNS = Number(opt("--runs", "3"));
 const root = resolve(import.meta.dir, "../../.bench");

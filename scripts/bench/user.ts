@@ -1,5 +1,6 @@
-// The benches log in as a plain-shell user when run as root, like a real standby's rsync user: root's profile
-// here sources pyenv (~0.6 s per ssh login), which would make every ssh handshake cost 3× what it does in the field.
+// Bench helpers: command-line options, and the login user. As root the benches log in as a plain-shell user, like
+// a real standby's rsync user: root's profile here sources pyenv (~0.6 s per ssh login), which would make every
+// ssh handshake cost 3× what it does in the field.
 import { chownSync } from "node:fs";
 
 export interface BenchUser {
@@ -24,4 +25,11 @@ export function benchUser(): BenchUser | null {
 /** Lets the bench user write into `dir` (a destination root). */
 export function giveTo(user: BenchUser | null, dir: string): void {
   if (user) chownSync(dir, user.uid, user.gid);
+}
+
+/** `--flag value` from the command line, or the default. */
+export function opt(flag: string, dflt: string): string {
+  const args = process.argv.slice(2);
+  const i = args.indexOf(flag);
+  return i >= 0 ? (args[i + 1] ?? dflt) : dflt;
 }

@@ -9,13 +9,8 @@ import { join, resolve } from "node:path";
 import { startDaemon } from "../../test/helpers/daemon.ts";
 import { startSshd } from "../../test/helpers/sshd.ts";
 import { generateSpreadTree, generateTree, seededRandom, touchRrdUpdate } from "./generate-tree.ts";
-import { benchUser, giveTo } from "./user.ts";
+import { benchUser, giveTo, opt } from "./user.ts";
 
-const args = process.argv.slice(2);
-const opt = (flag: string, dflt: string) => {
-  const i = args.indexOf(flag);
-  return i >= 0 ? (args[i + 1] as string) : dflt;
-};
 const FILES = Number(opt("--files", "20000"));
 const PER_DIR = Number(opt("--per-dir", "0"));
 const BURSTS = Number(opt("--bursts", "3"));
