@@ -11,6 +11,14 @@ const PARTIAL = new Set([23, 24]);
 const KEEP_STDERR_LINES = 200;
 const KILL_GRACE_MS = 5000;
 
+/**
+ * rsync dies with us, even by kill -9: an orphaned rsync would go on writing the files a rerun is writing, and its
+ * late rename could put an older version over a newer one. util-linux's setpriv sets the parent-death signal
+ * and execs rsync (same pid); where it is missing, rsync runs as is.
+ */
+const SETPRIV = Bun.which("setpriv");
+export const tiedToUs = (argv: string[]): string[] => (SETPRIV ? [SETPRIV, "--pdeathsig", "KILL", "--", ...argv] : argv);
+
 export class RsyncTransport implements Transport {
   readonly description: string;
   private running: ReturnType<typeof Bun.spawn> | null = null;
@@ -40,7 +48,8 @@ export class RsyncTransport implements Transport {
     const startedNs = BigInt(Date.now()) * 1_000_000n;
     let proc: ReturnType<typeof Bun.spawn>;
     try {
-      proc = Bun.spawn(argv, { stdin: tree ? "ignore" : "pipe", stdout: "pipe", stderr: "pipe" });
+      if (Bun.which(argv[0] as string) === null) throw new Error("not found");
+      proc = Bun.spawn(tiedToUs(argv), { stdin: tree ? "ignore" : "pipe", stdout: "pipe", stderr: "pipe" });
     } catch (e) {
       return failAll(await filesIn, `cannot run rsync: ${(e as Error).message} (is rsync installed and on PATH?)`);
     }
