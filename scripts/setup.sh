@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what rrdsync needs on a fresh Debian/Ubuntu machine that has Node/npm: Bun (via npm), rsync,
-# and with --test also openssh-server (the tests start their own throwaway sshd), then the packages.
+# and with --test also openssh-server (the tests start their own throwaway sshd) and rrdtool, then the packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUN_VERSION=1.4.5
@@ -12,6 +12,7 @@ command -v rsync >/dev/null 2>&1 || need+=(rsync)
 if [ "${1:-}" = "--test" ]; then
   [ -x /usr/sbin/sshd ] || need+=(openssh-server)
   command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
+  command -v rrdtool >/dev/null 2>&1 || need+=(rrdtool) # the RRD parser's tests compare with `rrdtool info`
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then echo "setup: please install: ${need[*]} (needs root)" >&2; exit 1; fi

@@ -1,9 +1,10 @@
 // What changed in a file since it was last synced, as a change-log entry: a diff for text, size and sha256 for binary.
 import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
+import { RRD_NAME, readRrdProbe } from "./rrd-read.ts";
 import { backupPath } from "./backup.ts";
 import { isTextFile, SNIFF_BYTES, sha256File } from "./detect.ts";
 import { propertiesChanges } from "./properties.ts";
-import { describeCreatedRrd, describeUpdatedRrd, probeRrd, RRD_HEAD_PROBE, type RrdHeader, type RrdSummary, summarize } from "./rrd.ts";
+import { describeCreatedRrd, describeUpdatedRrd, rrdDamage, type RrdProbe, type RrdSummary, summarize } from "./rrd.ts";
 import { DEFAULT_MAX_DIFF_LINES, formatAppendDiff, formatUnifiedDiff, splitLines } from "./diff.ts";
 
 export interface PreviousVersion {
@@ -29,6 +30,8 @@ export interface ChangeRecord {
   /** RRD files: the header summary to keep for the next entry (JSON) */
   rrd?: string;
   size: number;
+  /** a file named like an RRD that looks torn or corrupt (see rrdDamage) */
+  damage?: string;
 }
 
 export interface DiffLimits {
@@ -52,8 +55,7 @@ function countLines(text: string): number {
   return splitLines(text).length;
 }
 
-/** null: the content is the same as the previous version (nothing to record). */
-export async function describeChange(opts: {
+interface DescribeOptions {
   srcPath: string;
   relPath: string;
   backupDir: string;
@@ -61,11 +63,30 @@ export async function describeChange(opts: {
   limits?: Partial<DiffLimits>;
   /** the size the caller just stat'ed (saves a stat per file) */
   size?: number;
-}): Promise<ChangeRecord | null> {
+}
+
+/** null: the content is the same as the previous version (nothing to record). */
+export async function describeChange(opts: DescribeOptions): Promise<ChangeRecord | null> {
+  const probe = readRrdProbe(opts.srcPath);
+  const rec = await describeWith(probe, opts);
+  // A file named like an RRD also gets the torn-file verdict, from the same header read.
+  if (rec !== null && RRD_NAME.test(opts.relPath)) {
+    let prev: RrdSummary | null = null;
+    try {
+      prev = opts.previous?.rrd ? (JSON.parse(opts.previous.rrd) as RrdSummary) : null;
+    } catch {
+      prev = null;
+    }
+    rec.damage = rrdDamage(probe, rec.size, prev) ?? undefined;
+  }
+  return rec;
+}
+
+async function describeWith(probe: RrdProbe, opts: DescribeOptions): Promise<ChangeRecord | null> {
   const limits = { ...DEFAULT_LIMITS, ...opts.limits };
   const { srcPath, relPath, previous } = opts;
   // RRD files are described from their header alone (a few KiB): what the update did, not a hash of 38 KB.
-  const rrd = readRrdHeader(srcPath);
+  const rrd = probe.kind === "rrd" ? probe.header : null;
   if (rrd !== null) {
     const size = opts.size ?? statSync(srcPath).size;
     const summaryJson = JSON.stringify(summarize(rrd));
@@ -91,13 +112,16 @@ export async function describeChange(opts: {
   const text = content ? content.subarray(0, SNIFF_BYTES).indexOf(0) < 0 : isTextFile(srcPath);
 
   if (!text) {
+    // An RRD written on another architecture is recognised by its cookie but not misread: hashed like any binary.
+    const note = probe.kind === "foreign" ? "RRD file in a foreign layout (32-bit or big-endian): header not parsed.\n" : "";
+    const what = probe.kind === "foreign" ? "foreign-layout rrd" : "binary";
     if (previous === null) {
-      return { ...base, kind: "created", fileKind: "binary", added: 0, removed: 0, summary: `binary, ${size} bytes`,
-        details: `Binary file created.\nSize: ${size} bytes\nSHA256: ${sha256}` };
+      return { ...base, kind: "created", fileKind: "binary", added: 0, removed: 0, summary: `${what}, ${size} bytes`,
+        details: `${note}Binary file created.\nSize: ${size} bytes\nSHA256: ${sha256}` };
     }
     if (previous.sha256 === sha256) return null;
-    return { ...base, kind: "modified", fileKind: "binary", added: 0, removed: 0, summary: `binary, ${previous.size} → ${size} bytes`,
-      details: `Binary file modified.\nSize: ${previous.size} → ${size} bytes\nSHA256: ${previous.sha256 ?? "unknown"} → ${sha256}` };
+    return { ...base, kind: "modified", fileKind: "binary", added: 0, removed: 0, summary: `${what}, ${previous.size} → ${size} bytes`,
+      details: `${note}Binary file modified.\nSize: ${previous.size} → ${size} bytes\nSHA256: ${previous.sha256 ?? "unknown"} → ${sha256}` };
   }
 
   const bpath = backupPath(opts.backupDir, relPath);
@@ -139,24 +163,6 @@ export async function describeChange(opts: {
   }
   return { ...base, kind: "modified", fileKind: "text", added: 0, removed: 0, summary: "modified (too large to diff)",
     details: `Text file modified (too large to diff: ${bsize} → ${size} bytes).\nSHA256: ${oldSha ?? (await sha256File(bpath))} → ${sha256}` };
-}
-
-/** One probe buffer for every header read: the parse copies what it keeps, so it can be reused (no 20,000 allocations). */
-const probeBuf = Buffer.allocUnsafe(RRD_HEAD_PROBE);
-
-/** The header of an RRD file in the native layout, or null (not an RRD, a foreign layout, unreadable). */
-function readRrdHeader(path: string): RrdHeader | null {
-  const fd = openSync(path, "r");
-  try {
-    let p = probeRrd(probeBuf.subarray(0, readSync(fd, probeBuf, 0, probeBuf.length, 0)));
-    if (p.kind === "need" && p.bytes <= 16 * 1024 * 1024) {
-      const more = Buffer.allocUnsafe(p.bytes);
-      p = probeRrd(more.subarray(0, readSync(fd, more, 0, more.length, 0)));
-    }
-    return p.kind === "rrd" ? p.header : null;
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** The old content is an unchanged prefix of the new, ending at a line break: compared chunk by chunk. */

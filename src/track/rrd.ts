@@ -13,6 +13,9 @@ const RRA_PTR = 8;
 export const RRD_HEAD_PROBE = 4096;
 
 export interface RrdHeader {
+  /** rrdtool's C layout, or JRobin's Java one (src/track/jrobin.ts) */
+  format: "rrdtool" | "jrobin";
+  /** "0003", or JRobin's signature */
   version: string;
   step: number;
   ds: Array<{ name: string; type: string; heartbeat: number; min: number; max: number }>;
@@ -21,6 +24,8 @@ export interface RrdHeader {
   lastUpdate: number;
   /** the last raw value per data source, as rrdtool keeps it (text) */
   lastDs: string[];
+  /** each archive's current row (rrdtool's rra_ptr; JRobin keeps one per DS and archive, not read) */
+  curRow: number[];
   headerSize: number;
   /** what the file's size must be for this header */
   expectedSize: number;
@@ -66,9 +71,11 @@ export function probeRrd(b: Buffer): RrdProbe {
   });
   const lastUpdate = Number(b.readBigUInt64LE(liveAt)) + (live === 16 ? Number(b.readBigUInt64LE(liveAt + 8)) / 1e6 : 0);
   const lastDs = ds.map((_, i) => cstr(b, liveAt + live + PDP_PREP * i, 30));
+  const ptrAt = liveAt + live + PDP_PREP * n + CDP_PREP * n * m;
+  const curRow = rra.map((_, j) => Number(b.readBigUInt64LE(ptrAt + RRA_PTR * j)));
   return {
     kind: "rrd",
-    header: { version, step: Number(b.readBigUInt64LE(40)), ds, rra, lastUpdate, lastDs, headerSize, expectedSize: headerSize + 8 * n * rows },
+    header: { format: "rrdtool", version, step: Number(b.readBigUInt64LE(40)), ds, rra, lastUpdate, lastDs, curRow, headerSize, expectedSize: headerSize + 8 * n * rows },
   };
 }
 
@@ -88,15 +95,18 @@ export function summarize(h: RrdHeader): RrdSummary {
 const iso = (t: number) => new Date(Math.floor(t) * 1000).toISOString().replace(".000Z", "Z");
 const num = (v: number) => (Number.isNaN(v) ? "U" : String(v));
 
+const label = (h: RrdHeader) => (h.format === "jrobin" ? "JRobin file" : "RRD file");
+const sizeWarning = (h: RrdHeader, size: number) => `WARNING: the header needs ${h.expectedSize} bytes, the file has ${size} (truncated or still being written?)`;
+
 export function describeCreatedRrd(h: RrdHeader, size: number): string {
   const lines = [
-    `RRD file created (format ${h.version}): step ${h.step} s, ${h.ds.length} data source${h.ds.length === 1 ? "" : "s"}, ${h.rra.length} archives`,
+    `${label(h)} created (${h.format === "jrobin" ? h.version : `format ${h.version}`}): step ${h.step} s, ${h.ds.length} data source${h.ds.length === 1 ? "" : "s"}, ${h.rra.length} archives`,
     ...h.ds.map((d) => `DS ${d.name} ${d.type} heartbeat ${d.heartbeat} min ${num(d.min)} max ${num(d.max)}`),
     ...h.rra.map((r) => `RRA ${r.cf} ${r.rows} rows × ${r.pdpPerRow} step${r.pdpPerRow === 1 ? "" : "s"} xff ${r.xff}`),
     `Last update: ${iso(h.lastUpdate)}`,
     `Size: ${size} bytes`,
   ];
-  if (size !== h.expectedSize) lines.push(`WARNING: the header needs ${h.expectedSize} bytes, the file has ${size} (truncated or still being written?)`);
+  if (size !== h.expectedSize) lines.push(sizeWarning(h, size));
   return lines.join("\n");
 }
 
@@ -126,12 +136,12 @@ export function describeUpdatedRrd(prev: RrdSummary | null, h: RrdHeader, prevSi
   const lines: string[] = [];
   let summary: string;
   if (prev === null) {
-    lines.push(`RRD file updated: last update → ${iso(h.lastUpdate)} (no earlier header recorded)`);
+    lines.push(`${label(h)} updated: last update → ${iso(h.lastUpdate)} (no earlier header recorded)`);
     summary = "rrd updated";
   } else {
     const steps = h.step > 0 ? Math.round((now.last - prev.last) / h.step) : 0;
     const dir = now.last < prev.last ? " (WENT BACKWARDS)" : ` (+${steps} step${steps === 1 ? "" : "s"})`;
-    lines.push(`RRD file updated: last update ${iso(prev.last)} → ${iso(now.last)}${now.last === prev.last ? " (unchanged)" : dir}`);
+    lines.push(`${label(h)} updated: last update ${iso(prev.last)} → ${iso(now.last)}${now.last === prev.last ? " (unchanged)" : dir}`);
     summary = now.last < prev.last ? "rrd last update went backwards" : `rrd +${steps} step${steps === 1 ? "" : "s"}`;
     const structure = structureChanges(prev, now);
     if (structure.length > 0) {
@@ -144,6 +154,27 @@ export function describeUpdatedRrd(prev: RrdSummary | null, h: RrdHeader, prevSi
     lines.push(`${d.name}: ${before !== undefined && before !== h.lastDs[i] ? `${before} → ` : ""}${h.lastDs[i]}`);
   });
   lines.push(`Size: ${prevSize === size ? `${size} bytes` : `${prevSize} → ${size} bytes`}`);
-  if (size !== h.expectedSize) lines.push(`WARNING: the header needs ${h.expectedSize} bytes, the file has ${size} (truncated or still being written?)`);
+  if (size !== h.expectedSize) lines.push(sizeWarning(h, size));
   return { text: lines.join("\n"), summary };
+}
+
+/**
+ * Why a file named like an RRD must not overwrite the replica's copy yet, or null when it looks whole: a size
+ * its header does not account for, a wrong cookie, or a last update older than the one already shipped.
+ * A foreign layout cannot be judged and passes.
+ */
+export function rrdDamage(p: RrdProbe, size: number, prev: RrdSummary | null): string | null {
+  switch (p.kind) {
+    case "foreign":
+      return null;
+    case "not-rrd":
+      return size === 0 ? "empty file" : "not an RRD file (wrong cookie)";
+    case "need":
+      return `truncated: its header alone needs ${p.bytes} bytes, the file has ${size}`;
+    case "rrd":
+      if (size !== p.header.expectedSize) return `size mismatch: the header needs ${p.header.expectedSize} bytes, the file has ${size}`;
+      if (p.header.curRow.some((r, j) => r >= (p.header.rra[j]?.rows ?? 0))) return "an archive's current row lies outside the archive";
+      if (prev !== null && p.header.lastUpdate < prev.last) return `last update went backwards (${iso(prev.last)} → ${iso(p.header.lastUpdate)})`;
+      return null;
+  }
 }
