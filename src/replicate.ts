@@ -7,6 +7,8 @@ import type { Logger } from "./log.ts";
 import type { ChangeRow, FileState, StateStore } from "./store/state.ts";
 import { BackupStager } from "./track/backup.ts";
 import { type ChangeRecord, describeChange } from "./track/change.ts";
+import { RRD_NAME, readRrdProbe } from "./track/rrd-read.ts";
+import { rrdDamage, type RrdSummary } from "./track/rrd.ts";
 import type { ChangeLog } from "./track/changelog.ts";
 import type { BatchFile, BatchResult, SendOptions, Transport, TreeFilter } from "./transport/types.ts";
 import { matchesExtensions, type WalkedFile, walkTree } from "./watch/walk.ts";
@@ -26,6 +28,8 @@ export interface PassStats {
   /** problems that make the run a failure though replication went on (unreadable dirs, audit gaps) */
   problems: number;
   symlinksSkipped: number;
+  /** RRDs held back at least once because they looked torn (mid-write) */
+  held: number;
   seconds: number;
   /** the destination could not be reached or refused a whole batch */
   targetError: string | null;
@@ -53,6 +57,11 @@ export interface ReplicatorDeps {
   onBatch?: (b: BatchReport) => void;
   /** every few thousand files of a pass: for a progress line on a terminal */
   onProgress?: (scanned: number, queued: number) => void;
+  /**
+   * An RRD that looks damaged was held back: the watcher calls syncPaths for it again after `delayMs`.
+   * Without this hook (--once) the pass itself waits and looks again.
+   */
+  onHold?: (rel: string, delayMs: number) => void;
 }
 
 interface Planned {
@@ -60,6 +69,8 @@ interface Planned {
   abs: string;
   facts: StatFacts;
   prev: FileState | null;
+  /** an RRD that still looked damaged after every hold: shipped anyway, flagged in the change log */
+  damage?: string;
 }
 
 type Row = { path: string; state: Omit<FileState, "seedMtime"> };
@@ -76,7 +87,7 @@ const BULK_KEYS_MAX = 300_000;
 export function newStats(): PassStats {
   return {
     scanned: 0, sent: 0, bytes: 0, changes: 0, adopted: 0, pending: 0, changedDuringSend: 0, vanished: 0, problems: 0, symlinksSkipped: 0,
-    seconds: 0, targetError: null,
+    held: 0, seconds: 0, targetError: null,
   };
 }
 
@@ -106,6 +117,10 @@ export class Replicator {
   /** a full pass's bulk-loaded version keys (path → "size:mtime_ns:ino"), or null: look rows up one by one */
   private keys: Map<string, string> | null = null;
   private readonly stager: BackupStager;
+  /** how often each damaged-looking RRD has been held back so far */
+  private readonly holds = new Map<string, number>();
+  /** held in this pass, to be looked at again (--once) */
+  private held: string[] = [];
 
   constructor(private readonly d: ReplicatorDeps) {
     this.own = ownFiles(d.config);
@@ -142,6 +157,7 @@ export class Replicator {
         await yieldToIO();
       }
     }
+    await this.recheckHeld();
     return this.finish(started);
   }
 
@@ -198,7 +214,67 @@ export class Replicator {
       if (!st.isFile()) continue; // symlinks are never followed; directories are walked by the watcher
       await this.consider(rel, abs, st);
     }
+    await this.recheckHeld();
     return this.finish(started);
+  }
+
+  /** --once: held RRDs are looked at again after the hold delay, until each is whole or has used its holds. */
+  private async recheckHeld(): Promise<void> {
+    const { config } = this.d;
+    while (this.held.length > 0 && !this.signal?.aborted) {
+      await this.flush(); // what is ready goes now, not after the wait
+      await Bun.sleep(config.rrdHold.delaySeconds * 1000);
+      const again = this.held;
+      this.held = [];
+      for (const rel of again) {
+        const abs = join(config.sourceDir, rel);
+        let st: BigIntStats;
+        try {
+          st = lstatSync(abs, { bigint: true });
+        } catch {
+          this.holds.delete(rel);
+          continue; // gone meanwhile
+        }
+        if (st.isFile()) {
+          this.stats.scanned--; // the same file, looked at again
+          await this.consider(rel, abs, st);
+        }
+      }
+    }
+  }
+
+  /**
+   * A damaged-looking RRD (mid-write, truncated, forged, time going backwards) must not overwrite the replica's
+   * good copy: hold it back and look again later; after the configured holds it ships anyway, flagged.
+   * Returns true when held.
+   */
+  private hold(p: Planned): boolean {
+    const { config, log } = this.d;
+    const { attempts, delaySeconds } = config.rrdHold;
+    if (attempts === 0 || !RRD_NAME.test(p.rel)) return false;
+    let damage: string | null;
+    try {
+      const prev = p.prev?.rrd ? (JSON.parse(p.prev.rrd) as RrdSummary) : null;
+      damage = rrdDamage(readRrdProbe(p.abs), p.facts.size, prev);
+    } catch {
+      return false; // unreadable or gone: the transfer reports it
+    }
+    if (damage === null) {
+      this.holds.delete(p.rel);
+      return false;
+    }
+    const n = (this.holds.get(p.rel) ?? 0) + 1;
+    if (n > attempts) {
+      this.holds.delete(p.rel);
+      p.damage = `${damage} (still so after ${attempts} hold${attempts === 1 ? "" : "s"})`;
+      return false;
+    }
+    this.holds.set(p.rel, n);
+    if (n === 1) this.stats.held++;
+    log.warn(`${p.rel}: held back (${n}/${attempts}): ${damage}; looked at again in ${delaySeconds} s`);
+    if (this.d.onHold) this.d.onHold(p.rel, delaySeconds * 1000);
+    else this.held.push(p.rel);
+    return true;
   }
 
   private treeFilter(): TreeFilter {
@@ -232,7 +308,9 @@ export class Replicator {
       if (this.adopted.length >= 10_000) this.commitAdopted();
       return;
     }
-    await this.enqueue({ rel, abs, facts, prev });
+    const p: Planned = { rel, abs, facts, prev };
+    if (this.hold(p)) return;
+    await this.enqueue(p);
   }
 
   private commitAdopted(): void {
@@ -315,6 +393,13 @@ export class Replicator {
         else log.warn(`${f.rel}: not synced, stays pending: ${reason}`);
         continue;
       }
+      // The first sync's whole-tree run took a file that looks torn: it is not recorded, but goes again through
+      // the holds, so the replica ends with a whole copy or a flagged one, never silently a torn one.
+      if (a && !(a.rec instanceof Error) && a.rec?.damage && !f.damage && RRD_NAME.test(f.rel) && this.d.config.rrdHold.attempts > 0) {
+        if (a.staged) this.stager.discard(a.staged);
+        if (!this.hold(f)) resend.push(f);
+        continue;
+      }
       stats.sent++;
       sentBytes += f.facts.size;
       const id = this.publish(f, a ?? (await this.analyze(f)), changes);
@@ -358,6 +443,7 @@ export class Replicator {
   }
 
   private async analyze(f: Planned): Promise<Analyzed> {
+    if (!this.d.config.changeTracking.enabled) return { rec: null, staged: null };
     const previous = f.prev && f.prev.size >= 0 ? { size: f.prev.size, sha256: f.prev.sha256, rrd: f.prev.rrd } : null;
     try {
       const rec = await describeChange({ srcPath: f.abs, relPath: f.rel, backupDir: this.d.config.changeTracking.backupDir, previous, size: f.facts.size });
@@ -374,13 +460,18 @@ export class Replicator {
   private publish(f: Planned, a: Analyzed, changes: ChangeRow[]): { sha256: string | null; rrd: string | null } {
     const { log } = this.d;
     const rec = a.rec;
+    if (f.damage) {
+      this.stats.problems++;
+      log.error(`${f.rel}: shipped although it looks damaged: ${f.damage}`);
+    }
     try {
       if (rec instanceof Error) throw rec;
       if (rec === null) return { sha256: f.prev?.sha256 ?? null, rrd: f.prev?.rrd ?? null };
       const time = new Date();
-      this.d.changeLog.append(time, f.rel, rec.details);
+      const details = f.damage ? `ERROR: shipped although it looks damaged: ${f.damage}\n${rec.details}` : rec.details;
+      this.d.changeLog.append(time, f.rel, details);
       if (a.staged) this.stager.publish(a.staged, f.rel);
-      changes.push({ time: time.getTime(), path: f.rel, kind: `${rec.fileKind} ${rec.kind}`, summary: rec.summary });
+      changes.push({ time: time.getTime(), path: f.rel, kind: `${rec.fileKind} ${rec.kind}`, summary: f.damage ? `${rec.summary}, DAMAGED` : rec.summary });
       log.debug(`recorded ${rec.kind} ${f.rel}: ${rec.summary}`);
       return { sha256: rec.sha256, rrd: rec.rrd ?? null };
     } catch (e) {

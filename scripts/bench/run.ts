@@ -8,17 +8,14 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { startSshd, type SshdFixture } from "../../test/helpers/sshd.ts";
 import { generateTree } from "./generate-tree.ts";
-import { benchUser, giveTo, opt } from "./user.ts";
+import { benchUser, destRootFor, giveTo, opt, rrdsyncBin } from "./user.ts";
 
 const FILES = Number(opt("--files", "20000"));
 const RUNS = Number(opt("--runs", "3"));
 const root = resolve(import.meta.dir, "../../.bench");
-const binPath = resolve(opt("--bin", join(import.meta.dir, "../../dist/rrdsync")));
-const bin = existsSync(binPath) ? [binPath] : [process.execPath, resolve(import.meta.dir, "../../src/main.ts")];
+const bin = rrdsyncBin();
 
-// Destinations on tmpfs when there is one: a disk's write-back of 600 MB makes seconds of noise, and both
-// tools write to the same place anyway. --dest-root picks another.
-const destRoot = resolve(opt("--dest-root", existsSync("/dev/shm") ? "/dev/shm/rrdsync-bench" : join(root, "dest")));
+const destRoot = destRootFor("rrdsync-bench", root);
 const src = join(root, `tree-${FILES}`);
 if (!existsSync(join(src, ".complete"))) {
   rmSync(src, { recursive: true, force: true });

@@ -1,7 +1,8 @@
 // Bench helpers: command-line options, and the login user. As root the benches log in as a plain-shell user, like
 // a real standby's rsync user: root's profile here sources pyenv (~0.6 s per ssh login), which would make every
 // ssh handshake cost 3× what it does in the field.
-import { chownSync } from "node:fs";
+import { chownSync, existsSync } from "node:fs";
+import { join, resolve } from "node:path";
 
 export interface BenchUser {
   name: string;
@@ -32,4 +33,18 @@ export function opt(flag: string, dflt: string): string {
   const args = process.argv.slice(2);
   const i = args.indexOf(flag);
   return i >= 0 ? (args[i + 1] ?? dflt) : dflt;
+}
+
+/** The rrdsync to time: --bin, else the compiled dist/rrdsync, else the source run by Bun. */
+export function rrdsyncBin(): string[] {
+  const path = resolve(opt("--bin", join(import.meta.dir, "../../dist/rrdsync")));
+  return existsSync(path) ? [path] : [process.execPath, resolve(import.meta.dir, "../../src/main.ts")];
+}
+
+/**
+ * Where destinations go: --dest-root, else tmpfs when there is one (a disk's write-back of 600 MB makes seconds
+ * of noise, and both sides write to the same place anyway), else beside the bench's work dir.
+ */
+export function destRootFor(name: string, work: string): string {
+  return resolve(opt("--dest-root", existsSync("/dev/shm") ? `/dev/shm/${name}` : join(work, "dest")));
 }

@@ -49,6 +49,13 @@ export async function watchDaemon(config: Config, log: Logger, live: Live): Prom
   const replicator = new Replicator({
     config, store, transport, changeLog, log,
     onProgress: (scanned, queued) => live.progress(scanned, queued),
+    // a held RRD comes due again after the hold delay, as if it had just been written
+    onHold: (rel, delayMs) => {
+      setTimeout(() => {
+        touch(deb, rel, Date.now() - deb.maxDelayMs);
+        kick();
+      }, delayMs).unref();
+    },
     onBatch: (b) => {
       live.batch(b);
       if (b.error) {

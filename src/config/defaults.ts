@@ -6,6 +6,9 @@ export const DEFAULT_EXTENSIONS = [".rrd", ".jrb", ".txt", ".properties", ".meta
 export const DEFAULT_CONFIG_PATH = "/etc/rrdsync/config.json";
 export const DEFAULT_DEBOUNCE_S = 5;
 export const DEFAULT_RESCAN_INTERVAL_S = 3600;
+/** a torn RRD is usually mid-write: three looks two seconds apart, then it ships anyway (flagged) */
+export const DEFAULT_RRD_HOLD_ATTEMPTS = 3;
+export const DEFAULT_RRD_HOLD_DELAY_S = 2;
 export const DEFAULT_BATCH_MAX_FILES = 10_000;
 export const DEFAULT_BATCH_MAX_BYTES = 1024 ** 3;
 

@@ -30,6 +30,8 @@ export interface Target {
 }
 
 export interface ChangeTracking {
+  /** false: replicate only (no change log, no backups, no history rows) */
+  enabled: boolean;
   backupDir: string;
   changeLogFile: string;
   /** kept for seed compatibility; rrdsync always diffs in-process */
@@ -55,6 +57,8 @@ export interface Config {
   monitoredExtensions: string[];
   rsync: RsyncOptions;
   changeTracking: ChangeTracking;
+  /** an RRD that looks damaged (size, cookie, last update backwards) is held back this often before it ships anyway */
+  rrdHold: { attempts: number; delaySeconds: number };
   /** per rsync process: at most this many files ... */
   batchMaxFiles: number;
   /** ... and at most this many bytes (a batch always holds at least one file) */

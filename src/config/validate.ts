@@ -106,9 +106,14 @@ export const SCHEMA: Schema = {
     stats: bool,
   },
   change_tracking: {
+    enabled: bool,
     backup_dir: path({ allowEmpty: true }),
     change_log_file: path({ allowEmpty: true }),
     diff_tool: oneOf(["difflib", "diff", "builtin"]),
+  },
+  rrd_hold: {
+    attempts: int(0, 1000),
+    delay: seconds(0),
   },
   batch_max_files: int(1, 10_000_000),
   batch_max_bytes: int(1, Number.MAX_SAFE_INTEGER),

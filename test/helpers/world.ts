@@ -117,7 +117,7 @@ export function readTree(root: string): Map<string, string> {
   return out;
 }
 
-/** Bytes that look like an RRD (has NULs): binary by content. */
+/** Binary bytes (NULs throughout), not an RRD: name such files .bin, an .rrd that is not an RRD is held back as damaged. */
 export function fakeBinary(size: number, seed: number): Uint8Array {
   const b = new Uint8Array(size);
   let x = seed >>> 0 || 1;

@@ -19,7 +19,7 @@ test("kill -9 at 10 random moments: each rerun converges, the DB passes integrit
   const w = makeWorld(sshd, "crash");
   try {
     const files: Record<string, Uint8Array | string> = {};
-    for (let i = 0; i < 120; i++) files[`snmp/${i % 6}/f${i}.rrd`] = fakeBinary(40_000, i + 1);
+    for (let i = 0; i < 120; i++) files[`snmp/${i % 6}/f${i}.bin`] = fakeBinary(40_000, i + 1);
     for (let i = 0; i < 20; i++) files[`snmp/${i % 6}/s${i}.properties`] = `k=${i}\n`;
     writeTree(w.src, files);
     // bwlimit stretches each run over a couple of seconds, so the kills land inside transfers too
@@ -30,7 +30,7 @@ test("kill -9 at 10 random moments: each rerun converges, the DB passes integrit
       // change a few files between rounds, as OpenNMS would
       for (let j = 0; j < 15; j++) {
         const i = Math.floor(rand() * 120);
-        writeTree(w.src, { [`snmp/${i % 6}/f${i}.rrd`]: fakeBinary(40_000, 1000 * round + i) });
+        writeTree(w.src, { [`snmp/${i % 6}/f${i}.bin`]: fakeBinary(40_000, 1000 * round + i) });
       }
       writeTree(w.src, { [`snmp/${round % 6}/s${round}.properties`]: `k=${round}\nround=${round}\n` });
       const p = Bun.spawn([...rrdsyncCommand(), "--once", "-q", "--config", slow], { stdout: "ignore", stderr: "ignore" });

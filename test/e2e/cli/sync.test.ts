@@ -1,31 +1,17 @@
 // End to end: the rrdsync command against a real sshd and real rsync on 127.0.0.1 (or the compiled binary: RRDSYNC_BIN).
-import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type SshdFixture, startSshd, wrongKnownHosts } from "../../helpers/sshd.ts";
-import { fakeBinary, makeWorld, readTree, runRrdsync, type World, writeTree } from "../../helpers/world.ts";
+import { makeRrd, seededRandom } from "../../../scripts/bench/generate-tree.ts";
+import { wrongKnownHosts } from "../../helpers/sshd.ts";
+import { e2eSuite } from "../../helpers/suite.ts";
+import { fakeBinary, readTree, runRrdsync, type World, writeTree } from "../../helpers/world.ts";
 
 setDefaultTimeout(90_000); // real sshd + rsync (+ the watcher): seconds, not milliseconds
 
-let sshd: SshdFixture;
-const worlds: World[] = [];
-function world(): World {
-  const w = makeWorld(sshd);
-  worlds.push(w);
-  return w;
-}
-
-beforeAll(async () => {
-  sshd = await startSshd();
-});
-afterAll(async () => {
-  await sshd.cleanup();
-});
-afterEach(async () => {
-  for (const w of worlds.splice(0)) w.cleanup();
-  await sshd.start().catch(() => undefined); // a test that stopped it must not break the next
-});
+const suite = e2eSuite("w");
+const world = suite.world;
 
 const TS = /^Timestamp: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/m;
 
@@ -49,9 +35,9 @@ describe("rrdsync --once over ssh", () => {
   test("initial sync: the replica equals the source byte for byte; a second pass sends nothing", async () => {
     const w = world();
     writeTree(w.src, {
-      "snmp/1/opennms-jvm/heap.rrd": fakeBinary(40_000, 1),
+      "snmp/1/opennms-jvm/heap.bin": fakeBinary(40_000, 1),
       "snmp/1/opennms-jvm/ds.properties": "heap=heap\n",
-      "snmp/1/eth0/ifInOctets.rrd": fakeBinary(38_000, 2),
+      "snmp/1/eth0/ifInOctets.bin": fakeBinary(38_000, 2),
       "snmp/1/eth0/strings.properties": "ifDescr=eth0\n",
       "snmp/2/x.meta": "meta\n",
     });
@@ -64,7 +50,7 @@ describe("rrdsync --once over ssh", () => {
     expect(dbRows(w)).toBe(5);
 
     // No change: nothing sent, and no connection at all: it still succeeds with sshd down.
-    await sshd.stop();
+    await suite.sshd().stop();
     const before = w.changes();
     const r2 = await runRrdsync(["--once", "--config", cfg]);
     expect(r2.code).toBe(0);
@@ -108,26 +94,26 @@ describe("rrdsync --once over ssh", () => {
     expect(newEntries(w, before)).toBe("File: log.txt\nChanges:\n--- before\n+++ after\n@@ -4,0 +5,1 @@\n+l5\n" + "-".repeat(80) + "\n");
   });
 
-  test("a binary (RRD) change is noted with sizes and sha256 before → after", async () => {
+  test("a binary change is noted with sizes and sha256 before → after", async () => {
     const w = world();
     const v1 = fakeBinary(4096, 3);
-    writeTree(w.src, { "a.rrd": v1 });
+    writeTree(w.src, { "a.bin": v1 });
     const cfg = w.writeConfig();
     expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
     const before = w.changes();
     const v2 = fakeBinary(4100, 4);
-    writeFileSync(join(w.src, "a.rrd"), v2);
+    writeFileSync(join(w.src, "a.bin"), v2);
     expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
     const sha = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
     expect(newEntries(w, before)).toBe(
-      `File: a.rrd\nChanges:\nBinary file modified.\nSize: 4096 → 4100 bytes\nSHA256: ${sha(v1)} → ${sha(v2)}\n` + "-".repeat(80) + "\n",
+      `File: a.bin\nChanges:\nBinary file modified.\nSize: 4096 → 4100 bytes\nSHA256: ${sha(v1)} → ${sha(v2)}\n` + "-".repeat(80) + "\n",
     );
-    expect(readFileSync(join(w.dest, "a.rrd"))).toEqual(Buffer.from(v2));
+    expect(readFileSync(join(w.dest, "a.bin"))).toEqual(Buffer.from(v2));
   });
 
   test("file names with spaces, newlines, quotes, a leading '-', backslashes and unicode arrive intact", async () => {
     const w = world();
-    const names = ["with space.txt", "new\nline.txt", "quote\"d'.txt", "-rf.txt", "--delete.txt", "back\\slash\\#012.txt", "ünï 日本.txt", "dir with space/-x/ü.rrd"];
+    const names = ["with space.txt", "new\nline.txt", "quote\"d'.txt", "-rf.txt", "--delete.txt", "back\\slash\\#012.txt", "ünï 日本.txt", "dir with space/-x/ü.bin"];
     writeTree(w.src, Object.fromEntries(names.map((n, i) => [n, `content ${i}\n`])));
     const cfg = w.writeConfig();
     const r = await runRrdsync(["--once", "--config", cfg]);
@@ -156,9 +142,9 @@ describe("rrdsync --once over ssh", () => {
 
   test("sshd down: exit 1, nothing advanced; after a restart the rerun syncs everything", async () => {
     const w = world();
-    writeTree(w.src, { "a.txt": "a\n", "b/c.rrd": fakeBinary(1000, 5) });
+    writeTree(w.src, { "a.txt": "a\n", "b/c.bin": fakeBinary(1000, 5) });
     const cfg = w.writeConfig();
-    await sshd.stop();
+    await suite.sshd().stop();
     const r1 = await runRrdsync(["--once", "--config", cfg]);
     expect(r1.code).toBe(1);
     expect(r1.stderr).toMatch(/cannot connect/);
@@ -166,7 +152,7 @@ describe("rrdsync --once over ssh", () => {
     expect(dbRows(w)).toBe(0);
     expect(w.changes()).toBe("");
     expect(readTree(w.dest).size).toBe(0);
-    await sshd.start();
+    await suite.sshd().start();
     const r2 = await runRrdsync(["--once", "--config", cfg]);
     expect(r2.code).toBe(0);
     expect(readTree(w.dest)).toEqual(readTree(w.src));
@@ -176,11 +162,11 @@ describe("rrdsync --once over ssh", () => {
   test("an unknown host key is refused: exit 1, nothing written, and the message says how to fix it", async () => {
     const w = world();
     writeTree(w.src, { "a.txt": "a\n" });
-    const bad = await wrongKnownHosts(sshd);
+    const bad = await wrongKnownHosts(suite.sshd());
     const cfg = w.writeConfig({
       remote_sync: {
-        remote_user: sshd.user, remote_host: sshd.host, port: sshd.port, remote_dest_dir: w.dest,
-        ssh_key_path: sshd.clientKey, known_hosts_file: bad,
+        remote_user: suite.sshd().user, remote_host: suite.sshd().host, port: suite.sshd().port, remote_dest_dir: w.dest,
+        ssh_key_path: suite.sshd().clientKey, known_hosts_file: bad,
       },
     });
     const r = await runRrdsync(["--once", "--config", cfg]);
@@ -193,16 +179,16 @@ describe("rrdsync --once over ssh", () => {
 
   test("the seed's JSON state is imported (kept as a backup): synced files are not re-sent, newer ones are", async () => {
     const w = world();
-    writeTree(w.src, { "old.rrd": fakeBinary(100, 6), "changed.txt": "v2\n", "new.txt": "n\n" });
+    writeTree(w.src, { "old.bin": fakeBinary(100, 6), "changed.txt": "v2\n", "new.txt": "n\n" });
     const mtime = (p: string) => statSync(join(w.src, p)).mtimeMs / 1000; // what Python's os.path.getmtime gives
     mkdirSync(join(w.dir, "state"), { recursive: true });
-    const seed = JSON.stringify({ "old.rrd": mtime("old.rrd"), "changed.txt": mtime("changed.txt") - 100 }, null, 4);
+    const seed = JSON.stringify({ "old.bin": mtime("old.bin"), "changed.txt": mtime("changed.txt") - 100 }, null, 4);
     writeFileSync(w.stateFile, seed);
     const cfg = w.writeConfig();
     const r = await runRrdsync(["--once", "--config", cfg]);
     expect(r.code).toBe(0);
     expect(readFileSync(`${w.stateFile}.seed.json`, "utf8")).toBe(seed);
-    // old.rrd was synced by the seed: adopted, not sent; the others were sent
+    // old.bin was synced by the seed: adopted, not sent; the others were sent
     expect([...readTree(w.dest).keys()].sort()).toEqual(["changed.txt", "new.txt"]);
     expect(dbRows(w)).toBe(3);
     expect(r.stderr).toContain("imported 2 entries");
@@ -243,7 +229,7 @@ describe("first sync and rsync's quick check", () => {
   test("a settled tree goes as one whole-tree rsync run, confirmed without listing files", async () => {
     const w = world();
     const files: Record<string, Uint8Array | string> = { "ds.properties": "a=b\n" };
-    for (let i = 0; i < 50; i++) files[`snmp/${i % 5}/if${i}.rrd`] = fakeBinary(2000, i + 1);
+    for (let i = 0; i < 50; i++) files[`snmp/${i % 5}/if${i}.bin`] = fakeBinary(2000, i + 1);
     writeTree(w.src, files);
     await Bun.sleep(2200); // older than the ctime margin: the run's own walk surely saw them
     const r = await runRrdsync(["--once", "--config", w.writeConfig()]);
@@ -258,8 +244,8 @@ describe("first sync and rsync's quick check", () => {
 
   test("a file rewritten within the same second at the same size is still sent (rsync compares whole seconds)", async () => {
     const w = world();
-    writeTree(w.src, { "x.rrd": fakeBinary(1000, 1) });
-    const p = join(w.src, "x.rrd");
+    writeTree(w.src, { "x.bin": fakeBinary(1000, 1) });
+    const p = join(w.src, "x.bin");
     const sec = Math.floor(Date.now() / 1000) - 10;
     utimesSync(p, sec, sec + 0.25);
     const cfg = w.writeConfig();
@@ -267,7 +253,7 @@ describe("first sync and rsync's quick check", () => {
     writeFileSync(p, fakeBinary(1000, 2));
     utimesSync(p, sec, sec + 0.5);
     expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
-    expect(readFileSync(join(w.dest, "x.rrd")).equals(Buffer.from(fakeBinary(1000, 2)))).toBe(true);
+    expect(readFileSync(join(w.dest, "x.bin")).equals(Buffer.from(fakeBinary(1000, 2)))).toBe(true);
   });
 });
 
@@ -340,7 +326,7 @@ describe("cli", () => {
 
   test("--source/--dest with a local destination need no config and no server", async () => {
     const w = world();
-    writeTree(w.src, { "a.rrd": fakeBinary(500, 9), "d/b.txt": "b\n" });
+    writeTree(w.src, { "a.rrd": makeRrd(["x"], "GAUGE", 1700000000, seededRandom(9), [["AVERAGE", 1, 10]]), "d/b.txt": "b\n" });
     const r = await runRrdsync(["--once", "--source", w.src, "--dest", w.dest, "--state", w.stateFile]);
     expect(r.code).toBe(0);
     expect(readTree(w.dest)).toEqual(readTree(w.src));

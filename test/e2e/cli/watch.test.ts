@@ -1,37 +1,16 @@
 // End to end: `rrdsync --watch` with the real watcher against a real sshd and rsync (or the compiled binary).
-import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Daemon, eventually, startDaemon } from "../../helpers/daemon.ts";
-import { type SshdFixture, startSshd } from "../../helpers/sshd.ts";
-import { fakeBinary, makeWorld, readTree, runRrdsync, type World, writeTree } from "../../helpers/world.ts";
+import { type Daemon, eventually } from "../../helpers/daemon.ts";
+import { e2eSuite } from "../../helpers/suite.ts";
+import { fakeBinary, readTree, runRrdsync, type World, writeTree } from "../../helpers/world.ts";
 
 setDefaultTimeout(90_000); // real sshd + rsync (+ the watcher): seconds, not milliseconds
 
-let sshd: SshdFixture;
-const worlds: World[] = [];
-const daemons: Daemon[] = [];
-function world(): World {
-  const w = makeWorld(sshd, "watch");
-  worlds.push(w);
-  return w;
-}
-function daemon(cfg: string): Daemon {
-  const d = startDaemon(["--config", cfg]);
-  daemons.push(d);
-  return d;
-}
-
-beforeAll(async () => {
-  sshd = await startSshd();
-});
-afterAll(async () => {
-  await sshd.cleanup();
-});
-afterEach(async () => {
-  for (const d of daemons.splice(0)) await d.stop("SIGKILL");
-  for (const w of worlds.splice(0)) w.cleanup();
-});
+const suite = e2eSuite("watch");
+const world = suite.world;
+const daemon = (cfg: string) => suite.daemon(["--config", cfg]);
 
 const fast = { debounce_time: 1, rescan_interval: 0 };
 const started = (d: Daemon) => d.waitFor((e) => e.event === "pass", 30_000, "the initial pass");
@@ -72,12 +51,12 @@ describe("rrdsync --watch", () => {
   test("a burst of 1,000 file updates lands completely, in few batches", async () => {
     const w = world();
     const files: Record<string, Uint8Array> = {};
-    for (let i = 0; i < 1000; i++) files[`snmp/${i % 20}/if${i}/ifHCInOctets.rrd`] = fakeBinary(4096, i + 1);
+    for (let i = 0; i < 1000; i++) files[`snmp/${i % 20}/if${i}/ifHCInOctets.bin`] = fakeBinary(4096, i + 1);
     writeTree(w.src, files);
     const d = daemon(w.writeConfig(fast));
     await started(d);
     const before = d.events.length;
-    for (let i = 0; i < 1000; i++) writeFileSync(join(w.src, `snmp/${i % 20}/if${i}/ifHCInOctets.rrd`), fakeBinary(4096, i + 5000));
+    for (let i = 0; i < 1000; i++) writeFileSync(join(w.src, `snmp/${i % 20}/if${i}/ifHCInOctets.bin`), fakeBinary(4096, i + 5000));
     const burstEnd = Date.now();
     const shipped = () => d.events.slice(before).filter((e) => e.event === "batch").reduce((n, e) => n + Number(e.files), 0);
     await eventually(() => shipped() >= 1000, 20_000, "1,000 files confirmed in batch events");
@@ -123,19 +102,19 @@ describe("rrdsync --watch", () => {
   test("events during the initial pass are not lost", async () => {
     const w = world();
     const files: Record<string, Uint8Array> = {};
-    for (let i = 0; i < 400; i++) files[`big/f${i}.rrd`] = fakeBinary(100_000, i + 1);
+    for (let i = 0; i < 400; i++) files[`big/f${i}.bin`] = fakeBinary(100_000, i + 1);
     writeTree(w.src, files);
     // bwlimit slows the initial transfer so the writes below surely land while it runs
     const d = daemon(w.writeConfig({ ...fast, rsync_options: { bwlimit: 20_000 } }));
     await d.waitFor((e) => e.event === "start", 10_000, "start");
     writeTree(w.src, { "during/new.txt": "written during the initial pass\n" });
-    writeFileSync(join(w.src, "big/f0.rrd"), fakeBinary(100_000, 999));
+    writeFileSync(join(w.src, "big/f0.bin"), fakeBinary(100_000, 999));
     expect(d.events.some((e) => e.event === "pass")).toBe(false);
     await started(d);
     await eventually(fileOnReplica(w, "during/new.txt", "written during the initial pass\n"), 15_000, "file written during the pass");
     await eventually(() => {
       try {
-        return readFileSync(join(w.dest, "big/f0.rrd")).equals(Buffer.from(fakeBinary(100_000, 999)));
+        return readFileSync(join(w.dest, "big/f0.bin")).equals(Buffer.from(fakeBinary(100_000, 999)));
       } catch {
         return false;
       }
@@ -145,7 +124,7 @@ describe("rrdsync --watch", () => {
   test("SIGTERM during a batch: exit 0, nothing lost; a restart completes the replica", async () => {
     const w = world();
     const files: Record<string, Uint8Array> = {};
-    for (let i = 0; i < 300; i++) files[`x/f${i}.rrd`] = fakeBinary(100_000, i + 1);
+    for (let i = 0; i < 300; i++) files[`x/f${i}.bin`] = fakeBinary(100_000, i + 1);
     writeTree(w.src, files);
     const cfg = w.writeConfig({ ...fast, rsync_options: { bwlimit: 10_000 } });
     const d = daemon(cfg);

@@ -1,0 +1,89 @@
+// W3: the cost of RRD-aware change tracking. In an N-file OpenNMS-like tree, K RRDs get an update (as `rrdtool
+// update` writes it: live head, last values, one row per archive), then two rrdsync --once runs sync them to two
+// replicas over the loopback sshd: one with change tracking on, one with it off. Checks that the tracked run
+// recorded exactly one accurate entry per updated file, and prints both times and their ratio (target ≤ 1.15×).
+// Usage: bun scripts/bench/w3.ts [--files 20000] [--updated 2000] [--runs 5] [--bin dist/rrdsync]
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { startSshd } from "../../test/helpers/sshd.ts";
+import { generateTree, seededRandom, touchRrdUpdate } from "./generate-tree.ts";
+import { benchUser, destRootFor, giveTo, opt, rrdsyncBin } from "./user.ts";
+
+const FILES = Number(opt("--files", "20000"));
+const UPDATED = Number(opt("--updated", "2000"));
+const RUNS = Number(opt("--runs", "5"));
+const root = resolve(import.meta.dir, "../../.bench/w3");
+const bin = rrdsyncBin();
+const destRoot = destRootFor("rrdsync-bench-w3", root);
+
+rmSync(root, { recursive: true, force: true });
+rmSync(destRoot, { recursive: true, force: true });
+const src = join(root, "tree");
+const g = await generateTree(src, { files: FILES, seed: 3 });
+console.log(`generated ${g.files} files (${g.rrds.length} RRDs, ${(g.bytes / 1048576).toFixed(0)} MiB)`);
+
+const user = benchUser();
+const sshd = await startSshd(user ? { user: user.name } : {});
+mkdirSync(destRoot, { recursive: true });
+giveTo(user, destRoot);
+
+type Side = "on" | "off";
+function config(side: Side): string {
+  const dir = join(root, side);
+  mkdirSync(dir, { recursive: true });
+  const dest = join(destRoot, side);
+  const cfg = join(dir, "config.json");
+  writeFileSync(cfg, JSON.stringify({
+    source_dir: src,
+    state_file: join(dir, "state.db"),
+    remote_sync: { remote_user: sshd.user, remote_host: "127.0.0.1", port: sshd.port, remote_dest_dir: dest, ssh_key_path: sshd.clientKey, known_hosts_file: sshd.knownHosts },
+    logging: { log_file: join(dir, "rrdsync.log"), log_level: "INFO" },
+    change_tracking: { enabled: side === "on", backup_dir: join(dir, "backup"), change_log_file: join(dir, "change_log.txt") },
+  }));
+  return cfg;
+}
+const cfgs: Record<Side, string> = { on: config("on"), off: config("off") };
+
+async function once(side: Side): Promise<number> {
+  const t = performance.now();
+  const p = Bun.spawn([...bin, "--once", "--quiet", "--config", cfgs[side]], { stdout: "ignore", stderr: "pipe" });
+  const err = await new Response(p.stderr).text();
+  if ((await p.exited) !== 0) throw new Error(`rrdsync (tracking ${side}) failed: ${err.slice(-2000)}`);
+  return (performance.now() - t) / 1000;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+const times: Record<Side, number[]> = { on: [], off: [] };
+try {
+  await once("on");
+  await once("off"); // both replicas complete: what follows are update passes
+  const rand = seededRandom(7);
+  for (let r = 0; r < RUNS; r++) {
+    const now = 1_700_000_000 + 300 * (r + 1);
+    const picked = new Set<string>();
+    while (picked.size < Math.min(UPDATED, g.rrds.length)) picked.add(g.rrds[Math.floor(rand() * g.rrds.length)] as string);
+    for (const rel of picked) touchRrdUpdate(join(src, rel), rand, now);
+    const logBefore = statSync(join(root, "on", "change_log.txt")).size;
+    const order: Side[] = r % 2 === 0 ? ["on", "off"] : ["off", "on"];
+    for (const side of order) {
+      const s = await once(side);
+      times[side].push(s);
+      console.log(`run ${r + 1} tracking ${side.padEnd(3)} ${s.toFixed(2)} s`);
+    }
+    // one accurate entry per updated file: the right path, one step advanced to the time written
+    const added = readFileSync(join(root, "on", "change_log.txt")).subarray(logBefore).toString("utf8");
+    const entries = [...added.matchAll(/^File: (.*)\nChanges:\nRRD file updated: last update (\S+) → (\S+) \(\+1 step\)$/gm)];
+    const wanted = new Date(now * 1000).toISOString().replace(".000Z", "Z");
+    const paths = new Set(entries.filter((m) => m[3] === wanted).map((m) => m[1]));
+    const total = added.match(/^File: /gm)?.length ?? 0;
+    if (total !== picked.size || paths.size !== picked.size || [...picked].some((p) => !paths.has(p))) {
+      throw new Error(`run ${r + 1}: expected ${picked.size} accurate RRD entries, got ${paths.size} accurate of ${total}`);
+    }
+  }
+} finally {
+  await sshd.cleanup();
+}
+const on = median(times.on);
+const off = median(times.off);
+console.log(`\nW3: ${UPDATED} of ${g.rrds.length} RRDs updated in a ${FILES}-file tree, median of ${RUNS} runs, binary: ${bin.join(" ")}`);
+console.log(`tracking on ${on.toFixed(2)} s, tracking off ${off.toFixed(2)} s, ratio ${(on / off).toFixed(2)}× (target ≤ 1.15×); ${UPDATED} accurate entries per run`);
