@@ -58,11 +58,20 @@ try {
   await once("on");
   await once("off"); // both replicas complete: what follows are update passes
   const rand = seededRandom(7);
+  const iso = (t: number) => new Date(t * 1000).toISOString().replace(".000Z", "Z");
+  const lastUpdate = new Map<string, number>(); // what each RRD's header says now (the tree starts at 1_700_000_000)
   for (let r = 0; r < RUNS; r++) {
     const now = 1_700_000_000 + 300 * (r + 1);
     const picked = new Set<string>();
     while (picked.size < Math.min(UPDATED, g.rrds.length)) picked.add(g.rrds[Math.floor(rand() * g.rrds.length)] as string);
-    for (const rel of picked) touchRrdUpdate(join(src, rel), rand, now);
+    const expected = new Map<string, string>();
+    for (const rel of picked) {
+      const before = lastUpdate.get(rel) ?? 1_700_000_000;
+      const steps = (now - before) / 300;
+      expected.set(rel, `${iso(before)} → ${iso(now)} (+${steps} step${steps === 1 ? "" : "s"})`);
+      touchRrdUpdate(join(src, rel), rand, now);
+      lastUpdate.set(rel, now);
+    }
     const logBefore = statSync(join(root, "on", "change_log.txt")).size;
     const order: Side[] = r % 2 === 0 ? ["on", "off"] : ["off", "on"];
     for (const side of order) {
@@ -70,11 +79,10 @@ try {
       times[side].push(s);
       console.log(`run ${r + 1} tracking ${side.padEnd(3)} ${s.toFixed(2)} s`);
     }
-    // one accurate entry per updated file: the right path, one step advanced to the time written
+    // one accurate entry per updated file: the right path, from the time it had to the time written, in steps
     const added = readFileSync(join(root, "on", "change_log.txt")).subarray(logBefore).toString("utf8");
-    const entries = [...added.matchAll(/^File: (.*)\nChanges:\nRRD file updated: last update (\S+) → (\S+) \(\+1 step\)$/gm)];
-    const wanted = new Date(now * 1000).toISOString().replace(".000Z", "Z");
-    const paths = new Set(entries.filter((m) => m[3] === wanted).map((m) => m[1]));
+    const entries = [...added.matchAll(/^File: (.*)\nChanges:\nRRD file updated: last update (.*)$/gm)];
+    const paths = new Set(entries.filter((m) => expected.get(m[1] as string) === m[2]).map((m) => m[1]));
     const total = added.match(/^File: /gm)?.length ?? 0;
     if (total !== picked.size || paths.size !== picked.size || [...picked].some((p) => !paths.has(p))) {
       throw new Error(`run ${r + 1}: expected ${picked.size} accurate RRD entries, got ${paths.size} accurate of ${total}`);
