@@ -64,8 +64,17 @@ export class Logger {
       writeSync(this.fd, formatLogLine(now, level, message));
     }
     if (RANK[level] >= RANK[this.console_.level]) {
+      this.progressLine?.clear();
       process.stderr.write(this.renderConsole(now, level, message));
     }
+  }
+
+  /** A progress line on the console (a terminal) that log lines must clear before they are written. */
+  progressLine: { clear(): void } | null = null;
+
+  /** Progress lines are for a terminal that shows more than errors. */
+  wantsProgress(): boolean {
+    return this.console_.tty && this.console_.level !== "ERROR" && this.console_.level !== "CRITICAL";
   }
 
   private renderConsole(now: Date, level: LogLevel, message: string): string {
@@ -82,6 +91,7 @@ export class Logger {
   /** A result line for people (the run summary): stdout, coloured on a TTY; not in the log file. */
   summary(parts: { ok: boolean; text: string }): void {
     if (this.console_.level === "ERROR" || this.console_.level === "CRITICAL") return;
+    this.progressLine?.clear();
     const c = this.colors();
     const mark = parts.ok ? c.green("✓") : c.red("✗");
     process.stdout.write(this.console_.tty ? `${mark} ${parts.text}\n` : `${formatTimestamp(new Date())} ${parts.text}\n`);

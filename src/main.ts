@@ -4,6 +4,11 @@ import { cac } from "cac";
 import { homedir } from "node:os";
 import pkg from "../package.json" with { type: "json" };
 import { Live, liveMode } from "./cli/live.ts";
+import { runChecks } from "./cli/check.ts";
+import { showLog } from "./cli/history.ts";
+import { initConfig } from "./cli/init.ts";
+import { restoreFile } from "./cli/restore.ts";
+import { showStatus } from "./cli/status.ts";
 import { syncOnce } from "./cli/sync.ts";
 import { watchDaemon } from "./cli/watch.ts";
 import { describeTarget } from "./transport/create.ts";
@@ -21,34 +26,71 @@ interface Flags {
   json?: boolean;
   quiet?: boolean;
   verbose?: boolean;
+  force?: boolean;
+  since?: string;
+  until?: string;
+  kind?: string | string[];
+  stat?: boolean;
+  at?: string;
+  to?: string;
+  list?: boolean;
 }
+
+/** cac checks a command's options only when it has an action; main() dispatches itself. */
+const noop = () => undefined;
 
 function buildCli() {
   const cli = cac("rrdsync");
   cli
-    .command("", "Replicate a directory tree (OpenNMS RRD data) to a standby host over SSH, recording what changed")
-    .usage("--once | --watch [--config PATH] [--source DIR] [--dest [USER@]HOST:/PATH | /PATH]")
     .option("-c, --config <path>", "Config file (JSON; # and // comments allowed). Default: $RRDSYNC_CONFIG, else /etc/rrdsync/config.json if it exists")
-    .option("--once", "Run one pass: send every new or changed file, record the changes, exit (the default)")
-    .option("--watch", "Run as a daemon: watch the tree and ship changes within debounce_time (SIGTERM stops, SIGHUP reopens logs)")
-    .option("--json", "With --watch: print one JSON object per event on stdout")
     .option("--source <dir>", "Directory to replicate (overrides source_dir)")
     .option("--dest <dest>", "Destination: [user@]host:/abs/path over SSH, or /abs/path for a local directory (overrides remote_sync)")
     .option("--state <file>", "State DB path (overrides state_file)")
     .option("-q, --quiet", "Print only errors (no summary)")
-    .option("-v, --verbose", "Print every log line (DEBUG) on the console too")
+    .option("-v, --verbose", "Print every log line (DEBUG) on the console too");
+  cli
+    .command("", "Replicate the tree to the standby, recording what changed (--once, the default; or --watch)")
+    .usage("[--once | --watch] [--config PATH] [--source DIR] [--dest [USER@]HOST:/PATH | /PATH]")
+    .option("--once", "Run one pass: send every new or changed file, record the changes, exit (the default)")
+    .option("--watch", "Run as a daemon: watch the tree and ship changes within debounce_time (SIGTERM stops, SIGHUP reopens logs)")
+    .option("--json", "With --watch: print one JSON object per event on stdout")
     .example("rrdsync --once --config /etc/rrdsync/config.json")
     .example("rrdsync --once --source /opt/opennms/share/rrd --dest rrdsync@standby:/opt/opennms/share/rrd")
-    .action(() => undefined);
+    .action(noop);
+  cli
+    .command("init", "Write a commented starter config to --config (default /etc/rrdsync/config.json); --source/--dest fill it in")
+    .option("--force", "Replace an existing config file")
+    .example("rrdsync init --config /etc/rrdsync/config.json --source /opt/opennms/share/rrd --dest opennms@standby:/opt/opennms/share/rrd")
+    .action(noop);
+  cli.command("check", "Verify the setup (config, source, key, host key, ssh login, remote rsync, destination, inotify, free space); exit 0 only if all pass").action(noop);
+  cli
+    .command("status", "Files tracked, pending, last pass and batch, target reachable or down since, last error, running pid; exit 1 if pending or down")
+    .option("--json", "One JSON object")
+    .action(noop);
+  cli
+    .command("log [pattern]", "The change history from the state DB; PATTERN is a path (file or directory) or a glob (* also crosses /)")
+    .option("--since <time>", 'Only changes at or after TIME ("2024-12-12", "2024-12-12 15:05", "2h", "3d", "yesterday")')
+    .option("--until <time>", "Only changes at or before TIME")
+    .option("--kind <kind>", "created, modified, deleted or renamed (repeat or comma-separate for several)")
+    .option("--stat", "One line per change: time, +added −removed lines, kind, path, summary")
+    .option("--json", "One JSON object per change (with its diff or RRD note in details)")
+    .example("rrdsync log 'snmp/*/strings.properties' --since 1d")
+    .action(noop);
+  cli
+    .command("restore <path>", "Print a text file as it was synced (the newest kept version, or the one valid --at TIME), or write it --to FILE")
+    .option("--at <time>", "The version that was current at TIME")
+    .option("--to <file>", "Write it to FILE (atomically) instead of stdout")
+    .option("--list", "List the kept versions")
+    .example("rrdsync restore snmp/1/ds.properties --at yesterday --to /tmp/ds.properties")
+    .action(noop);
   cli.help((all) => {
-    // cac lists the default command as a nameless "command" plus a hint about sub-commands we do not have.
-    const sections = all.filter((s) => s.title !== "Commands" && !s.title?.startsWith("For more info"));
+    const sections = all.filter((s) => !s.title?.startsWith("For more info"));
     sections.splice(1, 0, { body: "Replicates a directory tree (OpenNMS RRD data) to a standby host over SSH (rsync), or to a local\ndirectory, and records what changed in each file (change log with unified diffs, state DB)." });
     sections.push({
       title: "Exit codes",
       body: EXIT_CODE_TABLE.map(([code, text]) => `  ${String(code).padEnd(4)}${text}`).join("\n"),
     });
-    sections.push({ title: "Docs", body: "  README.md: config reference, cron and systemd examples, migrating from rrd_sync_new.py" });
+    sections.push({ title: "Docs", body: "  rrdsync COMMAND --help for a command's options; README.md: config reference, install, cron and systemd" });
     return sections;
   });
   cli.version(pkg.version, "-V, --version");
@@ -59,16 +101,26 @@ async function main(argv: string[]): Promise<number> {
   const cli = buildCli();
   const parsed = cli.parse(argv, { run: false });
   if (parsed.options.help || parsed.options.version) return ExitCode.Ok;
-  cli.runMatchedCommand(); // validates unknown options; the action itself is a no-op
-  if (parsed.args.length > 0) {
-    throw new UserError(`unexpected argument "${parsed.args[0]}"`, ExitCode.Usage, "see rrdsync --help");
+  if (cli.matchedCommand === undefined) {
+    throw new UserError(`unknown command "${parsed.args[0]}"`, ExitCode.Usage, "see rrdsync --help");
   }
+  cli.runMatchedCommand(); // validates unknown options; the actions themselves are no-ops
+  const command = cli.matchedCommandName ?? "";
   const flags = parsed.options as Flags;
   const env = process.env as Record<string, string | undefined>;
+  if (command === "init") return initConfig(flags, env);
   const consoleOpts = consoleOptions(flags, env);
   const { config, warnings } = loadConfig({
     configPath: flags.config, source: flags.source, dest: flags.dest, stateFile: flags.state, env, cwd: process.cwd(), home: homedir(),
   });
+  // The read-side commands neither log to the log file nor take the lock: they run beside a daemon.
+  if (command !== "") {
+    for (const w of warnings) process.stderr.write(`rrdsync: warning: ${w}\n`);
+    if (command === "check") return await runChecks(config, env);
+    if (command === "status") return showStatus(config, flags, env);
+    if (command === "log") return await showLog(config, parsed.args[0] as string | undefined, flags, env);
+    if (command === "restore") return restoreFile(config, parsed.args[0] as string, flags);
+  }
   const log = new Logger(consoleOpts, config.logging.logFile ? { path: config.logging.logFile, level: config.logging.logLevel } : null);
   try {
     for (const w of warnings) log.warn(w);

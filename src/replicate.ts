@@ -4,11 +4,12 @@ import { join, relative, sep } from "node:path";
 import type { Config } from "./config/types.ts";
 import { batchWouldOverflow, decide, sameVersion, type StatFacts, statFacts, versionKey } from "./engine/plan.ts";
 import type { Logger } from "./log.ts";
-import type { ChangeRow, FileState, StateStore } from "./store/state.ts";
+import type { BackupVersion, ChangeRow, FileState, StateStore } from "./store/state.ts";
 import { BackupStager } from "./track/backup.ts";
 import { type ChangeRecord, describeChange } from "./track/change.ts";
 import { RRD_NAME, readRrdProbe } from "./track/rrd-read.ts";
 import { rrdDamage, type RrdSummary } from "./track/rrd.ts";
+import { BackupVersions } from "./track/versions.ts";
 import type { ChangeLog } from "./track/changelog.ts";
 import type { BatchFile, BatchResult, SendOptions, Transport, TreeFilter } from "./transport/types.ts";
 import { matchesExtensions, type WalkedFile, walkTree } from "./watch/walk.ts";
@@ -35,6 +36,18 @@ export interface PassStats {
   targetError: string | null;
 }
 
+/** How far a pass is: what the walk found to send so far, and how much of it the destination has. */
+export interface Progress {
+  scanned: number;
+  /** files found to send (new or changed), and their bytes */
+  plannedFiles: number;
+  plannedBytes: number;
+  doneFiles: number;
+  doneBytes: number;
+  /** the walk is still finding files: the totals may grow */
+  walking: boolean;
+}
+
 export interface BatchReport {
   files: number;
   bytes: number;
@@ -55,8 +68,8 @@ export interface ReplicatorDeps {
   log: Logger;
   /** after each batch is committed: the live view, and the watcher's retry queue */
   onBatch?: (b: BatchReport) => void;
-  /** every few thousand files of a pass: for a progress line on a terminal */
-  onProgress?: (scanned: number, queued: number) => void;
+  /** every few hundred files and during transfers: for a progress line on a terminal */
+  onProgress?: (p: Progress) => void;
   /**
    * An RRD that looks damaged was held back: the watcher calls syncPaths for it again after `delayMs`.
    * Without this hook (--once) the pass itself waits and looks again.
@@ -117,14 +130,25 @@ export class Replicator {
   /** a full pass's bulk-loaded version keys (path → "size:mtime_ns:ino"), or null: look rows up one by one */
   private keys: Map<string, string> | null = null;
   private readonly stager: BackupStager;
+  private readonly versions: BackupVersions;
   /** how often each damaged-looking RRD has been held back so far */
   private readonly holds = new Map<string, number>();
+  /** files the destination has not confirmed yet, and since when it has been failing (for `status`) */
+  private readonly pendingSet = new Set<string>();
+  private downSince: number | null = null;
+  private progress: Progress = { scanned: 0, plannedFiles: 0, plannedBytes: 0, doneFiles: 0, doneBytes: 0, walking: false };
+  /** bytes the running transfer has sent so far (added to doneBytes when its batch is recorded) */
+  private inFlightBytes = 0;
   /** held in this pass, to be looked at again (--once) */
   private held: string[] = [];
 
   constructor(private readonly d: ReplicatorDeps) {
     this.own = ownFiles(d.config);
     this.stager = new BackupStager(d.config.changeTracking.backupDir);
+    const known = d.store.status().downSince;
+    this.downSince = typeof known === "number" ? known : null;
+    const ct = d.config.changeTracking;
+    this.versions = new BackupVersions(ct.backupDir, d.store, { keepVersions: ct.keepVersions, maxBackupBytes: ct.maxBackupBytes });
   }
 
   private walk(): Iterator<WalkedFile> {
@@ -153,12 +177,13 @@ export class Replicator {
     for (let n = it.next(); !n.done; n = it.next()) {
       await this.consider(n.value.rel, n.value.abs, n.value.stat);
       if (this.stats.scanned % 512 === 0) {
-        this.d.onProgress?.(this.stats.scanned, this.batch.length);
+        this.reportProgress();
         await yieldToIO();
       }
     }
+    this.progress.walking = false;
     await this.recheckHeld();
-    return this.finish(started);
+    return this.finish(started, true);
   }
 
   /**
@@ -183,13 +208,17 @@ export class Replicator {
       const p: Planned = { rel, abs, facts: statFacts(stat), prev: null };
       files.push(p);
       analysis.add(p);
+      this.progress.plannedFiles++;
+      this.progress.plannedBytes += p.facts.size;
       if (files.length >= WHOLE_TREE_MAX_FILES) break;
       if (files.length % 256 === 0) {
-        if (files.length % 2048 === 0) this.d.onProgress?.(files.length, files.length);
+        if (files.length % 2048 === 0) this.reportProgress();
         await yieldToIO(); // let rsync's output be read while we walk
       }
     }
     listed(files.map((f) => ({ path: f.rel, size: f.facts.size })));
+    this.progress.walking = false;
+    this.reportProgress();
     const t0 = performance.now();
     const result = await transfer;
     this.d.log.debug(`whole-tree transfer done; ${files.length} files walked, ${analysis.backlog} still to describe`);
@@ -286,13 +315,31 @@ export class Replicator {
   private begin(signal: AbortSignal | undefined): void {
     this.stats = newStats();
     this.signal = signal;
+    this.progress = { scanned: 0, plannedFiles: 0, plannedBytes: 0, doneFiles: 0, doneBytes: 0, walking: true };
   }
 
-  private async finish(started: number): Promise<PassStats> {
+  private reportProgress(): void {
+    if (!this.d.onProgress) return;
+    const p = this.progress;
+    this.d.onProgress({ ...p, scanned: this.stats.scanned, doneBytes: p.doneBytes + this.inFlightBytes });
+  }
+
+  /** `full`: a whole pass (not a watcher's batch of paths), whose figures `status` shows as the last pass. */
+  private async finish(started: number, full = false): Promise<PassStats> {
     this.keys = null;
     await this.flush();
     if (this.adopted.length > 0) this.commitAdopted();
     this.stats.seconds = (performance.now() - started) / 1000;
+    const s = this.stats;
+    try {
+      this.d.store.setStatus({
+        lastPass: !full ? undefined : { time: Date.now(), seconds: Number(s.seconds.toFixed(3)), scanned: s.scanned, sent: s.sent, pending: s.pending, problems: s.problems },
+        pending: this.pendingSet.size,
+        pendingSample: [...this.pendingSet].slice(0, 20),
+      });
+    } catch (e) {
+      this.d.log.debug(`status not recorded: ${(e as Error).message}`);
+    }
     return this.stats;
   }
 
@@ -328,6 +375,7 @@ export class Replicator {
       // The destination is down (or we are stopping): the rest stays pending without a doomed connection per batch.
       for (const f of files) this.d.log.info(`pending: ${f.rel} (not sent: ${this.stats.targetError ?? "stopping"})`);
       this.stats.pending += files.length;
+      this.noteStatus([], files.map((f) => f.rel), this.stats.targetError, 0);
       this.d.onBatch?.({ files: 0, bytes: 0, seconds: 0, changes: [], pending: files.map((f) => f.rel), changed: [], error: this.stats.targetError });
       return;
     }
@@ -346,7 +394,14 @@ export class Replicator {
     log.debug(`sending via ${transport.description}${opts.wholeTree ? " (whole tree)" : ""}`);
     const t0 = performance.now();
     try {
-      const r = await transport.sendBatch(files, this.signal, opts);
+      const onBytes = this.d.onProgress
+        ? (n: number) => {
+            this.inFlightBytes = n;
+            this.reportProgress();
+          }
+        : undefined;
+      const r = await transport.sendBatch(files, this.signal, { ...opts, onBytes });
+      this.inFlightBytes = 0;
       log.debug(`transfer finished in ${((performance.now() - t0) / 1000).toFixed(2)} s${r.error ? `: ${r.error}` : ""}`);
       return r;
     } catch (e) {
@@ -366,6 +421,7 @@ export class Replicator {
     await analysis.drain();
     const rows: Row[] = [];
     const changes: ChangeRow[] = [];
+    const versions: BackupVersion[] = [];
     const pending: string[] = [];
     const changed: string[] = [];
     const resend: Planned[] = [];
@@ -402,15 +458,20 @@ export class Replicator {
       }
       stats.sent++;
       sentBytes += f.facts.size;
-      const id = this.publish(f, a ?? (await this.analyze(f)), changes);
+      const id = this.publish(f, a ?? (await this.analyze(f)), changes, versions);
       rows.push({ path: f.rel, state: { ...f.facts, ...id } });
     }
     // The audit trail first (at-least-once), then one transaction: every confirmed file of the batch advances
     // with its change rows, or none does.
     this.d.changeLog.flush();
-    this.d.store.commit(rows, changes);
+    this.d.store.commit(rows, changes, versions);
+    if (versions.length > 0) this.pruneVersions(versions);
+    this.noteStatus(rows.map((r) => r.path), pending, result.error ?? null, sentBytes);
     stats.bytes += sentBytes;
     stats.changes += changes.length;
+    this.progress.doneFiles += rows.length;
+    this.progress.doneBytes += sentBytes;
+    this.reportProgress();
     this.d.onBatch?.({ files: rows.length, bytes: sentBytes, seconds: (performance.now() - t0) / 1000, changes, pending, changed, error: result.error ?? null });
     if (resend.length > 0) {
       log.debug(`${resend.length} files resent in list batches (the whole-tree run could not vouch for them)`);
@@ -424,6 +485,10 @@ export class Replicator {
     if (batchWouldOverflow({ files: this.batch.length, bytes: this.batchBytes }, f.facts.size, limits)) await this.flush();
     this.batch.push(f);
     this.batchBytes += f.facts.size;
+    if (!f.damage) {
+      this.progress.plannedFiles++;
+      this.progress.plannedBytes += f.facts.size;
+    }
   }
 
   /** The destination has the version rsync read; if the file moved on meanwhile, that version is not ours to record. */
@@ -453,11 +518,42 @@ export class Replicator {
     }
   }
 
+  /** What `rrdsync status` shows: last good batch, last error, since when the target is down, what is pending. */
+  private noteStatus(confirmed: string[], pending: string[], error: string | null, bytes: number): void {
+    for (const p of confirmed) this.pendingSet.delete(p);
+    for (const p of pending) this.pendingSet.add(p);
+    const now = Date.now();
+    const s: Record<string, unknown> = { pending: this.pendingSet.size, pendingSample: [...this.pendingSet].slice(0, 20) };
+    if (error) {
+      s.lastError = { time: now, message: error };
+      if (this.downSince === null) this.downSince = now;
+    } else if (confirmed.length > 0) {
+      s.lastBatch = { time: now, files: confirmed.length, bytes };
+      this.downSince = null;
+    }
+    s.downSince = this.downSince;
+    try {
+      this.d.store.setStatus(s);
+    } catch (e) {
+      this.d.log.debug(`status not recorded: ${(e as Error).message}`);
+    }
+  }
+
+  /** Retention after the batch is committed: a failure here loses no data, it only keeps old copies longer. */
+  private pruneVersions(published: BackupVersion[]): void {
+    try {
+      const dropped = this.versions.prune(new Set(published.filter((v) => v.stored === v.path).map((v) => v.path)));
+      if (dropped.length > 0) this.d.log.debug(`retention: ${dropped.length} old backup versions removed`);
+    } catch (e) {
+      this.d.log.warn(`backup retention failed (old versions are kept): ${(e as Error).message}`);
+    }
+  }
+
   /**
    * Audit one confirmed file: change-log entry first, then the backup, so a crash in between repeats an entry
    * (at-least-once) rather than losing it. An audit failure never undoes replication; it is an error to report.
    */
-  private publish(f: Planned, a: Analyzed, changes: ChangeRow[]): { sha256: string | null; rrd: string | null } {
+  private publish(f: Planned, a: Analyzed, changes: ChangeRow[], versions: BackupVersion[]): { sha256: string | null; rrd: string | null } {
     const { log } = this.d;
     const rec = a.rec;
     if (f.damage) {
@@ -470,8 +566,16 @@ export class Replicator {
       const time = new Date();
       const details = f.damage ? `ERROR: shipped although it looks damaged: ${f.damage}\n${rec.details}` : rec.details;
       this.d.changeLog.append(time, f.rel, details);
-      if (a.staged) this.stager.publish(a.staged, f.rel);
-      changes.push({ time: time.getTime(), path: f.rel, kind: `${rec.fileKind} ${rec.kind}`, summary: f.damage ? `${rec.summary}, DAMAGED` : rec.summary });
+      if (a.staged) {
+        const old = this.versions.supersede(f.rel);
+        if (old) versions.push(old);
+        this.stager.publish(a.staged, f.rel);
+        versions.push({ path: f.rel, syncedAt: time.getTime(), size: rec.size, stored: f.rel });
+      }
+      changes.push({
+        time: time.getTime(), path: f.rel, kind: `${rec.fileKind} ${rec.kind}`, summary: f.damage ? `${rec.summary}, DAMAGED` : rec.summary,
+        details, added: rec.added, removed: rec.removed,
+      });
       log.debug(`recorded ${rec.kind} ${f.rel}: ${rec.summary}`);
       return { sha256: rec.sha256, rrd: rec.rrd ?? null };
     } catch (e) {

@@ -1,7 +1,8 @@
 // Live output of the daemon: coloured lines on a TTY, timestamped plain lines otherwise, JSON lines with --json.
 import pc from "picocolors";
 import { formatBytes, formatTimestamp } from "../log.ts";
-import type { BatchReport } from "../replicate.ts";
+import type { BatchReport, Progress } from "../replicate.ts";
+import { ProgressLine } from "./progress.ts";
 
 export type LiveMode = "tty" | "plain" | "json" | "off";
 
@@ -17,21 +18,16 @@ export class Live {
     this.c = pc.createColors(mode === "tty");
   }
 
-  private progressShown = false;
+  private readonly line = new ProgressLine(process.stdout, (s) => this.c.dim(s));
 
   /** One self-overwriting line on a terminal while a pass walks and sends; nothing elsewhere (it would be noise). */
-  progress(scanned: number, queued: number): void {
-    if (this.mode !== "tty") return;
-    process.stdout.write(`\r${this.c.dim(`… ${scanned} files scanned, ${queued} queued for ${this.target}`)}\x1b[K`);
-    this.progressShown = true;
+  progress(p: Progress): void {
+    if (this.mode === "tty") this.line.update(p);
   }
 
   event(type: string, fields: Record<string, unknown>, text: string): void {
     if (this.mode === "off") return;
-    if (this.progressShown) {
-      process.stdout.write("\r\x1b[K");
-      this.progressShown = false;
-    }
+    this.line.clear();
     if (this.mode === "json") {
       process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), event: type, ...fields })}\n`);
       return;

@@ -3,9 +3,10 @@ import type { Config } from "../config/types.ts";
 import { ExitCode } from "../errors.ts";
 import { formatBytes, type Logger } from "../log.ts";
 import { Replicator } from "../replicate.ts";
+import { ProgressLine } from "./progress.ts";
 import { acquireLock } from "../store/lock.ts";
 import { StateStore } from "../store/state.ts";
-import { ChangeLog } from "../track/changelog.ts";
+import { openChangeLog } from "../track/changelog.ts";
 import { createTransport, describeTarget } from "../transport/create.ts";
 
 export async function syncOnce(config: Config, log: Logger, signal?: AbortSignal): Promise<ExitCode> {
@@ -22,12 +23,15 @@ export async function syncOnce(config: Config, log: Logger, signal?: AbortSignal
   if (opened.seedBackup !== null) {
     log.warn(`imported ${opened.imported} entries of the seed script's JSON state; the original is kept as ${opened.seedBackup}`);
   }
-  const changeLog = new ChangeLog(config.changeTracking.changeLogFile);
+  const changeLog = openChangeLog(config, log);
   const transport = createTransport(config);
   const target = describeTarget(config);
   try {
     log.info(`pass started: ${config.sourceDir} → ${target}`);
-    const s = await new Replicator({ config, store, transport, changeLog, log }).runPass(signal);
+    const line = log.wantsProgress() ? new ProgressLine(process.stderr, (t) => log.colors().dim(t)) : null;
+    log.progressLine = line;
+    const s = await new Replicator({ config, store, transport, changeLog, log, onProgress: line ? (p) => line.update(p) : undefined }).runPass(signal);
+    line?.clear();
     const c = log.colors();
     const parts = [
       `${s.sent} files (${formatBytes(s.bytes)}) synced to ${target} in ${s.seconds.toFixed(1)} s`,

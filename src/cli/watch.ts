@@ -9,7 +9,7 @@ import type { Logger } from "../log.ts";
 import { Replicator } from "../replicate.ts";
 import { acquireLock } from "../store/lock.ts";
 import { StateStore } from "../store/state.ts";
-import { ChangeLog } from "../track/changelog.ts";
+import { openChangeLog } from "../track/changelog.ts";
 import { createTransport, describeTarget } from "../transport/create.ts";
 import { matchesExtensions, walkTree } from "../watch/walk.ts";
 import { inotifyWatchLimit, TreeWatcher, type WatchEvent } from "../watch/watcher.ts";
@@ -24,7 +24,7 @@ export async function watchDaemon(config: Config, log: Logger, live: Live): Prom
   const lock = acquireLock(config.stateFile);
   const { store, seedBackup, imported } = StateStore.open(config.stateFile);
   if (seedBackup !== null) log.warn(`imported ${imported} entries of the seed script's JSON state; the original is kept as ${seedBackup}`);
-  const changeLog = new ChangeLog(config.changeTracking.changeLogFile);
+  const changeLog = openChangeLog(config, log);
   const transport = createTransport(config);
   const target = describeTarget(config);
   const root = config.sourceDir;
@@ -48,7 +48,7 @@ export async function watchDaemon(config: Config, log: Logger, live: Live): Prom
 
   const replicator = new Replicator({
     config, store, transport, changeLog, log,
-    onProgress: (scanned, queued) => live.progress(scanned, queued),
+    onProgress: (p) => live.progress(p),
     // a held RRD comes due again after the hold delay, as if it had just been written
     onHold: (rel, delayMs) => {
       setTimeout(() => {

@@ -9,6 +9,11 @@ export const DEFAULT_RESCAN_INTERVAL_S = 3600;
 /** a torn RRD is usually mid-write: three looks two seconds apart, then it ships anyway (flagged) */
 export const DEFAULT_RRD_HOLD_ATTEMPTS = 3;
 export const DEFAULT_RRD_HOLD_DELAY_S = 2;
+/** Retention: the disk never fills silently with old backups or change logs. */
+export const DEFAULT_KEEP_VERSIONS = 10;
+export const DEFAULT_MAX_BACKUP_BYTES = 512 * 1024 ** 2;
+export const DEFAULT_MAX_LOG_BYTES = 100 * 1024 ** 2;
+export const DEFAULT_KEEP_LOGS = 5;
 export const DEFAULT_BATCH_MAX_FILES = 10_000;
 export const DEFAULT_BATCH_MAX_BYTES = 1024 ** 3;
 

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { ConfigError, ExitCode, UserError } from "../errors.ts";
 import {
-  DEFAULT_BATCH_MAX_BYTES, DEFAULT_BATCH_MAX_FILES, DEFAULT_CONFIG_PATH, DEFAULT_DEBOUNCE_S, DEFAULT_RRD_HOLD_ATTEMPTS, DEFAULT_RRD_HOLD_DELAY_S, DEFAULT_EXTENSIONS,
+  DEFAULT_BATCH_MAX_BYTES, DEFAULT_BATCH_MAX_FILES, DEFAULT_CONFIG_PATH, DEFAULT_DEBOUNCE_S, DEFAULT_RRD_HOLD_ATTEMPTS, DEFAULT_RRD_HOLD_DELAY_S, DEFAULT_KEEP_VERSIONS, DEFAULT_MAX_BACKUP_BYTES, DEFAULT_MAX_LOG_BYTES, DEFAULT_KEEP_LOGS, DEFAULT_EXTENSIONS,
   DEFAULT_RESCAN_INTERVAL_S, defaultMaxDelay, defaultStateFile,
 } from "./defaults.ts";
 import { checkHostish, parseDest } from "./dest.ts";
@@ -131,6 +131,10 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
       backupDir: ct.backup_dir || `${stateDir}/backup`,
       changeLogFile: ct.change_log_file || `${stateDir}/change_log.txt`,
       diffTool: ct.diff_tool ?? "difflib",
+      keepVersions: ct.keep_versions ?? DEFAULT_KEEP_VERSIONS,
+      maxBackupBytes: ct.max_backup_bytes ?? DEFAULT_MAX_BACKUP_BYTES,
+      maxLogBytes: ct.max_log_bytes ?? DEFAULT_MAX_LOG_BYTES,
+      keepLogs: ct.keep_logs ?? DEFAULT_KEEP_LOGS,
     },
     rrdHold: { attempts: c.rrd_hold?.attempts ?? DEFAULT_RRD_HOLD_ATTEMPTS, delaySeconds: c.rrd_hold?.delay ?? DEFAULT_RRD_HOLD_DELAY_S },
     batchMaxFiles: c.batch_max_files ?? DEFAULT_BATCH_MAX_FILES,

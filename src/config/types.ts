@@ -36,6 +36,14 @@ export interface ChangeTracking {
   changeLogFile: string;
   /** kept for seed compatibility; rrdsync always diffs in-process */
   diffTool: string;
+  /** backup versions kept per text file, the current one included */
+  keepVersions: number;
+  /** bytes all superseded backup versions may take; 0 = no limit */
+  maxBackupBytes: number;
+  /** the change log is rotated past this size; 0 = never (leave it to logrotate) */
+  maxLogBytes: number;
+  /** rotated change logs kept (gzipped) */
+  keepLogs: number;
 }
 
 export type LogLevel = "DEBUG" | "INFO" | "WARNING" | "ERROR" | "CRITICAL";

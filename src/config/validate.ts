@@ -110,6 +110,10 @@ export const SCHEMA: Schema = {
     backup_dir: path({ allowEmpty: true }),
     change_log_file: path({ allowEmpty: true }),
     diff_tool: oneOf(["difflib", "diff", "builtin"]),
+    keep_versions: int(1, 100_000),
+    max_backup_bytes: int(0, Number.MAX_SAFE_INTEGER),
+    max_log_bytes: int(0, Number.MAX_SAFE_INTEGER),
+    keep_logs: int(1, 1000),
   },
   rrd_hold: {
     attempts: int(0, 1000),

@@ -18,6 +18,16 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** The pid of a live rrdsync holding the lock for this state file, or null (none, or a stale lock). */
+export function lockHolder(stateFile: string): number | null {
+  try {
+    const pid = Number.parseInt(readFileSync(`${stateFile}.lock`, "utf8").trim(), 10);
+    return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
 export function acquireLock(stateFile: string): Lock {
   const path = `${stateFile}.lock`;
   try {

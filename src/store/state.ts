@@ -19,8 +19,31 @@ export interface FileState {
 export interface ChangeRow {
   time: number;
   path: string;
+  /** "<text|binary|rrd> <created|modified>" */
   kind: string;
   summary: string;
+  /** the change-log body (diff, RRD note), so `rrdsync log` can show it without the change-log file */
+  details: string;
+  added: number;
+  removed: number;
+}
+
+/** A kept backup version of a text file: its content as synced at `syncedAt`, stored under the backup dir. */
+export interface BackupVersion {
+  path: string;
+  syncedAt: number;
+  size: number;
+  /** relative to the backup dir */
+  stored: string;
+}
+
+export interface ChangeQuery {
+  /** SQLite GLOB on the path (`*` also crosses `/`) */
+  glob?: string;
+  since?: number;
+  until?: number;
+  /** created, modified, deleted, renamed: matched against the kind's last word */
+  kinds?: string[];
 }
 
 const SCHEMA = `
@@ -42,7 +65,15 @@ CREATE TABLE IF NOT EXISTS changes (
   summary TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS changes_path ON changes(path);
+CREATE INDEX IF NOT EXISTS changes_time ON changes(time);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS versions (
+  path TEXT NOT NULL,
+  synced_at INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  stored TEXT NOT NULL,
+  PRIMARY KEY (path, synced_at)
+) WITHOUT ROWID;
 `;
 
 const SQLITE_MAGIC = "SQLite format 3\0";
@@ -59,7 +90,7 @@ export class StateStore {
     this.putStmt = db.query(
       "INSERT OR REPLACE INTO files (path, size, mtime_ns, ino, sha256, rrd, seed_mtime, synced_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
     );
-    this.changeStmt = db.query("INSERT INTO changes (time, path, kind, summary) VALUES (?, ?, ?, ?)");
+    this.changeStmt = db.query("INSERT INTO changes (time, path, kind, summary, details, added, removed) VALUES (?, ?, ?, ?, ?, ?, ?)");
   }
 
   /** Opens (creating) the DB; a seed JSON state file found at `path` is moved aside and imported first. */
@@ -82,8 +113,12 @@ export class StateStore {
       db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
       db.exec(SCHEMA);
       // DBs made before the rrd column existed get it (NULL: the next update of such an RRD says "no earlier header").
-      const cols = db.query("PRAGMA table_info(files)").all() as Array<{ name: string }>;
-      if (!cols.some((c) => c.name === "rrd")) db.exec("ALTER TABLE files ADD COLUMN rrd TEXT");
+      const cols = (t: string) => (db.query(`PRAGMA table_info(${t})`).all() as Array<{ name: string }>).map((c) => c.name);
+      if (!cols("files").includes("rrd")) db.exec("ALTER TABLE files ADD COLUMN rrd TEXT");
+      // …and the change rows of older DBs get empty details (their bodies are in the change-log file).
+      if (!cols("changes").includes("details")) {
+        db.exec("ALTER TABLE changes ADD COLUMN details TEXT NOT NULL DEFAULT ''; ALTER TABLE changes ADD COLUMN added INTEGER NOT NULL DEFAULT 0; ALTER TABLE changes ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;");
+      }
     } catch (e) {
       throw new UserError(`state_file ${path}: cannot open the state DB: ${(e as Error).message}`, 1,
         "check the path's permissions and free space; move a damaged file aside and rrdsync rebuilds it with one full compare pass");
@@ -92,6 +127,12 @@ export class StateStore {
     let imported = 0;
     if (seedJson !== null && store.countFiles() === 0) imported = store.importSeed(parseSeedState(seedJson, seedBackup));
     return { store, imported, seedBackup: seedJson !== null ? seedBackup : null };
+  }
+
+  /** For the read-side commands (status, log, restore): the DB if rrdsync has made one at `path`, else null. */
+  static openExisting(path: string): StateStore | null {
+    if (!existsSync(path) || !looksLikeSqlite(path)) return null;
+    return StateStore.open(path).store;
   }
 
   get(path: string): FileState | null {
@@ -118,17 +159,82 @@ export class StateStore {
     return (this.db.query("SELECT count(*) AS n FROM files").get() as { n: number }).n;
   }
 
-  /** One transaction per batch: rows advance together with the changes they explain, or not at all. */
-  commit(rows: Array<{ path: string; state: Omit<FileState, "seedMtime"> }>, changes: ChangeRow[]): void {
+  /**
+   * One transaction per batch: rows advance together with the changes they explain and the backup versions
+   * published for them, or not at all.
+   */
+  commit(rows: Array<{ path: string; state: Omit<FileState, "seedMtime"> }>, changes: ChangeRow[], versions: BackupVersion[] = []): void {
     const now = Date.now();
+    const version = this.db.query("INSERT OR REPLACE INTO versions (path, synced_at, size, stored) VALUES (?, ?, ?, ?)");
     this.db.transaction(() => {
       for (const r of rows) this.putStmt.run(r.path, r.state.size, r.state.mtimeNs, r.state.ino, r.state.sha256, r.state.rrd, now);
-      for (const c of changes) this.changeStmt.run(c.time, c.path, c.kind, c.summary);
+      for (const c of changes) this.changeStmt.run(c.time, c.path, c.kind, c.summary, c.details, c.added, c.removed);
+      for (const v of versions) version.run(v.path, v.syncedAt, v.size, v.stored);
     })();
   }
 
-  recentChanges(limit: number): ChangeRow[] {
-    return this.db.query<ChangeRow, [number]>("SELECT time, path, kind, summary FROM changes ORDER BY id DESC LIMIT ?").all(limit);
+  /** The change history, oldest first, filtered as `rrdsync log` asks. */
+  changes(q: ChangeQuery = {}): ChangeRow[] {
+    const where: string[] = [];
+    const args: Array<string | number> = [];
+    if (q.glob) {
+      where.push("path GLOB ?");
+      args.push(q.glob);
+    }
+    if (q.since !== undefined) {
+      where.push("time >= ?");
+      args.push(q.since);
+    }
+    if (q.until !== undefined) {
+      where.push("time <= ?");
+      args.push(q.until);
+    }
+    if (q.kinds && q.kinds.length > 0) {
+      where.push(`(${q.kinds.map(() => "kind LIKE ?").join(" OR ")})`);
+      for (const k of q.kinds) args.push(`%${k}`);
+    }
+    const sql = `SELECT time, path, kind, summary, details, added, removed FROM changes${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY id`;
+    return this.db.query<ChangeRow, Array<string | number>>(sql).all(...args);
+  }
+
+  /** A text file's kept backup versions, newest first. */
+  versionsOf(path: string): BackupVersion[] {
+    return this.db
+      .query<BackupVersion, [string]>("SELECT path, synced_at AS syncedAt, size, stored FROM versions WHERE path = ? ORDER BY synced_at DESC")
+      .all(path);
+  }
+
+  /** Every kept version, oldest first, with the total: for retention by bytes. */
+  allVersions(): BackupVersion[] {
+    return this.db.query<BackupVersion, []>("SELECT path, synced_at AS syncedAt, size, stored FROM versions ORDER BY synced_at").all();
+  }
+
+  forgetVersions(vs: BackupVersion[]): void {
+    const del = this.db.query("DELETE FROM versions WHERE path = ? AND synced_at = ?");
+    this.db.transaction(() => {
+      for (const v of vs) del.run(v.path, v.syncedAt);
+    })();
+  }
+
+  /** Small facts for `rrdsync status` (last batch, last error, down since, pending), JSON-encoded; null removes one. */
+  setStatus(values: Record<string, unknown>): void {
+    const put = this.db.query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)");
+    const del = this.db.query("DELETE FROM meta WHERE key = ?");
+    this.db.transaction(() => {
+      for (const [k, v] of Object.entries(values)) {
+        if (v === undefined) continue;
+        if (v === null) del.run(`status.${k}`);
+        else put.run(`status.${k}`, JSON.stringify(v));
+      }
+    })();
+  }
+
+  status(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const r of this.db.query<{ key: string; value: string }, []>("SELECT key, value FROM meta WHERE key LIKE 'status.%'").all()) {
+      out[r.key.slice(7)] = JSON.parse(r.value);
+    }
+    return out;
   }
 
   private importSeed(entries: Array<[string, number]>): number {

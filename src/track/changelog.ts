@@ -1,5 +1,7 @@
 // The change log: entries in the seed's format, each written with one write() so a crash never leaves half of one.
-import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, openSync, statSync, writeSync } from "node:fs";
+import type { Config } from "../config/types.ts";
+import { rotateFile } from "./rotate.ts";
 import { dirname } from "node:path";
 
 const RULE = "-".repeat(80);
@@ -21,7 +23,11 @@ export function formatEntry(time: Date, path: string, details: string): string {
 export class ChangeLog {
   private fd: number | null = null;
 
-  constructor(private readonly path: string) {}
+  /** `rotate`: past maxBytes (0 = never) the file becomes path.1.gz, keeping `keep` rotated copies. */
+  constructor(
+    private readonly path: string,
+    private readonly rotate: { maxBytes: number; keep: number; warn?: (msg: string) => void } = { maxBytes: 0, keep: 5 },
+  ) {}
 
   private open(): number {
     if (this.fd === null) {
@@ -54,6 +60,35 @@ export class ChangeLog {
     const fd = this.open();
     let off = 0;
     while (off < buf.length) off += writeSync(fd, buf, off);
+    if (this.rotate.maxBytes > 0) {
+      try {
+        this.maybeRotate(fd);
+      } catch (e) {
+        // The entries are written; only the rotation failed (disk full?): the log grows until the next try.
+        this.rotate.warn?.(`${this.path}: rotation failed: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /**
+   * Rotates after whole entries only. If an external logrotate already moved the file (our fd is no longer the
+   * file at `path`), we only reopen: rotating its copy would fight it.
+   */
+  private maybeRotate(fd: number): void {
+    const mine = fstatSync(fd);
+    let atPath: ReturnType<typeof statSync> | null = null;
+    try {
+      atPath = statSync(this.path);
+    } catch {
+      atPath = null;
+    }
+    if (atPath === null || atPath.ino !== mine.ino) {
+      this.close();
+      return;
+    }
+    if (mine.size < this.rotate.maxBytes) return;
+    this.close();
+    rotateFile(this.path, this.rotate.keep);
   }
 
   /** logrotate moved the file: the next entry goes to a new file at the configured path. */
@@ -66,4 +101,10 @@ export class ChangeLog {
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
   }
+}
+
+/** The configured change log, rotating as change_tracking asks. */
+export function openChangeLog(config: Config, log: { warn(msg: string): void }): ChangeLog {
+  const ct = config.changeTracking;
+  return new ChangeLog(ct.changeLogFile, { maxBytes: ct.maxLogBytes, keep: ct.keepLogs, warn: (m) => log.warn(m) });
 }

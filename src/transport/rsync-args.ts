@@ -48,7 +48,7 @@ export function treeFilterArgs(tree: TreeFilter): string[] {
   return args;
 }
 
-export function buildRsyncArgv(opts: { target: Target; rsync: RsyncOptions; sourceDir: string }, tree?: TreeFilter): string[] {
+export function buildRsyncArgv(opts: { target: Target; rsync: RsyncOptions; sourceDir: string }, tree?: TreeFilter, progress = false): string[] {
   const { target, rsync } = opts;
   const argv = ["rsync"];
   if (tree) {
@@ -73,6 +73,8 @@ export function buildRsyncArgv(opts: { target: Target; rsync: RsyncOptions; sour
   if (rsync.partial) argv.push(`--partial-dir=${PARTIAL_DIR}`);
   if (rsync.bwlimit > 0) argv.push(`--bwlimit=${rsync.bwlimit}`);
   if (rsync.stats) argv.push("--stats");
+  // A whole-tree run prints no per-file lines; its overall progress (\r-separated) feeds the progress line.
+  if (tree && progress) argv.push("--info=progress2");
   if (target.host !== "") argv.push("-e", sshCommand(target).map(quoteForRsyncShell).join(" "));
   argv.push(`${opts.sourceDir}/`, destinationArg(target));
   return argv;

@@ -10,6 +10,8 @@ import type { BatchFile, BatchResult, FileOutcome, SendOptions, Transport } from
 const PARTIAL = new Set([23, 24]);
 const KEEP_STDERR_LINES = 200;
 const KILL_GRACE_MS = 5000;
+/** `--info=progress2`: "    123,456,789  45%   12.34MB/s    0:00:10 (xfr#…)" */
+const PROGRESS2 = /^\s*([\d,]+)\s+\d+%\s/;
 
 /**
  * rsync dies with us, even by kill -9: an orphaned rsync would go on writing the files a rerun is writing, and its
@@ -43,7 +45,9 @@ export class RsyncTransport implements Transport {
     const infoLines: string[] = [];
     const wantItemize = rsync.verbose || rsync.itemizeChanges;
     let bytesSent = 0;
-    const argv = buildRsyncArgv(this.opts, tree);
+    const argv = buildRsyncArgv(this.opts, tree, opts.onBytes !== undefined);
+    const sizeOf = opts.onBytes && !tree ? new Map(files.map((f) => [f.path, f.size])) : null;
+    let doneBytes = 0;
 
     const startedNs = BigInt(Date.now()) * 1_000_000n;
     let proc: ReturnType<typeof Bun.spawn>;
@@ -85,8 +89,13 @@ export class RsyncTransport implements Transport {
       const item = parseItemizeLine(line);
       if (item) {
         bytesSent += item.bytes;
-        if (isFileItem(item.flags)) confirmed.set(item.path, item.bytes);
+        if (isFileItem(item.flags)) {
+          confirmed.set(item.path, item.bytes);
+          if (sizeOf) opts.onBytes?.((doneBytes += sizeOf.get(item.path) ?? 0));
+        }
         if (wantItemize && item.flags[0] !== ".") infoLines.push(`${item.flags} ${item.path}`);
+      } else if (tree && opts.onBytes && PROGRESS2.test(line)) {
+        opts.onBytes(Number((PROGRESS2.exec(line) as RegExpExecArray)[1]?.replaceAll(",", "")));
       } else if (rsync.stats && line.trim() !== "" && !line.startsWith(ITEMIZE_MARKER)) {
         if (infoLines.length < 10_000) infoLines.push(line);
       }
@@ -196,13 +205,21 @@ export function explainFailure(code: number, stderr: string[], t: Target): strin
 }
 
 /** Reads a stream line by line as it arrives (latin1, so every byte survives for decodeRsyncName). */
+function nextBreak(s: string, from: number): number {
+  const n = s.indexOf("\n", from);
+  const r = s.indexOf("\r", from);
+  return r < 0 ? n : n < 0 ? r : Math.min(n, r);
+}
+
 async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> {
   let buf = "";
   for await (const chunk of stream) {
     buf += Buffer.from(chunk).toString("latin1");
     let start = 0;
-    for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n", start)) {
-      onLine(buf.slice(start, i).replace(/\r$/, ""));
+    // \r ends a line too: rsync's progress output rewrites one line with it.
+    for (let i = nextBreak(buf, 0); i >= 0; i = nextBreak(buf, start)) {
+      const line = buf.slice(start, i);
+      if (line !== "") onLine(line);
       start = i + 1;
     }
     buf = buf.slice(start);

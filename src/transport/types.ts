@@ -39,6 +39,8 @@ export interface SendOptions {
    * this filter, which pipelines far better than a 20,000-line --files-from; outcomes still cover exactly `files`.
    */
   wholeTree?: TreeFilter;
+  /** progress: bytes of file data sent so far in this batch (for a progress line; only asked for on a terminal) */
+  onBytes?: (bytes: number) => void;
 }
 
 export interface Transport {

@@ -1,0 +1,233 @@
+// `rrdsync check`: one screen of ✓/✗ lines, each ✗ with how to fix it; exit 0 only if nothing failed.
+// It runs the same ssh command line the transfers use, so a ✓ here means rsync's ssh will get in too.
+import { accessSync, constants, type Dirent, existsSync, mkdirSync, readdirSync, readFileSync, statfsSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import pc from "picocolors";
+import type { Config } from "../config/types.ts";
+import { ExitCode } from "../errors.ts";
+import { formatBytes } from "../log.ts";
+import { sshCommand } from "../transport/rsync-args.ts";
+
+type Verdict = "ok" | "fail" | "warn";
+interface Result {
+  verdict: Verdict;
+  label: string;
+  detail: string;
+  fix?: string;
+}
+
+const SSH_TIMEOUT_MS = 30_000;
+/** below this, backups and logs are about to stop being written */
+const MIN_FREE_BYTES = 100 * 1024 * 1024;
+
+export async function runChecks(config: Config, env: Record<string, string | undefined>): Promise<ExitCode> {
+  const results: Result[] = [{ verdict: "ok", label: "config", detail: `${config.origin} is valid` }];
+  const c = pc.createColors(process.stdout.isTTY === true && !(env.NO_COLOR ?? ""));
+  const print = (r: Result) => {
+    const mark = r.verdict === "ok" ? c.green("✓") : r.verdict === "warn" ? c.yellow("!") : c.red("✗");
+    process.stdout.write(`${mark} ${r.label}: ${r.detail}\n${r.fix ? `    ${c.dim("fix:")} ${r.fix}\n` : ""}`);
+  };
+  print(results[0] as Result);
+  const add = (r: Result) => {
+    results.push(r);
+    print(r);
+  };
+
+  add(checkSource(config));
+  add(await checkLocalRsync());
+  const t = config.target;
+  if (t.host === "") {
+    add(checkLocalDest(t.destDir));
+  } else {
+    const key = checkKey(t.sshKeyPath);
+    add(key);
+    const known = await checkKnownHost(config);
+    add(known);
+    if (known.verdict === "ok") {
+      const login = await remote(config, "true");
+      add(login.code === 0
+        ? { verdict: "ok", label: "ssh login", detail: `${t.user ? `${t.user}@` : ""}${t.host} port ${t.port}` }
+        : { verdict: "fail", label: "ssh login", detail: lastLine(login.err) || `ssh exited ${login.code}`, fix: key.verdict === "fail" ? "fix the ssh key first (above): ssh ignores a key others can read" : loginFix(login.err, config) });
+      if (login.code === 0) {
+        add(await checkRemoteRsync(config));
+        add(await checkRemoteDest(config));
+      }
+    }
+  }
+  add(checkInotify(config));
+  for (const r of checkFreeSpace(config)) add(r);
+
+  const failed = results.filter((r) => r.verdict === "fail").length;
+  process.stdout.write(failed === 0 ? `${c.green("all checks passed")}\n` : `${c.red(`${failed} check${failed === 1 ? "" : "s"} failed`)}\n`);
+  return failed === 0 ? ExitCode.Ok : ExitCode.Pending;
+}
+
+function checkSource(config: Config): Result {
+  try {
+    if (!statSync(config.sourceDir).isDirectory()) throw Object.assign(new Error(), { code: "ENOTDIR" });
+    readdirSync(config.sourceDir);
+    return { verdict: "ok", label: "source", detail: `${config.sourceDir} is readable` };
+  } catch (e) {
+    return { verdict: "fail", label: "source", detail: `${config.sourceDir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, fix: "set source_dir to the RRD directory (OpenNMS: share/rrd), readable by this user" };
+  }
+}
+
+async function checkLocalRsync(): Promise<Result> {
+  const r = await run(["rsync", "--version"]);
+  if (r.code !== 0) return { verdict: "fail", label: "rsync (here)", detail: "not found", fix: "install rsync (apt-get install rsync / dnf install rsync)" };
+  return { verdict: "ok", label: "rsync (here)", detail: rsyncVersion(r.out) ?? "present" };
+}
+
+function checkLocalDest(dir: string): Result {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+    return { verdict: "ok", label: "destination", detail: `${dir} (local directory) is writable` };
+  } catch (e) {
+    return { verdict: "fail", label: "destination", detail: `${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, fix: "make it writable for this user, or point remote_dest_dir elsewhere" };
+  }
+}
+
+function checkKey(key: string): Result {
+  if (key === "") return { verdict: "ok", label: "ssh key", detail: "none configured: ssh's default keys and agent are used" };
+  let mode: number;
+  try {
+    mode = statSync(key).mode;
+    readFileSync(key);
+  } catch (e) {
+    return { verdict: "fail", label: "ssh key", detail: `${key}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, fix: "point remote_sync.ssh_key_path at a private key this user can read" };
+  }
+  if ((mode & 0o077) !== 0) {
+    return { verdict: "fail", label: "ssh key", detail: `${key} is accessible by others (mode ${(mode & 0o777).toString(8)}): ssh refuses such keys`, fix: `chmod 600 ${key}` };
+  }
+  return { verdict: "ok", label: "ssh key", detail: `${key} (mode ${(mode & 0o777).toString(8)})` };
+}
+
+async function checkKnownHost(config: Config): Promise<Result> {
+  const t = config.target;
+  const name = t.port === 22 ? t.host : `[${t.host}]:${t.port}`;
+  const scan = `ssh-keyscan -p ${t.port} ${t.host} >> ${t.knownHostsFile}   (then compare the fingerprint with ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on the standby)`;
+  if (!existsSync(t.knownHostsFile)) {
+    return { verdict: "fail", label: "host key", detail: `${t.knownHostsFile} does not exist`, fix: scan };
+  }
+  const r = await run(["ssh-keygen", "-F", name, "-f", t.knownHostsFile]);
+  if (r.code !== 0) return { verdict: "fail", label: "host key", detail: `${name} is not in ${t.knownHostsFile} (host keys are never accepted blindly)`, fix: scan };
+  return { verdict: "ok", label: "host key", detail: `${name} is in ${t.knownHostsFile}` };
+}
+
+async function checkRemoteRsync(config: Config): Promise<Result> {
+  const r = await remote(config, "rsync --version");
+  const v = rsyncVersion(r.out);
+  if (r.code !== 0 || v === null) {
+    return { verdict: "fail", label: "rsync (standby)", detail: lastLine(r.err) || "not found on the standby", fix: "install rsync on the standby (apt-get install rsync / dnf install rsync)" };
+  }
+  const [major = 0, minor = 0] = (v.match(/\d+/g) ?? []).map(Number);
+  if (major < 3) return { verdict: "fail", label: "rsync (standby)", detail: `${v}: older than 3.0, which rrdsync needs`, fix: "upgrade rsync on the standby" };
+  return { verdict: "ok", label: "rsync (standby)", detail: `${v}${major === 3 && minor < 1 ? " (old but usable)" : ""}` };
+}
+
+async function checkRemoteDest(config: Config): Promise<Result> {
+  const d = config.target.destDir;
+  const q = `'${d.replaceAll("'", "'\\''")}'`;
+  const r = await remote(config, `mkdir -p -- ${q} && test -w ${q} && test -d ${q}`);
+  if (r.code !== 0) {
+    return { verdict: "fail", label: "destination", detail: `${d} on the standby is not writable${r.err.trim() ? `: ${lastLine(r.err)}` : ""}`, fix: `on the standby: mkdir -p ${d} && chown ${config.target.user || "<remote_user>"} ${d}` };
+  }
+  return { verdict: "ok", label: "destination", detail: `${d} on the standby is writable` };
+}
+
+function checkInotify(config: Config): Result {
+  let limit: number | null = null;
+  try {
+    limit = Number(readFileSync("/proc/sys/fs/inotify/max_user_watches", "utf8").trim());
+  } catch {
+    return { verdict: "warn", label: "inotify", detail: "cannot read fs.inotify.max_user_watches (not Linux?): --watch falls back to polling scans" };
+  }
+  const dirs = countDirs(config.sourceDir);
+  const need = dirs + 1000; // other programs of this user watch too
+  if (need > limit) {
+    return { verdict: "fail", label: "inotify", detail: `the tree has ${dirs} directories, the watch limit is ${limit}: --watch would fall back to polling`, fix: `sysctl fs.inotify.max_user_watches=${Math.max(need * 2, 65536)} (and in /etc/sysctl.d/ to keep it)` };
+  }
+  return { verdict: "ok", label: "inotify", detail: `${dirs} directories to watch, limit ${limit}` };
+}
+
+function checkFreeSpace(config: Config): Result[] {
+  const ct = config.changeTracking;
+  const places: Array<[string, string]> = [[dirname(config.stateFile), "state"], [ct.backupDir, "backups"], [dirname(ct.changeLogFile), "change log"]];
+  if (config.logging.logFile) places.push([dirname(config.logging.logFile), "log"]);
+  // One line per file system, naming what lives on it.
+  const byFs = new Map<string, { at: string; free: number; what: string[] }>();
+  const out: Result[] = [];
+  for (const [dir, what] of places) {
+    const at = nearestExisting(dir);
+    try {
+      const s = statfsSync(at);
+      const key = `${s.type}:${s.blocks}:${s.files}`;
+      const fs = byFs.get(key) ?? { at, free: Number(s.bavail) * Number(s.bsize), what: [] };
+      fs.what.push(what);
+      byFs.set(key, fs);
+    } catch (e) {
+      out.push({ verdict: "warn", label: `free space (${what})`, detail: `${at}: ${(e as Error).message}` });
+    }
+  }
+  for (const { at, free, what } of byFs.values()) {
+    const label = `free space (${what.join(", ")})`;
+    out.push(free < MIN_FREE_BYTES
+      ? { verdict: "fail", label, detail: `${formatBytes(free)} free at ${at}`, fix: "free some space, or move backup_dir / change_log_file / state_file elsewhere; lower keep_versions or max_backup_bytes" }
+      : { verdict: "ok", label, detail: `${formatBytes(free)} free at ${at}` });
+  }
+  return out;
+}
+
+function nearestExisting(dir: string): string {
+  let d = dir;
+  while (!existsSync(d) && dirname(d) !== d) d = dirname(d);
+  return d;
+}
+
+function countDirs(root: string): number {
+  let n = 0;
+  const stack = [root];
+  while (stack.length > 0) {
+    const dir = stack.pop() as string;
+    n++;
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const e of entries) if (e.isDirectory()) stack.push(join(dir, e.name));
+  }
+  return n;
+}
+
+function rsyncVersion(out: string): string | null {
+  const m = /rsync\s+version\s+(\S+)/.exec(out);
+  return m ? `rsync ${m[1]}` : null;
+}
+
+const lastLine = (s: string) => s.trim().split("\n").filter((l) => l.trim() !== "").pop()?.trim() ?? "";
+
+function loginFix(err: string, config: Config): string {
+  const t = config.target;
+  if (/Permission denied/i.test(err)) return `add the public key of ${t.sshKeyPath || "your key"} to ~${t.user || ""}/.ssh/authorized_keys on ${t.host}`;
+  if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/i.test(err)) return `the standby's host key does not match ${t.knownHostsFile}: if it really changed, remove the old line (ssh-keygen -R) and add the new one after checking its fingerprint`;
+  if (/Connection refused|timed out|No route|Could not resolve/i.test(err)) return `is sshd running on ${t.host} port ${t.port}, and reachable from here?`;
+  return "run the ssh command by hand with -v to see why";
+}
+
+/** The transfer's own ssh command line, running `command` on the standby. */
+function remote(config: Config, command: string): Promise<{ code: number; out: string; err: string }> {
+  const t = config.target;
+  return run([...sshCommand(t), "--", `${t.user ? `${t.user}@` : ""}${t.host}`, command]);
+}
+
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  if (Bun.which(argv[0] as string) === null) return { code: 127, out: "", err: `${argv[0]}: not found` };
+  const p = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const timer = setTimeout(() => p.kill("SIGKILL"), SSH_TIMEOUT_MS);
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  clearTimeout(timer);
+  return { code, out, err };
+}

@@ -1,0 +1,254 @@
+// End to end, the operator's commands against the sshd fixture: install.sh, init, check (healthy and broken),
+// status, log (filters, --json, --stat), retention (backup versions, change-log rotation) and restore.
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { gunzipSync } from "node:zlib";
+import { e2eSuite } from "../../helpers/suite.ts";
+import { runRrdsync, type World, writeTree } from "../../helpers/world.ts";
+
+setDefaultTimeout(120_000);
+
+const suite = e2eSuite("ops");
+const REPO = resolve(import.meta.dir, "../../..");
+
+/** The binary install.sh copies: the one under test, else a fresh build (the source run has none yet). */
+function binary(): string {
+  if (process.env.RRDSYNC_BIN) return resolve(process.env.RRDSYNC_BIN);
+  const out = join(REPO, "dist/rrdsync");
+  if (!existsSync(out)) {
+    const b = Bun.spawnSync(["bash", join(REPO, "scripts/build.sh")], { stdout: "ignore", stderr: "pipe" });
+    if (b.exitCode !== 0) throw new Error(`build failed: ${b.stderr.toString()}`);
+  }
+  return out;
+}
+
+async function run(bin: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
+  const p = Bun.spawn([bin, ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore", env: { ...process.env, NO_COLOR: "1", ...env } });
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  return { code, out, err };
+}
+
+const stamp = () => new Date().toISOString().replace("T", " ").slice(0, 23) + "Z"; // what --at accepts, in UTC
+
+describe("a new user, from the README: install, init, check, --once, status, log, restore", () => {
+  test("each step works with the installed binary", async () => {
+    const w = suite.world();
+    const sshd = suite.sshd();
+    const root = join(w.dir, "root");
+    const inst = await run("bash", [join(REPO, "scripts/install.sh"), "--bin", binary(), "--prefix", `${root}/usr/local`, "--etc", `${root}/etc/rrdsync`, "--systemd", `${root}/systemd`, "--logrotate", `${root}/logrotate.d`]);
+    expect(inst.code).toBe(0);
+    const bin = `${root}/usr/local/bin/rrdsync`;
+    const config = `${root}/etc/rrdsync/config.json`;
+    expect(inst.out).toContain(`*/5 * * * * ${bin} --once --quiet --config ${config}`);
+    expect(readFileSync(`${root}/systemd/rrdsync.service`, "utf8")).toContain(`ExecStart=${bin} --watch --config ${config}`);
+    expect(existsSync(`${root}/logrotate.d/rrdsync`)).toBe(true);
+
+    // install.sh wrote a starter config; init with the real source and standby replaces it (--force)
+    expect((await run(bin, ["init", "--config", config])).code).toBe(2); // never over an existing one
+    const init = await run(bin, ["init", "--force", "--config", config, "--source", w.src, "--dest", `${sshd.user}@127.0.0.1:${w.dest}`]);
+    expect(init.code).toBe(0);
+    // the user edits remote_sync (port, key, known_hosts) as the starter config's comments say; its comments stay
+    const text = readFileSync(config, "utf8")
+      .replace('"port": 22', `"port": ${sshd.port}`)
+      .replace(/"ssh_key_path": "[^"]*"/, `"ssh_key_path": ${JSON.stringify(sshd.clientKey)}`)
+      .replace(/"known_hosts_file": "[^"]*"/, `"known_hosts_file": ${JSON.stringify(sshd.knownHosts)}`);
+    writeFileSync(config, text);
+    expect(text).toContain("# Host keys are always verified");
+
+    const check = await run(bin, ["check", "--config", config]);
+    expect({ code: check.code, out: check.out }).toEqual({ code: 0, out: expect.stringContaining("all checks passed") });
+    for (const label of ["config", "source", "rsync (here)", "ssh key", "host key", "ssh login", "rsync (standby)", "destination", "inotify"]) {
+      expect(check.out).toContain(`✓ ${label}: `);
+    }
+
+    writeTree(w.src, { "snmp/1/ds.properties": "ifAlias=uplink\n", "snmp/1/if.txt": "one\n" });
+    expect((await run(bin, ["--once", "--config", config])).code).toBe(0);
+    const first = stamp();
+    await Bun.sleep(20);
+    writeTree(w.src, { "snmp/1/ds.properties": "ifAlias=core uplink\n" });
+    expect((await run(bin, ["--once", "--config", config])).code).toBe(0);
+    expect(readFileSync(join(w.dest, "snmp/1/ds.properties"), "utf8")).toBe("ifAlias=core uplink\n");
+
+    const status = await run(bin, ["status", "--config", config]);
+    expect(status.code).toBe(0);
+    expect(status.out).toMatch(/files tracked +2\n/);
+    expect(status.out).toMatch(/pending +0\n/);
+    expect(status.out).toContain("reachable");
+    const js = JSON.parse((await run(bin, ["status", "--json", "--config", config])).out);
+    expect([js.files, js.pending, js.reachable, js.running, js.lastPass.sent]).toEqual([2, 0, true, null, 1]);
+
+    const log = await run(bin, ["log", "snmp/1/ds.properties", "--config", config]);
+    expect(log.out).toContain('ifAlias: "uplink" → "core uplink"\n--- before\n+++ after\n@@ -1,1 +1,1 @@\n-ifAlias=uplink\n+ifAlias=core uplink\n');
+
+    const restored = await run(bin, ["restore", "snmp/1/ds.properties", "--at", first, "--config", config]);
+    expect({ code: restored.code, out: restored.out }).toEqual({ code: 0, out: "ifAlias=uplink\n" });
+  });
+});
+
+describe("rrdsync check on broken setups: the ✗ line and its fix", () => {
+  async function check(w: World, over: Record<string, unknown> = {}) {
+    const r = await runRrdsync(["check", "--config", w.writeConfig(over)]);
+    return { ...r, fails: r.stdout.split("\n").filter((l) => l.startsWith("✗")) };
+  }
+  const remote = (w: World, extra: Record<string, unknown>) => {
+    const s = suite.sshd();
+    return { remote_sync: { remote_user: s.user, remote_host: s.host, port: s.port, remote_dest_dir: w.dest, ssh_key_path: s.clientKey, known_hosts_file: s.knownHosts, ...extra } };
+  };
+
+  test("a key readable by others", async () => {
+    const w = suite.world();
+    const key = join(w.dir, "loose_key");
+    copyFileSync(suite.sshd().clientKey, key);
+    chmodSync(key, 0o644);
+    const r = await check(w, remote(w, { ssh_key_path: key }));
+    expect(r.code).toBe(1);
+    // …and therefore the login fails too, pointing back at the key
+    expect(r.fails).toEqual([`✗ ssh key: ${key} is accessible by others (mode 644): ssh refuses such keys`, `✗ ssh login: ${suite.sshd().user}@127.0.0.1: Permission denied (publickey).`]);
+    expect(r.stdout).toContain(`fix: chmod 600 ${key}`);
+    expect(r.stdout).toContain("fix: fix the ssh key first (above)");
+  });
+
+  test("a host key missing from known_hosts", async () => {
+    const w = suite.world();
+    const empty = join(w.dir, "known_hosts");
+    writeFileSync(empty, "");
+    const r = await check(w, remote(w, { known_hosts_file: empty }));
+    expect(r.code).toBe(1);
+    expect(r.fails).toEqual([`✗ host key: [127.0.0.1]:${suite.sshd().port} is not in ${empty} (host keys are never accepted blindly)`]);
+    expect(r.stdout).toContain(`fix: ssh-keyscan -p ${suite.sshd().port} 127.0.0.1 >> ${empty}`);
+  });
+
+  test("sshd down", async () => {
+    const w = suite.world();
+    await suite.sshd().stop();
+    const r = await check(w);
+    expect(r.code).toBe(1);
+    expect(r.fails.length).toBe(1);
+    expect(r.fails[0]).toMatch(/^✗ ssh login: .*Connection refused/);
+    expect(r.stdout).toContain("is sshd running on 127.0.0.1");
+  });
+
+  test("a destination that cannot be created", async () => {
+    const w = suite.world();
+    writeFileSync(join(w.dir, "a-file"), "x");
+    const r = await check(w, remote(w, { remote_dest_dir: join(w.dir, "a-file", "dest") }));
+    expect(r.code).toBe(1);
+    expect(r.fails).toHaveLength(1);
+    expect(r.fails[0]).toStartWith(`✗ destination: ${join(w.dir, "a-file", "dest")} on the standby is not writable: mkdir:`);
+    expect(r.stdout).toContain("fix: on the standby: mkdir -p");
+  });
+});
+
+describe("status, log and retention", () => {
+  test("status after the standby went down: exit 1, down since, the last error, the pending files", async () => {
+    const w = suite.world();
+    writeTree(w.src, { "a.txt": "a\n" });
+    const cfg = w.writeConfig();
+    expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
+    writeTree(w.src, { "a.txt": "a2\n", "b.txt": "b\n" });
+    await suite.sshd().stop();
+    expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(1);
+    const r = await runRrdsync(["status", "--config", cfg]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/target +DOWN since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\n/);
+    expect(r.stdout).toMatch(/pending +2: "a.txt", "b.txt"\n/);
+    expect(r.stdout).toMatch(/last error +.*cannot connect/);
+    await suite.sshd().start();
+    expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
+    const ok = JSON.parse((await runRrdsync(["status", "--json", "--config", cfg])).stdout);
+    expect([ok.pending, ok.reachable, ok.downSince, ok.files]).toEqual([0, true, null, 2]);
+  });
+
+  test("log: path, glob, --kind, --since/--until, --json, --stat", async () => {
+    const w = suite.world();
+    writeTree(w.src, { "n1/strings.properties": "a=1\n", "n1/x.txt": "x\n", "n2/strings.properties": "a=1\n" });
+    const cfg = w.writeConfig();
+    expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
+    await Bun.sleep(1100);
+    const mid = new Date(Date.now() - 500).toISOString();
+    writeTree(w.src, { "n1/strings.properties": "a=2\n" });
+    expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
+    const paths = async (...args: string[]) => (await runRrdsync(["log", "--json", "--config", cfg, ...args])).stdout.trim().split("\n").filter(Boolean).map((l) => {
+      const e = JSON.parse(l);
+      return `${e.kind} ${e.path}`;
+    });
+    expect(await paths()).toEqual(["text created n1/strings.properties", "text created n1/x.txt", "text created n2/strings.properties", "text modified n1/strings.properties"]);
+    expect(await paths("n1")).toEqual(["text created n1/strings.properties", "text created n1/x.txt", "text modified n1/strings.properties"]);
+    expect(await paths("*/strings.properties", "--kind", "created")).toEqual(["text created n1/strings.properties", "text created n2/strings.properties"]);
+    expect(await paths("--since", mid)).toEqual(["text modified n1/strings.properties"]);
+    expect(await paths("--until", mid)).toHaveLength(3);
+    const one = JSON.parse((await runRrdsync(["log", "--json", "--kind", "modified", "--config", cfg])).stdout);
+    expect(one).toMatchObject({ path: "n1/strings.properties", added: 1, removed: 1, summary: "+1 −1 lines, 1 key changed" });
+    expect(one.details).toContain('a: "1" → "2"');
+    const stat = await runRrdsync(["log", "--stat", "--kind", "modified", "--config", cfg]);
+    expect(stat.stdout).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +\+1 +−1 +text modified +n1\/strings\.properties +\+1 −1 lines, 1 key changed\n$/);
+    const bad = await runRrdsync(["log", "--kind", "moved", "--config", cfg]);
+    expect([bad.code, bad.stderr]).toEqual([2, 'rrdsync: --kind "moved": not a kind of change\n  hint: use one of created, modified, deleted, renamed\n']);
+  });
+
+  test("backup versions: keep_versions per file, restore of each kept version byte for byte, --list", async () => {
+    const w = suite.world();
+    const cfg = w.writeConfig({ change_tracking: { backup_dir: w.backupDir, change_log_file: w.changeLog, keep_versions: 3 } });
+    const at: string[] = [];
+    for (let v = 1; v <= 5; v++) {
+      writeTree(w.src, { "n/ds.properties": `v=${v}\n${"x".repeat(v)}\n` });
+      expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
+      at.push(new Date().toISOString());
+      await Bun.sleep(15);
+    }
+    const list = await runRrdsync(["restore", "n/ds.properties", "--list", "--config", cfg]);
+    expect(list.stdout.trim().split("\n")).toHaveLength(3);
+    expect(list.stdout.split("\n")[0]).toContain("(current)");
+    expect(readdirSync(join(w.backupDir, ".rrdsync-versions/n"))).toHaveLength(2);
+    for (const v of [3, 4, 5]) {
+      const r = await runRrdsync(["restore", "n/ds.properties", "--at", at[v - 1] as string, "--config", cfg]);
+      expect(r.stdout).toBe(`v=${v}\n${"x".repeat(v)}\n`);
+    }
+    const gone = await runRrdsync(["restore", "n/ds.properties", "--at", at[0] as string, "--config", cfg]);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toContain("n/ds.properties: no version as of");
+    const out = join(w.dir, "restored.properties");
+    const r = await runRrdsync(["restore", join(w.src, "n/ds.properties"), "--at", at[3] as string, "--to", out, "--config", cfg]);
+    expect(r.code).toBe(0);
+    expect(readFileSync(out, "utf8")).toBe("v=4\nxxxx\n");
+  });
+
+  test("max_backup_bytes drops the oldest versions across files; the current copies stay", async () => {
+    const w = suite.world();
+    const cfg = w.writeConfig({ change_tracking: { backup_dir: w.backupDir, change_log_file: w.changeLog, keep_versions: 100, max_backup_bytes: 250 } });
+    for (let v = 1; v <= 4; v++) {
+      writeTree(w.src, { "a.txt": `${v}${"a".repeat(99)}`, "b.txt": `${v}${"b".repeat(99)}` });
+      expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
+      await Bun.sleep(5);
+    }
+    const old = [...readdirSync(join(w.backupDir, ".rrdsync-versions"))].sort();
+    expect(old.length).toBe(2); // 6 superseded copies of 100 bytes, 250 allowed: the newest two stay
+    expect(old.map((n) => n.split("@")[0])).toEqual(["a.txt", "b.txt"]);
+    expect(readFileSync(join(w.backupDir, "a.txt"), "utf8")).toBe(`4${"a".repeat(99)}`);
+  });
+
+  test("change-log rotation: past max_log_bytes it becomes .1.gz (keep_logs kept), also beside an external logrotate", async () => {
+    const w = suite.world();
+    const cfg = w.writeConfig({ change_tracking: { backup_dir: w.backupDir, change_log_file: w.changeLog, max_log_bytes: 300, keep_logs: 2 } });
+    for (let v = 1; v <= 5; v++) {
+      writeTree(w.src, { [`f${v}.txt`]: `${v}\n` });
+      expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
+    }
+    const dir = join(w.dir, "state");
+    const logs = readdirSync(dir).filter((n) => n.startsWith("change_log.txt")).sort();
+    expect(logs).toEqual(["change_log.txt.1.gz", "change_log.txt.2.gz"].concat(existsSync(w.changeLog) ? ["change_log.txt"] : []).sort());
+    for (const gz of ["change_log.txt.1.gz", "change_log.txt.2.gz"]) {
+      const text = gunzipSync(readFileSync(join(dir, gz))).toString("utf8");
+      expect(text).toMatch(/^Timestamp: /);
+      expect(text.endsWith(`${"-".repeat(80)}\n`)).toBe(true);
+    }
+    // an external logrotate moved the file away: the next entries go to a new file, its copy is left alone
+    if (existsSync(w.changeLog)) renameSync(w.changeLog, `${w.changeLog}.logrotate`);
+    else writeFileSync(`${w.changeLog}.logrotate`, "");
+    mkdirSync(dir, { recursive: true });
+    writeTree(w.src, { "late.txt": "late\n" });
+    expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
+    expect(readFileSync(w.changeLog, "utf8")).toContain("File: late.txt");
+  });
+});
