@@ -10,7 +10,7 @@ import { type ChangeRecord, describeChange } from "./track/change.ts";
 import { RRD_NAME, readRrdProbe } from "./track/rrd-read.ts";
 import { rrdDamage, type RrdSummary } from "./track/rrd.ts";
 import { BackupVersions } from "./track/versions.ts";
-import type { ChangeLog } from "./track/changelog.ts";
+import { type ChangeLog, formatEntry } from "./track/changelog.ts";
 import type { BatchFile, BatchResult, SendOptions, Transport, TreeFilter } from "./transport/types.ts";
 import { matchesExtensions, type WalkedFile, walkTree } from "./watch/walk.ts";
 
@@ -84,6 +84,10 @@ interface Planned {
   prev: FileState | null;
   /** an RRD that still looked damaged after every hold: shipped anyway, flagged in the change log */
   damage?: string;
+  /** first sync: the walk's inode change time (the whole-tree run's outcomes use it) */
+  ctimeNs?: bigint;
+  /** first sync: what was written ahead for it (the settle step keeps these objects if they still hold) */
+  ahead?: { time: number; state: Omit<FileState, "seedMtime">; change: ChangeRow | null; entry: string | null };
 }
 
 type Row = { path: string; state: Omit<FileState, "seedMtime"> };
@@ -197,7 +201,18 @@ export class Replicator {
     const listedP = new Promise<BatchFile[]>((resolve) => {
       listed = resolve;
     });
-    const analysis = new Analysis((f) => this.analyze(f));
+    const ahead = this.d.config.changeTracking.enabled;
+    if (ahead) this.d.store.beginAhead();
+    const analysis = new Analysis((f) => this.analyze(f), 2, ahead ? (f, a) => this.writeAhead(f, a) : undefined);
+    try {
+      await this.firstSyncRun(it, files, analysis, listed, listedP);
+    } catch (e) {
+      this.d.store.abortAhead();
+      throw e;
+    }
+  }
+
+  private async firstSyncRun(it: Iterator<WalkedFile>, files: Planned[], analysis: Analysis, listed: (files: BatchFile[]) => void, listedP: Promise<BatchFile[]>): Promise<void> {
     const transfer = this.send(listedP, { wholeTree: this.treeFilter() });
     this.d.log.debug("first sync: one whole-tree transfer");
     for (;;) {
@@ -205,7 +220,7 @@ export class Replicator {
       if (n.done) break;
       const { rel, abs, stat } = n.value;
       this.stats.scanned++;
-      const p: Planned = { rel, abs, facts: statFacts(stat), prev: null };
+      const p: Planned = { rel, abs, facts: statFacts(stat), prev: null, ctimeNs: stat.ctimeNs };
       files.push(p);
       analysis.add(p);
       this.progress.plannedFiles++;
@@ -216,7 +231,7 @@ export class Replicator {
         await yieldToIO(); // let rsync's output be read while we walk
       }
     }
-    listed(files.map((f) => ({ path: f.rel, size: f.facts.size })));
+    listed(files.map((f) => ({ path: f.rel, size: f.facts.size, walked: f.ctimeNs === undefined ? undefined : { ...f.facts, ctimeNs: f.ctimeNs } })));
     this.progress.walking = false;
     this.reportProgress();
     const t0 = performance.now();
@@ -459,13 +474,16 @@ export class Replicator {
       stats.sent++;
       sentBytes += f.facts.size;
       const id = this.publish(f, a ?? (await this.analyze(f)), changes, versions);
-      rows.push({ path: f.rel, state: { ...f.facts, ...id } });
+      const ahead = f.ahead?.state;
+      rows.push({ path: f.rel, state: ahead && ahead.sha256 === id.sha256 && ahead.rrd === id.rrd ? ahead : { ...f.facts, ...id } });
     }
     // The audit trail first (at-least-once), then one transaction: every confirmed file of the batch advances
     // with its change rows, or none does.
     this.d.changeLog.flush();
-    this.d.store.commit(rows, changes, versions);
-    if (versions.length > 0) this.pruneVersions(versions);
+    if (this.d.store.writingAhead) this.d.store.settleAhead(rows, changes, versions);
+    else this.d.store.commit(rows, changes, versions);
+    // Only a superseded copy can exceed keep_versions or max_backup_bytes (a first sync supersedes none).
+    if (versions.some((v) => v.stored !== v.path)) this.pruneVersions(versions);
     this.noteStatus(rows.map((r) => r.path), pending, result.error ?? null, sentBytes);
     stats.bytes += sentBytes;
     stats.changes += changes.length;
@@ -539,6 +557,16 @@ export class Replicator {
     }
   }
 
+  /** First sync: the row and change a confirmation would record, written ahead into the open transaction. */
+  private writeAhead(f: Planned, a: Analyzed): void {
+    const rec = a.rec;
+    if (rec instanceof Error || rec?.damage) return; // recorded (or held) after the transfer, as usual
+    const time = Date.now();
+    const change = rec ? changeRowFor(f, rec, time) : null;
+    f.ahead = { time, state: { ...f.facts, sha256: rec?.sha256 ?? null, rrd: rec?.rrd ?? null }, change, entry: change ? formatEntry(new Date(time), f.rel, change.details) : null };
+    this.d.store.writeAhead(f.rel, f.ahead.state, change);
+  }
+
   /** Retention after the batch is committed: a failure here loses no data, it only keeps old copies longer. */
   private pruneVersions(published: BackupVersion[]): void {
     try {
@@ -563,19 +591,19 @@ export class Replicator {
     try {
       if (rec instanceof Error) throw rec;
       if (rec === null) return { sha256: f.prev?.sha256 ?? null, rrd: f.prev?.rrd ?? null };
-      const time = new Date();
-      const details = f.damage ? `ERROR: shipped although it looks damaged: ${f.damage}\n${rec.details}` : rec.details;
-      this.d.changeLog.append(time, f.rel, details);
+      // Written ahead (first sync): the same row objects and the entry text made during the transfer.
+      const ahead = f.ahead && !f.damage ? f.ahead : null;
+      const time = new Date(ahead?.time ?? Date.now());
+      const change = ahead?.change ?? changeRowFor(f, rec, time.getTime());
+      if (ahead?.entry) this.d.changeLog.appendFormatted(ahead.entry);
+      else this.d.changeLog.append(time, f.rel, change.details);
       if (a.staged) {
         const old = this.versions.supersede(f.rel);
         if (old) versions.push(old);
         this.stager.publish(a.staged, f.rel);
         versions.push({ path: f.rel, syncedAt: time.getTime(), size: rec.size, stored: f.rel });
       }
-      changes.push({
-        time: time.getTime(), path: f.rel, kind: `${rec.fileKind} ${rec.kind}`, summary: f.damage ? `${rec.summary}, DAMAGED` : rec.summary,
-        details, added: rec.added, removed: rec.removed,
-      });
+      changes.push(change);
       log.debug(`recorded ${rec.kind} ${f.rel}: ${rec.summary}`);
       return { sha256: rec.sha256, rrd: rec.rrd ?? null };
     } catch (e) {
@@ -587,14 +615,29 @@ export class Replicator {
   }
 }
 
+/** The change row (and change-log body) of a recorded file: a file shipped despite damage says so first. */
+function changeRowFor(f: Planned, rec: ChangeRecord, time: number): ChangeRow {
+  const details = f.damage ? `ERROR: shipped although it looks damaged: ${f.damage}\n${rec.details}` : rec.details;
+  return {
+    time, path: f.rel, kind: `${rec.fileKind} ${rec.kind}`, summary: f.damage ? `${rec.summary}, DAMAGED` : rec.summary,
+    details, added: rec.added, removed: rec.removed,
+  };
+}
+
 /** A small work queue: describes files on up to `limit` async workers while a transfer runs. */
 class Analysis {
+  /** a queue read from `head` on (Array.shift on 20,000 entries is quadratic) */
   private queue: Planned[] = [];
+  private head = 0;
   private results = new Map<string, Analyzed>();
   private workers = new Set<Promise<void>>();
   private stopped = false;
 
-  constructor(private readonly fn: (f: Planned) => Promise<Analyzed>, private readonly limit = 2) {}
+  constructor(
+    private readonly fn: (f: Planned) => Promise<Analyzed>,
+    private readonly limit = 2,
+    private readonly onDone?: (f: Planned, a: Analyzed) => void,
+  ) {}
 
   add(f: Planned): void {
     if (this.stopped) return;
@@ -606,20 +649,24 @@ class Analysis {
   }
 
   private async work(): Promise<void> {
-    for (let f = this.queue.shift(); f !== undefined && !this.stopped; f = this.queue.shift()) {
-      this.results.set(f.rel, await this.fn(f));
+    while (this.head < this.queue.length && !this.stopped) {
+      const f = this.queue[this.head++] as Planned;
+      const a = await this.fn(f);
+      this.results.set(f.rel, a);
+      if (!this.stopped) this.onDone?.(f, a);
       await yieldToIO(); // the describes are mostly synchronous reads: let the transfer's output through
     }
   }
 
   get backlog(): number {
-    return this.queue.length;
+    return this.queue.length - this.head;
   }
 
   /** The transfer failed: nothing will be published, so stop describing. */
   stop(): void {
     this.stopped = true;
     this.queue = [];
+    this.head = 0;
   }
 
   async drain(): Promise<void> {

@@ -9,6 +9,13 @@ export const DEFAULT_RESCAN_INTERVAL_S = 3600;
 /** a torn RRD is usually mid-write: three looks two seconds apart, then it ships anyway (flagged) */
 export const DEFAULT_RRD_HOLD_ATTEMPTS = 3;
 export const DEFAULT_RRD_HOLD_DELAY_S = 2;
+/**
+ * ssh's cipher preference for transfers: AES-GCM first (hardware-accelerated on any x86-64 or ARMv8 server of the
+ * last decade, ~3× cheaper per byte than ChaCha20 there), then OpenSSH's other defaults, so any standby that
+ * accepts OpenSSH's defaults still negotiates. "" leaves the choice to ssh and its config.
+ */
+export const DEFAULT_SSH_CIPHERS = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr";
+
 /** Retention: the disk never fills silently with old backups or change logs. */
 export const DEFAULT_KEEP_VERSIONS = 10;
 export const DEFAULT_MAX_BACKUP_BYTES = 512 * 1024 ** 2;

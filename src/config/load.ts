@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { ConfigError, ExitCode, UserError } from "../errors.ts";
 import {
-  DEFAULT_BATCH_MAX_BYTES, DEFAULT_BATCH_MAX_FILES, DEFAULT_CONFIG_PATH, DEFAULT_DEBOUNCE_S, DEFAULT_RRD_HOLD_ATTEMPTS, DEFAULT_RRD_HOLD_DELAY_S, DEFAULT_KEEP_VERSIONS, DEFAULT_MAX_BACKUP_BYTES, DEFAULT_MAX_LOG_BYTES, DEFAULT_KEEP_LOGS, DEFAULT_EXTENSIONS,
+  DEFAULT_BATCH_MAX_BYTES, DEFAULT_BATCH_MAX_FILES, DEFAULT_CONFIG_PATH, DEFAULT_DEBOUNCE_S, DEFAULT_RRD_HOLD_ATTEMPTS, DEFAULT_RRD_HOLD_DELAY_S, DEFAULT_KEEP_VERSIONS, DEFAULT_MAX_BACKUP_BYTES, DEFAULT_MAX_LOG_BYTES, DEFAULT_KEEP_LOGS, DEFAULT_SSH_CIPHERS, DEFAULT_EXTENSIONS,
   DEFAULT_RESCAN_INTERVAL_S, defaultMaxDelay, defaultStateFile,
 } from "./defaults.ts";
 import { checkHostish, parseDest } from "./dest.ts";
@@ -87,6 +87,7 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
     destDir: rs.remote_dest_dir,
     sshKeyPath: rs.ssh_key_path ?? "",
     knownHostsFile: rs.known_hosts_file ?? `${opts.home}/.ssh/known_hosts`,
+    sshCiphers: rs.ssh_ciphers ?? DEFAULT_SSH_CIPHERS,
   };
   if (host === "" && resolve(target.destDir).startsWith(`${sourceDir}/`)) {
     throw new ConfigError(`${origin}: remote_sync.remote_dest_dir`, `${target.destDir} is inside source_dir`, "a local destination must be outside the tree it copies");

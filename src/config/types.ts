@@ -27,6 +27,8 @@ export interface Target {
   /** "" = let ssh use its default identities */
   sshKeyPath: string;
   knownHostsFile: string;
+  /** ssh -c list ("" = ssh's own choice) */
+  sshCiphers: string;
 }
 
 export interface ChangeTracking {

@@ -85,6 +85,7 @@ export const SCHEMA: Schema = {
     ssh_key_path: path({ allowEmpty: true }),
     port: int(1, 65535),
     known_hosts_file: path({ allowEmpty: false }),
+    ssh_ciphers: str,
   },
   logging: {
     log_file: path({ allowEmpty: true }),

@@ -82,6 +82,8 @@ export class StateStore {
   private readonly getStmt;
   private readonly putStmt;
   private readonly changeStmt;
+  /** what was written ahead per path: the very objects, so settling compares references, not contents */
+  private ahead: Map<string, { state: Omit<FileState, "seedMtime">; changeId: number | null; change: ChangeRow | null }> | null = null;
 
   private constructor(private readonly db: Database, readonly path: string) {
     this.getStmt = db.query<{ size: number; mtime_ns: string; ino: string; sha256: string | null; rrd: string | null; seed_mtime: number | null }, [string]>(
@@ -171,6 +173,60 @@ export class StateStore {
       for (const c of changes) this.changeStmt.run(c.time, c.path, c.kind, c.summary, c.details, c.added, c.removed);
       for (const v of versions) version.run(v.path, v.syncedAt, v.size, v.stored);
     })();
+  }
+
+  /**
+   * Write-ahead for a first sync (empty state): rows and change rows are written inside one open transaction as
+   * each file is described, while the transfer runs, so confirming 20,000 files costs a COMMIT instead of 40,000
+   * inserts after it. settleAhead() makes the DB exactly what commit() would have made of the final rows (rows
+   * and changes that are the very objects written ahead stay; any other is written; the rest is removed); a crash
+   * before it rolls everything back (nothing was committed).
+   */
+  beginAhead(): void {
+    if (this.countFiles() !== 0) throw new Error("write-ahead is only for an empty state");
+    this.db.exec("BEGIN");
+    this.ahead = new Map();
+  }
+
+  writeAhead(path: string, state: Omit<FileState, "seedMtime">, change: ChangeRow | null): void {
+    if (this.ahead === null) throw new Error("no write-ahead transaction");
+    this.putStmt.run(path, state.size, state.mtimeNs, state.ino, state.sha256, state.rrd, Date.now());
+    const changeId = change === null ? null : Number(this.changeStmt.run(change.time, change.path, change.kind, change.summary, change.details, change.added, change.removed).lastInsertRowid);
+    this.ahead.set(path, { state, changeId, change });
+  }
+
+  get writingAhead(): boolean {
+    return this.ahead !== null;
+  }
+
+  settleAhead(rows: Array<{ path: string; state: Omit<FileState, "seedMtime"> }>, changes: ChangeRow[], versions: BackupVersion[]): void {
+    const ahead = this.ahead;
+    if (ahead === null) throw new Error("no write-ahead transaction");
+    const finalRows = new Map(rows.map((r) => [r.path, r]));
+    const finalChanges = new Map(changes.map((c) => [c.path, c]));
+    const delRow = this.db.query("DELETE FROM files WHERE path = ?");
+    const delChange = this.db.query("DELETE FROM changes WHERE id = ?");
+    for (const [path, w] of ahead) {
+      const r = finalRows.get(path);
+      if (r === undefined) delRow.run(path);
+      else if (r.state === w.state) finalRows.delete(path);
+      if (w.changeId === null) continue;
+      if (finalChanges.get(path) === w.change) finalChanges.delete(path);
+      else delChange.run(w.changeId);
+    }
+    const now = Date.now();
+    const version = this.db.query("INSERT OR REPLACE INTO versions (path, synced_at, size, stored) VALUES (?, ?, ?, ?)");
+    for (const r of finalRows.values()) this.putStmt.run(r.path, r.state.size, r.state.mtimeNs, r.state.ino, r.state.sha256, r.state.rrd, now);
+    for (const c of changes) if (finalChanges.has(c.path)) this.changeStmt.run(c.time, c.path, c.kind, c.summary, c.details, c.added, c.removed);
+    for (const v of versions) version.run(v.path, v.syncedAt, v.size, v.stored);
+    this.db.exec("COMMIT");
+    this.ahead = null;
+  }
+
+  abortAhead(): void {
+    if (this.ahead === null) return;
+    this.ahead = null;
+    this.db.exec("ROLLBACK");
   }
 
   /** The change history, oldest first, filtered as `rrdsync log` asks. */

@@ -42,7 +42,11 @@ export class ChangeLog {
 
   /** Queues an entry; flush() writes the queued ones. Call flush() before the state advances past them. */
   append(time: Date, path: string, details: string): void {
-    const e = formatEntry(time, path, details);
+    this.appendFormatted(formatEntry(time, path, details));
+  }
+
+  /** An entry already made by formatEntry (ahead of time). */
+  appendFormatted(e: string): void {
     this.pending.push(e);
     this.pendingBytes += e.length;
     if (this.pendingBytes > 1 << 20) this.flush();

@@ -21,6 +21,7 @@ export function sshCommand(t: Target): string[] {
     "-o", "ConnectTimeout=15", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",
   ];
   if (t.sshKeyPath) argv.push("-i", t.sshKeyPath, "-o", "IdentitiesOnly=yes");
+  if (t.sshCiphers) argv.push("-c", t.sshCiphers);
   return argv;
 }
 

@@ -153,6 +153,16 @@ const CTIME_MARGIN_NS = 2_000_000_000n; // > any file system's timestamp granula
 export function wholeTreeOutcomes(sourceDir: string, files: BatchFile[], code: number, startedNs: bigint): Map<string, FileOutcome> {
   const outcomes = new Map<string, FileOutcome>();
   for (const f of files) {
+    // The walk's view serves when rsync exited 0: a file that changed after the walk keeps the walk's (older)
+    // identity in the state, so the next pass sees the change and sends it again; a newer identity than the
+    // one sent can never be recorded. After exit 23/24 every file is resent anyway.
+    if (f.walked && code === 0) {
+      const { ctimeNs, ...seen } = f.walked;
+      outcomes.set(f.path, ctimeNs < startedNs - CTIME_MARGIN_NS
+        ? { ok: true, bytes: f.size, seen }
+        : { ok: false, resend: true, reason: "changed while the whole-tree run started" });
+      continue;
+    }
     let st: BigIntStats;
     try {
       st = lstatSync(join(sourceDir, f.path), { bigint: true });

@@ -4,6 +4,11 @@ export interface BatchFile {
   /** path relative to the source dir, '/'-separated, no leading './' */
   path: string;
   size: number;
+  /**
+   * Whole-tree runs: the file as the caller's walk saw it, during the run. With its inode change time, it spares
+   * a second lstat of every file after the run (see wholeTreeOutcomes).
+   */
+  walked?: { size: number; mtimeNs: string; ino: string; ctimeNs: bigint };
 }
 
 export type FileOutcome =

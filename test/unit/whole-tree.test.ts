@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { buildRsyncArgv, treeFilterArgs } from "../../src/transport/rsync-args.ts";
 import { wholeTreeOutcomes } from "../../src/transport/rsync.ts";
 
-const target = { user: "u", host: "h", port: 22, destDir: "/d", sshKeyPath: "", knownHostsFile: "/k" };
+const target = { user: "u", host: "h", port: 22, destDir: "/d", sshKeyPath: "", knownHostsFile: "/k", sshCiphers: "" };
 const rsync = { archive: true, compress: false, verbose: false, update: false, checksum: false, partial: false, bwlimit: 0, itemizeChanges: false, stats: false };
 
 test("exit 0 confirms a file whose inode settled before the run; a fresh one is resent, a missing one vanished", () => {
@@ -20,6 +20,20 @@ test("exit 0 confirms a file whose inode settled before the run; a fresh one is 
   expect(wholeTreeOutcomes(dir, files, 0, justNow).get("a.rrd")).toMatchObject({ ok: false, resend: true });
   // exit 23: we do not know which file failed, so every present file is resent in a list batch
   expect(wholeTreeOutcomes(dir, files, 23, longAfter).get("a.rrd")).toMatchObject({ ok: false, resend: true });
+});
+
+test("with the walk's view (exit 0) no file is stat'ed again: its inode change time decides, its identity is what the walk saw", () => {
+  const dir = mkdtempSync(join(tmpdir(), "rrdsync-wt-"));
+  const start = 1_700_000_000_000_000_000n;
+  const seen = { size: 5, mtimeNs: "1", ino: "7" };
+  const files = [
+    { path: "settled.rrd", size: 5, walked: { ...seen, ctimeNs: start - 3_000_000_000n } },
+    { path: "fresh.rrd", size: 5, walked: { ...seen, ctimeNs: start - 1_000_000_000n } },
+  ];
+  const out = wholeTreeOutcomes(dir, files, 0, start); // neither exists on disk: they were not looked at
+  expect(out.get("settled.rrd")).toEqual({ ok: true, bytes: 5, seen });
+  expect(out.get("fresh.rrd")).toMatchObject({ ok: false, resend: true });
+  expect(wholeTreeOutcomes(dir, files, 24, start).get("settled.rrd")).toMatchObject({ ok: false, vanished: true }); // after 23/24: looked at
 });
 
 test("whole-tree filter rules: own files out (anchored, wildcards escaped), then only the monitored extensions", () => {
