@@ -1,6 +1,6 @@
 // End to end: `rrdsync --watch` with the real watcher against a real sshd and rsync (or the compiled binary).
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Daemon, eventually } from "../../helpers/daemon.ts";
 import { e2eSuite } from "../../helpers/suite.ts";
@@ -23,13 +23,14 @@ const fileOnReplica = (w: World, rel: string, content: string) => () => {
 };
 
 describe("rrdsync --watch", () => {
-  test("modify, create in a new nested directory, rename, atomic write: each reaches the replica", async () => {
+  test("modify, create in a new nested directory, rename, delete, atomic write: each is handled", async () => {
     const w = world();
-    writeTree(w.src, { "a.txt": "one\n", "n/old.txt": "old\n" });
+    writeTree(w.src, { "a.txt": "one\n", "n/old.txt": "old\n", "gone.txt": "bye\n" });
     const d = daemon(w.writeConfig(fast));
     await started(d);
     expect(readFileSync(join(w.dest, "a.txt"), "utf8")).toBe("one\n");
 
+    rmSync(join(w.src, "gone.txt")); // the event is harmless: deletes are not propagated (the seed's behaviour)
     appendFileSync(join(w.src, "a.txt"), "two\n");
     mkdirSync(join(w.src, "deep/er/still"), { recursive: true });
     writeFileSync(join(w.src, "deep/er/still/new.txt"), "fresh\n");
@@ -43,6 +44,8 @@ describe("rrdsync --watch", () => {
     await eventually(fileOnReplica(w, "n/strings.properties", "k=v\n"), 10_000, "atomically written file");
     // the replica never sees the temp name; the change log has the appended line
     expect(existsSync(join(w.dest, "n/.strings.properties.tmp123"))).toBe(false);
+    expect(readFileSync(join(w.dest, "gone.txt"), "utf8")).toBe("bye\n");
+    expect(d.stderr()).not.toMatch(/error|gone\.txt.*pending/i);
     await d.waitFor((e) => e.event === "change" && e.path === "a.txt" && String(e.summary).includes("+1"), 5000, "a.txt change event");
     expect(w.changes()).toContain("File: a.txt\nChanges:\n--- before\n+++ after\n@@ -1,0 +2,1 @@\n+two\n");
     expect(await d.stop("SIGTERM")).toBe(0);
