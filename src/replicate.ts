@@ -7,6 +7,7 @@ import type { Logger } from "./log.ts";
 import type { BackupVersion, ChangeRow, FileState, StateStore } from "./store/state.ts";
 import { BackupStager } from "./track/backup.ts";
 import { type ChangeRecord, describeChange } from "./track/change.ts";
+import { type DeleteDeps, goneFromSource, missingFromSource, propagateDeletes } from "./propagate-deletes.ts";
 import { RRD_NAME, readRrdProbe } from "./track/rrd-read.ts";
 import { rrdDamage, type RrdSummary } from "./track/rrd.ts";
 import { BackupVersions } from "./track/versions.ts";
@@ -31,6 +32,8 @@ export interface PassStats {
   symlinksSkipped: number;
   /** RRDs held back at least once because they looked torn (mid-write) */
   held: number;
+  /** files removed from the replica because they are gone from the source (`delete` on) */
+  deleted: number;
   seconds: number;
   /** the destination could not be reached or refused a whole batch */
   targetError: string | null;
@@ -104,7 +107,7 @@ const BULK_KEYS_MAX = 300_000;
 export function newStats(): PassStats {
   return {
     scanned: 0, sent: 0, bytes: 0, changes: 0, adopted: 0, pending: 0, changedDuringSend: 0, vanished: 0, problems: 0, symlinksSkipped: 0,
-    held: 0, seconds: 0, targetError: null,
+    held: 0, deleted: 0, seconds: 0, targetError: null,
   };
 }
 
@@ -178,7 +181,9 @@ export class Replicator {
     const it = this.walk();
     if (this.d.store.countFiles() === 0) await this.firstSync(it);
     this.keys = this.d.store.versionKeys(BULK_KEYS_MAX);
+    const seen = this.d.config.delete ? new Set<string>() : null;
     for (let n = it.next(); !n.done; n = it.next()) {
+      seen?.add(n.value.rel);
       await this.consider(n.value.rel, n.value.abs, n.value.stat);
       if (this.stats.scanned % 512 === 0) {
         this.reportProgress();
@@ -187,6 +192,10 @@ export class Replicator {
     }
     this.progress.walking = false;
     await this.recheckHeld();
+    if (seen !== null) {
+      await this.flush();
+      await this.deletes(missingFromSource(this.deleteDeps(), seen));
+    }
     return this.finish(started, true);
   }
 
@@ -246,6 +255,7 @@ export class Replicator {
     const started = performance.now();
     this.begin(signal);
     const { config } = this.d;
+    const gone: string[] = [];
     for (const rel of rels) {
       const abs = join(config.sourceDir, rel);
       if (this.own.has(abs) || !matchesExtensions(rel, config.monitoredExtensions)) continue;
@@ -253,13 +263,36 @@ export class Replicator {
       try {
         st = lstatSync(abs, { bigint: true });
       } catch {
-        continue; // gone since the event: nothing to send (deletes are not propagated)
+        // gone since the event: nothing to send; deleted on the replica too when `delete` is on and it was synced
+        if (config.delete && this.d.store.get(rel) !== null && goneFromSource(config.sourceDir, rel)) gone.push(rel);
+        continue;
       }
       if (!st.isFile()) continue; // symlinks are never followed; directories are walked by the watcher
       await this.consider(rel, abs, st);
     }
     await this.recheckHeld();
+    if (gone.length > 0) {
+      await this.flush();
+      await this.deletes(gone);
+    }
     return this.finish(started);
+  }
+
+  private deleteDeps(): DeleteDeps {
+    const { config, store, transport, changeLog, log } = this.d;
+    return { config, store, transport, changeLog, log, versions: this.versions, own: this.own };
+  }
+
+  private async deletes(paths: string[]): Promise<void> {
+    if (paths.length === 0) return;
+    if (this.stats.targetError !== null) {
+      this.stats.problems += paths.length; // the destination is down: they stay tracked, the next pass deletes them
+      return;
+    }
+    const r = await propagateDeletes(this.deleteDeps(), paths, this.signal);
+    this.stats.deleted += r.deleted;
+    this.stats.problems += r.failed;
+    if (r.error && !r.refused) this.stats.targetError = r.error;
   }
 
   /** --once: held RRDs are looked at again after the hold delay, until each is whole or has used its holds. */

@@ -38,6 +38,9 @@ export function initConfig(flags: { config?: string; source?: string; dest?: str
     "known_hosts_file": ${q(join(home, ".ssh", "known_hosts"))}
   },
   "logging": { "log_file": ${q(join(logDir, "rrdsync.log"))}, "log_level": "INFO" },
+  # true: a file deleted from the tree is deleted on the standby too; above max_delete a pass deletes nothing.
+  "delete": false,
+  "max_delete": "10%",
   # --watch: seconds a changed file must stay quiet before it ships; max_delay caps the wait.
   "debounce_time": 5,
   "monitored_extensions": [".rrd", ".jrb", ".txt", ".properties", ".meta"],

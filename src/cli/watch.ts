@@ -106,7 +106,15 @@ export async function watchDaemon(config: Config, log: Logger, live: Live): Prom
       try {
         st = lstatSync(abs, { bigint: true });
       } catch {
-        return; // gone (deleted, renamed away, or under a directory moved out of the tree): nothing to send
+        // Gone (deleted, renamed away, or a directory moved out of the tree): nothing to send. With `delete` on,
+        // the file (or every tracked file under the directory) comes due, so the replica loses it too.
+        if (!config.delete) return;
+        const under = matchesExtensions(e.rel, config.monitoredExtensions) ? [e.rel] : [...store.pathsUnder(e.rel)];
+        if (under.length === 0) return;
+        for (const p of under) touch(deb, p, Date.now());
+        log.debug(`event: ${e.rel} is gone (${under.length} tracked file${under.length === 1 ? "" : "s"})`);
+        kick();
+        return;
       }
       if (st.isDirectory()) touchTree(e.rel);
       else if (st.isFile() && matchesExtensions(e.rel, config.monitoredExtensions)) {

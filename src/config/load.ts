@@ -1,9 +1,10 @@
 // Finds the config (flag, $RRDSYNC_CONFIG, /etc/rrdsync/config.json, or none), applies flags, fills defaults.
+import type { MaxDelete } from "../engine/deletes.ts";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { ConfigError, ExitCode, UserError } from "../errors.ts";
 import {
-  DEFAULT_BATCH_MAX_BYTES, DEFAULT_BATCH_MAX_FILES, DEFAULT_CONFIG_PATH, DEFAULT_DEBOUNCE_S, DEFAULT_RRD_HOLD_ATTEMPTS, DEFAULT_RRD_HOLD_DELAY_S, DEFAULT_KEEP_VERSIONS, DEFAULT_MAX_BACKUP_BYTES, DEFAULT_MAX_LOG_BYTES, DEFAULT_KEEP_LOGS, DEFAULT_SSH_CIPHERS, DEFAULT_EXTENSIONS,
+  DEFAULT_BATCH_MAX_BYTES, DEFAULT_BATCH_MAX_FILES, DEFAULT_CONFIG_PATH, DEFAULT_DEBOUNCE_S, DEFAULT_RRD_HOLD_ATTEMPTS, DEFAULT_RRD_HOLD_DELAY_S, DEFAULT_KEEP_VERSIONS, DEFAULT_MAX_BACKUP_BYTES, DEFAULT_MAX_LOG_BYTES, DEFAULT_KEEP_LOGS, DEFAULT_SSH_CIPHERS, DEFAULT_MAX_DELETE, DEFAULT_EXTENSIONS,
   DEFAULT_RESCAN_INTERVAL_S, defaultMaxDelay, defaultStateFile,
 } from "./defaults.ts";
 import { checkHostish, parseDest } from "./dest.ts";
@@ -112,6 +113,8 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
     stateFile,
     target,
     logging: { logFile: lg.log_file ?? "", logLevel: (lg.log_level ?? "INFO") as LogLevel },
+    delete: c.delete ?? false,
+    maxDelete: (c.max_delete as MaxDelete | undefined) ?? DEFAULT_MAX_DELETE,
     debounceTime,
     maxDelay: c.max_delay ?? defaultMaxDelay(debounceTime),
     rescanInterval: c.rescan_interval ?? DEFAULT_RESCAN_INTERVAL_S,

@@ -1,4 +1,5 @@
 // The validated, camelCase config the core works with; snake_case keys exist only in config/.
+import type { MaxDelete } from "../engine/deletes.ts";
 
 export interface RsyncOptions {
   archive: boolean;
@@ -57,6 +58,10 @@ export interface Config {
   stateFile: string;
   target: Target;
   logging: { logFile: string; logLevel: LogLevel };
+  /** propagate deletes to the replica (the seed never did: false by default) */
+  delete: boolean;
+  /** the guard: above this, a pass deletes nothing */
+  maxDelete: MaxDelete;
   /** seconds a changed file must stay quiet before it ships (watch mode) */
   debounceTime: number;
   /** seconds a continuously rewritten file may wait at most before it ships anyway */

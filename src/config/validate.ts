@@ -1,4 +1,5 @@
 // Turns parsed JSON (snake_case, the seed's schema plus our keys) into a checked, camelCase Config.
+import { parseMaxDelete } from "../engine/deletes.ts";
 import { isAbsolute, join, normalize } from "node:path";
 import { ConfigError } from "../errors.ts";
 import type { LogLevel } from "./types.ts";
@@ -72,6 +73,9 @@ export const extensions: Rule = (v, where, ctx) => {
   });
 };
 
+const maxDelete: Rule = (v, where, ctx) =>
+  parseMaxDelete(v) ?? fail(ctx, where, `expected a number of files or a percentage like "10%", got ${show(v)}`);
+
 export const LOG_LEVELS: LogLevel[] = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
 
 /** The whole accepted schema: anything else is warned about as an unknown key. */
@@ -91,6 +95,8 @@ export const SCHEMA: Schema = {
     log_file: path({ allowEmpty: true }),
     log_level: oneOf(LOG_LEVELS, { WARN: "WARNING", FATAL: "CRITICAL" }),
   },
+  delete: bool,
+  max_delete: maxDelete,
   debounce_time: seconds(0),
   max_delay: seconds(0),
   rescan_interval: seconds(0),

@@ -229,6 +229,29 @@ export class StateStore {
     this.db.exec("ROLLBACK");
   }
 
+  /** Every tracked path (a pass looks for the ones gone from the source). */
+  *paths(): Generator<string> {
+    for (const r of this.db.query<{ path: string }, []>("SELECT path FROM files").iterate()) yield r.path;
+  }
+
+  /** The tracked paths under a directory (a directory that vanished takes them along). */
+  *pathsUnder(dir: string): Generator<string> {
+    // A range on the primary key: "dir/" ≤ path < "dir0" ('0' follows '/'), without LIKE's wildcards in names.
+    const q = this.db.query<{ path: string }, [string, string]>("SELECT path FROM files WHERE path >= ? AND path < ?");
+    for (const r of q.iterate(`${dir}/`, `${dir}0`)) yield r.path;
+  }
+
+  /** Deletes confirmed on the replica: their rows go, their change rows and moved backups are recorded. */
+  commitDeletes(paths: string[], changes: ChangeRow[], versions: BackupVersion[]): void {
+    const del = this.db.query("DELETE FROM files WHERE path = ?");
+    const version = this.db.query("INSERT OR REPLACE INTO versions (path, synced_at, size, stored) VALUES (?, ?, ?, ?)");
+    this.db.transaction(() => {
+      for (const p of paths) del.run(p);
+      for (const c of changes) this.changeStmt.run(c.time, c.path, c.kind, c.summary, c.details, c.added, c.removed);
+      for (const v of versions) version.run(v.path, v.syncedAt, v.size, v.stored);
+    })();
+  }
+
   /** The change history, oldest first, filtered as `rrdsync log` asks. */
   changes(q: ChangeQuery = {}): ChangeRow[] {
     const where: string[] = [];

@@ -80,3 +80,26 @@ export function buildRsyncArgv(opts: { target: Target; rsync: RsyncOptions; sour
   argv.push(`${opts.sourceDir}/`, destinationArg(target));
   return argv;
 }
+
+/**
+ * Deletes by filter, the way lsyncd does, so it works with any rsync on the standby (rsync 3.4.3's
+ * --delete-missing-args is broken, RsyncProject/rsync#910): the deleted paths and their parent directories are
+ * included (anchored, wildcards escaped, read NUL-separated from stdin), everything else excluded. Excluded files
+ * are protected from --delete, so only the listed files go; a directory still holding others stays.
+ */
+export function buildDeleteArgv(opts: { target: Target; sourceDir: string }): string[] {
+  const argv = ["rsync", "-r", "--delete", "--from0", "--include-from=-", "--exclude=*", "-ii", `--out-format=${OUT_FORMAT}`];
+  if (opts.target.host !== "") argv.push("-e", sshCommand(opts.target).map(quoteForRsyncShell).join(" "));
+  argv.push(`${opts.sourceDir}/`, destinationArg(opts.target));
+  return argv;
+}
+
+/** The include rules for deleting `paths`: each parent directory once, then each file. */
+export function deleteRules(paths: string[]): string[] {
+  const dirs = new Set<string>();
+  for (const p of paths) {
+    const parts = p.split("/");
+    for (let i = 1; i < parts.length; i++) dirs.add(`/${parts.slice(0, i).join("/")}/`);
+  }
+  return [...[...dirs].map((d) => escapeFilterPattern(d)), ...paths.map((p) => escapeFilterPattern(`/${p}`))];
+}

@@ -3,8 +3,8 @@ import { type BigIntStats, lstatSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { RsyncOptions, Target } from "../config/types.ts";
 import { attributeErrors, isFileItem, ITEMIZE_MARKER, parseItemizeLine } from "./itemize.ts";
-import { buildRsyncArgv } from "./rsync-args.ts";
-import type { BatchFile, BatchResult, FileOutcome, SendOptions, Transport } from "./types.ts";
+import { buildDeleteArgv, buildRsyncArgv, deleteRules } from "./rsync-args.ts";
+import type { BatchFile, BatchResult, DeleteResult, FileOutcome, SendOptions, Transport } from "./types.ts";
 
 /** rsync's exit codes for "some files were not transferred" and "some source files vanished": per-file outcomes hold. */
 const PARTIAL = new Set([23, 24]);
@@ -134,6 +134,40 @@ export class RsyncTransport implements Transport {
     }
     if (signal?.aborted) return failAll(files, "interrupted");
     return failAll(files, explainFailure(code, stderrLines, target));
+  }
+
+  async deleteFiles(paths: string[], signal?: AbortSignal): Promise<DeleteResult> {
+    const deleted = new Set<string>();
+    if (paths.length === 0) return { deleted, error: null };
+    const argv = buildDeleteArgv(this.opts);
+    if (Bun.which("rsync") === null) return { deleted, error: "cannot run rsync (is rsync installed and on PATH?)" };
+    const proc = Bun.spawn(tiedToUs(argv), { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    this.running = proc;
+    const onAbort = () => proc.kill("SIGTERM");
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const stderrLines: string[] = [];
+    const feed = (async () => {
+      try {
+        proc.stdin.write(`${deleteRules(paths).join("\0")}\0`);
+        await proc.stdin.end();
+      } catch {
+        // rsync exited early: its exit code says why
+      }
+    })();
+    const out = readLines(proc.stdout as ReadableStream<Uint8Array>, (line) => {
+      const item = parseItemizeLine(line);
+      if (item?.flags.startsWith("*deleting")) deleted.add(item.path);
+    });
+    const err = readLines(proc.stderr as ReadableStream<Uint8Array>, (line) => {
+      if (stderrLines.length < KEEP_STDERR_LINES) stderrLines.push(line);
+    });
+    const code = await proc.exited;
+    await Promise.all([feed, out, err]);
+    signal?.removeEventListener("abort", onAbort);
+    this.running = null;
+    // "cannot delete non-empty directory" is a warning with exit 0: that directory holds other files, as intended.
+    if (code === 0) return { deleted, error: null };
+    return { deleted: new Set(), error: explainFailure(code, stderrLines, this.opts.target) };
   }
 
   async close(): Promise<void> {

@@ -56,5 +56,17 @@ export interface Transport {
    * engine is walking the tree while the transfer runs); it resolves before the transport needs it for outcomes.
    */
   sendBatch(files: BatchFile[] | Promise<BatchFile[]>, signal?: AbortSignal, opts?: SendOptions): Promise<BatchResult>;
+  /**
+   * Removes these files (gone from the source) from the replica, and nothing else: not other files in their
+   * directories, not a directory that still holds anything. On success every path is absent on the replica;
+   * `deleted` names those that were there.
+   */
+  deleteFiles(paths: string[], signal?: AbortSignal): Promise<DeleteResult>;
   close(): Promise<void>;
+}
+
+export interface DeleteResult {
+  deleted: Set<string>;
+  /** the destination could not be reached or refused: nothing can be assumed deleted */
+  error: string | null;
 }
