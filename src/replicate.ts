@@ -125,6 +125,8 @@ interface Analyzed {
   rec: ChangeRecord | null | Error;
   /** the staged backup copy of a text file, published by rename on confirmation */
   staged: string | null;
+  /** the backup could not be staged (backup dir full or unwritable): the entry is still logged */
+  backupError?: string;
 }
 
 export class Replicator {
@@ -464,7 +466,10 @@ export class Replicator {
     for (const line of result.infoLines) log.info(line);
     if (result.error) {
       stats.targetError = result.error;
-      log.error(`${transport.description}: ${result.error}; ${files.length} files stay pending`);
+      // Once per outage: while the target stays down, each retry's failure is only a debug line.
+      const line = `${transport.description}: ${result.error}; ${files.length} files stay pending`;
+      if (this.downSince === null) log.error(line);
+      else log.debug(line);
     }
     await analysis.drain();
     const rows: Row[] = [];
@@ -512,7 +517,14 @@ export class Replicator {
     }
     // The audit trail first (at-least-once), then one transaction: every confirmed file of the batch advances
     // with its change rows, or none does.
-    this.d.changeLog.flush();
+    try {
+      this.d.changeLog.flush();
+    } catch (e) {
+      // Disk full, or not writable: replication goes on (the replica has these files), the gap is an error.
+      this.stats.problems += changes.length;
+      const names = changes.slice(0, 20).map((c) => JSON.stringify(c.path)).join(", ");
+      log.error(`the change log cannot be written (${(e as Error).message}): audit gap for ${changes.length} entries: ${names}${changes.length > 20 ? ", …" : ""} (they are in the state DB: rrdsync log)`);
+    }
     if (this.d.store.writingAhead) this.d.store.settleAhead(rows, changes, versions);
     else this.d.store.commit(rows, changes, versions);
     // Only a superseded copy can exceed keep_versions or max_backup_bytes (a first sync supersedes none).
@@ -563,7 +575,12 @@ export class Replicator {
     const previous = f.prev && f.prev.size >= 0 ? { size: f.prev.size, sha256: f.prev.sha256, rrd: f.prev.rrd } : null;
     try {
       const rec = await describeChange({ srcPath: f.abs, relPath: f.rel, backupDir: this.d.config.changeTracking.backupDir, previous, size: f.facts.size });
-      return { rec, staged: rec?.fileKind === "text" ? this.stager.stage(f.abs) : null };
+      if (rec?.fileKind !== "text") return { rec, staged: null };
+      try {
+        return { rec, staged: this.stager.stage(f.abs) };
+      } catch (e) {
+        return { rec, staged: null, backupError: (e as Error).message };
+      }
     } catch (e) {
       return { rec: e as Error, staged: null };
     }
@@ -637,6 +654,10 @@ export class Replicator {
         versions.push({ path: f.rel, syncedAt: time.getTime(), size: rec.size, stored: f.rel });
       }
       changes.push(change);
+      if (a.backupError) {
+        this.stats.problems++;
+        log.error(`${f.rel}: synced and logged, but its backup could not be written (audit gap: its next change cannot be diffed): ${a.backupError}`);
+      }
       log.debug(`recorded ${rec.kind} ${f.rel}: ${rec.summary}`);
       return { sha256: rec.sha256, rrd: rec.rrd ?? null };
     } catch (e) {

@@ -5,11 +5,23 @@ import { formatBytes, type Logger } from "../log.ts";
 import { Replicator } from "../replicate.ts";
 import { ProgressLine } from "./progress.ts";
 import { acquireLock } from "../store/lock.ts";
-import { StateStore } from "../store/state.ts";
+import { isCorruption, StateStore } from "../store/state.ts";
 import { openChangeLog } from "../track/changelog.ts";
 import { createTransport, describeTarget } from "../transport/create.ts";
 
 export async function syncOnce(config: Config, log: Logger, signal?: AbortSignal): Promise<ExitCode> {
+  try {
+    return await syncOnceWith(config, log, signal);
+  } catch (e) {
+    // Damage the opening checks did not reach showed up during the pass: keep the DB aside, rebuild now.
+    if (!isCorruption(e)) throw e;
+    const copy = StateStore.moveAside(config.stateFile);
+    log.error(`the state DB turned out damaged (${(e as Error).message}); it is kept as ${copy} and a new one is rebuilt by a second pass`);
+    return await syncOnceWith(config, log, signal);
+  }
+}
+
+async function syncOnceWith(config: Config, log: Logger, signal?: AbortSignal): Promise<ExitCode> {
   const lock = acquireLock(config.stateFile);
   const opened = (() => {
     try {
@@ -20,6 +32,9 @@ export async function syncOnce(config: Config, log: Logger, signal?: AbortSignal
     }
   })();
   const { store } = opened;
+  if (opened.corruptCopy !== null) {
+    log.error(`the state DB was damaged; it is kept as ${opened.corruptCopy} and a new one is rebuilt by this pass (files the replica already has cost only rsync's quick check; their change-log entries say "created" again)`);
+  }
   if (opened.seedBackup !== null) {
     log.warn(`imported ${opened.imported} entries of the seed script's JSON state; the original is kept as ${opened.seedBackup}`);
   }

@@ -22,7 +22,8 @@ const POLL_INTERVAL_MS = 30_000;
 
 export async function watchDaemon(config: Config, log: Logger, live: Live): Promise<ExitCode> {
   const lock = acquireLock(config.stateFile);
-  const { store, seedBackup, imported } = StateStore.open(config.stateFile);
+  const { store, seedBackup, imported, corruptCopy } = StateStore.open(config.stateFile);
+  if (corruptCopy !== null) log.error(`the state DB was damaged; it is kept as ${corruptCopy} and a new one is rebuilt by the initial pass`);
   if (seedBackup !== null) log.warn(`imported ${imported} entries of the seed script's JSON state; the original is kept as ${seedBackup}`);
   const changeLog = openChangeLog(config, log);
   const transport = createTransport(config);
@@ -68,7 +69,7 @@ export async function watchDaemon(config: Config, log: Logger, live: Live): Prom
       for (const p of b.changed) touch(deb, p, Date.now()); // the watcher saw the write too; this covers a coalesced event
       for (const p of b.pending) retry.add(p);
       if (b.pending.length > 0) {
-        retryAt = Date.now() + backoffDelay(failures++);
+        retryAt = Date.now() + backoffDelay(failures++, { initialMs: config.retry.initialSeconds * 1000, maxMs: config.retry.maxSeconds * 1000 });
       } else if (!b.error) {
         failures = 0;
       }

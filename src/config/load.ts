@@ -114,6 +114,7 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
     target,
     logging: { logFile: lg.log_file ?? "", logLevel: (lg.log_level ?? "INFO") as LogLevel },
     delete: c.delete ?? false,
+    retry: { initialSeconds: c.retry?.initial ?? 1, maxSeconds: c.retry?.max ?? 300 },
     maxDelete: (c.max_delete as MaxDelete | undefined) ?? DEFAULT_MAX_DELETE,
     debounceTime,
     maxDelay: c.max_delay ?? defaultMaxDelay(debounceTime),
@@ -144,6 +145,9 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
     batchMaxFiles: c.batch_max_files ?? DEFAULT_BATCH_MAX_FILES,
     batchMaxBytes: c.batch_max_bytes ?? DEFAULT_BATCH_MAX_BYTES,
   };
+  if (config.retry.maxSeconds < config.retry.initialSeconds) {
+    throw new ConfigError(`${origin}: retry.max`, `(${config.retry.maxSeconds}) is shorter than retry.initial (${config.retry.initialSeconds})`, "make retry.max at least retry.initial");
+  }
   if (config.maxDelay < config.debounceTime) {
     throw new ConfigError(`${origin}: max_delay`, `(${config.maxDelay}) is shorter than debounce_time (${config.debounceTime})`, "make max_delay at least debounce_time, or drop it for the default");
   }

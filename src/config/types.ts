@@ -62,6 +62,8 @@ export interface Config {
   delete: boolean;
   /** the guard: above this, a pass deletes nothing */
   maxDelete: MaxDelete;
+  /** --watch: retries of unconfirmed files wait initial, 2×, 4×, … up to max seconds (±20% jitter) */
+  retry: { initialSeconds: number; maxSeconds: number };
   /** seconds a changed file must stay quiet before it ships (watch mode) */
   debounceTime: number;
   /** seconds a continuously rewritten file may wait at most before it ships anyway */

@@ -97,6 +97,10 @@ export const SCHEMA: Schema = {
   },
   delete: bool,
   max_delete: maxDelete,
+  retry: {
+    initial: seconds(0.1),
+    max: seconds(1),
+  },
   debounce_time: seconds(0),
   max_delay: seconds(0),
   rescan_interval: seconds(0),

@@ -96,7 +96,7 @@ export class StateStore {
   }
 
   /** Opens (creating) the DB; a seed JSON state file found at `path` is moved aside and imported first. */
-  static open(path: string): { store: StateStore; imported: number; seedBackup: string | null } {
+  static open(path: string): { store: StateStore; imported: number; seedBackup: string | null; corruptCopy: string | null } {
     mkdirSync(dirname(path), { recursive: true });
     const seedBackup = `${path}.seed.json`;
     let seedJson: string | null = null;
@@ -110,25 +110,32 @@ export class StateStore {
       seedJson = readFileSync(seedBackup, "utf8");
     }
     let db: Database;
+    let corruptCopy: string | null = null;
     try {
-      db = new Database(path, { create: true, strict: true });
-      db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
-      db.exec(SCHEMA);
-      // DBs made before the rrd column existed get it (NULL: the next update of such an RRD says "no earlier header").
-      const cols = (t: string) => (db.query(`PRAGMA table_info(${t})`).all() as Array<{ name: string }>).map((c) => c.name);
-      if (!cols("files").includes("rrd")) db.exec("ALTER TABLE files ADD COLUMN rrd TEXT");
-      // …and the change rows of older DBs get empty details (their bodies are in the change-log file).
-      if (!cols("changes").includes("details")) {
-        db.exec("ALTER TABLE changes ADD COLUMN details TEXT NOT NULL DEFAULT ''; ALTER TABLE changes ADD COLUMN added INTEGER NOT NULL DEFAULT 0; ALTER TABLE changes ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;");
-      }
+      db = openDb(path);
     } catch (e) {
-      throw new UserError(`state_file ${path}: cannot open the state DB: ${(e as Error).message}`, 1,
-        "check the path's permissions and free space; move a damaged file aside and rrdsync rebuilds it with one full compare pass");
+      if (!isCorruption(e)) {
+        throw new UserError(`state_file ${path}: cannot open the state DB: ${(e as Error).message}`, 1,
+          "check the path's permissions and free space; move a damaged file aside and rrdsync rebuilds it with one full compare pass");
+      }
+      corruptCopy = StateStore.moveAside(path);
+      db = openDb(path);
     }
     const store = new StateStore(db, path);
     let imported = 0;
     if (seedJson !== null && store.countFiles() === 0) imported = store.importSeed(parseSeedState(seedJson, seedBackup));
-    return { store, imported, seedBackup: seedJson !== null ? seedBackup : null };
+    return { store, imported, seedBackup: seedJson !== null ? seedBackup : null, corruptCopy };
+  }
+
+  /**
+   * A damaged DB is kept aside (never deleted) for a post-mortem; a fresh one is rebuilt by one full compare
+   * pass, in which rsync's own quick check skips what the replica already has. Returns the copy's path.
+   */
+  static moveAside(path: string): string {
+    const copy = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+    renameSync(path, copy);
+    for (const side of ["-wal", "-shm"]) if (existsSync(path + side)) renameSync(path + side, copy + side);
+    return copy;
   }
 
   /** For the read-side commands (status, log, restore): the DB if rrdsync has made one at `path`, else null. */
@@ -329,6 +336,34 @@ export class StateStore {
   close(): void {
     this.db.close();
   }
+}
+
+/** Opens the DB and brings its schema up to date; the row count reads the whole files table, so most damage shows here. */
+function openDb(path: string): Database {
+  const db = new Database(path, { create: true, strict: true });
+  try {
+    db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
+    db.exec(SCHEMA);
+    // DBs made before the rrd column existed get it (NULL: the next update of such an RRD says "no earlier header").
+    const cols = (t: string) => (db.query(`PRAGMA table_info(${t})`).all() as Array<{ name: string }>).map((c) => c.name);
+    if (!cols("files").includes("rrd")) db.exec("ALTER TABLE files ADD COLUMN rrd TEXT");
+    // …and the change rows of older DBs get empty details (their bodies are in the change-log file).
+    if (!cols("changes").includes("details")) {
+      db.exec("ALTER TABLE changes ADD COLUMN details TEXT NOT NULL DEFAULT ''; ALTER TABLE changes ADD COLUMN added INTEGER NOT NULL DEFAULT 0; ALTER TABLE changes ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;");
+    }
+    db.query("SELECT count(*), sum(length(path) + size) FROM files").get();
+    db.query("SELECT count(*) FROM meta").get();
+    db.query("SELECT count(*) FROM versions").get();
+    return db;
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+}
+
+export function isCorruption(e: unknown): boolean {
+  const code = (e as { code?: string }).code ?? "";
+  return code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB";
 }
 
 function looksLikeSqlite(path: string): boolean {

@@ -45,8 +45,13 @@ export class BackupStager {
 
   constructor(private readonly backupDir: string) {
     this.stagingDir = join(backupDir, ".rrdsync-staging");
-    // Leftovers of a killed run were never published: they are garbage.
-    rmSync(this.stagingDir, { recursive: true, force: true });
+    // Leftovers of a killed run were never published: they are garbage. Best effort: an unwritable backup dir
+    // shows up as an audit gap per file when staging fails, not as a failed run.
+    try {
+      rmSync(this.stagingDir, { recursive: true, force: true });
+    } catch {
+      // reported per file by stage()
+    }
   }
 
   stage(srcPath: string): string {
