@@ -5,7 +5,7 @@ import type { Config } from "./config/types.ts";
 import { batchWouldOverflow, decide, sameVersion, type StatFacts, statFacts, versionKey } from "./engine/plan.ts";
 import type { Logger } from "./log.ts";
 import type { BackupVersion, ChangeRow, FileState, StateStore } from "./store/state.ts";
-import { BackupStager } from "./track/backup.ts";
+import { BackupStager, moveBackup } from "./track/backup.ts";
 import { type ChangeRecord, describeChange } from "./track/change.ts";
 import { type DeleteDeps, goneFromSource, missingFromSource, propagateDeletes } from "./propagate-deletes.ts";
 import { RRD_NAME, readRrdProbe } from "./track/rrd-read.ts";
@@ -34,6 +34,8 @@ export interface PassStats {
   held: number;
   /** files removed from the replica because they are gone from the source (`delete` on) */
   deleted: number;
+  /** renames done as moves on the replica */
+  renamed: number;
   seconds: number;
   /** the destination could not be reached or refused a whole batch */
   targetError: string | null;
@@ -107,7 +109,7 @@ const BULK_KEYS_MAX = 300_000;
 export function newStats(): PassStats {
   return {
     scanned: 0, sent: 0, bytes: 0, changes: 0, adopted: 0, pending: 0, changedDuringSend: 0, vanished: 0, problems: 0, symlinksSkipped: 0,
-    held: 0, deleted: 0, seconds: 0, targetError: null,
+    held: 0, deleted: 0, renamed: 0, seconds: 0, targetError: null,
   };
 }
 
@@ -142,6 +144,9 @@ export class Replicator {
   private readonly versions: BackupVersions;
   /** how often each damaged-looking RRD has been held back so far */
   private readonly holds = new Map<string, number>();
+  /** renames found by the current pass, and the old paths they claimed */
+  private moves: Array<{ from: string; to: Planned; prev: FileState }> = [];
+  private readonly claimed = new Set<string>();
   /** files the destination has not confirmed yet, and since when it has been failing (for `status`) */
   private readonly pendingSet = new Set<string>();
   private downSince: number | null = null;
@@ -194,6 +199,7 @@ export class Replicator {
     }
     this.progress.walking = false;
     await this.recheckHeld();
+    await this.applyMoves();
     if (seen !== null) {
       await this.flush();
       await this.deletes(missingFromSource(this.deleteDeps(), seen));
@@ -273,9 +279,10 @@ export class Replicator {
       await this.consider(rel, abs, st);
     }
     await this.recheckHeld();
+    await this.applyMoves();
     if (gone.length > 0) {
       await this.flush();
-      await this.deletes(gone);
+      await this.deletes(gone.filter((p) => this.d.store.get(p) !== null)); // a renamed file's old name moved with it
     }
     return this.finish(started);
   }
@@ -406,8 +413,75 @@ export class Replicator {
       return;
     }
     const p: Planned = { rel, abs, facts, prev };
+    if (prev === null && this.isRename(p)) return;
     if (this.hold(p)) return;
     await this.enqueue(p);
+  }
+
+  /**
+   * A new path with the inode, size and mtime of a tracked file that is gone from the source is that file
+   * renamed (or its directory moved): it becomes a move on the replica instead of an upload.
+   */
+  private isRename(p: Planned): boolean {
+    const { config, store } = this.d;
+    for (const old of store.byInode(p.facts.ino)) {
+      if (old.path === p.rel || this.claimed.has(old.path) || old.state.size !== p.facts.size || old.state.mtimeNs !== p.facts.mtimeNs) continue;
+      if (!goneFromSource(config.sourceDir, old.path)) continue; // a hard link, not a rename
+      this.claimed.add(old.path);
+      this.moves.push({ from: old.path, to: p, prev: old.state });
+      return true;
+    }
+    return false;
+  }
+
+  /** The renames found by this pass: moved on the replica; those that cannot be are sent, and the old name deleted. */
+  private async applyMoves(): Promise<void> {
+    const moves = this.moves;
+    this.moves = [];
+    this.claimed.clear();
+    if (moves.length === 0) return;
+    const { transport, log } = this.d;
+    const r = this.stats.targetError === null ? await transport.moveFiles(moves.map((m) => ({ from: m.from, to: m.to.rel })), this.signal) : { moved: new Set<string>(), error: this.stats.targetError };
+    const done = moves.filter((m) => r.moved.has(m.to.rel));
+    const failed = moves.filter((m) => !r.moved.has(m.to.rel));
+    if (done.length > 0) this.recordMoves(done);
+    if (failed.length > 0) {
+      log.info(`${failed.length} renames could not be done on the replica${r.error ? ` (${r.error})` : ""}: sending the files under their new names and deleting the old ones`);
+      for (const m of failed) {
+        if (!this.hold(m.to)) await this.enqueue(m.to);
+      }
+      await this.flush();
+      await this.deletes(failed.map((m) => m.from).filter((p) => this.d.store.get(p) !== null && goneFromSource(this.d.config.sourceDir, p)));
+    }
+  }
+
+  /** Entries first (at-least-once), then the backups follow, then one transaction moves the rows. */
+  private recordMoves(done: Array<{ from: string; to: Planned; prev: FileState }>): void {
+    const { log, config } = this.d;
+    const time = new Date();
+    const changes: ChangeRow[] = [];
+    for (const m of done) {
+      const details = `Renamed: ${JSON.stringify(m.from)} → ${JSON.stringify(m.to.rel)} (moved on the replica; nothing re-sent).`;
+      this.d.changeLog.append(time, m.to.rel, details);
+      changes.push({ time: time.getTime(), path: m.to.rel, kind: `${m.prev.rrd ? "rrd" : "file"} renamed`, summary: `renamed from ${m.from}`, details, added: 0, removed: 0 });
+      log.info(`renamed on the replica: ${m.from} → ${m.to.rel}`);
+    }
+    try {
+      this.d.changeLog.flush();
+    } catch (e) {
+      this.stats.problems += changes.length;
+      log.error(`the change log cannot be written (${(e as Error).message}): audit gap for ${changes.length} renames`);
+    }
+    for (const m of done) {
+      try {
+        moveBackup(config.changeTracking.backupDir, m.from, m.to.rel);
+      } catch (e) {
+        log.warn(`${m.to.rel}: its backup could not follow the rename (${(e as Error).message}); its next change is logged without a diff`);
+      }
+    }
+    this.d.store.commitRenames(done.map((m) => ({ from: m.from, to: m.to.rel })), changes);
+    this.stats.renamed += done.length;
+    this.stats.changes += changes.length;
   }
 
   private commitAdopted(): void {
@@ -614,7 +688,14 @@ export class Replicator {
     const time = Date.now();
     const change = rec ? changeRowFor(f, rec, time) : null;
     f.ahead = { time, state: { ...f.facts, sha256: rec?.sha256 ?? null, rrd: rec?.rrd ?? null }, change, entry: change ? formatEntry(new Date(time), f.rel, change.details) : null };
-    this.d.store.writeAhead(f.rel, f.ahead.state, change);
+    if (!this.d.store.writingAhead) return;
+    try {
+      this.d.store.writeAhead(f.rel, f.ahead.state, change);
+    } catch (e) {
+      // Writing ahead is only a speed-up: without it the batch commits the ordinary way after the transfer.
+      this.d.store.abortAhead();
+      this.d.log.warn(`state DB: writing ahead failed (${(e as Error).message}); the first sync commits after the transfer instead`);
+    }
   }
 
   /** Retention after the batch is committed: a failure here loses no data, it only keeps old copies longer. */

@@ -56,6 +56,7 @@ async function syncOnceWith(config: Config, log: Logger, signal?: AbortSignal): 
     if (s.adopted > 0) parts.push(`${s.adopted} adopted from the seed state`);
     if (s.vanished > 0) parts.push(`${s.vanished} vanished`);
     if (s.deleted > 0) parts.push(`${s.deleted} deleted on the replica`);
+    if (s.renamed > 0) parts.push(`${s.renamed} renamed on the replica`);
     if (s.held > 0) parts.push(c.yellow(`${s.held} RRDs held back while they looked torn`));
     if (s.symlinksSkipped > 0) parts.push(`${s.symlinksSkipped} symlinks not followed`);
     if (s.pending > 0) parts.push(c.red(`${s.pending} pending`));

@@ -65,6 +65,7 @@ CREATE TABLE IF NOT EXISTS changes (
   summary TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS changes_path ON changes(path);
+CREATE INDEX IF NOT EXISTS files_ino ON files(ino);
 CREATE INDEX IF NOT EXISTS changes_time ON changes(time);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS versions (
@@ -234,6 +235,32 @@ export class StateStore {
     if (this.ahead === null) return;
     this.ahead = null;
     this.db.exec("ROLLBACK");
+  }
+
+  /** Tracked files with this inode: a new path with a tracked file's inode, size and mtime is that file renamed. */
+  byInode(ino: string): Array<{ path: string; state: FileState }> {
+    return this.db
+      .query<{ path: string; size: number; mtime_ns: string; ino: string; sha256: string | null; rrd: string | null; seed_mtime: number | null }, [string]>(
+        "SELECT path, size, mtime_ns, ino, sha256, rrd, seed_mtime FROM files WHERE ino = ?",
+      )
+      .all(ino)
+      .map((r) => ({ path: r.path, state: { size: r.size, mtimeNs: r.mtime_ns, ino: r.ino, sha256: r.sha256, rrd: r.rrd, seedMtime: r.seed_mtime } }));
+  }
+
+  /** Renames done on the replica: each row moves to its new path, its backup versions follow, the change is recorded. */
+  commitRenames(moves: Array<{ from: string; to: string }>, changes: ChangeRow[]): void {
+    const move = this.db.query("UPDATE files SET path = ?, synced_at = ? WHERE path = ?");
+    const drop = this.db.query("DELETE FROM files WHERE path = ?");
+    const versions = this.db.query("UPDATE versions SET path = ?, stored = CASE WHEN stored = ? THEN ? ELSE stored END WHERE path = ?");
+    const now = Date.now();
+    this.db.transaction(() => {
+      for (const m of moves) {
+        drop.run(m.to); // a stale row for the new name (its file was gone) gives way
+        move.run(m.to, now, m.from);
+        versions.run(m.to, m.from, m.to, m.from);
+      }
+      for (const c of changes) this.changeStmt.run(c.time, c.path, c.kind, c.summary, c.details, c.added, c.removed);
+    })();
   }
 
   /** Every tracked path (a pass looks for the ones gone from the source). */

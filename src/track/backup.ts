@@ -1,5 +1,5 @@
 // Backup copies of text files as last synced, mirroring the tree; written atomically (temp + rename).
-import { copyFileSync, mkdirSync, renameSync, rmSync, unlinkSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, unlinkSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 
 export function backupPath(backupDir: string, relPath: string): string {
@@ -24,6 +24,15 @@ export async function writeBackup(srcPath: string, backupDir: string, relPath: s
     rmSync(tmp, { force: true });
     throw e;
   }
+}
+
+/** A rename in the tree: the file's backup follows it (its old versions follow in the state DB). */
+export function moveBackup(backupDir: string, from: string, to: string): void {
+  const src = backupPath(backupDir, from);
+  if (!existsSync(src)) return;
+  const dest = backupPath(backupDir, to);
+  mkdirSync(dirname(dest), { recursive: true });
+  renameSync(src, dest);
 }
 
 export function removeBackup(backupDir: string, relPath: string): void {

@@ -1,10 +1,10 @@
 // The rsync transport: one rsync process per batch, paths NUL-separated on stdin, per-file outcomes from its itemize output.
-import { type BigIntStats, lstatSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { type BigIntStats, lstatSync, mkdirSync, renameSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type { RsyncOptions, Target } from "../config/types.ts";
 import { attributeErrors, isFileItem, ITEMIZE_MARKER, parseItemizeLine } from "./itemize.ts";
-import { buildDeleteArgv, buildRsyncArgv, deleteRules } from "./rsync-args.ts";
-import type { BatchFile, BatchResult, DeleteResult, FileOutcome, SendOptions, Transport } from "./types.ts";
+import { buildDeleteArgv, buildRsyncArgv, deleteRules, sshCommand } from "./rsync-args.ts";
+import type { BatchFile, BatchResult, DeleteResult, FileOutcome, MoveResult, SendOptions, Transport } from "./types.ts";
 
 /** rsync's exit codes for "some files were not transferred" and "some source files vanished": per-file outcomes hold. */
 const PARTIAL = new Set([23, 24]);
@@ -168,6 +168,57 @@ export class RsyncTransport implements Transport {
     // "cannot delete non-empty directory" is a warning with exit 0: that directory holds other files, as intended.
     if (code === 0) return { deleted, error: null };
     return { deleted: new Set(), error: explainFailure(code, stderrLines, this.opts.target) };
+  }
+
+  async moveFiles(moves: Array<{ from: string; to: string }>, signal?: AbortSignal): Promise<MoveResult> {
+    const moved = new Set<string>();
+    if (moves.length === 0) return { moved, error: null };
+    const t = this.opts.target;
+    if (t.host === "") {
+      for (const m of moves) {
+        const from = join(t.destDir, m.from);
+        const to = join(t.destDir, m.to);
+        try {
+          if (!lstatSync(from).isFile()) continue;
+          mkdirSync(dirname(to), { recursive: true });
+          renameSync(from, to);
+          moved.add(m.to);
+        } catch {
+          // not there (or not movable): the caller sends it instead
+        }
+      }
+      return { moved, error: null };
+    }
+    // One ssh session runs a small sh script from stdin (argv stays an array; the paths are quoted for sh):
+    // a move is done only from a regular file and never into a directory, and each success is reported back.
+    const q = (rel: string) => `'${join(t.destDir, rel).replaceAll("'", "'\\''")}'`;
+    const script = moves
+      .map((m, i) => `[ -f ${q(m.from)} ] && [ ! -d ${q(m.to)} ] && mkdir -p -- ${q(dirname(m.to) === "." ? "" : dirname(m.to))} && mv -f -- ${q(m.from)} ${q(m.to)} && echo "rrdsync-moved ${i}"`)
+      .join("\n");
+    const proc = Bun.spawn(tiedToUs([...sshCommand(t), "--", `${t.user ? `${t.user}@` : ""}${t.host}`, "sh -s"]), { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    const onAbort = () => proc.kill("SIGTERM");
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const stderrLines: string[] = [];
+    const feed = (async () => {
+      try {
+        proc.stdin.write(`${script}\n`);
+        await proc.stdin.end();
+      } catch {
+        // ssh exited early: its exit code says why
+      }
+    })();
+    const out = readLines(proc.stdout as ReadableStream<Uint8Array>, (line) => {
+      const m = /^rrdsync-moved (\d+)$/.exec(line);
+      const move = m ? moves[Number(m[1])] : undefined;
+      if (move) moved.add(move.to);
+    });
+    const err = readLines(proc.stderr as ReadableStream<Uint8Array>, (line) => {
+      if (stderrLines.length < KEEP_STDERR_LINES) stderrLines.push(line);
+    });
+    const code = await proc.exited;
+    await Promise.all([feed, out, err]);
+    signal?.removeEventListener("abort", onAbort);
+    return { moved, error: code === 255 ? explainFailure(code, stderrLines, t) : null };
   }
 
   async close(): Promise<void> {

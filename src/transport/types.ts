@@ -62,7 +62,17 @@ export interface Transport {
    * `deleted` names those that were there.
    */
   deleteFiles(paths: string[], signal?: AbortSignal): Promise<DeleteResult>;
+  /**
+   * Renames files on the replica (a rename in the source, detected by inode): no data is sent. `moved` names the
+   * destinations that now hold the file; the others are left to the caller (send + delete).
+   */
+  moveFiles(moves: Array<{ from: string; to: string }>, signal?: AbortSignal): Promise<MoveResult>;
   close(): Promise<void>;
+}
+
+export interface MoveResult {
+  moved: Set<string>;
+  error: string | null;
 }
 
 export interface DeleteResult {
