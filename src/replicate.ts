@@ -115,9 +115,9 @@ export function newStats(): PassStats {
 
 /** rrdsync's own files must never be replicated, even when the admin keeps them inside the source tree. */
 export function ownFiles(config: Config): Set<string> {
-  const s = config.stateFile;
+  const states = [config.stateFile, ...config.extraTargets.map((t) => t.stateFile)];
   return new Set(
-    [s, `${s}-wal`, `${s}-shm`, `${s}-journal`, `${s}.lock`, `${s}.seed.json`, config.changeTracking.backupDir,
+    [...states.flatMap((s) => [s, `${s}-wal`, `${s}-shm`, `${s}-journal`, `${s}.lock`, `${s}.seed.json`]), config.changeTracking.backupDir,
       config.changeTracking.changeLogFile, config.logging.logFile].filter((p) => p !== ""),
   );
 }

@@ -3,9 +3,10 @@
 import { accessSync, constants, type Dirent, existsSync, mkdirSync, readdirSync, readFileSync, statfsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import pc from "picocolors";
-import type { Config } from "../config/types.ts";
+import { type Config, configForTarget } from "../config/types.ts";
 import { ExitCode } from "../errors.ts";
 import { formatBytes } from "../log.ts";
+import { describeTarget } from "../transport/create.ts";
 import { sshCommand } from "../transport/rsync-args.ts";
 
 type Verdict = "ok" | "fail" | "warn";
@@ -35,24 +36,11 @@ export async function runChecks(config: Config, env: Record<string, string | und
 
   add(checkSource(config));
   add(await checkLocalRsync());
-  const t = config.target;
-  if (t.host === "") {
-    add(checkLocalDest(t.destDir));
-  } else {
-    const key = checkKey(t.sshKeyPath);
-    add(key);
-    const known = await checkKnownHost(config);
-    add(known);
-    if (known.verdict === "ok") {
-      const login = await remote(config, "true");
-      add(login.code === 0
-        ? { verdict: "ok", label: "ssh login", detail: `${t.user ? `${t.user}@` : ""}${t.host} port ${t.port}` }
-        : { verdict: "fail", label: "ssh login", detail: lastLine(login.err) || `ssh exited ${login.code}`, fix: key.verdict === "fail" ? "fix the ssh key first (above): ssh ignores a key others can read" : loginFix(login.err, config) });
-      if (login.code === 0) {
-        add(await checkRemoteRsync(config));
-        add(await checkRemoteDest(config));
-      }
-    }
+  // Every target: with several, each line names the one it is about.
+  const all = [config, ...config.extraTargets.map((t) => configForTarget(config, t))];
+  for (const c of all) {
+    const suffix = all.length > 1 ? ` (${describeTarget(c)})` : "";
+    for await (const r of checkTarget(c)) add({ ...r, label: `${r.label}${suffix}` });
   }
   add(checkInotify(config));
   for (const r of checkFreeSpace(config)) add(r);
@@ -60,6 +48,26 @@ export async function runChecks(config: Config, env: Record<string, string | und
   const failed = results.filter((r) => r.verdict === "fail").length;
   process.stdout.write(failed === 0 ? `${c.green("all checks passed")}\n` : `${c.red(`${failed} check${failed === 1 ? "" : "s"} failed`)}\n`);
   return failed === 0 ? ExitCode.Ok : ExitCode.Pending;
+}
+
+async function* checkTarget(config: Config): AsyncGenerator<Result> {
+  const t = config.target;
+  if (t.host === "") {
+    yield checkLocalDest(t.destDir);
+    return;
+  }
+  const key = checkKey(t.sshKeyPath);
+  yield key;
+  const known = await checkKnownHost(config);
+  yield known;
+  if (known.verdict !== "ok") return;
+  const login = await remote(config, "true");
+  yield login.code === 0
+    ? { verdict: "ok", label: "ssh login", detail: `${t.user ? `${t.user}@` : ""}${t.host} port ${t.port}` }
+    : { verdict: "fail", label: "ssh login", detail: lastLine(login.err) || `ssh exited ${login.code}`, fix: key.verdict === "fail" ? "fix the ssh key first (above): ssh ignores a key others can read" : loginFix(login.err, config) };
+  if (login.code !== 0) return;
+  yield await checkRemoteRsync(config);
+  yield await checkRemoteDest(config);
 }
 
 function checkSource(config: Config): Result {

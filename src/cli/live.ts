@@ -18,6 +18,11 @@ export class Live {
     this.c = pc.createColors(mode === "tty");
   }
 
+  /** The same output for another target's lines (the daemon's further targets). */
+  forTarget(target: string): Live {
+    return new Live(this.mode, target);
+  }
+
   private readonly line = new ProgressLine(process.stdout, (s) => this.c.dim(s));
 
   /** One self-overwriting line on a terminal while a pass walks and sends; nothing elsewhere (it would be noise). */

@@ -2,7 +2,7 @@
 // reachable or down since when, the last error; and whether an rrdsync is running now. Exit 1 when something is
 // pending or the target is down, so a monitoring check can use it as is.
 import pc from "picocolors";
-import type { Config } from "../config/types.ts";
+import { type Config, configForTarget } from "../config/types.ts";
 import { ExitCode } from "../errors.ts";
 import { formatBytes, formatTimestamp } from "../log.ts";
 import { lockHolder } from "../store/lock.ts";
@@ -18,7 +18,13 @@ interface Recorded {
   pendingSample?: string[];
 }
 
+/** One block (or one JSON line) per target; exit 1 if any target has files pending or is down. */
 export function showStatus(config: Config, flags: { json?: boolean }, env: Record<string, string | undefined>): ExitCode {
+  const codes = [config, ...config.extraTargets.map((t) => configForTarget(config, t))].map((c) => showTarget(c, flags, env));
+  return Math.max(...codes) as ExitCode;
+}
+
+function showTarget(config: Config, flags: { json?: boolean }, env: Record<string, string | undefined>): ExitCode {
   const store = StateStore.openExisting(config.stateFile);
   let files = 0;
   let st: Recorded = {};

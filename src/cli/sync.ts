@@ -1,5 +1,5 @@
 // The sync command (--once): take the lock, run one pass, print the summary, return the exit code.
-import type { Config } from "../config/types.ts";
+import { type Config, configForTarget } from "../config/types.ts";
 import { ExitCode } from "../errors.ts";
 import { formatBytes, type Logger } from "../log.ts";
 import { Replicator } from "../replicate.ts";
@@ -10,6 +10,13 @@ import { openChangeLog } from "../track/changelog.ts";
 import { createTransport, describeTarget } from "../transport/create.ts";
 
 export async function syncOnce(config: Config, log: Logger, signal?: AbortSignal): Promise<ExitCode> {
+  if (config.extraTargets.length === 0) return syncTarget(config, log, signal);
+  // Every target at once, each on its own: a down standby costs the others nothing. The worst result counts.
+  const codes = await Promise.all([config, ...config.extraTargets.map((t) => configForTarget(config, t))].map((c) => syncTarget(c, log, signal)));
+  return Math.max(...codes) as ExitCode;
+}
+
+async function syncTarget(config: Config, log: Logger, signal?: AbortSignal): Promise<ExitCode> {
   try {
     return await syncOnceWith(config, log, signal);
   } catch (e) {

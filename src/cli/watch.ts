@@ -1,18 +1,18 @@
 // The daemon (--watch): watch first, then one full pass, then ship debounced batches until a signal stops it.
 import { type BigIntStats, lstatSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import type { Config } from "../config/types.ts";
-import { backoffDelay } from "../engine/backoff.ts";
+import { type Config, configForTarget } from "../config/types.ts";
 import { newDebounce, nextDeadline, takeDue, touch } from "../engine/debounce.ts";
 import { ExitCode } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { Replicator } from "../replicate.ts";
-import { acquireLock } from "../store/lock.ts";
+import { acquireLock, type Lock } from "../store/lock.ts";
 import { StateStore } from "../store/state.ts";
-import { openChangeLog } from "../track/changelog.ts";
+import { type ChangeLog, openChangeLog } from "../track/changelog.ts";
 import { createTransport, describeTarget } from "../transport/create.ts";
+import type { Transport } from "../transport/types.ts";
 import { matchesExtensions, walkTree } from "../watch/walk.ts";
 import { inotifyWatchLimit, TreeWatcher, type WatchEvent } from "../watch/watcher.ts";
+import { Lane } from "./lane.ts";
 import type { Live } from "./live.ts";
 
 /** How long a running transfer may go on after SIGTERM before it is killed (its files then stay pending). */
@@ -21,15 +21,7 @@ const STOP_TIMEOUT_MS = 30_000;
 const POLL_INTERVAL_MS = 30_000;
 
 export async function watchDaemon(config: Config, log: Logger, live: Live): Promise<ExitCode> {
-  const lock = acquireLock(config.stateFile);
-  const { store, seedBackup, imported, corruptCopy } = StateStore.open(config.stateFile);
-  if (corruptCopy !== null) log.error(`the state DB was damaged; it is kept as ${corruptCopy} and a new one is rebuilt by the initial pass`);
-  if (seedBackup !== null) log.warn(`imported ${imported} entries of the seed script's JSON state; the original is kept as ${seedBackup}`);
-  const changeLog = openChangeLog(config, log);
-  const transport = createTransport(config);
-  const target = describeTarget(config);
   const root = config.sourceDir;
-
   const deb = newDebounce(config.debounceTime * 1000, config.maxDelay * 1000);
   let rescanWanted = false;
   let polling = false;
@@ -41,44 +33,82 @@ export async function watchDaemon(config: Config, log: Logger, live: Live): Prom
     w?.();
   };
 
-  // Retries: files the destination did not confirm, sent again after a backoff (one warning per outage).
-  const retry = new Set<string>();
-  let retryAt = 0;
-  let failures = 0;
-  let targetDown = false;
+  // One lane per target: the first keeps the change log and backups; the others replicate only.
+  const opened: Array<{ config: Config; lock: Lock; store: StateStore; transport: Transport; changeLog: ChangeLog }> = [];
+  const close = async () => {
+    for (const o of opened.splice(0).reverse()) {
+      await o.transport.close();
+      o.changeLog.close();
+      o.store.close();
+      o.lock.release();
+    }
+  };
+  try {
+    for (const c of [config, ...config.extraTargets.map((t) => configForTarget(config, t))]) {
+      const lock = acquireLock(c.stateFile);
+      let o: ReturnType<typeof StateStore.open>;
+      try {
+        o = StateStore.open(c.stateFile);
+      } catch (e) {
+        lock.release();
+        throw e;
+      }
+      if (o.corruptCopy !== null) log.error(`the state DB was damaged; it is kept as ${o.corruptCopy} and a new one is rebuilt by the initial pass`);
+      if (o.seedBackup !== null) log.warn(`imported ${o.imported} entries of the seed script's JSON state; the original is kept as ${o.seedBackup}`);
+      opened.push({ config: c, lock, store: o.store, transport: createTransport(c), changeLog: openChangeLog(c, log) });
+    }
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  const primary = opened[0] as (typeof opened)[number];
+  const { store, changeLog } = primary;
+  const target = describeTarget(config);
+  const limit = inotifyWatchLimit();
 
-  const replicator = new Replicator({
-    config, store, transport, changeLog, log,
-    onProgress: (p) => live.progress(p),
-    // a held RRD comes due again after the hold delay, as if it had just been written
-    onHold: (rel, delayMs) => {
-      setTimeout(() => {
-        touch(deb, rel, Date.now() - deb.maxDelayMs);
-        kick();
-      }, delayMs).unref();
-    },
-    onBatch: (b) => {
-      live.batch(b);
-      if (b.error) {
-        if (!targetDown) log.warn(`${target} is unreachable: ${b.error}; retrying with backoff, changes are kept`);
-        targetDown = true;
-      } else if (b.files > 0 && targetDown) {
-        targetDown = false;
-        log.info(`${target} is reachable again`);
-      }
-      for (const p of b.changed) touch(deb, p, Date.now()); // the watcher saw the write too; this covers a coalesced event
-      for (const p of b.pending) retry.add(p);
-      if (b.pending.length > 0) {
-        retryAt = Date.now() + backoffDelay(failures++, { initialMs: config.retry.initialSeconds * 1000, maxMs: config.retry.maxSeconds * 1000 });
-      } else if (!b.error) {
-        failures = 0;
-      }
-    },
+  const lanes = opened.map((o, i) => {
+    const name = describeTarget(o.config);
+    const view = i === 0 ? live : live.forTarget(name);
+    return new Lane(name, o.config, {
+      config: o.config, store: o.store, transport: o.transport, changeLog: o.changeLog, log,
+      onProgress: i === 0 ? (p) => live.progress(p) : undefined,
+      // a held RRD comes due again after the hold delay, as if it had just been written
+      onHold: (rel, delayMs) => {
+        setTimeout(() => {
+          touch(deb, rel, Date.now() - deb.maxDelayMs);
+          kick();
+        }, delayMs).unref();
+      },
+    }, log, {
+      onBatch: (b) => {
+        view.batch(b);
+        for (const p of b.changed) touch(deb, p, Date.now()); // the watcher saw the write too; this covers a coalesced event
+        if (b.changed.length > 0) kick();
+      },
+      onPass: (s, first) => {
+        if (first) {
+          view.event("pass", { ...s, target: name }, `initial pass: ${s.sent} files sent, ${s.scanned} scanned in ${s.seconds.toFixed(1)} s${i === 0 ? "" : ` → ${name}`}`);
+          // A first sync holds every file's plan and description until its one batch is committed; a daemon should
+          // not keep that peak for weeks (measured: 300 MiB → 70 MiB after the first sync of 100,000 files).
+          releaseMemory();
+          if (i === 0) {
+            const dirs = countDirs(root);
+            if (limit !== null && dirs > limit * 0.9) {
+              log.warn(`${dirs} directories to watch and fs.inotify.max_user_watches is ${limit}: raise it (sysctl fs.inotify.max_user_watches=${dirs * 2})`);
+            }
+          }
+        } else {
+          log.info(`rescan${i === 0 ? "" : ` (${name})`}: ${s.scanned} scanned, ${s.sent} sent`);
+          if (s.sent > 1000) releaseMemory();
+        }
+      },
+    });
   });
+  const own = (lanes[0] as Lane).replicator.own; // every target's state files, the backups and the logs
 
   const touchTree = (relDir: string) => {
     // A new directory may hold files written before its watch existed (mkdir -p + write, or mv into the tree).
-    for (const f of walkTree(join(root, relDir), { extensions: config.monitoredExtensions, exclude: replicator.own, onProblem: () => {} })) {
+    for (const f of walkTree(join(root, relDir), { extensions: config.monitoredExtensions, exclude: own, onProblem: () => {} })) {
       touch(deb, `${relDir}/${f.rel}`, Date.now());
     }
   };
@@ -102,7 +132,7 @@ export async function watchDaemon(config: Config, log: Logger, live: Live): Prom
       rescanWanted = true;
     } else {
       const abs = join(root, e.rel);
-      if (replicator.own.has(abs)) return;
+      if (own.has(abs)) return;
       let st: BigIntStats;
       try {
         st = lstatSync(abs, { bigint: true });
@@ -153,21 +183,13 @@ export async function watchDaemon(config: Config, log: Logger, live: Live): Prom
   process.on("SIGHUP", onHup);
 
   const watcher = new TreeWatcher(root, onEvent);
+  const runs: Array<Promise<void>> = [];
   try {
     // Watch first, then the full pass: whatever changes during the pass is queued, never missed.
     watcher.start();
     live.event("start", { source: root, target }, `watching ${root} → ${target}`);
-    log.info(`watching ${root} → ${target} (debounce ${config.debounceTime} s, max delay ${config.maxDelay} s, rescan ${config.rescanInterval > 0 ? `every ${config.rescanInterval} s` : "off"})`);
-    const limit = inotifyWatchLimit();
-    const first = await replicator.runPass(ac.signal);
-    live.event("pass", { ...first }, `initial pass: ${first.sent} files sent, ${first.scanned} scanned in ${first.seconds.toFixed(1)} s`);
-    // A first sync holds every file's plan and description until its one batch is committed; a daemon should
-    // not keep that peak for weeks (measured: 300 MiB → 70 MiB after the first sync of 100,000 files).
-    releaseMemory();
-    const dirs = countDirs(root);
-    if (limit !== null && dirs > limit * 0.9) {
-      log.warn(`${dirs} directories to watch and fs.inotify.max_user_watches is ${limit}: raise it (sysctl fs.inotify.max_user_watches=${dirs * 2})`);
-    }
+    log.info(`watching ${root} → ${lanes.map((l) => l.name).join(", ")} (debounce ${config.debounceTime} s, max delay ${config.maxDelay} s, rescan ${config.rescanInterval > 0 ? `every ${config.rescanInterval} s` : "off"})`);
+    for (const l of lanes) runs.push(l.run(ac.signal));
     let nextRescan = config.rescanInterval > 0 ? Date.now() + config.rescanInterval * 1000 : Infinity;
     let nextPoll = Infinity;
 
@@ -178,22 +200,16 @@ export async function watchDaemon(config: Config, log: Logger, live: Live): Prom
         rescanWanted = false;
         if (now >= nextRescan) nextRescan = now + config.rescanInterval * 1000;
         if (polling) nextPoll = now + POLL_INTERVAL_MS;
-        const s = await replicator.runPass(ac.signal);
-        log.info(`rescan: ${s.scanned} scanned, ${s.sent} sent`);
-        if (s.sent > 1000) releaseMemory();
+        for (const l of lanes) l.requestPass();
         continue;
-      }
-      if (retry.size > 0 && now >= retryAt) {
-        for (const p of retry) touch(deb, p, now - deb.maxDelayMs); // due at once
-        retry.clear();
       }
       // Files due within the next quarter debounce go along: one rsync instead of several for one burst.
       const due = takeDue(deb, now, deb.debounceMs / 4);
       if (due.length > 0) {
-        await replicator.syncPaths(due, ac.signal);
+        for (const l of lanes) l.push(due);
         continue;
       }
-      const deadlines = [nextDeadline(deb) ?? Infinity, nextRescan, nextPoll, retry.size > 0 ? retryAt : Infinity];
+      const deadlines = [nextDeadline(deb) ?? Infinity, nextRescan, nextPoll];
       const waitMs = Math.max(0, Math.min(...deadlines) - Date.now());
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.min(waitMs, 60_000));
@@ -203,14 +219,15 @@ export async function watchDaemon(config: Config, log: Logger, live: Live): Prom
         };
       });
     }
+    for (const l of lanes) l.stop();
+    await Promise.all(runs);
     log.info("stopped");
     return forced ? 130 as ExitCode : ExitCode.Ok;
   } finally {
     watcher.close();
-    await transport.close();
-    changeLog.close();
-    store.close();
-    lock.release();
+    for (const l of lanes) l.stop();
+    await Promise.allSettled(runs);
+    await close();
     process.off("SIGHUP", onHup);
   }
 }

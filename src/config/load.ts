@@ -74,35 +74,54 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
   }
   if (!st.isDirectory()) throw new ConfigError(`${origin}: source_dir`, `${sourceDir} is not a directory`);
 
-  if (rs.remote_dest_dir === undefined) {
-    throw new ConfigError(`${origin}: remote_sync.remote_dest_dir`, "is missing", 'set "remote_sync": {"remote_host": "standby", "remote_dest_dir": "/abs/path"}, or pass --dest');
+  const extra: Obj[] = c.targets ?? [];
+  // remote_sync is the first target; "targets" adds more (or, without remote_sync, lists them all).
+  const primaryRaw: Obj = rs.remote_dest_dir === undefined && extra.length > 0 ? (extra.shift() as Obj) : rs;
+  const primaryWhere = primaryRaw === rs ? "remote_sync" : "targets[0]";
+  if (primaryRaw.remote_dest_dir === undefined) {
+    throw new ConfigError(`${origin}: ${primaryWhere}.remote_dest_dir`, "is missing", 'set "remote_sync": {"remote_host": "standby", "remote_dest_dir": "/abs/path"}, or pass --dest');
   }
-  const host: string = rs.remote_host ?? "";
-  const user: string = rs.remote_user ?? "";
-  if (host !== "") checkHostish(`${origin}: remote_sync.remote_host`, "host", host);
-  if (user !== "") checkHostish(`${origin}: remote_sync.remote_user`, "user", user);
-  const target: Target = {
-    user: host === "" ? "" : user,
-    host,
-    port: rs.port ?? 22,
-    destDir: rs.remote_dest_dir,
-    sshKeyPath: rs.ssh_key_path ?? "",
-    knownHostsFile: rs.known_hosts_file ?? `${opts.home}/.ssh/known_hosts`,
-    sshCiphers: rs.ssh_ciphers ?? DEFAULT_SSH_CIPHERS,
+  const makeTarget = (raw: Obj, where: string): Target => {
+    const host: string = raw.remote_host ?? "";
+    const user: string = raw.remote_user ?? "";
+    if (host !== "") checkHostish(`${origin}: ${where}.remote_host`, "host", host);
+    if (user !== "") checkHostish(`${origin}: ${where}.remote_user`, "user", user);
+    if (raw.remote_dest_dir === undefined) throw new ConfigError(`${origin}: ${where}.remote_dest_dir`, "is missing", "every target needs its destination directory");
+    const t: Target = {
+      user: host === "" ? "" : user,
+      host,
+      port: raw.port ?? 22,
+      destDir: raw.remote_dest_dir,
+      sshKeyPath: raw.ssh_key_path ?? "",
+      knownHostsFile: raw.known_hosts_file ?? `${opts.home}/.ssh/known_hosts`,
+      sshCiphers: raw.ssh_ciphers ?? DEFAULT_SSH_CIPHERS,
+    };
+    if (host === "" && resolve(t.destDir).startsWith(`${sourceDir}/`)) {
+      throw new ConfigError(`${origin}: ${where}.remote_dest_dir`, `${t.destDir} is inside source_dir`, "a local destination must be outside the tree it copies");
+    }
+    if (host !== "" && t.sshKeyPath !== "" && !existsSync(t.sshKeyPath)) {
+      throw new ConfigError(`${origin}: ${where}.ssh_key_path`, `${t.sshKeyPath} does not exist`, "point it at the private key, or remove the key to use ssh's defaults");
+    }
+    return t;
   };
-  if (host === "" && resolve(target.destDir).startsWith(`${sourceDir}/`)) {
-    throw new ConfigError(`${origin}: remote_sync.remote_dest_dir`, `${target.destDir} is inside source_dir`, "a local destination must be outside the tree it copies");
-  }
-  if (host !== "" && target.sshKeyPath !== "" && !existsSync(target.sshKeyPath)) {
-    throw new ConfigError(`${origin}: remote_sync.ssh_key_path`, `${target.sshKeyPath} does not exist`, "point it at the private key, or remove the key to use ssh's defaults");
-  }
-
+  const target = makeTarget(primaryRaw, primaryWhere);
+  const host = target.host;
+  const user = target.user;
   const destKey = host === "" ? target.destDir : `${user}@${host}:${target.port}:${target.destDir}`;
   const stateFile: string = c.state_file || defaultStateFile(sourceDir, destKey, opts.env, opts.home);
   const stateDir = dirname(stateFile);
   if (stateFile === sourceDir || stateFile.startsWith(`${sourceDir}/`)) {
     warnings.push(`${origin}: state_file: ${stateFile} is inside source_dir; rrdsync skips its own files, but keep them outside the tree`);
   }
+  // Each further target keeps its own state (what it has, what is pending) beside the first one's.
+  const offset = primaryRaw === rs ? 0 : 1;
+  const extraTargets = extra.map((raw, i) => {
+    const where = `targets[${i + offset}]`;
+    const t = makeTarget(raw, where);
+    const name: string = raw.name ?? (t.host === "" ? t.destDir : `${t.host}:${t.port}`);
+    const slug = name.replace(/[^A-Za-z0-9._-]+/g, "_").replace(/^_+|_+$/g, "");
+    return { name, target: t, stateFile: (raw.state_file as string | undefined) ?? stateFile.replace(/(\.db)?$/, `.${slug}.db`) };
+  });
   const ct: Obj = c.change_tracking ?? {};
   const lg: Obj = c.logging ?? {};
   const ro: Obj = c.rsync_options ?? {};
@@ -112,6 +131,7 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
     sourceDir,
     stateFile,
     target,
+    extraTargets,
     logging: { logFile: lg.log_file ?? "", logLevel: (lg.log_level ?? "INFO") as LogLevel },
     delete: c.delete ?? false,
     retry: { initialSeconds: c.retry?.initial ?? 1, maxSeconds: c.retry?.max ?? 300 },

@@ -57,6 +57,11 @@ export interface Config {
   sourceDir: string;
   stateFile: string;
   target: Target;
+  /**
+   * Further standbys ("targets"): each is replicated on its own (own state DB, pending files and backoff), so
+   * one down standby never holds back another; the change log and backups follow the first target.
+   */
+  extraTargets: Array<{ name: string; target: Target; stateFile: string }>;
   logging: { logFile: string; logLevel: LogLevel };
   /** propagate deletes to the replica (the seed never did: false by default) */
   delete: boolean;
@@ -80,4 +85,18 @@ export interface Config {
   batchMaxFiles: number;
   /** ... and at most this many bytes (a batch always holds at least one file) */
   batchMaxBytes: number;
+}
+
+/**
+ * The config one further target runs with: its destination and state DB; replication only (the change log and
+ * backups follow the first target); the other state files stay listed, so no target ever copies them.
+ */
+export function configForTarget(config: Config, extra: Config["extraTargets"][number]): Config {
+  return {
+    ...config,
+    target: extra.target,
+    stateFile: extra.stateFile,
+    extraTargets: [{ name: "first target", target: config.target, stateFile: config.stateFile }, ...config.extraTargets.filter((t) => t !== extra)],
+    changeTracking: { ...config.changeTracking, enabled: false },
+  };
 }

@@ -78,18 +78,25 @@ const maxDelete: Rule = (v, where, ctx) =>
 
 export const LOG_LEVELS: LogLevel[] = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
 
+/** A target: remote_sync's keys (also each element of "targets"). */
+const REMOTE_SYNC: Schema = {
+  remote_user: str,
+  remote_host: str,
+  remote_dest_dir: path({ allowEmpty: false }),
+  ssh_key_path: path({ allowEmpty: true }),
+  port: int(1, 65535),
+  known_hosts_file: path({ allowEmpty: false }),
+  ssh_ciphers: str,
+};
+
 /** The whole accepted schema: anything else is warned about as an unknown key. */
 export const SCHEMA: Schema = {
   source_dir: path({ allowEmpty: false }),
   state_file: path({ allowEmpty: true }),
-  remote_sync: {
-    remote_user: str,
-    remote_host: str,
-    remote_dest_dir: path({ allowEmpty: false }),
-    ssh_key_path: path({ allowEmpty: true }),
-    port: int(1, 65535),
-    known_hosts_file: path({ allowEmpty: false }),
-    ssh_ciphers: str,
+  remote_sync: REMOTE_SYNC,
+  targets: (v, where, ctx) => {
+    if (!Array.isArray(v)) return fail(ctx, where, `expected a list of targets like [{"remote_host": "standby2", "remote_dest_dir": "/path"}], got ${show(v)}`);
+    return v.map((t, i) => checkAgainstSchema(t, ctx, { ...REMOTE_SYNC, name: str, state_file: path({ allowEmpty: false }) }, `${where}[${i}]`));
   },
   logging: {
     log_file: path({ allowEmpty: true }),

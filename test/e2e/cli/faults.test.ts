@@ -1,8 +1,9 @@
 // End to end, fault injection with real processes: a damaged state DB, an unwritable backup dir and change log,
 // and the standby going away for 10 s in the middle of a burst while the daemon runs.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, copyFileSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { compiledBinary } from "../../helpers/binary.ts";
 import { eventually } from "../../helpers/daemon.ts";
 import { e2eSuite } from "../../helpers/suite.ts";
 import { readTree, runRrdsync, writeTree } from "../../helpers/world.ts";
@@ -80,5 +81,45 @@ describe("faults", () => {
     expect(d.stderr().match(/is unreachable/g)?.length).toBe(1);
     expect(d.stderr().match(/stay pending/g)?.length).toBe(1);
     expect(existsSync(w.changeLog)).toBe(true);
+  });
+});
+
+describe("bad files never stop the rest", () => {
+  test("an unreadable file (run as an unprivileged user: root reads anything) stays pending and named, exit 1; the rest is synced", async () => {
+    const w = suite.world();
+    writeTree(w.src, { "ok.txt": "ok\n", "n/also.txt": "also\n", "n/secret.txt": "s\n" });
+    chmodSync(join(w.src, "n/secret.txt"), 0o000);
+    // nobody must reach the world: open it up (the test's temp dir is private), destination local (no ssh key)
+    for (const d of [w.dir, w.src, join(w.src, "n"), w.dest]) chmodSync(d, 0o777);
+    const cfg = w.writeConfig({ remote_sync: { remote_dest_dir: w.dest } });
+    chmodSync(cfg, 0o644);
+    // the binary copied where nobody can run it, wherever the checkout lives (root's home is private)
+    const exe = join(w.dir, "rrdsync");
+    copyFileSync(compiledBinary(), exe);
+    chmodSync(exe, 0o755);
+    const p = Bun.spawn(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", exe, "--once", "--config", cfg], { stdout: "pipe", stderr: "pipe", env: { ...process.env, HOME: w.dir, NO_COLOR: "1" } });
+    const [stderr, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+    const r = { code, stderr };
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("n/secret.txt: not synced, stays pending: ");
+    expect(readFileSync(join(w.dest, "ok.txt"), "utf8")).toBe("ok\n");
+    expect(readFileSync(join(w.dest, "n/also.txt"), "utf8")).toBe("also\n");
+    expect(existsSync(join(w.dest, "n/secret.txt"))).toBe(false);
+  });
+
+  test("--watch: a file deleted between its event and the transfer is skipped, not a failure", async () => {
+    const w = suite.world();
+    writeTree(w.src, { "a.txt": "a\n" });
+    const d = suite.daemon(["--config", w.writeConfig({ debounce_time: 0.5, rescan_interval: 0 })]);
+    await d.waitFor((e) => e.event === "pass", 30_000, "the initial pass");
+    writeFileSync(join(w.src, "brief.txt"), "here and gone\n");
+    await Bun.sleep(100);
+    rmSync(join(w.src, "brief.txt"));
+    writeFileSync(join(w.src, "b.txt"), "b\n");
+    await eventually(() => existsSync(join(w.dest, "b.txt")), 10_000, "the next file");
+    expect(existsSync(join(w.dest, "brief.txt"))).toBe(false);
+    expect(d.events.some((e) => e.event === "pending")).toBe(false);
+    expect(d.stderr()).not.toMatch(/error/i);
+    expect(await d.stop("SIGTERM")).toBe(0);
   });
 });

@@ -4,6 +4,7 @@ import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { gunzipSync } from "node:zlib";
+import { compiledBinary } from "../../helpers/binary.ts";
 import { e2eSuite } from "../../helpers/suite.ts";
 import { runRrdsync, type World, writeTree } from "../../helpers/world.ts";
 
@@ -11,17 +12,6 @@ setDefaultTimeout(120_000);
 
 const suite = e2eSuite("ops");
 const REPO = resolve(import.meta.dir, "../../..");
-
-/** The binary install.sh copies: the one under test, else a fresh build (the source run has none yet). */
-function binary(): string {
-  if (process.env.RRDSYNC_BIN) return resolve(process.env.RRDSYNC_BIN);
-  const out = join(REPO, "dist/rrdsync");
-  if (!existsSync(out)) {
-    const b = Bun.spawnSync(["bash", join(REPO, "scripts/build.sh")], { stdout: "ignore", stderr: "pipe" });
-    if (b.exitCode !== 0) throw new Error(`build failed: ${b.stderr.toString()}`);
-  }
-  return out;
-}
 
 async function run(bin: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
   const p = Bun.spawn([bin, ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore", env: { ...process.env, NO_COLOR: "1", ...env } });
@@ -36,7 +26,7 @@ describe("a new user, from the README: install, init, check, --once, status, log
     const w = suite.world();
     const sshd = suite.sshd();
     const root = join(w.dir, "root");
-    const inst = await run("bash", [join(REPO, "scripts/install.sh"), "--bin", binary(), "--prefix", `${root}/usr/local`, "--etc", `${root}/etc/rrdsync`, "--systemd", `${root}/systemd`, "--logrotate", `${root}/logrotate.d`]);
+    const inst = await run("bash", [join(REPO, "scripts/install.sh"), "--bin", compiledBinary(), "--prefix", `${root}/usr/local`, "--etc", `${root}/etc/rrdsync`, "--systemd", `${root}/systemd`, "--logrotate", `${root}/logrotate.d`]);
     expect(inst.code).toBe(0);
     const bin = `${root}/usr/local/bin/rrdsync`;
     const config = `${root}/etc/rrdsync/config.json`;
