@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node
 import { join, resolve } from "node:path";
 import { startSshd } from "../../test/helpers/sshd.ts";
 import { makeRrd, seededRandom, touchRrdUpdate } from "./generate-tree.ts";
-import { benchUser, destRootFor, giveTo, opt, rrdsyncBin } from "./user.ts";
+import { benchUser, destRootFor, giveTo, opt, rrdsyncBin, writeBenchConfig } from "./user.ts";
 
 const OUTAGE_S = Number(opt("--outage", "60"));
 const FILES = Number(opt("--files", "1000"));
@@ -31,12 +31,8 @@ const sshd = await startSshd(user ? { user: user.name } : {});
 mkdirSync(destRoot, { recursive: true });
 giveTo(user, destRoot);
 const dest = join(destRoot, "dest");
-const cfg = join(root, "config.json");
-writeFileSync(cfg, JSON.stringify({
-  source_dir: src, state_file: join(root, "state", "state.db"),
-  remote_sync: { remote_user: sshd.user, remote_host: "127.0.0.1", port: sshd.port, remote_dest_dir: dest, ssh_key_path: sshd.clientKey, known_hosts_file: sshd.knownHosts },
-  logging: { log_file: join(root, "rrdsync.log"), log_level: "INFO" }, debounce_time: 1, rescan_interval: 0,
-}));
+mkdirSync(join(root, "state"), { recursive: true });
+const cfg = writeBenchConfig(join(root, "state"), { src, dest, sshd, extra: { debounce_time: 1, rescan_interval: 0 } });
 
 const loBytes = () => {
   const line = readFileSync("/proc/net/dev", "utf8").split("\n").find((l) => l.trim().startsWith("lo:")) ?? "";

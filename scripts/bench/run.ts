@@ -9,7 +9,7 @@ import { join, resolve } from "node:path";
 import { startSshd, type SshdFixture } from "../../test/helpers/sshd.ts";
 import { DEFAULT_SSH_CIPHERS } from "../../src/config/defaults.ts";
 import { generateTree } from "./generate-tree.ts";
-import { benchUser, destRootFor, giveTo, opt, rrdsyncBin } from "./user.ts";
+import { benchUser, destRootFor, giveTo, opt, rrdsyncBin, writeBenchConfig } from "./user.ts";
 
 const FILES = Number(opt("--files", "20000"));
 const RUNS = Number(opt("--runs", "3"));
@@ -49,15 +49,7 @@ function rsyncArgv(dest: string, ciphers = ""): string[] {
 }
 
 function rrdsyncArgv(run: string, dest: string): string[] {
-  const cfg = join(run, "config.json");
-  writeFileSync(cfg, JSON.stringify({
-    source_dir: src,
-    state_file: join(run, "state.db"),
-    remote_sync: { remote_user: sshd.user, remote_host: "127.0.0.1", port: sshd.port, remote_dest_dir: dest, ssh_key_path: sshd.clientKey, known_hosts_file: sshd.knownHosts },
-    logging: { log_file: join(run, "rrdsync.log"), log_level: "INFO" },
-    change_tracking: { backup_dir: join(run, "backup"), change_log_file: join(run, "change_log.txt") },
-  }));
-  return [...bin, "--once", "--quiet", "--config", cfg];
+  return [...bin, "--once", "--quiet", "--config", writeBenchConfig(run, { src, dest, sshd })];
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;

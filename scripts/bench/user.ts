@@ -1,7 +1,8 @@
 // Bench helpers: command-line options, and the login user. As root the benches log in as a plain-shell user, like
 // a real standby's rsync user: root's profile here sources pyenv (~0.6 s per ssh login), which would make every
 // ssh handshake cost 3× what it does in the field.
-import { chownSync, existsSync } from "node:fs";
+import { chownSync, existsSync, writeFileSync } from "node:fs";
+import type { SshdFixture } from "../../test/helpers/sshd.ts";
 import { join, resolve } from "node:path";
 
 export interface BenchUser {
@@ -47,4 +48,19 @@ export function rrdsyncBin(): string[] {
  */
 export function destRootFor(name: string, work: string): string {
   return resolve(opt("--dest-root", existsSync("/dev/shm") ? `/dev/shm/${name}` : join(work, "dest")));
+}
+
+/** A bench run's config: `src` to `dest` over the loopback sshd, state and logs under `dir`; `extra` on top. */
+export function writeBenchConfig(dir: string, o: { src: string; dest: string; sshd: SshdFixture; extra?: Record<string, unknown> }): string {
+  const cfg = join(dir, "config.json");
+  const { sshd } = o;
+  writeFileSync(cfg, JSON.stringify({
+    source_dir: o.src,
+    state_file: join(dir, "state.db"),
+    remote_sync: { remote_user: sshd.user, remote_host: "127.0.0.1", port: sshd.port, remote_dest_dir: o.dest, ssh_key_path: sshd.clientKey, known_hosts_file: sshd.knownHosts },
+    logging: { log_file: join(dir, "rrdsync.log"), log_level: "INFO" },
+    change_tracking: { backup_dir: join(dir, "backup"), change_log_file: join(dir, "change_log.txt") },
+    ...o.extra,
+  }));
+  return cfg;
 }

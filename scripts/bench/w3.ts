@@ -3,11 +3,11 @@
 // replicas over the loopback sshd: one with change tracking on, one with it off. Checks that the tracked run
 // recorded exactly one accurate entry per updated file, and prints both times and their ratio (target ≤ 1.15×).
 // Usage: bun scripts/bench/w3.ts [--files 20000] [--updated 2000] [--runs 5] [--bin dist/rrdsync]
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { startSshd } from "../../test/helpers/sshd.ts";
 import { generateTree, seededRandom, touchRrdUpdate } from "./generate-tree.ts";
-import { benchUser, destRootFor, giveTo, opt, rrdsyncBin } from "./user.ts";
+import { benchUser, destRootFor, giveTo, opt, rrdsyncBin, writeBenchConfig } from "./user.ts";
 
 const FILES = Number(opt("--files", "20000"));
 const UPDATED = Number(opt("--updated", "2000"));
@@ -31,16 +31,8 @@ type Side = "on" | "off";
 function config(side: Side): string {
   const dir = join(root, side);
   mkdirSync(dir, { recursive: true });
-  const dest = join(destRoot, side);
-  const cfg = join(dir, "config.json");
-  writeFileSync(cfg, JSON.stringify({
-    source_dir: src,
-    state_file: join(dir, "state.db"),
-    remote_sync: { remote_user: sshd.user, remote_host: "127.0.0.1", port: sshd.port, remote_dest_dir: dest, ssh_key_path: sshd.clientKey, known_hosts_file: sshd.knownHosts },
-    logging: { log_file: join(dir, "rrdsync.log"), log_level: "INFO" },
-    change_tracking: { enabled: side === "on", backup_dir: join(dir, "backup"), change_log_file: join(dir, "change_log.txt") },
-  }));
-  return cfg;
+  const extra = { change_tracking: { enabled: side === "on", backup_dir: join(dir, "backup"), change_log_file: join(dir, "change_log.txt") } };
+  return writeBenchConfig(dir, { src, dest: join(destRoot, side), sshd, extra });
 }
 const cfgs: Record<Side, string> = { on: config("on"), off: config("off") };
 

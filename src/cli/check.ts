@@ -1,6 +1,6 @@
 // `rrdsync check`: one screen of ✓/✗ lines, each ✗ with how to fix it; exit 0 only if nothing failed.
 // It runs the same ssh command line the transfers use, so a ✓ here means rsync's ssh will get in too.
-import { accessSync, constants, type Dirent, existsSync, mkdirSync, readdirSync, readFileSync, statfsSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, statfsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import pc from "picocolors";
 import { type Config, configForTarget } from "../config/types.ts";
@@ -8,6 +8,7 @@ import { ExitCode } from "../errors.ts";
 import { formatBytes } from "../log.ts";
 import { describeTarget } from "../transport/create.ts";
 import { sshCommand } from "../transport/rsync-args.ts";
+import { countDirs } from "../watch/walk.ts";
 
 type Verdict = "ok" | "fail" | "warn";
 interface Result {
@@ -193,22 +194,6 @@ function nearestExisting(dir: string): string {
   return d;
 }
 
-function countDirs(root: string): number {
-  let n = 0;
-  const stack = [root];
-  while (stack.length > 0) {
-    const dir = stack.pop() as string;
-    n++;
-    let entries: Dirent[];
-    try {
-      entries = readdirSync(dir, { withFileTypes: true });
-    } catch {
-      continue;
-    }
-    for (const e of entries) if (e.isDirectory()) stack.push(join(dir, e.name));
-  }
-  return n;
-}
 
 function rsyncVersion(out: string): string | null {
   const m = /rsync\s+version\s+(\S+)/.exec(out);

@@ -1,5 +1,5 @@
 // The daemon (--watch): watch first, then one full pass, then ship debounced batches until a signal stops it.
-import { type BigIntStats, lstatSync, readdirSync } from "node:fs";
+import { type BigIntStats, lstatSync } from "node:fs";
 import { join } from "node:path";
 import { type Config, configForTarget } from "../config/types.ts";
 import { newDebounce, nextDeadline, takeDue, touch } from "../engine/debounce.ts";
@@ -10,7 +10,7 @@ import { StateStore } from "../store/state.ts";
 import { type ChangeLog, openChangeLog } from "../track/changelog.ts";
 import { createTransport, describeTarget } from "../transport/create.ts";
 import type { Transport } from "../transport/types.ts";
-import { matchesExtensions, walkTree } from "../watch/walk.ts";
+import { countDirs, matchesExtensions, walkTree } from "../watch/walk.ts";
 import { inotifyWatchLimit, TreeWatcher, type WatchEvent } from "../watch/watcher.ts";
 import { Lane } from "./lane.ts";
 import type { Live } from "./live.ts";
@@ -236,17 +236,3 @@ function releaseMemory(): void {
   Bun.gc(true); // a full, synchronous collection: JSC then returns freed pages to the OS
 }
 
-function countDirs(root: string): number {
-  let n = 0;
-  const stack = [root];
-  while (stack.length > 0) {
-    const d = stack.pop() as string;
-    n++;
-    try {
-      for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) stack.push(join(d, e.name));
-    } catch {
-      // unreadable: reported by the pass
-    }
-  }
-  return n;
-}

@@ -84,3 +84,19 @@ export function* walkTree(root: string, opts: WalkOptions): Generator<WalkedFile
     for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i] as string);
   }
 }
+
+/** How many directories the tree has (the inotify watches it needs); symlinks are not followed, unreadable ones count. */
+export function countDirs(root: string): number {
+  let n = 0;
+  const stack = [root];
+  while (stack.length > 0) {
+    const d = stack.pop() as string;
+    n++;
+    try {
+      for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) stack.push(join(d, e.name));
+    } catch {
+      // unreadable: the pass reports it
+    }
+  }
+  return n;
+}
