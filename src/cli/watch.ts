@@ -189,7 +189,15 @@ export async function watchDaemon(config: Config, log: Logger, live: Live): Prom
     watcher.start();
     live.event("start", { source: root, target }, `watching ${root} → ${target}`);
     log.info(`watching ${root} → ${lanes.map((l) => l.name).join(", ")} (debounce ${config.debounceTime} s, max delay ${config.maxDelay} s, rescan ${config.rescanInterval > 0 ? `every ${config.rescanInterval} s` : "off"})`);
-    for (const l of lanes) runs.push(l.run(ac.signal));
+    // A lane that fails (a bug, a damaged DB) stops the daemon with its error, as a single loop would have.
+    let laneError: unknown = null;
+    for (const l of lanes) {
+      runs.push(l.run(ac.signal).catch((e) => {
+        laneError ??= e;
+        stopping = true;
+        kick();
+      }));
+    }
     let nextRescan = config.rescanInterval > 0 ? Date.now() + config.rescanInterval * 1000 : Infinity;
     let nextPoll = Infinity;
 
@@ -221,6 +229,7 @@ export async function watchDaemon(config: Config, log: Logger, live: Live): Prom
     }
     for (const l of lanes) l.stop();
     await Promise.all(runs);
+    if (laneError !== null) throw laneError;
     log.info("stopped");
     return forced ? 130 as ExitCode : ExitCode.Ok;
   } finally {
