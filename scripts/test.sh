@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test (unit + e2e against the source), then the e2e suite again against the compiled dist/rrdsync,
-# and ends with one line "N passed, N failed" (bun test prints its counts in another shape).
+# Runs every test (unit + e2e against the source, rsync transport), the e2e suite again with the SFTP transport,
+# then both e2e runs against the compiled dist/rrdsync; ends with one line "N passed, N failed" (bun test prints
+# its counts in another shape). With arguments: only `bun test ARGS` (set RRDSYNC_TEST_TRANSPORT=sftp for SFTP).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp)
@@ -10,8 +11,10 @@ rc=0
 bun test "$@" 2>&1 | tee -a "$out" || rc=1
 
 if [ $# -eq 0 ]; then
+  RRDSYNC_TEST_TRANSPORT=sftp bun test test/e2e 2>&1 | tee -a "$out" || rc=1
   if bash scripts/build.sh >/dev/null; then
     RRDSYNC_BIN="$PWD/dist/rrdsync" bun test test/e2e/cli 2>&1 | tee -a "$out" || rc=1
+    RRDSYNC_BIN="$PWD/dist/rrdsync" RRDSYNC_TEST_TRANSPORT=sftp bun test test/e2e/cli 2>&1 | tee -a "$out" || rc=1
   else
     echo "build failed" | tee -a "$out"; rc=1
   fi

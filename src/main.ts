@@ -21,6 +21,7 @@ interface Flags {
   source?: string;
   dest?: string;
   state?: string;
+  transport?: string;
   once?: boolean;
   watch?: boolean;
   json?: boolean;
@@ -46,6 +47,7 @@ function buildCli() {
     .option("--source <dir>", "Directory to replicate (overrides source_dir)")
     .option("--dest <dest>", "Destination: [user@]host:/abs/path over SSH, or /abs/path for a local directory (overrides remote_sync)")
     .option("--state <file>", "State DB path (overrides state_file)")
+    .option("--transport <kind>", "rsync (default), sftp (built-in SSH client, no rsync needed on the standby) or auto (overrides remote_sync.transport)")
     .option("-q, --quiet", "Print only errors (no summary)")
     .option("-v, --verbose", "Print every log line (DEBUG) on the console too");
   cli
@@ -85,7 +87,7 @@ function buildCli() {
     .action(noop);
   cli.help((all) => {
     const sections = all.filter((s) => !s.title?.startsWith("For more info"));
-    sections.splice(1, 0, { body: "Replicates a directory tree (OpenNMS RRD data) to a standby host over SSH (rsync), or to a local\ndirectory, and records what changed in each file (change log with unified diffs, state DB)." });
+    sections.splice(1, 0, { body: "Replicates a directory tree (OpenNMS RRD data) to a standby host over SSH (rsync, or SFTP built in), or to a local\ndirectory, and records what changed in each file (change log with unified diffs, state DB)." });
     sections.push({
       title: "Exit codes",
       body: EXIT_CODE_TABLE.map(([code, text]) => `  ${String(code).padEnd(4)}${text}`).join("\n"),
@@ -111,7 +113,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === "init") return initConfig(flags, env);
   const consoleOpts = consoleOptions(flags, env);
   const { config, warnings } = loadConfig({
-    configPath: flags.config, source: flags.source, dest: flags.dest, stateFile: flags.state, env, cwd: process.cwd(), home: homedir(),
+    configPath: flags.config, source: flags.source, dest: flags.dest, stateFile: flags.state, transport: flags.transport, env, cwd: process.cwd(), home: homedir(),
   });
   // The read-side commands neither log to the log file nor take the lock: they run beside a daemon.
   if (command !== "") {

@@ -150,6 +150,8 @@ export class Replicator {
   /** files the destination has not confirmed yet, and since when it has been failing (for `status`) */
   private readonly pendingSet = new Set<string>();
   private downSince: number | null = null;
+  /** the error of the ongoing outage: a different one is news again (an admin fixing one problem meets the next) */
+  private lastError: string | null = null;
   private progress: Progress = { scanned: 0, plannedFiles: 0, plannedBytes: 0, doneFiles: 0, doneBytes: 0, walking: false };
   /** bytes the running transfer has sent so far (added to doneBytes when its batch is recorded) */
   private inFlightBytes = 0;
@@ -159,8 +161,9 @@ export class Replicator {
   constructor(private readonly d: ReplicatorDeps) {
     this.own = ownFiles(d.config);
     this.stager = new BackupStager(d.config.changeTracking.backupDir);
-    const known = d.store.status().downSince;
-    this.downSince = typeof known === "number" ? known : null;
+    const st = d.store.status();
+    this.downSince = typeof st.downSince === "number" ? st.downSince : null;
+    this.lastError = this.downSince === null ? null : ((st.lastError as { message?: string } | undefined)?.message ?? null);
     const ct = d.config.changeTracking;
     this.versions = new BackupVersions(ct.backupDir, d.store, { keepVersions: ct.keepVersions, maxBackupBytes: ct.maxBackupBytes });
   }
@@ -542,8 +545,9 @@ export class Replicator {
       stats.targetError = result.error;
       // Once per outage: while the target stays down, each retry's failure is only a debug line.
       const line = `${transport.description}: ${result.error}; ${files.length} files stay pending`;
-      if (this.downSince === null) log.error(line);
+      if (this.downSince === null || this.lastError !== result.error) log.error(line);
       else log.debug(line);
+      this.lastError = result.error;
     }
     await analysis.drain();
     const rows: Row[] = [];

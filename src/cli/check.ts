@@ -6,7 +6,10 @@ import pc from "picocolors";
 import { type Config, configForTarget } from "../config/types.ts";
 import { ExitCode } from "../errors.ts";
 import { formatBytes } from "../log.ts";
-import { describeTarget } from "../transport/create.ts";
+import { chooseTransport, describeTarget } from "../transport/create.ts";
+import { hostsFieldMatches, lookupName } from "../transport/known-hosts.ts";
+import { SftpTransport } from "../transport/sftp.ts";
+import { readKnownHosts } from "../transport/ssh-session.ts";
 import { sshCommand } from "../transport/rsync-args.ts";
 import { countDirs } from "../watch/walk.ts";
 
@@ -36,12 +39,17 @@ export async function runChecks(config: Config, env: Record<string, string | und
   };
 
   add(checkSource(config));
-  add(await checkLocalRsync());
   // Every target: with several, each line names the one it is about.
   const all = [config, ...config.extraTargets.map((t) => configForTarget(config, t))];
+  // rsync here matters only to targets that use it; "auto" does without it.
+  const kinds = new Set(all.map((c) => (c.target.host === "" ? "rsync" : c.target.transport)));
+  if (kinds.has("rsync") || kinds.has("auto")) {
+    const r = await checkLocalRsync();
+    add(r.verdict === "fail" && !kinds.has("rsync") ? { ...r, verdict: "warn", detail: "not found: auto uses sftp" } : r);
+  }
   for (const c of all) {
     const suffix = all.length > 1 ? ` (${describeTarget(c)})` : "";
-    for await (const r of checkTarget(c)) add({ ...r, label: `${r.label}${suffix}` });
+    for await (const r of checkTarget(c, env)) add({ ...r, label: `${r.label}${suffix}` });
   }
   add(checkInotify(config));
   for (const r of checkFreeSpace(config)) add(r);
@@ -51,24 +59,57 @@ export async function runChecks(config: Config, env: Record<string, string | und
   return failed === 0 ? ExitCode.Ok : ExitCode.Pending;
 }
 
-async function* checkTarget(config: Config): AsyncGenerator<Result> {
+async function* checkTarget(config: Config, env: Record<string, string | undefined>): AsyncGenerator<Result> {
   const t = config.target;
   if (t.host === "") {
     yield checkLocalDest(t.destDir);
     return;
   }
-  const key = checkKey(t.sshKeyPath);
+  const key = checkKey(t.sshKeyPath, t.transport);
   yield key;
   const known = await checkKnownHost(config);
   yield known;
   if (known.verdict !== "ok") return;
+  if (t.transport === "sftp") {
+    yield* checkSftp(config, env);
+    return;
+  }
   const login = await remote(config, "true");
   yield login.code === 0
     ? { verdict: "ok", label: "ssh login", detail: `${t.user ? `${t.user}@` : ""}${t.host} port ${t.port}` }
     : { verdict: "fail", label: "ssh login", detail: lastLine(login.err) || `ssh exited ${login.code}`, fix: key.verdict === "fail" ? "fix the ssh key first (above): ssh ignores a key others can read" : loginFix(login.err, config) };
   if (login.code !== 0) return;
+  if (t.transport === "auto") {
+    const c = await chooseTransport(t);
+    if ("error" in c) {
+      yield { verdict: "fail", label: "transport", detail: c.error };
+      return;
+    }
+    yield { verdict: "ok", label: "transport", detail: `${c.kind} (auto: ${c.why})` };
+    if (c.kind === "sftp") {
+      yield* checkSftp(config, env);
+      return;
+    }
+  } else {
+    yield { verdict: "ok", label: "transport", detail: "rsync over ssh" };
+  }
   yield await checkRemoteRsync(config);
   yield await checkRemoteDest(config);
+}
+
+/** The SFTP transport's own client does the login and a test write, so a ✓ means its transfers get in too. */
+async function* checkSftp(config: Config, env: Record<string, string | undefined>): AsyncGenerator<Result> {
+  const t = config.target;
+  const r = await new SftpTransport({ target: t, sourceDir: config.sourceDir, env }).probeDestination();
+  if (r.login !== null) {
+    yield { verdict: "fail", label: "ssh login", detail: r.login, fix: /host key/.test(r.login) ? "see the message: host keys are never accepted blindly" : loginFix(r.login, config) };
+    return;
+  }
+  yield { verdict: "ok", label: "ssh login", detail: `${t.user ? `${t.user}@` : ""}${t.host} port ${t.port} (built-in SSH client)` };
+  yield { verdict: "ok", label: "transport", detail: `sftp${t.transport === "auto" ? "" : " (configured)"}: ${r.detail}` };
+  yield r.dest === null
+    ? { verdict: "ok", label: "destination", detail: `${t.destDir} on the standby is writable` }
+    : { verdict: "fail", label: "destination", detail: r.dest, fix: `on the standby: mkdir -p ${t.destDir} && chown ${t.user || "<remote_user>"} ${t.destDir}` };
 }
 
 function checkSource(config: Config): Result {
@@ -97,7 +138,7 @@ function checkLocalDest(dir: string): Result {
   }
 }
 
-function checkKey(key: string): Result {
+function checkKey(key: string, transport: string): Result {
   if (key === "") return { verdict: "ok", label: "ssh key", detail: "none configured: ssh's default keys and agent are used" };
   let mode: number;
   try {
@@ -107,20 +148,24 @@ function checkKey(key: string): Result {
     return { verdict: "fail", label: "ssh key", detail: `${key}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, fix: "point remote_sync.ssh_key_path at a private key this user can read" };
   }
   if ((mode & 0o077) !== 0) {
-    return { verdict: "fail", label: "ssh key", detail: `${key} is accessible by others (mode ${(mode & 0o777).toString(8)}): ssh refuses such keys`, fix: `chmod 600 ${key}` };
+    // The built-in SFTP client still uses it (a warning), OpenSSH refuses it (a failure).
+    return { verdict: transport === "sftp" ? "warn" : "fail", label: "ssh key", detail: `${key} is accessible by others (mode ${(mode & 0o777).toString(8)}): ssh refuses such keys`, fix: `chmod 600 ${key}` };
   }
   return { verdict: "ok", label: "ssh key", detail: `${key} (mode ${(mode & 0o777).toString(8)})` };
 }
 
 async function checkKnownHost(config: Config): Promise<Result> {
   const t = config.target;
-  const name = t.port === 22 ? t.host : `[${t.host}]:${t.port}`;
+  const name = lookupName(t.host, t.port);
   const scan = `ssh-keyscan -p ${t.port} ${t.host} >> ${t.knownHostsFile}   (then compare the fingerprint with ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on the standby)`;
   if (!existsSync(t.knownHostsFile)) {
     return { verdict: "fail", label: "host key", detail: `${t.knownHostsFile} does not exist`, fix: scan };
   }
-  const r = await run(["ssh-keygen", "-F", name, "-f", t.knownHostsFile]);
-  if (r.code !== 0) return { verdict: "fail", label: "host key", detail: `${name} is not in ${t.knownHostsFile} (host keys are never accepted blindly)`, fix: scan };
+  // The SFTP client reads known_hosts itself (no OpenSSH needed here); the rsync transport's ssh asks ssh-keygen's view.
+  const listed = t.transport === "sftp"
+    ? readKnownHosts(t.knownHostsFile).some((l) => l.marker === "" && hostsFieldMatches(l.hosts, name))
+    : (await run(["ssh-keygen", "-F", name, "-f", t.knownHostsFile])).code === 0;
+  if (!listed) return { verdict: "fail", label: "host key", detail: `${name} is not in ${t.knownHostsFile} (host keys are never accepted blindly)`, fix: scan };
   return { verdict: "ok", label: "host key", detail: `${name} is in ${t.knownHostsFile}` };
 }
 

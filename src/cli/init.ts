@@ -35,7 +35,9 @@ export function initConfig(flags: { config?: string; source?: string; dest?: str
     # Empty: ssh's default keys. The key must not be readable by others.
     "ssh_key_path": ${q(key)},
     # Host keys are always verified. Add the standby's with: ssh-keyscan -p PORT HOST >> FILE (check the fingerprint)
-    "known_hosts_file": ${q(join(home, ".ssh", "known_hosts"))}
+    "known_hosts_file": ${q(join(home, ".ssh", "known_hosts"))},
+    # rsync (rsync must be on the standby too), sftp (built-in client: no rsync needed there), or auto
+    "transport": "rsync"
   },
   "logging": { "log_file": ${q(join(logDir, "rrdsync.log"))}, "log_level": "INFO" },
   # true: a file deleted from the tree is deleted on the standby too; above max_delete a pass deletes nothing.

@@ -46,7 +46,7 @@ async function syncOnceWith(config: Config, log: Logger, signal?: AbortSignal): 
     log.warn(`imported ${opened.imported} entries of the seed script's JSON state; the original is kept as ${opened.seedBackup}`);
   }
   const changeLog = openChangeLog(config, log);
-  const transport = createTransport(config);
+  const transport = createTransport(config, log);
   const target = describeTarget(config);
   try {
     log.info(`pass started: ${config.sourceDir} → ${target}`);

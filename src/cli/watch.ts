@@ -55,7 +55,7 @@ export async function watchDaemon(config: Config, log: Logger, live: Live): Prom
       }
       if (o.corruptCopy !== null) log.error(`the state DB was damaged; it is kept as ${o.corruptCopy} and a new one is rebuilt by the initial pass`);
       if (o.seedBackup !== null) log.warn(`imported ${o.imported} entries of the seed script's JSON state; the original is kept as ${o.seedBackup}`);
-      opened.push({ config: c, lock, store: o.store, transport: createTransport(c), changeLog: openChangeLog(c, log) });
+      opened.push({ config: c, lock, store: o.store, transport: createTransport(c, log), changeLog: openChangeLog(c, log) });
     }
   } catch (e) {
     await close();

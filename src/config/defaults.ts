@@ -16,6 +16,9 @@ export const DEFAULT_RRD_HOLD_DELAY_S = 2;
  */
 export const DEFAULT_SSH_CIPHERS = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr";
 
+/** SFTP files in flight per target: enough to hide round trips on a WAN without flooding the standby's sftp-server */
+export const DEFAULT_SFTP_PARALLEL_FILES = 8;
+
 /** The delete guard's default: a pass may delete at most a tenth of the tracked files on the replica. */
 export const DEFAULT_MAX_DELETE = { percent: 10 } as const;
 

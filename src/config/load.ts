@@ -4,19 +4,21 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { ConfigError, ExitCode, UserError } from "../errors.ts";
 import {
-  DEFAULT_BATCH_MAX_BYTES, DEFAULT_BATCH_MAX_FILES, DEFAULT_CONFIG_PATH, DEFAULT_DEBOUNCE_S, DEFAULT_RRD_HOLD_ATTEMPTS, DEFAULT_RRD_HOLD_DELAY_S, DEFAULT_KEEP_VERSIONS, DEFAULT_MAX_BACKUP_BYTES, DEFAULT_MAX_LOG_BYTES, DEFAULT_KEEP_LOGS, DEFAULT_SSH_CIPHERS, DEFAULT_MAX_DELETE, DEFAULT_EXTENSIONS,
+  DEFAULT_BATCH_MAX_BYTES, DEFAULT_BATCH_MAX_FILES, DEFAULT_CONFIG_PATH, DEFAULT_DEBOUNCE_S, DEFAULT_RRD_HOLD_ATTEMPTS, DEFAULT_RRD_HOLD_DELAY_S, DEFAULT_KEEP_VERSIONS, DEFAULT_MAX_BACKUP_BYTES, DEFAULT_MAX_LOG_BYTES, DEFAULT_KEEP_LOGS, DEFAULT_SFTP_PARALLEL_FILES, DEFAULT_SSH_CIPHERS, DEFAULT_MAX_DELETE, DEFAULT_EXTENSIONS,
   DEFAULT_RESCAN_INTERVAL_S, defaultMaxDelay, defaultStateFile,
 } from "./defaults.ts";
 import { checkHostish, parseDest } from "./dest.ts";
 import { parseConfigText } from "./read.ts";
-import type { Config, LogLevel, Target } from "./types.ts";
-import { type Ctx, checkAgainstSchema, path } from "./validate.ts";
+import type { Config, LogLevel, Target, TransportKind } from "./types.ts";
+import { type Ctx, checkAgainstSchema, oneOf, path } from "./validate.ts";
 
 export interface LoadOptions {
   configPath?: string;
   source?: string;
   dest?: string;
   stateFile?: string;
+  /** --transport: every target uses it */
+  transport?: string;
   env: Record<string, string | undefined>;
   cwd: string;
   home: string;
@@ -56,6 +58,7 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
   const abs = (p: string) => resolve(opts.cwd, p.startsWith("~") ? p : p);
   if (opts.source !== undefined) c.source_dir = path({ allowEmpty: false })(abs(opts.source), "--source", flagCtx);
   if (opts.stateFile !== undefined) c.state_file = path({ allowEmpty: false })(abs(opts.stateFile), "--state", flagCtx);
+  const flagTransport = opts.transport === undefined ? undefined : (oneOf(["rsync", "sftp", "auto"])(opts.transport, "--transport", flagCtx) as TransportKind);
   const rs: Obj = c.remote_sync ?? {};
   if (opts.dest !== undefined) {
     const d = parseDest(opts.dest.startsWith("/") || opts.dest.includes(":") ? opts.dest : abs(opts.dest));
@@ -95,7 +98,13 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
       sshKeyPath: raw.ssh_key_path ?? "",
       knownHostsFile: raw.known_hosts_file ?? `${opts.home}/.ssh/known_hosts`,
       sshCiphers: raw.ssh_ciphers ?? DEFAULT_SSH_CIPHERS,
+      transport: flagTransport ?? raw.transport ?? "rsync",
+      sftpParallelFiles: raw.sftp_parallel_files ?? DEFAULT_SFTP_PARALLEL_FILES,
+      sshPassphraseFile: raw.ssh_passphrase_file ?? "",
     };
+    if (host === "" && t.transport === "sftp") {
+      throw new ConfigError(`${origin}: ${where}.transport`, `"sftp" needs a remote host, and ${where} is a local directory`, 'set remote_host, or use "rsync" for a local destination');
+    }
     if (host === "" && resolve(t.destDir).startsWith(`${sourceDir}/`)) {
       throw new ConfigError(`${origin}: ${where}.remote_dest_dir`, `${t.destDir} is inside source_dir`, "a local destination must be outside the tree it copies");
     }

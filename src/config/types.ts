@@ -30,7 +30,15 @@ export interface Target {
   knownHostsFile: string;
   /** ssh -c list ("" = ssh's own choice) */
   sshCiphers: string;
+  /** rsync over OpenSSH, SFTP over the built-in ssh2 client, or rsync when both ends have it */
+  transport: TransportKind;
+  /** SFTP: files in flight at once */
+  sftpParallelFiles: number;
+  /** SFTP: a file holding the key's passphrase ("" = none; RRDSYNC_SSH_PASSPHRASE also serves) */
+  sshPassphraseFile: string;
 }
+
+export type TransportKind = "rsync" | "sftp" | "auto";
 
 export interface ChangeTracking {
   /** false: replicate only (no change log, no backups, no history rows) */

@@ -87,6 +87,9 @@ const REMOTE_SYNC: Schema = {
   port: int(1, 65535),
   known_hosts_file: path({ allowEmpty: false }),
   ssh_ciphers: str,
+  transport: oneOf(["rsync", "sftp", "auto"]),
+  sftp_parallel_files: int(1, 64),
+  ssh_passphrase_file: path({ allowEmpty: true }),
 };
 
 /** The whole accepted schema: anything else is warned about as an unknown key. */

@@ -3,6 +3,7 @@ import { type BigIntStats, lstatSync, mkdirSync, renameSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { RsyncOptions, Target } from "../config/types.ts";
 import { attributeErrors, isFileItem, ITEMIZE_MARKER, parseItemizeLine } from "./itemize.ts";
+import { hostKeyRefusal } from "./known-hosts.ts";
 import { buildDeleteArgv, buildRsyncArgv, deleteRules, sshCommand } from "./rsync-args.ts";
 import type { BatchFile, BatchResult, DeleteResult, FileOutcome, MoveResult, SendOptions, Transport } from "./types.ts";
 
@@ -283,10 +284,9 @@ function failAll(files: BatchFile[], error: string): BatchResult {
 export function explainFailure(code: number, stderr: string[], t: Target): string {
   const text = stderr.join("\n");
   const hostPort = `${t.host.includes(":") ? `[${t.host}]` : t.host}:${t.port}`;
-  if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No [A-Z0-9-]+ host key is known/i.test(text)) {
-    return `host key of ${hostPort} is not in ${t.knownHostsFile} or does not match; nothing was sent. ` +
-      `Verify the host's fingerprint, then add it: ssh-keyscan -p ${t.port} ${t.host} >> ${t.knownHostsFile}`;
-  }
+  if (/REVOKED HOST KEY/i.test(text)) return hostKeyRefusal("revoked", t);
+  if (/REMOTE HOST IDENTIFICATION HAS CHANGED/i.test(text)) return hostKeyRefusal("changed", t, /(SHA256:[A-Za-z0-9+/]+)/.exec(text)?.[1]);
+  if (/Host key verification failed|No [A-Z0-9-]+ host key is known/i.test(text)) return hostKeyRefusal("unknown", t);
   const conn = /(Connection refused|Connection timed out|No route to host|Could not resolve hostname[^\n]*|Network is unreachable|Connection closed by [^\n]*|Connection reset by peer)/i.exec(text);
   if (conn) return `cannot connect to ${hostPort}: ${conn[1]}`;
   if (/Permission denied \(publickey/i.test(text)) {

@@ -80,3 +80,9 @@ export interface DeleteResult {
   /** the destination could not be reached or refused: nothing can be assumed deleted */
   error: string | null;
 }
+
+/** What a transport may tell the admin outside a batch's result (a key others can read, the transport chosen). */
+export interface TransportLog {
+  info(message: string): void;
+  warn(message: string): void;
+}

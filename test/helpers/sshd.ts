@@ -1,5 +1,5 @@
 // A throwaway sshd on 127.0.0.1 with generated host and client keys and a pinned known_hosts, for e2e tests and benches.
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
@@ -11,6 +11,10 @@ export interface SshdFixture {
   clientKey: string;
   knownHosts: string;
   dir: string;
+  /** the host's public keys by type ("ed25519", "ecdsa", "rsa"), as "type base64" */
+  hostKeys: Record<string, string>;
+  /** lets a further client public key (a file) log in */
+  authorize(pubKeyFile: string): void;
   /** successful ssh logins so far (benches count handshakes, not only seconds) */
   logins(): number;
   stop(): Promise<void>;
@@ -47,19 +51,25 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-async function keygen(path: string): Promise<void> {
-  await run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "rrdsync-test", "-f", path]);
+export async function keygen(path: string, type = "ed25519", passphrase = ""): Promise<void> {
+  await run(["ssh-keygen", "-q", "-t", type, ...(type === "rsa" ? ["-b", "2048"] : []), "-N", passphrase, "-C", "rrdsync-test", "-f", path]);
 }
 
-/** `user`: log in as this user instead of the current one (benches use a plain-shell user, like a real standby). */
-export async function startSshd(opts: { user?: string } = {}): Promise<SshdFixture> {
+/**
+ * `user`: log in as this user instead of the current one (benches use a plain-shell user, like a real standby).
+ * `hostKeyTypes`: the host's keys (the first is the one pinned in knownHosts).
+ */
+export async function startSshd(opts: { user?: string; hostKeyTypes?: string[] } = {}): Promise<SshdFixture> {
   const dir = mkdtempSync(join(tmpdir(), "rrdsync-sshd-"));
   const port = await freePort();
   // Bun's os.userInfo() can report "unknown" (no NSS lookup); `id -un` asks the system.
   const user = opts.user ?? (new TextDecoder().decode(Bun.spawnSync(["id", "-un"]).stdout).trim() || userInfo().username);
-  const hostKey = join(dir, "host_ed25519");
+  const types = opts.hostKeyTypes ?? ["ed25519"];
+  const hostKeyFiles = types.map((t) => join(dir, `host_${t}`));
+  const hostKey = hostKeyFiles[0] as string;
   const clientKey = join(dir, "client_ed25519");
-  await Promise.all([keygen(hostKey), keygen(clientKey)]);
+  await Promise.all([...types.map((t, i) => keygen(hostKeyFiles[i] as string, t)), keygen(clientKey)]);
+  const hostKeys = Object.fromEntries(types.map((t, i) => [t, readFileSync(`${hostKeyFiles[i]}.pub`, "utf8").trim().split(/\s+/).slice(0, 2).join(" ")]));
   writeFileSync(join(dir, "authorized_keys"), readFileSync(`${clientKey}.pub`), { mode: 0o644 });
   // sshd reads authorized_keys as the logging-in user: another user needs to get into the (0700) temp dir.
   if (opts.user) chmodSync(dir, 0o755);
@@ -72,7 +82,7 @@ export async function startSshd(opts: { user?: string } = {}): Promise<SshdFixtu
     [
       "ListenAddress 127.0.0.1",
       `Port ${port}`,
-      `HostKey ${hostKey}`,
+      ...hostKeyFiles.map((f) => `HostKey ${f}`),
       `PidFile ${join(dir, "sshd.pid")}`,
       `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
       "StrictModes no",
@@ -99,6 +109,10 @@ export async function startSshd(opts: { user?: string } = {}): Promise<SshdFixtu
     clientKey,
     knownHosts,
     dir,
+    hostKeys,
+    authorize(pubKeyFile) {
+      writeFileSync(join(dir, "authorized_keys"), readFileSync(pubKeyFile), { flag: "a" });
+    },
     logins: () => logins,
     async start() {
       if (proc && proc.exitCode === null) return;
@@ -125,6 +139,14 @@ export async function startSshd(opts: { user?: string } = {}): Promise<SshdFixtu
       const p = proc;
       proc = null;
       if (!p || p.exitCode !== null) return;
+      // An outage ends open sessions too (a kept-open SFTP connection would otherwise outlive the listener).
+      for (const pid of childrenOf(p.pid)) {
+        try {
+          process.kill(pid, "SIGTERM");
+        } catch {
+          // already gone
+        }
+      }
       p.kill("SIGTERM");
       await p.exited;
       const deadline = Date.now() + 5000;
@@ -137,6 +159,23 @@ export async function startSshd(opts: { user?: string } = {}): Promise<SshdFixtu
   };
   await fx.start();
   return fx;
+}
+
+/** Direct children of a process (sshd's per-connection processes), from /proc. */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      // the command name (field 2) may hold spaces and parens: fields after the last ')' are fixed
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid) out.push(Number(name));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
 }
 
 /** A known_hosts that pins a DIFFERENT host key for the fixture's [127.0.0.1]:PORT: the connection must be refused. */

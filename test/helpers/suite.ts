@@ -11,12 +11,12 @@ export interface E2eSuite {
   daemon(args: string[]): Daemon;
 }
 
-export function e2eSuite(name: string): E2eSuite {
+export function e2eSuite(name: string, sshdOpts: Parameters<typeof startSshd>[0] = {}): E2eSuite {
   let sshd: SshdFixture | undefined;
   const worlds: World[] = [];
   const daemons: Daemon[] = [];
   beforeAll(async () => {
-    sshd = await startSshd();
+    sshd = await startSshd(sshdOpts);
   });
   afterAll(async () => {
     await sshd?.cleanup();

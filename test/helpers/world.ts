@@ -6,6 +6,12 @@ import type { SshdFixture } from "./sshd.ts";
 
 const REPO = resolve(import.meta.dir, "../..");
 
+/**
+ * The transport every SSH world uses: the e2e suite runs once per transport (scripts/test.sh sets
+ * RRDSYNC_TEST_TRANSPORT=sftp for the second run), so both pass the same scenarios.
+ */
+export const TRANSPORT = (process.env.RRDSYNC_TEST_TRANSPORT ?? "rsync") as "rsync" | "sftp";
+
 /** RRDSYNC_BIN=dist/rrdsync runs the same scenarios against the compiled binary. */
 export function rrdsyncCommand(): string[] {
   const bin = process.env.RRDSYNC_BIN;
@@ -65,7 +71,7 @@ export function makeWorld(sshd: SshdFixture | null, name = "w"): World {
         remote_sync: sshd
           ? {
               remote_user: sshd.user, remote_host: sshd.host, port: sshd.port, remote_dest_dir: w.dest,
-              ssh_key_path: sshd.clientKey, known_hosts_file: sshd.knownHosts,
+              ssh_key_path: sshd.clientKey, known_hosts_file: sshd.knownHosts, transport: TRANSPORT,
             }
           : { remote_dest_dir: w.dest },
         logging: { log_file: w.logFile, log_level: "DEBUG" },

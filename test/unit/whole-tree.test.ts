@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { buildRsyncArgv, treeFilterArgs } from "../../src/transport/rsync-args.ts";
 import { wholeTreeOutcomes } from "../../src/transport/rsync.ts";
 
-const target = { user: "u", host: "h", port: 22, destDir: "/d", sshKeyPath: "", knownHostsFile: "/k", sshCiphers: "" };
+const target = { user: "u", host: "h", port: 22, destDir: "/d", sshKeyPath: "", knownHostsFile: "/k", sshCiphers: "", transport: "rsync" as const, sftpParallelFiles: 8, sshPassphraseFile: "" };
 const rsync = { archive: true, compress: false, verbose: false, update: false, checksum: false, partial: false, bwlimit: 0, itemizeChanges: false, stats: false };
 
 test("exit 0 confirms a file whose inode settled before the run; a fresh one is resent, a missing one vanished", () => {

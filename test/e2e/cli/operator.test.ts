@@ -6,7 +6,7 @@ import { join, resolve } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { compiledBinary } from "../../helpers/binary.ts";
 import { e2eSuite } from "../../helpers/suite.ts";
-import { runRrdsync, type World, writeTree } from "../../helpers/world.ts";
+import { runRrdsync, TRANSPORT, type World, writeTree } from "../../helpers/world.ts";
 
 setDefaultTimeout(120_000);
 
@@ -42,15 +42,19 @@ describe("a new user, from the README: install, init, check, --once, status, log
     const text = readFileSync(config, "utf8")
       .replace('"port": 22', `"port": ${sshd.port}`)
       .replace(/"ssh_key_path": "[^"]*"/, `"ssh_key_path": ${JSON.stringify(sshd.clientKey)}`)
-      .replace(/"known_hosts_file": "[^"]*"/, `"known_hosts_file": ${JSON.stringify(sshd.knownHosts)}`);
+      .replace(/"known_hosts_file": "[^"]*"/, `"known_hosts_file": ${JSON.stringify(sshd.knownHosts)}`)
+      .replace('"transport": "rsync"', `"transport": "${TRANSPORT}"`);
     writeFileSync(config, text);
     expect(text).toContain("# Host keys are always verified");
 
     const check = await run(bin, ["check", "--config", config]);
     expect({ code: check.code, out: check.out }).toEqual({ code: 0, out: expect.stringContaining("all checks passed") });
-    for (const label of ["config", "source", "rsync (here)", "ssh key", "host key", "ssh login", "rsync (standby)", "destination", "inotify"]) {
-      expect(check.out).toContain(`✓ ${label}: `);
+    const rsyncOnly = ["rsync (here)", "rsync (standby)"];
+    for (const label of ["config", "source", "ssh key", "host key", "ssh login", "transport", "destination", "inotify", ...rsyncOnly]) {
+      if (TRANSPORT === "sftp" && rsyncOnly.includes(label)) expect(check.out).not.toContain(`${label}: `);
+      else expect(check.out).toContain(`✓ ${label}: `);
     }
+    expect(check.out).toContain(`✓ transport: ${TRANSPORT}`);
 
     writeTree(w.src, { "snmp/1/ds.properties": "ifAlias=uplink\n", "snmp/1/if.txt": "one\n" });
     expect((await run(bin, ["--once", "--config", config])).code).toBe(0);
@@ -83,7 +87,7 @@ describe("rrdsync check on broken setups: the ✗ line and its fix", () => {
   }
   const remote = (w: World, extra: Record<string, unknown>) => {
     const s = suite.sshd();
-    return { remote_sync: { remote_user: s.user, remote_host: s.host, port: s.port, remote_dest_dir: w.dest, ssh_key_path: s.clientKey, known_hosts_file: s.knownHosts, ...extra } };
+    return { remote_sync: { remote_user: s.user, remote_host: s.host, port: s.port, remote_dest_dir: w.dest, ssh_key_path: s.clientKey, known_hosts_file: s.knownHosts, transport: TRANSPORT, ...extra } };
   };
 
   test("a key readable by others", async () => {
@@ -92,6 +96,13 @@ describe("rrdsync check on broken setups: the ✗ line and its fix", () => {
     copyFileSync(suite.sshd().clientKey, key);
     chmodSync(key, 0o644);
     const r = await check(w, remote(w, { ssh_key_path: key }));
+    expect(r.stdout).toContain(`fix: chmod 600 ${key}`);
+    if (TRANSPORT === "sftp") {
+      // the built-in client still logs in with it: a warning, not a failure
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(`! ssh key: ${key} is accessible by others (mode 644)`);
+      return;
+    }
     expect(r.code).toBe(1);
     // …and therefore the login fails too, pointing back at the key
     expect(r.fails).toEqual([`✗ ssh key: ${key} is accessible by others (mode 644): ssh refuses such keys`, `✗ ssh login: ${suite.sshd().user}@127.0.0.1: Permission denied (publickey).`]);
@@ -125,7 +136,7 @@ describe("rrdsync check on broken setups: the ✗ line and its fix", () => {
     const r = await check(w, remote(w, { remote_dest_dir: join(w.dir, "a-file", "dest") }));
     expect(r.code).toBe(1);
     expect(r.fails).toHaveLength(1);
-    expect(r.fails[0]).toStartWith(`✗ destination: ${join(w.dir, "a-file", "dest")} on the standby is not writable: mkdir:`);
+    expect(r.fails[0]).toStartWith(`✗ destination: ${join(w.dir, "a-file", "dest")} on the standby is not writable: ${TRANSPORT === "sftp" ? "" : "mkdir:"}`);
     expect(r.stdout).toContain("fix: on the standby: mkdir -p");
   });
 });
