@@ -51,13 +51,13 @@ export function destRootFor(name: string, work: string): string {
 }
 
 /** A bench run's config: `src` to `dest` over the loopback sshd, state and logs under `dir`; `extra` on top. */
-export function writeBenchConfig(dir: string, o: { src: string; dest: string; sshd: SshdFixture; extra?: Record<string, unknown> }): string {
+export function writeBenchConfig(dir: string, o: { src: string; dest: string; sshd: SshdFixture; transport?: string; extra?: Record<string, unknown> }): string {
   const cfg = join(dir, "config.json");
   const { sshd } = o;
   writeFileSync(cfg, JSON.stringify({
     source_dir: o.src,
     state_file: join(dir, "state.db"),
-    remote_sync: { remote_user: sshd.user, remote_host: "127.0.0.1", port: sshd.port, remote_dest_dir: o.dest, ssh_key_path: sshd.clientKey, known_hosts_file: sshd.knownHosts },
+    remote_sync: { remote_user: sshd.user, remote_host: "127.0.0.1", port: sshd.port, remote_dest_dir: o.dest, ssh_key_path: sshd.clientKey, known_hosts_file: sshd.knownHosts, transport: o.transport ?? "rsync" },
     logging: { log_file: join(dir, "rrdsync.log"), log_level: "INFO" },
     change_tracking: { backup_dir: join(dir, "backup"), change_log_file: join(dir, "change_log.txt") },
     ...o.extra,

@@ -173,7 +173,7 @@ async function checkRemoteRsync(config: Config): Promise<Result> {
   const r = await remote(config, "rsync --version");
   const v = rsyncVersion(r.out);
   if (r.code !== 0 || v === null) {
-    return { verdict: "fail", label: "rsync (standby)", detail: lastLine(r.err) || "not found on the standby", fix: "install rsync on the standby (apt-get install rsync / dnf install rsync)" };
+    return { verdict: "fail", label: "rsync (standby)", detail: lastLine(r.err) || "not found on the standby", fix: "install rsync on the standby (apt-get install rsync / dnf install rsync), or set remote_sync.transport to \"sftp\"" };
   }
   const [major = 0, minor = 0] = (v.match(/\d+/g) ?? []).map(Number);
   if (major < 3) return { verdict: "fail", label: "rsync (standby)", detail: `${v}: older than 3.0, which rrdsync needs`, fix: "upgrade rsync on the standby" };

@@ -1,7 +1,6 @@
 // The SFTP transport: the built-in ssh2 client, for standbys without rsync. Same interface, same per-file outcomes.
 import { createHash } from "node:crypto";
-import { type BigIntStats, constants, lstatSync, statSync } from "node:fs";
-import { type FileHandle, open } from "node:fs/promises";
+import { type BigIntStats, closeSync, constants, fstatSync, lstatSync, openSync, readSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, join, posix } from "node:path";
 import type { Stats as SftpStats, SFTPWrapper } from "ssh2";
@@ -145,10 +144,12 @@ export class SftpTransport implements Transport {
 
   /** One file: temp name, data, mode and mtime, then renamed over the final name. */
   private async sendFile(sftp: SFTPWrapper, f: BatchFile, onBytes: (n: number) => void): Promise<FileOutcome> {
-    let fd: FileHandle;
+    // Local reads are synchronous: page-cached reads take microseconds, and the thread-pool round trip of the
+    // promise API cost more than the read itself (measured: a third of the SFTP transport's time on small files).
+    let fd: number;
     try {
       // O_NOFOLLOW: a file replaced by a symlink since the walk is not followed out of the tree.
-      fd = await open(join(this.opts.sourceDir, f.path), constants.O_RDONLY | constants.O_NOFOLLOW);
+      fd = openSync(join(this.opts.sourceDir, f.path), constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === "ENOENT") return { ok: false, vanished: true, reason: "vanished from the source" };
@@ -158,23 +159,27 @@ export class SftpTransport implements Transport {
     const tmp = this.remote(tempNameFor(f.path));
     let handle: Buffer | null = null;
     try {
-      const before = await fd.stat({ bigint: true });
+      const before = fstatSync(fd, { bigint: true });
       if (!before.isFile()) return { ok: false, reason: "not a regular file: not sent" };
       await this.ensureDir(sftp, dirname(f.path) === "." ? "" : dirname(f.path));
       const mode = Number(before.mode & 0o7777n);
       handle = await call<Buffer>((cb) => sftp.open(tmp, "w", { mode }, cb));
       const size = Number(before.size);
-      const sent = await writeAll(sftp, handle, fd, size, onBytes);
+      const writes = await writeAll(sftp, handle, fd, size, onBytes);
       const mtime = Number(before.mtimeNs / 1_000_000_000n);
-      // Mode and mtime before the rename: the final name never shows the file with other attributes.
-      await call((cb) => sftp.fsetstat(handle as Buffer, { mode, mtime, atime: mtime }, cb));
+      // Mode and mtime before the rename: the final name never shows the file with other attributes. Sent right
+      // behind the last writes (the server handles requests in order), so a small file costs three round trips:
+      // open, write + attributes + close, rename.
       const h = handle;
       handle = null;
-      await call((cb) => sftp.close(h, cb));
+      const settled = await Promise.allSettled([writes.done, call((cb) => sftp.fsetstat(h, { mode, mtime, atime: mtime }, cb)), call((cb) => sftp.close(h, cb))]);
+      const failed = settled.find((r) => r.status === "rejected");
+      if (failed) throw failed.reason;
+      const sent = (settled[0] as PromiseFulfilledResult<number>).value;
       await this.renameOver(sftp, tmp, this.remote(f.path));
       // Read while it changed: what arrived may be a mix, so it is not recorded as the version planned (the
       // engine sees a different identity and sends it again).
-      const after = await fd.stat({ bigint: true });
+      const after = fstatSync(fd, { bigint: true });
       const moved = after.size !== before.size || after.mtimeNs !== before.mtimeNs || after.ctimeNs !== before.ctimeNs || sent !== size;
       const seenStat = moved ? after : before;
       return { ok: true, bytes: sent, seen: { size: Number(seenStat.size), mtimeNs: seenStat.mtimeNs.toString(), ino: seenStat.ino.toString() } };
@@ -183,7 +188,7 @@ export class SftpTransport implements Transport {
       sftp.unlink(tmp, () => undefined);
       return { ok: false, reason: describeSftpError(e as SftpError, this.remote(f.path)) };
     } finally {
-      await fd.close();
+      closeSync(fd);
     }
   }
 
@@ -322,8 +327,11 @@ export class SftpTransport implements Transport {
   }
 }
 
-/** Streams the file into the open remote handle with several writes in flight; returns the bytes written. */
-async function writeAll(sftp: SFTPWrapper, handle: Buffer, fd: FileHandle, size: number, onBytes: (n: number) => void): Promise<number> {
+/**
+ * Streams the file into the open remote handle with several writes in flight. Resolves once the last write is
+ * sent, with a promise of the bytes written (so the caller can queue its next requests behind the writes).
+ */
+async function writeAll(sftp: SFTPWrapper, handle: Buffer, fd: number, size: number, onBytes: (n: number) => void): Promise<{ done: Promise<number> }> {
   let pos = 0;
   let written = 0;
   const inFlight = new Set<Promise<void>>();
@@ -331,7 +339,7 @@ async function writeAll(sftp: SFTPWrapper, handle: Buffer, fd: FileHandle, size:
   while (pos < size && failed === null) {
     const len = Math.min(CHUNK_BYTES, size - pos);
     const buf = Buffer.allocUnsafe(len);
-    const { bytesRead } = await fd.read(buf, 0, len, pos);
+    const bytesRead = readSync(fd, buf, 0, len, pos);
     if (bytesRead === 0) break; // shrank while read: the after-stat tells the caller
     const at = pos;
     pos += bytesRead;
@@ -347,9 +355,12 @@ async function writeAll(sftp: SFTPWrapper, handle: Buffer, fd: FileHandle, size:
     inFlight.add(w);
     if (inFlight.size >= WRITES_IN_FLIGHT) await Promise.race(inFlight);
   }
-  await Promise.all(inFlight);
-  if (failed) throw failed;
-  return written;
+  // Wrapped: an async function returning a bare promise would wait for it.
+  const done = Promise.all(inFlight).then(() => {
+    if (failed) throw failed;
+    return written;
+  });
+  return { done };
 }
 
 async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
