@@ -2,7 +2,7 @@
 // (../shared/reference/rrd-format.md) with OpenNMS's default RRAs (~38 KB per single-DS file), plus the
 // small text files OpenNMS writes beside them (strings.properties, ds.properties, *.meta).
 // Usage: bun scripts/bench/generate-tree.ts DIR [--files N] [--seed S]
-import { closeSync, mkdirSync, openSync, readSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 
 const STEP = 300;
@@ -201,4 +201,17 @@ if (import.meta.main) {
   }
   const g = await generateTree(dir, { files: num("--files", 20_000), seed: num("--seed", 1) });
   console.log(`${g.files} files, ${(g.bytes / 1048576).toFixed(1)} MiB, ${g.dirs} directories in ${dir}`);
+}
+
+/** The bench tree of `files` files under root (seed 1), generated once and reused by later benches (.complete marks it). */
+export async function cachedBenchTree(root: string, files: number): Promise<string> {
+  const src = join(root, `tree-${files}`);
+  if (!existsSync(join(src, ".complete"))) {
+    rmSync(src, { recursive: true, force: true });
+    const t = performance.now();
+    const g = await generateTree(src, { files, seed: 1 });
+    writeFileSync(join(src, ".complete"), "");
+    console.log(`generated ${g.files} files (${(g.bytes / 1048576).toFixed(0)} MiB, ${g.dirs} dirs) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  }
+  return src;
 }

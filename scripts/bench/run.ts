@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { startSshd, type SshdFixture } from "../../test/helpers/sshd.ts";
 import { DEFAULT_SSH_CIPHERS } from "../../src/config/defaults.ts";
-import { generateTree } from "./generate-tree.ts";
+import { cachedBenchTree } from "./generate-tree.ts";
 import { benchUser, destRootFor, giveTo, opt, rrdsyncBin, writeBenchConfig } from "./user.ts";
 
 const FILES = Number(opt("--files", "20000"));
@@ -17,14 +17,7 @@ const root = resolve(import.meta.dir, "../../.bench");
 const bin = rrdsyncBin();
 
 const destRoot = destRootFor("rrdsync-bench", root);
-const src = join(root, `tree-${FILES}`);
-if (!existsSync(join(src, ".complete"))) {
-  rmSync(src, { recursive: true, force: true });
-  const t = performance.now();
-  const g = await generateTree(src, { files: FILES, seed: 1 });
-  writeFileSync(join(src, ".complete"), "");
-  console.log(`generated ${g.files} files (${(g.bytes / 1048576).toFixed(0)} MiB, ${g.dirs} dirs) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-}
+const src = await cachedBenchTree(root, FILES);
 // .complete is not in monitored_extensions, but plain rsync would copy it: exclude it there too.
 
 const user = benchUser(); // a plain-shell login, as on a real standby (see user.ts)

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { DEFAULT_SSH_CIPHERS } from "../../src/config/defaults.ts";
 import { startSshd } from "../../test/helpers/sshd.ts";
-import { generateTree } from "./generate-tree.ts";
+import { cachedBenchTree } from "./generate-tree.ts";
 import { benchUser, destRootFor, giveTo, opt, rrdsyncBin, writeBenchConfig } from "./user.ts";
 
 const FILES = Number(opt("--files", "20000"));
@@ -17,12 +17,7 @@ const root = resolve(import.meta.dir, "../../.bench");
 const bin = rrdsyncBin();
 const destRoot = destRootFor("rrdsync-bench-sftp", root);
 
-const src = join(root, `tree-${FILES}`);
-if (!existsSync(join(src, ".complete"))) {
-  rmSync(src, { recursive: true, force: true });
-  await generateTree(src, { files: FILES, seed: 1 });
-  writeFileSync(join(src, ".complete"), "");
-}
+const src = await cachedBenchTree(root, FILES);
 // The big file sits alone in its tree; its bytes are random (incompressible, no delta to find: a first copy).
 const bigSrc = join(root, `big-${BIG_MB}`);
 if (!existsSync(join(bigSrc, "big.dat"))) {
