@@ -251,6 +251,7 @@ export class Replicator {
         await yieldToIO(); // let rsync's output be read while we walk
       }
     }
+    this.d.log.debug(`first sync: ${files.length} files walked`);
     listed(files.map((f) => ({ path: f.rel, size: f.facts.size, walked: f.ctimeNs === undefined ? undefined : { ...f.facts, ctimeNs: f.ctimeNs } })));
     this.progress.walking = false;
     this.reportProgress();

@@ -4,7 +4,7 @@
 // Usage: bun scripts/bench/run.ts [--files 20000] [--runs 3] [--bin dist/rrdsync]
 // As root it logs in as a plain-shell bench user (see user.ts), as a real standby's rsync user would.
 // Prints each timing, the medians, the ratios, and how many ssh logins each tool made.
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { startSshd, type SshdFixture } from "../../test/helpers/sshd.ts";
 import { DEFAULT_SSH_CIPHERS } from "../../src/config/defaults.ts";

@@ -58,7 +58,7 @@ export function writeBenchConfig(dir: string, o: { src: string; dest: string; ss
     source_dir: o.src,
     state_file: join(dir, "state.db"),
     remote_sync: { remote_user: sshd.user, remote_host: "127.0.0.1", port: sshd.port, remote_dest_dir: o.dest, ssh_key_path: sshd.clientKey, known_hosts_file: sshd.knownHosts, transport: o.transport ?? "rsync" },
-    logging: { log_file: join(dir, "rrdsync.log"), log_level: "INFO" },
+    logging: { log_file: join(dir, "rrdsync.log"), log_level: process.env.BENCH_LOG_LEVEL ?? "INFO" },
     change_tracking: { backup_dir: join(dir, "backup"), change_log_file: join(dir, "change_log.txt") },
     ...o.extra,
   }));
