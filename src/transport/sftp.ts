@@ -1,136 +1,436 @@
 // The SFTP transport: the built-in ssh2 client, for standbys without rsync. Same interface, same per-file outcomes.
-// Its work (reads, encryption, socket writes) runs in a worker thread: on one thread with the engine it took 1.6×
-// rsync's time on 20,000 small files, where rsync and ssh work in processes of their own.
+import { createHash } from "node:crypto";
+import { type BigIntStats, closeSync, constants, fstatSync, lstatSync, openSync, readSync, statSync } from "node:fs";
+import { homedir } from "node:os";
+import { basename, dirname, join, posix } from "node:path";
+import type { Stats as SftpStats, SFTPWrapper } from "ssh2";
 import type { Target } from "../config/types.ts";
-import type { BatchFile, BatchResult, DeleteResult, FileOutcome, MoveResult, SendOptions, Transport, TransportLog, TreeFilter } from "./types.ts";
+import { loadIdentity, SshAuthError, type SshIdentity } from "./ssh-auth.ts";
+import { SshConnectError, SshSession } from "./ssh-session.ts";
+import type { BatchFile, BatchResult, DeleteResult, FileOutcome, MoveResult, SendOptions, Transport, TransportLog } from "./types.ts";
 
-interface ClientOpts {
-  target: Target;
-  sourceDir: string;
-  env?: Record<string, string | undefined>;
+/** SFTP status codes (draft-ietf-secsh-filexfer-02) */
+const NO_SUCH_FILE = 2;
+const PERMISSION_DENIED = 3;
+/** writes in flight per file: 16 × 255 KiB keeps a fast link busy without holding much memory */
+const WRITES_IN_FLIGHT = 16;
+/** OpenSSH's sftp-server takes writes up to 255 KiB (limits@openssh.com); ssh2 splits larger ones itself */
+const CHUNK_BYTES = 261_120;
+const TMP_SUFFIX = ".rrdsync-tmp";
+const NAME_MAX = 255;
+
+type SftpError = Error & { code?: number | string };
+
+/** ssh2's callback API as promises. */
+function call<T = void>(fn: (cb: (err: SftpError | null | undefined, value?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
 }
 
-export type WorkerRequest =
-  | { type: "init"; opts: ClientOpts }
-  | { type: "abort"; id: number }
-  | ({ type: "call"; id: number } & Call);
-
-type Call =
-  | { op: "send"; files: BatchFile[]; wholeTree?: TreeFilter; progress: boolean }
-  | { op: "delete"; paths: string[] }
-  | { op: "move"; moves: Array<{ from: string; to: string }> }
-  | { op: "probe" }
-  | { op: "warm" }
-  | { op: "close" };
-
-export type WorkerReply =
-  | { type: "result"; id: number; value: unknown }
-  | { type: "error"; id: number; message: string }
-  | { type: "bytes"; id: number; bytes: number }
-  | { type: "log"; level: "info" | "warn"; message: string };
-
 /**
- * A source run finds the worker beside this file. The compiled binary carries it as a second entry point
- * (build.sh), found by its path relative to the entry points' common root (src/).
+ * The temporary name a file is written under, in its own directory (so the rename is atomic): fixed per file, so
+ * a run killed mid-write leaves at most one, which the next send of that file overwrites and renames away.
  */
-const WORKER_URL = Bun.main.startsWith("/$bunfs/") ? "./transport/sftp-worker.ts" : new URL("./sftp-worker.ts", import.meta.url).href;
+export function tempNameFor(relPath: string): string {
+  const base = basename(relPath);
+  const dir = dirname(relPath);
+  let tmp = `.${base}${TMP_SUFFIX}`;
+  if (Buffer.byteLength(tmp) > NAME_MAX) tmp = `.${createHash("sha256").update(base).digest("hex").slice(0, 32)}${TMP_SUFFIX}`;
+  return dir === "." ? tmp : `${dir}/${tmp}`;
+}
 
 export class SftpTransport implements Transport {
   readonly description: string;
-  private worker: Worker | null = null;
-  private nextId = 1;
-  private readonly calls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; onBytes?: (n: number) => void }>();
+  private session: SshSession | null = null;
+  private connecting: Promise<SshSession> | null = null;
+  private identity: SshIdentity | null = null;
+  /** remote directories known to exist on this connection (relative paths; "" = the destination itself) */
+  private dirs = new Map<string, Promise<void>>();
 
-  constructor(private readonly opts: ClientOpts & { log?: TransportLog }) {
+  constructor(private readonly opts: { target: Target; sourceDir: string; log?: TransportLog; env?: Record<string, string | undefined> }) {
     const t = opts.target;
     this.description = `sftp → ${t.user ? `${t.user}@` : ""}${t.host}:${t.destDir}`;
   }
 
-  private spawn(): Worker {
-    if (this.worker) return this.worker;
-    const w = new Worker(WORKER_URL);
-    w.onmessage = (e: MessageEvent<WorkerReply>) => this.receive(e.data);
-    w.onerror = (e: ErrorEvent) => {
-      // A crashed worker fails what it was doing; the next call starts a new one (the engine retries).
-      e.preventDefault();
-      this.worker = null;
-      w.terminate();
-      for (const [id, c] of this.calls) {
-        this.calls.delete(id);
-        c.reject(new Error(`the SFTP worker failed: ${e.message}`));
+  /** The connection, opened on first use and again after it dropped (the engine's backoff paces the attempts). */
+  private connect(signal?: AbortSignal): Promise<SshSession> {
+    if (this.session && this.session.ended === null) return Promise.resolve(this.session);
+    // Callers that arrive while a login is under way share it.
+    this.connecting ??= (async () => {
+      this.session = null;
+      this.dirs.clear();
+      if (this.identity === null) {
+        this.identity = loadIdentity(this.opts.target, this.opts.env ?? process.env, homedir());
+        for (const w of this.identity.warnings) this.opts.log?.warn(w);
       }
-    };
-    const { target, sourceDir, env } = this.opts;
-    w.postMessage({ type: "init", opts: { target, sourceDir, env: { ...(env ?? process.env) } } } satisfies WorkerRequest);
-    this.worker = w;
-    return w;
+      this.session = await SshSession.open(this.opts.target, this.identity, signal);
+      return this.session;
+    })().finally(() => {
+      this.connecting = null;
+    });
+    return this.connecting;
   }
 
-  private receive(m: WorkerReply): void {
-    if (m.type === "log") {
-      if (m.level === "warn") this.opts.log?.warn(m.message);
-      else this.opts.log?.info(m.message);
-      return;
-    }
-    const c = this.calls.get(m.id);
-    if (!c) return;
-    if (m.type === "bytes") return c.onBytes?.(m.bytes);
-    this.calls.delete(m.id);
-    // An idle worker must not keep a finished --once run alive.
-    if (this.calls.size === 0) this.worker?.unref();
-    if (m.type === "result") c.resolve(m.value);
-    else c.reject(new Error(m.message));
+  /** The connection, or why there is none (for people). */
+  private connectOrError(signal?: AbortSignal): Promise<SshSession | string> {
+    return this.connect(signal).catch((e: Error) => connectFailure(e));
   }
 
-  private call<T>(call: Call, signal?: AbortSignal, onBytes?: (n: number) => void): Promise<T> {
-    const w = this.spawn();
-    const id = this.nextId++;
-    if (this.calls.size === 0) w.ref();
-    const onAbort = () => w.postMessage({ type: "abort", id } satisfies WorkerRequest);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    return new Promise<T>((resolve, reject) => {
-      this.calls.set(id, { resolve: resolve as (v: unknown) => void, reject, onBytes });
-      w.postMessage({ type: "call", id, ...call } satisfies WorkerRequest);
-      if (signal?.aborted) onAbort();
-    }).finally(() => signal?.removeEventListener("abort", onAbort));
+  private remote(rel: string): string {
+    return rel === "" ? this.opts.target.destDir : posix.join(this.opts.target.destDir, rel);
   }
 
   async sendBatch(filesIn: BatchFile[] | Promise<BatchFile[]>, signal?: AbortSignal, opts: SendOptions = {}): Promise<BatchResult> {
-    // Log in while the engine still walks the tree.
-    const warm = this.call({ op: "warm" }, signal).catch(() => undefined);
+    const connecting = this.connectOrError(signal);
     const files = await filesIn;
-    await warm;
+    const session = await connecting;
+    if (typeof session === "string") return failAll(files, session);
+    const onAbort = () => session.destroy();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const outcomes = opts.wholeTree ? await this.quickCheck(session.sftp, files) : new Map<string, FileOutcome>();
+    const toSend = outcomes.size === 0 ? files : files.filter((f) => !outcomes.has(f.path));
+    let bytesSent = 0;
+    let next = 0;
+    const finishing: Array<Promise<void>> = [];
+    const worker = async () => {
+      // Each slot starts its next file once the current one's requests are queued, and waits for the one before
+      // (at most two files per slot, so data never piles up unconfirmed).
+      let previous: Promise<void> = Promise.resolve();
+      while (next < toSend.length && session.ended === null) {
+        const f = toSend[next++] as BatchFile;
+        const { done } = await this.sendFile(session.sftp, f, (n) => opts.onBytes?.((bytesSent += n)));
+        const finished = done.then((o) => void outcomes.set(f.path, o));
+        finishing.push(finished);
+        await previous;
+        previous = finished;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.opts.target.sftpParallelFiles, toSend.length) }, worker));
+    await Promise.all(finishing);
+    signal?.removeEventListener("abort", onAbort);
+    // A dropped connection fails the rest of the batch as one error, as a failed rsync does; what was renamed
+    // into place before it dropped is confirmed.
+    const error = signal?.aborted ? "interrupted" : session.ended;
+    for (const f of files) {
+      const o = outcomes.get(f.path);
+      if (error !== null && (o === undefined || !o.ok)) outcomes.set(f.path, { ok: false, reason: error });
+    }
+    return { outcomes, error: error ?? undefined, infoLines: [], bytesSent };
+  }
+
+  /**
+   * rsync's quick check for a whole-tree run (first sync, rebuilt state): a file the replica already holds with
+   * the same size and mtime (whole seconds, as SFTP carries them) is confirmed without sending it. Listings are
+   * read per directory, and only for directories the replica has, so an empty replica costs one readdir.
+   */
+  private async quickCheck(sftp: SFTPWrapper, files: BatchFile[]): Promise<Map<string, FileOutcome>> {
+    const same = new Map<string, FileOutcome>();
+    const listings = new Map<string, Promise<Map<string, SftpStats> | null>>();
+    const listing = (rel: string): Promise<Map<string, SftpStats> | null> => {
+      let p = listings.get(rel);
+      if (!p) {
+        p = (async () => {
+          if (rel !== "") {
+            const parent = await listing(dirname(rel) === "." ? "" : dirname(rel));
+            if (!parent?.get(basename(rel))?.isDirectory()) return null;
+          }
+          const list = await call<Array<{ filename: string; attrs: SftpStats }>>((cb) => sftp.readdir(this.remote(rel), cb)).catch(() => null);
+          return list && new Map(list.map((e) => [e.filename, e.attrs]));
+        })();
+        listings.set(rel, p);
+      }
+      return p;
+    };
+    await forEachLimited(files, this.opts.target.sftpParallelFiles * 4, async (f) => {
+      const dir = dirname(f.path) === "." ? "" : dirname(f.path);
+      const remote = (await listing(dir))?.get(basename(f.path));
+      if (!remote?.isFile()) return;
+      let st: BigIntStats;
+      try {
+        st = lstatSync(join(this.opts.sourceDir, f.path), { bigint: true });
+      } catch {
+        return; // the send reports it
+      }
+      if (BigInt(remote.size) === st.size && BigInt(remote.mtime) === st.mtimeNs / 1_000_000_000n) {
+        same.set(f.path, { ok: true, bytes: 0, seen: { size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ino: st.ino.toString() } });
+      }
+    });
+    return same;
+  }
+
+  /**
+   * One file: temp name, data, mode and mtime, then renamed over the final name. Resolves as soon as its last
+   * request is queued, with the outcome to come: the caller starts its next file meanwhile, as a round trip here
+   * costs more than a small file's data (measured: 20,000 files 1.2× faster than waiting for each).
+   */
+  private async sendFile(sftp: SFTPWrapper, f: BatchFile, onBytes: (n: number) => void): Promise<{ done: Promise<FileOutcome> }> {
+    const now = (o: FileOutcome) => ({ done: Promise.resolve(o) });
+    // Local reads are synchronous: page-cached reads take microseconds, and the thread-pool round trip of the
+    // promise API cost more than the read itself (measured: a third of the SFTP transport's time on small files).
+    let fd: number;
     try {
-      return await this.call<BatchResult>({ op: "send", files, wholeTree: opts.wholeTree, progress: opts.onBytes !== undefined }, signal, opts.onBytes);
+      // O_NOFOLLOW: a file replaced by a symlink since the walk is not followed out of the tree.
+      fd = openSync(join(this.opts.sourceDir, f.path), constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (e) {
-      const error = (e as Error).message;
-      const outcomes = new Map<string, FileOutcome>(files.map((f) => [f.path, { ok: false, reason: error }]));
-      return { outcomes, error, infoLines: [], bytesSent: 0 };
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return now({ ok: false, vanished: true, reason: "vanished from the source" });
+      if (code === "ELOOP") return now({ ok: false, reason: "became a symlink: not sent" });
+      return now({ ok: false, reason: `cannot read: ${code ?? (e as Error).message}` });
+    }
+    const tmp = this.remote(tempNameFor(f.path));
+    const failed = (e: unknown): FileOutcome => {
+      sftp.unlink(tmp, () => undefined);
+      return { ok: false, reason: describeSftpError(e as SftpError, this.remote(f.path)) };
+    };
+    let handle: Buffer | null = null;
+    let fdOpen = true;
+    try {
+      const before = fstatSync(fd, { bigint: true });
+      if (!before.isFile()) return now({ ok: false, reason: "not a regular file: not sent" });
+      await this.ensureDir(sftp, dirname(f.path) === "." ? "" : dirname(f.path));
+      const mode = Number(before.mode & 0o7777n);
+      handle = await call<Buffer>((cb) => sftp.open(tmp, "w", { mode }, cb));
+      const size = Number(before.size);
+      const writes = await writeAll(sftp, handle, fd, size, onBytes);
+      const mtime = Number(before.mtimeNs / 1_000_000_000n);
+      // Mode and mtime before the rename: the final name never shows the file with other attributes. Queued right
+      // behind the last writes: the server handles requests in order.
+      const h = handle;
+      handle = null;
+      const queued = Promise.allSettled([writes.done, call((cb) => sftp.fsetstat(h, { mode, mtime, atime: mtime }, cb)), call((cb) => sftp.close(h, cb))]);
+      const file = fd;
+      fdOpen = false;
+      const done = (async (): Promise<FileOutcome> => {
+        let seen: { size: number; mtimeNs: string; ino: string };
+        let sent: number;
+        try {
+          const settled = await queued;
+          const rejected = settled.find((r) => r.status === "rejected");
+          if (rejected) return failed(rejected.reason);
+          sent = (settled[0] as PromiseFulfilledResult<number>).value;
+          // Read while it changed: what arrived may be a mix, so it is not recorded as the version planned (the
+          // engine sees a different identity and sends it again).
+          const after = fstatSync(file, { bigint: true });
+          const moved = after.size !== before.size || after.mtimeNs !== before.mtimeNs || after.ctimeNs !== before.ctimeNs || sent !== size;
+          const st = moved ? after : before;
+          seen = { size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ino: st.ino.toString() };
+        } finally {
+          closeSync(file);
+        }
+        try {
+          await this.renameOver(sftp, tmp, this.remote(f.path));
+        } catch (e) {
+          return failed(e);
+        }
+        return { ok: true, bytes: sent, seen };
+      })();
+      return { done };
+    } catch (e) {
+      if (handle) sftp.close(handle, () => undefined);
+      return now(failed(e));
+    } finally {
+      if (fdOpen) closeSync(fd);
     }
   }
 
-  deleteFiles(paths: string[], signal?: AbortSignal): Promise<DeleteResult> {
-    return this.call<DeleteResult>({ op: "delete", paths }, signal).catch((e: Error) => ({ deleted: new Set<string>(), error: e.message }));
+  /** posix-rename@openssh.com replaces atomically; plain SFTP rename refuses an existing target. */
+  private async renameOver(sftp: SFTPWrapper, from: string, to: string): Promise<void> {
+    if (hasExtension(sftp, "posix-rename@openssh.com")) {
+      await call((cb) => sftp.ext_openssh_rename(from, to, cb));
+      return;
+    }
+    // Not atomic: a reader may find the name missing for a moment (never half a file).
+    await call((cb) => sftp.unlink(to, cb)).catch(() => undefined);
+    await call((cb) => sftp.rename(from, to, cb));
   }
 
-  moveFiles(moves: Array<{ from: string; to: string }>, signal?: AbortSignal): Promise<MoveResult> {
-    return this.call<MoveResult>({ op: "move", moves }, signal).catch((e: Error) => ({ moved: new Set<string>(), error: e.message }));
+  /** mkdir -p, each directory asked once per connection; concurrent workers share the same attempt. */
+  private ensureDir(sftp: SFTPWrapper, rel: string): Promise<void> {
+    let p = this.dirs.get(rel);
+    if (!p) {
+      p = (async () => {
+        const abs = this.remote(rel);
+        const st = await call<SftpStats>((cb) => sftp.stat(abs, cb)).catch((e: SftpError) => {
+          if (e.code === NO_SUCH_FILE) return null;
+          throw e;
+        });
+        if (st?.isDirectory()) return;
+        if (st) throw Object.assign(new Error(`${abs} on the standby is not a directory`), { code: "ENOTDIR" });
+        const parent = rel === "" ? null : dirname(rel) === "." ? "" : dirname(rel);
+        if (parent !== null) await this.ensureDir(sftp, parent);
+        else if (this.opts.target.destDir !== "/") await this.ensureAbsDir(sftp, dirname(this.opts.target.destDir));
+        await call((cb) => sftp.mkdir(abs, { mode: 0o755 }, cb)).catch(async (e: SftpError) => {
+          // made meanwhile by someone else: fine
+          const again = await call<SftpStats>((cb) => sftp.stat(abs, cb)).catch(() => null);
+          if (!again?.isDirectory()) throw e;
+        });
+      })();
+      this.dirs.set(rel, p);
+      p.catch(() => this.dirs.delete(rel));
+    }
+    return p;
   }
 
-  /** For `check`: log in, then write and remove a file in the destination. */
-  async probeDestination(): Promise<{ login: string | null; dest: string | null; detail: string }> {
+  /** The destination's own parents (remote_dest_dir may not exist yet), as `mkdir -p` would. */
+  private async ensureAbsDir(sftp: SFTPWrapper, abs: string): Promise<void> {
+    const st = await call<SftpStats>((cb) => sftp.stat(abs, cb)).catch(() => null);
+    if (st?.isDirectory()) return;
+    if (dirname(abs) !== abs) await this.ensureAbsDir(sftp, dirname(abs));
+    await call((cb) => sftp.mkdir(abs, { mode: 0o755 }, cb)).catch(() => undefined);
+  }
+
+  async deleteFiles(paths: string[], signal?: AbortSignal): Promise<DeleteResult> {
+    const deleted = new Set<string>();
+    if (paths.length === 0) return { deleted, error: null };
+    const session = await this.connectOrError(signal);
+    if (typeof session === "string") return { deleted, error: session };
+    const { sftp } = session;
+    const failures: string[] = [];
+    await forEachLimited(paths, this.opts.target.sftpParallelFiles, async (p) => {
+      const abs = this.remote(p);
+      const st = await call<SftpStats>((cb) => sftp.lstat(abs, cb)).catch((e: SftpError) => (e.code === NO_SUCH_FILE ? null : e));
+      if (st === null) return; // already absent
+      if (st instanceof Error) return void failures.push(describeSftpError(st, abs));
+      if (st.isDirectory()) return; // only files are deleted; a directory is left to the rmdir below
+      await call((cb) => sftp.unlink(abs, cb)).then(
+        () => void deleted.add(p),
+        (e: SftpError) => void (e.code === NO_SUCH_FILE || failures.push(describeSftpError(e, abs))),
+      );
+    });
+    // Directories the deleted files leave empty go too, deepest first, as rsync --delete removes them; one that
+    // still holds anything stays (rmdir refuses).
+    const parents = new Set<string>();
+    for (const p of deleted) for (let d = dirname(p); d !== "."; d = dirname(d)) parents.add(d);
+    for (const d of [...parents].sort((a, b) => b.split("/").length - a.split("/").length)) {
+      if (this.sourceHasDir(d)) continue;
+      await call((cb) => sftp.rmdir(this.remote(d), cb)).catch(() => undefined);
+      this.dirs.delete(d);
+    }
+    if (session.ended !== null) return { deleted: new Set(), error: session.ended };
+    return { deleted, error: failures.length > 0 ? failures.slice(0, 3).join("; ") : null };
+  }
+
+  private sourceHasDir(rel: string): boolean {
     try {
-      return await this.call({ op: "probe" });
+      return statSync(join(this.opts.sourceDir, rel)).isDirectory();
+    } catch {
+      return false;
+    }
+  }
+
+  async moveFiles(moves: Array<{ from: string; to: string }>, signal?: AbortSignal): Promise<MoveResult> {
+    const moved = new Set<string>();
+    if (moves.length === 0) return { moved, error: null };
+    const session = await this.connectOrError(signal);
+    if (typeof session === "string") return { moved, error: session };
+    const { sftp } = session;
+    // One at a time: two moves may touch the same names (a → b, b → c) and their order matters.
+    for (const m of moves) {
+      if (session.ended !== null) break;
+      try {
+        const from = await call<SftpStats>((cb) => sftp.lstat(this.remote(m.from), cb));
+        if (!from.isFile()) continue;
+        const to = await call<SftpStats>((cb) => sftp.lstat(this.remote(m.to), cb)).catch(() => null);
+        if (to?.isDirectory()) continue;
+        await this.ensureDir(sftp, dirname(m.to) === "." ? "" : dirname(m.to));
+        await this.renameOver(sftp, this.remote(m.from), this.remote(m.to));
+        moved.add(m.to);
+      } catch {
+        // not there or not movable: the caller sends it instead
+      }
+    }
+    return { moved, error: session.ended };
+  }
+
+  /** For `check`: log in, then create the destination and write and remove a file there, as a transfer would. */
+  async probeDestination(): Promise<{ login: string | null; dest: string | null; detail: string }> {
+    const session = await this.connectOrError();
+    if (typeof session === "string") return { login: session, dest: null, detail: "" };
+    const { sftp } = session;
+    const detail = hasExtension(sftp, "posix-rename@openssh.com") ? "files replaced atomically (posix-rename@openssh.com)" : "the standby's SFTP server lacks posix-rename@openssh.com: a replaced file is missing for a moment";
+    const probe = this.remote(`.rrdsync-check-${process.pid}`);
+    try {
+      await this.ensureDir(sftp, "");
+      const h = await call<Buffer>((cb) => sftp.open(probe, "w", cb));
+      await call((cb) => sftp.close(h, cb));
+      await call((cb) => sftp.unlink(probe, cb));
+      return { login: null, dest: null, detail };
+    } catch (e) {
+      return { login: null, dest: `${this.opts.target.destDir} on the standby is not writable: ${describeSftpError(e as SftpError, probe)}`, detail };
     } finally {
       await this.close();
     }
   }
 
   async close(): Promise<void> {
-    const w = this.worker;
-    if (!w) return;
-    await this.call({ op: "close" }).catch(() => undefined);
-    this.worker = null;
-    w.terminate();
+    this.session?.close();
+    this.session = null;
   }
+}
+
+/**
+ * Streams the file into the open remote handle with several writes in flight. Resolves once the last write is
+ * sent, with a promise of the bytes written (so the caller can queue its next requests behind the writes).
+ */
+async function writeAll(sftp: SFTPWrapper, handle: Buffer, fd: number, size: number, onBytes: (n: number) => void): Promise<{ done: Promise<number> }> {
+  let pos = 0;
+  let written = 0;
+  const inFlight = new Set<Promise<void>>();
+  let failed: Error | null = null;
+  while (pos < size && failed === null) {
+    const len = Math.min(CHUNK_BYTES, size - pos);
+    const buf = Buffer.allocUnsafe(len);
+    const bytesRead = readSync(fd, buf, 0, len, pos);
+    if (bytesRead === 0) break; // shrank while read: the after-stat tells the caller
+    const at = pos;
+    pos += bytesRead;
+    const w: Promise<void> = call((cb) => sftp.write(handle, buf, 0, bytesRead, at, cb)).then(
+      () => {
+        written += bytesRead;
+        onBytes(bytesRead);
+      },
+      (e: Error) => {
+        failed ??= e;
+      },
+    ).finally(() => inFlight.delete(w));
+    inFlight.add(w);
+    if (inFlight.size >= WRITES_IN_FLIGHT) await Promise.race(inFlight);
+  }
+  // Wrapped: an async function returning a bare promise would wait for it.
+  const done = Promise.all(inFlight).then(() => {
+    if (failed) throw failed;
+    return written;
+  });
+  return { done };
+}
+
+async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+function hasExtension(sftp: SFTPWrapper, name: string): boolean {
+  // ssh2 keeps the server's advertised extensions here; it has no public accessor.
+  const ext = (sftp as unknown as { _extensions?: Record<string, string> })._extensions;
+  return ext?.[name] !== undefined;
+}
+
+function describeSftpError(e: SftpError, remotePath: string): string {
+  if (e.code === PERMISSION_DENIED) return `permission denied on the standby: ${remotePath}`;
+  if (e.code === NO_SUCH_FILE) return `no such file or directory on the standby: ${remotePath}`;
+  if (e.code === "ENOTDIR") return e.message;
+  return `${remotePath}: ${e.message}`;
+}
+
+function connectFailure(e: Error): string {
+  if (e instanceof SshConnectError || e instanceof SshAuthError) return e.message;
+  return `ssh: ${e.message}`;
+}
+
+function failAll(files: BatchFile[], error: string): BatchResult {
+  const outcomes = new Map<string, FileOutcome>();
+  for (const f of files) outcomes.set(f.path, { ok: false, reason: error });
+  return { outcomes, error, infoLines: [], bytesSent: 0 };
 }
