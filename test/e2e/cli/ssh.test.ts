@@ -1,7 +1,7 @@
 // Host keys and credentials, end to end: the same scenarios for both transports (RRDSYNC_TEST_TRANSPORT), against
 // an sshd offering Ed25519, ECDSA and RSA host keys. OpenSSH judges for rsync, rrdsync's own code for SFTP.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { keygen, wrongKnownHosts } from "../../helpers/sshd.ts";
 import { e2eSuite } from "../../helpers/suite.ts";
@@ -114,6 +114,22 @@ describe(`credentials (${TRANSPORT})`, () => {
     const r = await runRrdsync(["--once", "--config", withRemote(w, { ssh_key_path: key })]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`ssh authentication to ${suite.sshd().user}@127.0.0.1:${suite.sshd().port} failed with ${key}`);
+  });
+
+  test("a key others can read: OpenSSH refuses it (rsync), the SFTP client warns and uses it", async () => {
+    const w = suite.world();
+    const key = join(w.dir, "loose_key");
+    copyFileSync(suite.sshd().clientKey, key);
+    chmodSync(key, 0o644);
+    writeTree(w.src, { "a.txt": "a\n" });
+    const r = await runRrdsync(["--once", "--config", withRemote(w, { ssh_key_path: key })]);
+    if (TRANSPORT === "rsync") {
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`ssh authentication to ${suite.sshd().user}@127.0.0.1:${suite.sshd().port} failed with ${key}`);
+    } else {
+      expect(r.code).toBe(0);
+      expect(r.stderr).toContain(`WARNING - ssh key ${key} is accessible by others (mode 644): OpenSSH refuses such keys; fix: chmod 600 ${key}`);
+    }
   });
 
   test("a passphrase-protected key through ssh-agent", async () => {

@@ -1,7 +1,7 @@
 // End to end: the rrdsync command against a real sshd and real rsync on 127.0.0.1 (or the compiled binary: RRDSYNC_BIN).
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { makeRrd, seededRandom } from "../../../scripts/bench/generate-tree.ts";
 import { wrongKnownHosts } from "../../helpers/sshd.ts";
@@ -109,6 +109,49 @@ describe("rrdsync --once over ssh", () => {
       `File: a.bin\nChanges:\nBinary file modified.\nSize: 4096 → 4100 bytes\nSHA256: ${sha(v1)} → ${sha(v2)}\n` + "-".repeat(80) + "\n",
     );
     expect(readFileSync(join(w.dest, "a.bin"))).toEqual(Buffer.from(v2));
+  });
+
+  test("sizes 0 B to several write chunks arrive byte for byte, with their mode and mtime (whole seconds)", async () => {
+    const w = world();
+    const big = fakeBinary(9 * 1024 * 1024 + 3, 11); // > 32 writes of 255 KiB: the multi-chunk path
+    writeTree(w.src, { "empty.bin": "", "one.bin": "x", "chunk.bin": fakeBinary(261_120, 12), "big.bin": big });
+    chmodSync(join(w.src, "one.bin"), 0o640);
+    chmodSync(join(w.src, "big.bin"), 0o755);
+    const mtime = Math.floor(Date.now() / 1000) - 86_400;
+    utimesSync(join(w.src, "big.bin"), mtime, mtime + 0.5);
+    const r = await runRrdsync(["--once", "--config", w.writeConfig()]);
+    expect({ code: r.code, err: r.stderr }).toEqual({ code: 0, err: "" });
+    expect(readTree(w.dest)).toEqual(readTree(w.src));
+    expect(statSync(join(w.dest, "one.bin")).mode & 0o777).toBe(0o640);
+    expect(statSync(join(w.dest, "big.bin")).mode & 0o777).toBe(0o755);
+    expect(Math.floor(statSync(join(w.dest, "big.bin")).mtimeMs / 1000)).toBe(mtime);
+  });
+
+  test("a reader on the standby sees the old file or the new one whole, never half of one", async () => {
+    const w = world();
+    const v1 = fakeBinary(16 * 1024 * 1024, 21);
+    const v2 = fakeBinary(16 * 1024 * 1024, 22);
+    writeTree(w.src, { "big.bin": v1 });
+    const cfg = w.writeConfig();
+    expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
+    writeTree(w.src, { "big.bin": v2 });
+    const run = runRrdsync(["--once", "--config", cfg]);
+    let done = false;
+    void run.then(() => {
+      done = true;
+    });
+    const seen = new Set<string>();
+    const a = Buffer.from(v1);
+    const b = Buffer.from(v2);
+    while (!done) {
+      const now = readFileSync(join(w.dest, "big.bin"));
+      seen.add(now.equals(a) ? "v1" : now.equals(b) ? "v2" : `torn (${now.length} B)`);
+      await Bun.sleep(1);
+    }
+    expect((await run).code).toBe(0);
+    expect([...seen].filter((s) => s.startsWith("torn"))).toEqual([]);
+    expect(readFileSync(join(w.dest, "big.bin")).equals(b)).toBe(true);
+    expect(readdirSync(w.dest)).toEqual(["big.bin"]); // no temporary file left behind
   });
 
   test("file names with spaces, newlines, quotes, a leading '-', backslashes and unicode arrive intact", async () => {
