@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { makeRrd, seededRandom } from "../../../scripts/bench/generate-tree.ts";
 import { wrongKnownHosts } from "../../helpers/sshd.ts";
 import { e2eSuite } from "../../helpers/suite.ts";
-import { fakeBinary, readTree, runRrdsync, type World, writeTree } from "../../helpers/world.ts";
+import { fakeBinary, readTree, runRrdsync, TRANSPORT, type World, writeTree } from "../../helpers/world.ts";
 
 setDefaultTimeout(90_000); // real sshd + rsync (+ the watcher): seconds, not milliseconds
 
@@ -209,7 +209,7 @@ describe("rrdsync --once over ssh", () => {
     const cfg = w.writeConfig({
       remote_sync: {
         remote_user: suite.sshd().user, remote_host: suite.sshd().host, port: suite.sshd().port, remote_dest_dir: w.dest,
-        ssh_key_path: suite.sshd().clientKey, known_hosts_file: bad,
+        ssh_key_path: suite.sshd().clientKey, known_hosts_file: bad, transport: TRANSPORT,
       },
     });
     const r = await runRrdsync(["--once", "--config", cfg]);

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { eventually } from "../../helpers/daemon.ts";
 import { type SshdFixture, startSshd } from "../../helpers/sshd.ts";
 import { e2eSuite } from "../../helpers/suite.ts";
-import { readTree, runRrdsync, type World, writeTree } from "../../helpers/world.ts";
+import { readTree, runRrdsync, TRANSPORT, type World, writeTree } from "../../helpers/world.ts";
 
 setDefaultTimeout(120_000);
 const suite = e2eSuite("tgt");
@@ -21,8 +21,8 @@ afterAll(async () => {
 function targetsConfig(w: World, b: SshdFixture, extra: Record<string, unknown> = {}): string {
   const a = suite.sshd();
   return w.writeConfig({
-    remote_sync: { remote_user: a.user, remote_host: a.host, port: a.port, remote_dest_dir: w.dest, ssh_key_path: a.clientKey, known_hosts_file: a.knownHosts },
-    targets: [{ name: "standby-b", remote_user: b.user, remote_host: b.host, port: b.port, remote_dest_dir: join(w.dir, "dest-b"), ssh_key_path: b.clientKey, known_hosts_file: b.knownHosts }],
+    remote_sync: { remote_user: a.user, remote_host: a.host, port: a.port, remote_dest_dir: w.dest, ssh_key_path: a.clientKey, known_hosts_file: a.knownHosts, transport: TRANSPORT },
+    targets: [{ name: "standby-b", remote_user: b.user, remote_host: b.host, port: b.port, remote_dest_dir: join(w.dir, "dest-b"), ssh_key_path: b.clientKey, known_hosts_file: b.knownHosts, transport: TRANSPORT }],
     ...extra,
   });
 }
@@ -44,7 +44,7 @@ describe("two targets", () => {
     expect(sb.stateFile).toMatch(/state\.standby-b\.db$/);
     const check = await runRrdsync(["check", "--config", cfg]);
     expect(check.code).toBe(1);
-    expect(check.stdout).toContain(`(port ${suite.sshd().port})): ${suite.sshd().user}@127.0.0.1 port ${suite.sshd().port}\n`);
+    expect(check.stdout).toContain(`(port ${suite.sshd().port})${TRANSPORT === "sftp" ? " via sftp" : ""}): ${suite.sshd().user}@127.0.0.1 port ${suite.sshd().port}`);
     expect(check.stdout).toMatch(/✗ ssh login \(.*Connection refused/);
     await second.start();
     expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
