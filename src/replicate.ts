@@ -545,7 +545,9 @@ export class Replicator {
     if (result.error) {
       stats.targetError = result.error;
       // Once per outage: while the target stays down, each retry's failure is only a debug line.
-      const line = `${transport.description}: ${result.error}; ${files.length} files stay pending`;
+      // A transport that confirmed some files before it failed (SFTP renames each as it goes) keeps those.
+      const unconfirmed = files.filter((f) => result.outcomes.get(f.rel)?.ok !== true).length;
+      const line = `${transport.description}: ${result.error}; ${unconfirmed} files stay pending`;
       if (this.downSince === null || this.lastError !== result.error) log.error(line);
       else log.debug(line);
       this.lastError = result.error;

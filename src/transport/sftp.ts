@@ -202,7 +202,14 @@ export class SftpTransport implements Transport {
         return { f, outcome: { ok: false, reason: "not a regular file: not sent" } };
       }
       await this.ensureDir(sftp, dirname(f.path) === "." ? "" : dirname(f.path));
-      const handle = await call<Buffer>((cb) => sftp.open(tmp, "w", { mode: Number(before.mode & 0o7777n) }, cb));
+      // Private while it is written (its own mode comes with the mtime, before the rename). A temporary file a
+      // killed run left behind that cannot be reopened for writing is removed and made anew.
+      const openTmp = () => call<Buffer>((cb) => sftp.open(tmp, "w", { mode: 0o600 }, cb));
+      const handle = await openTmp().catch(async (e: SftpError) => {
+        if (e.code !== PERMISSION_DENIED) throw e;
+        await call((cb) => sftp.unlink(tmp, cb)).catch(() => undefined);
+        return openTmp();
+      });
       return { f, fd, before, tmp, handle };
     } catch (e) {
       closeSync(fd);

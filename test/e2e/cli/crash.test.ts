@@ -1,9 +1,10 @@
 // Crash safety: kill -9 of `rrdsync --once` at random moments; every rerun converges and the state DB is sound.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { type SshdFixture, startSshd } from "../../helpers/sshd.ts";
-import { fakeBinary, makeWorld, readTree, rrdsyncCommand, runRrdsync, writeTree } from "../../helpers/world.ts";
+import { fakeBinary, makeWorld, readTree, rrdsyncCommand, runRrdsync, TRANSPORT, writeTree } from "../../helpers/world.ts";
 
 setDefaultTimeout(180_000);
 
@@ -19,18 +20,23 @@ test("kill -9 at 10 random moments: each rerun converges, the DB passes integrit
   const w = makeWorld(sshd, "crash");
   try {
     const files: Record<string, Uint8Array | string> = {};
-    for (let i = 0; i < 120; i++) files[`snmp/${i % 6}/f${i}.bin`] = fakeBinary(40_000, i + 1);
+    // SFTP has no bandwidth limit: bigger files, one at a time, stretch its runs the same way
+    const size = TRANSPORT === "sftp" ? 1_000_000 : 40_000;
+    for (let i = 0; i < 120; i++) files[`snmp/${i % 6}/f${i}.bin`] = fakeBinary(size, i + 1);
     for (let i = 0; i < 20; i++) files[`snmp/${i % 6}/s${i}.properties`] = `k=${i}\n`;
     writeTree(w.src, files);
     // bwlimit stretches each run over a couple of seconds, so the kills land inside transfers too
-    const slow = w.writeConfig({ rsync_options: { bwlimit: 3000 } });
+    // its own file: the reruns below rewrite config.json
+    const cfg = JSON.parse(readFileSync(w.writeConfig(), "utf8"));
+    const slow = join(w.dir, "slow.json");
+    writeFileSync(slow, JSON.stringify({ ...cfg, rsync_options: { bwlimit: 3000 }, remote_sync: { ...cfg.remote_sync, sftp_parallel_files: 1 } }));
     let seed = 7;
     const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
     for (let round = 0; round < 10; round++) {
       // change a few files between rounds, as OpenNMS would
       for (let j = 0; j < 15; j++) {
         const i = Math.floor(rand() * 120);
-        writeTree(w.src, { [`snmp/${i % 6}/f${i}.bin`]: fakeBinary(40_000, 1000 * round + i) });
+        writeTree(w.src, { [`snmp/${i % 6}/f${i}.bin`]: fakeBinary(size, 1000 * round + i) });
       }
       writeTree(w.src, { [`snmp/${round % 6}/s${round}.properties`]: `k=${round}\nround=${round}\n` });
       const p = Bun.spawn([...rrdsyncCommand(), "--once", "-q", "--config", slow], { stdout: "ignore", stderr: "ignore" });
