@@ -26,13 +26,21 @@ export async function writeBackup(srcPath: string, backupDir: string, relPath: s
   }
 }
 
+/** Renames `from` to `to`, creating `to`'s directory the first time `made` meets it (a batch publishes thousands). */
+export function renameCreatingDir(from: string, to: string, made: Set<string>): void {
+  const dir = dirname(to);
+  if (!made.has(dir)) {
+    mkdirSync(dir, { recursive: true });
+    made.add(dir);
+  }
+  renameSync(from, to);
+}
+
 /** A rename in the tree: the file's backup follows it (its old versions follow in the state DB). */
 export function moveBackup(backupDir: string, from: string, to: string): void {
   const src = backupPath(backupDir, from);
   if (!existsSync(src)) return;
-  const dest = backupPath(backupDir, to);
-  mkdirSync(dirname(dest), { recursive: true });
-  renameSync(src, dest);
+  renameCreatingDir(src, backupPath(backupDir, to), new Set());
 }
 
 export function removeBackup(backupDir: string, relPath: string): void {
@@ -71,13 +79,7 @@ export class BackupStager {
   }
 
   publish(staged: string, relPath: string): void {
-    const final = backupPath(this.backupDir, relPath);
-    const dir = dirname(final);
-    if (!this.madeDirs.has(dir)) {
-      mkdirSync(dir, { recursive: true });
-      this.madeDirs.add(dir);
-    }
-    renameSync(staged, final);
+    renameCreatingDir(staged, backupPath(this.backupDir, relPath), this.madeDirs);
   }
 
   discard(staged: string): void {

@@ -1,10 +1,10 @@
 // Kept backup versions of text files, for `rrdsync restore`: the current copy stays at backup_dir/<path> (the seed's
 // layout, which the diffs read); a superseded copy moves to backup_dir/.rrdsync-versions/<path>@<synced-at-ms>.
 // Retention: at most keep_versions per file (the current one included), and max_backup_bytes for all old ones.
-import { mkdirSync, renameSync, rmSync, statSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { rmSync, statSync } from "node:fs";
+import { join } from "node:path";
 import type { BackupVersion, StateStore } from "../store/state.ts";
-import { backupPath } from "./backup.ts";
+import { backupPath, renameCreatingDir } from "./backup.ts";
 
 export const VERSIONS_DIR = ".rrdsync-versions";
 
@@ -34,13 +34,7 @@ export class BackupVersions {
     const known = this.store.versionsOf(rel).find((v) => v.stored === rel);
     const syncedAt = known?.syncedAt ?? mtime;
     const stored = `${VERSIONS_DIR}/${rel}@${syncedAt}`;
-    const dest = join(this.backupDir, stored);
-    const dir = dirname(dest);
-    if (!this.madeDirs.has(dir)) {
-      mkdirSync(dir, { recursive: true });
-      this.madeDirs.add(dir);
-    }
-    renameSync(current, dest);
+    renameCreatingDir(current, join(this.backupDir, stored), this.madeDirs);
     return { path: rel, syncedAt, size: known?.size ?? size, stored };
   }
 
