@@ -9,7 +9,7 @@ import { BackupStager, moveBackup } from "./track/backup.ts";
 import { type ChangeRecord, describeChange } from "./track/change.ts";
 import { type DeleteDeps, goneFromSource, missingFromSource, propagateDeletes } from "./propagate-deletes.ts";
 import { RRD_NAME, readRrdProbe } from "./track/rrd-read.ts";
-import { rrdDamage, type RrdSummary } from "./track/rrd.ts";
+import { rrdDamage, type RrdProbe, type RrdSummary } from "./track/rrd.ts";
 import { BackupVersions } from "./track/versions.ts";
 import { type ChangeLog, formatEntry } from "./track/changelog.ts";
 import type { BatchFile, BatchResult, SendOptions, Transport, TreeFilter } from "./transport/types.ts";
@@ -89,6 +89,8 @@ interface Planned {
   prev: FileState | null;
   /** an RRD that still looked damaged after every hold: shipped anyway, flagged in the change log */
   damage?: string;
+  /** the header the hold check read, handed on to describe the change (one read per file, not two) */
+  probe?: RrdProbe;
   /** first sync: the walk's inode change time (the whole-tree run's outcomes use it) */
   ctimeNs?: bigint;
   /** first sync: what was written ahead for it (the settle step keeps these objects if they still hold) */
@@ -345,7 +347,8 @@ export class Replicator {
     let damage: string | null;
     try {
       const prev = p.prev?.rrd ? (JSON.parse(p.prev.rrd) as RrdSummary) : null;
-      damage = rrdDamage(readRrdProbe(p.abs), p.facts.size, prev);
+      p.probe = readRrdProbe(p.abs);
+      damage = rrdDamage(p.probe, p.facts.size, prev);
     } catch {
       return false; // unreadable or gone: the transfer reports it
     }
@@ -655,7 +658,9 @@ export class Replicator {
     if (!this.d.config.changeTracking.enabled) return { rec: null, staged: null };
     const previous = f.prev && f.prev.size >= 0 ? { size: f.prev.size, sha256: f.prev.sha256, rrd: f.prev.rrd } : null;
     try {
-      const rec = await describeChange({ srcPath: f.abs, relPath: f.rel, backupDir: this.d.config.changeTracking.backupDir, previous, size: f.facts.size });
+      const probe = f.probe;
+      f.probe = undefined;
+      const rec = await describeChange({ srcPath: f.abs, relPath: f.rel, backupDir: this.d.config.changeTracking.backupDir, previous, size: f.facts.size, probe });
       if (rec?.fileKind !== "text") return { rec, staged: null };
       try {
         return { rec, staged: this.stager.stage(f.abs) };

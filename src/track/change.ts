@@ -63,11 +63,13 @@ interface DescribeOptions {
   limits?: Partial<DiffLimits>;
   /** the size the caller just stat'ed (saves a stat per file) */
   size?: number;
+  /** the header the caller already read for this version (the torn-file hold check), if it did */
+  probe?: RrdProbe;
 }
 
 /** null: the content is the same as the previous version (nothing to record). */
 export async function describeChange(opts: DescribeOptions): Promise<ChangeRecord | null> {
-  const probe = readRrdProbe(opts.srcPath);
+  const probe = opts.probe ?? readRrdProbe(opts.srcPath);
   const rec = await describeWith(probe, opts);
   // A file named like an RRD also gets the torn-file verdict, from the same header read.
   if (rec !== null && RRD_NAME.test(opts.relPath)) {
