@@ -8,8 +8,6 @@ import { ExitCode } from "../errors.ts";
 import { formatBytes } from "../log.ts";
 import { chooseTransport, describeTarget } from "../transport/create.ts";
 import { hostsFieldMatches, lookupName } from "../transport/known-hosts.ts";
-import { SftpTransport } from "../transport/sftp.ts";
-import { readKnownHosts } from "../transport/ssh-session.ts";
 import { sshCommand } from "../transport/rsync-args.ts";
 import { countDirs } from "../watch/walk.ts";
 
@@ -100,6 +98,7 @@ async function* checkTarget(config: Config, env: Record<string, string | undefin
 /** The SFTP transport's own client does the login and a test write, so a ✓ means its transfers get in too. */
 async function* checkSftp(config: Config, env: Record<string, string | undefined>): AsyncGenerator<Result> {
   const t = config.target;
+  const { SftpTransport } = await import("../transport/sftp.ts");
   const r = await new SftpTransport({ target: t, sourceDir: config.sourceDir, env }).probeDestination();
   if (r.login !== null) {
     yield { verdict: "fail", label: "ssh login", detail: r.login, fix: /host key/.test(r.login) ? "see the message: host keys are never accepted blindly" : loginFix(r.login, config) };
@@ -163,7 +162,7 @@ async function checkKnownHost(config: Config): Promise<Result> {
   }
   // The SFTP client reads known_hosts itself (no OpenSSH needed here); the rsync transport's ssh asks ssh-keygen's view.
   const listed = t.transport === "sftp"
-    ? readKnownHosts(t.knownHostsFile).some((l) => l.marker === "" && hostsFieldMatches(l.hosts, name))
+    ? (await import("../transport/ssh-session.ts")).readKnownHosts(t.knownHostsFile).some((l) => l.marker === "" && hostsFieldMatches(l.hosts, name))
     : (await run(["ssh-keygen", "-F", name, "-f", t.knownHostsFile])).code === 0;
   if (!listed) return { verdict: "fail", label: "host key", detail: `${name} is not in ${t.knownHostsFile} (host keys are never accepted blindly)`, fix: scan };
   return { verdict: "ok", label: "host key", detail: `${name} is in ${t.knownHostsFile}` };

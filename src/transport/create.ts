@@ -2,13 +2,23 @@
 import type { Config, Target } from "../config/types.ts";
 import { probeRemoteRsync } from "./probe.ts";
 import { RsyncTransport } from "./rsync.ts";
-import { SftpTransport } from "./sftp.ts";
 import type { BatchFile, BatchResult, DeleteResult, MoveResult, SendOptions, Transport, TransportLog } from "./types.ts";
 
 export function createTransport(config: Config, log?: TransportLog): Transport {
   const t = config.target;
-  if (t.transport === "sftp") return new SftpTransport({ target: t, sourceDir: config.sourceDir, log });
-  if (t.transport === "auto" && t.host !== "") return new AutoTransport(config, log);
+  // The SFTP client (ssh2) loads only when a target uses it: ~10 MB and start-up time every cron run would pay.
+  if (t.transport === "sftp") {
+    const description = `sftp → ${t.user ? `${t.user}@` : ""}${t.host}:${t.destDir}`;
+    return new DeferredTransport(description, async () => new (await import("./sftp.ts")).SftpTransport({ target: t, sourceDir: config.sourceDir, log }));
+  }
+  if (t.transport === "auto" && t.host !== "") {
+    return new DeferredTransport(`auto → ${t.user ? `${t.user}@` : ""}${t.host}:${t.destDir}`, async () => {
+      const c = await chooseTransport(t);
+      if ("error" in c) return c.error;
+      log?.info(`transport: ${c.kind} (auto: ${c.why})`);
+      return createTransport({ ...config, target: { ...t, transport: c.kind } }, log);
+    });
+  }
   return new RsyncTransport({ target: t, rsync: config.rsync, sourceDir: config.sourceDir });
 }
 
@@ -23,47 +33,45 @@ export async function chooseTransport(t: Target): Promise<{ kind: "rsync" | "sft
 }
 
 /**
- * "auto": rsync when both ends have it, else SFTP; decided at first use (one ssh login) and kept for the run.
- * While the standby cannot be reached, each attempt fails like a transfer would and the next one asks again.
+ * A transport made at first use: SFTP's module is loaded then, and "auto" asks the standby then (one ssh login),
+ * keeping the answer for the run. While `make` fails (the standby cannot be reached to ask), each call fails as a
+ * transfer would, and the next one tries again.
  */
-class AutoTransport implements Transport {
-  private chosen: Transport | null = null;
+class DeferredTransport implements Transport {
+  private made: Transport | null = null;
 
-  constructor(private readonly config: Config, private readonly log?: TransportLog) {}
+  constructor(private readonly pending: string, private readonly make: () => Promise<Transport | string>) {}
 
   get description(): string {
-    const t = this.config.target;
-    return this.chosen?.description ?? `auto → ${t.user ? `${t.user}@` : ""}${t.host}:${t.destDir}`;
+    return this.made?.description ?? this.pending;
   }
 
-  private async pick(): Promise<Transport | string> {
-    if (this.chosen) return this.chosen;
-    const c = await chooseTransport(this.config.target);
-    if ("error" in c) return c.error;
-    this.log?.info(`transport: ${c.kind} (auto: ${c.why})`);
-    this.chosen = createTransport({ ...this.config, target: { ...this.config.target, transport: c.kind } }, this.log);
-    return this.chosen;
+  private async get(): Promise<Transport | string> {
+    if (this.made) return this.made;
+    const t = await this.make();
+    if (typeof t !== "string") this.made = t;
+    return t;
   }
 
   async sendBatch(files: BatchFile[] | Promise<BatchFile[]>, signal?: AbortSignal, opts?: SendOptions): Promise<BatchResult> {
-    const t = await this.pick();
+    const t = await this.get();
     if (typeof t !== "string") return t.sendBatch(files, signal, opts);
     const outcomes = new Map((await files).map((f) => [f.path, { ok: false as const, reason: t }]));
     return { outcomes, error: t, infoLines: [], bytesSent: 0 };
   }
 
   async deleteFiles(paths: string[], signal?: AbortSignal): Promise<DeleteResult> {
-    const t = await this.pick();
+    const t = await this.get();
     return typeof t === "string" ? { deleted: new Set(), error: t } : t.deleteFiles(paths, signal);
   }
 
   async moveFiles(moves: Array<{ from: string; to: string }>, signal?: AbortSignal): Promise<MoveResult> {
-    const t = await this.pick();
+    const t = await this.get();
     return typeof t === "string" ? { moved: new Set(), error: t } : t.moveFiles(moves, signal);
   }
 
   async close(): Promise<void> {
-    await this.chosen?.close();
+    await this.made?.close();
   }
 }
 
