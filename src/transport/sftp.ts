@@ -36,11 +36,6 @@ interface Prepared {
   handle: Buffer;
 }
 
-/** ssh2's callback API as promises. */
-function call<T = void>(fn: (cb: (err: SftpError | null | undefined, value?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
-}
-
 /**
  * The temporary name a file is written under, in its own directory (so the rename is atomic): fixed per file, so
  * a run killed mid-write leaves at most one, which the next send of that file overwrites and renames away.
@@ -101,13 +96,13 @@ export class SftpTransport implements Transport {
     if (typeof session === "string") return failAll(files, session);
     const onAbort = () => session.destroy();
     signal?.addEventListener("abort", onAbort, { once: true });
-    const outcomes = opts.wholeTree ? await this.quickCheck(session.sftp, files) : new Map<string, FileOutcome>();
+    const outcomes = opts.wholeTree ? await this.quickCheck(session, files) : new Map<string, FileOutcome>();
     const toSend = outcomes.size === 0 ? files : files.filter((f) => !outcomes.has(f.path));
     let bytesSent = 0;
     let next = 0;
     const finishing: Array<Promise<void>> = [];
     const onBytes = (n: number) => opts.onBytes?.((bytesSent += n));
-    const take = () => (next < toSend.length && session.ended === null ? this.prepare(session.sftp, toSend[next++] as BatchFile) : null);
+    const take = () => (next < toSend.length && session.ended === null ? this.prepare(session, toSend[next++] as BatchFile) : null);
     const worker = async () => {
       // A slot writes one file at a time, but a round trip costs more than a small file's data: the next file's
       // open goes out with this one's writes, and this one's confirmation and rename overlap the next file.
@@ -117,7 +112,7 @@ export class SftpTransport implements Transport {
       while (upcoming) {
         const current = await upcoming;
         upcoming = take();
-        const { done } = "outcome" in current ? { done: Promise.resolve(current.outcome) } : await this.transmit(session.sftp, current, onBytes);
+        const { done } = "outcome" in current ? { done: Promise.resolve(current.outcome) } : await this.transmit(session, current, onBytes);
         const finished = done.then((o) => void outcomes.set(current.f.path, o));
         finishing.push(finished);
         await previous;
@@ -142,7 +137,8 @@ export class SftpTransport implements Transport {
    * the same size and mtime (whole seconds, as SFTP carries them) is confirmed without sending it. Listings are
    * read per directory, and only for directories the replica has, so an empty replica costs one readdir.
    */
-  private async quickCheck(sftp: SFTPWrapper, files: BatchFile[]): Promise<Map<string, FileOutcome>> {
+  private async quickCheck(s: SshSession, files: BatchFile[]): Promise<Map<string, FileOutcome>> {
+    const { sftp } = s;
     const same = new Map<string, FileOutcome>();
     const listings = new Map<string, Promise<Map<string, SftpStats> | null>>();
     const listing = (rel: string): Promise<Map<string, SftpStats> | null> => {
@@ -153,7 +149,7 @@ export class SftpTransport implements Transport {
             const parent = await listing(dirname(rel) === "." ? "" : dirname(rel));
             if (!parent?.get(basename(rel))?.isDirectory()) return null;
           }
-          const list = await call<Array<{ filename: string; attrs: SftpStats }>>((cb) => sftp.readdir(this.remote(rel), cb)).catch(() => null);
+          const list = await s.call<Array<{ filename: string; attrs: SftpStats }>>((cb) => sftp.readdir(this.remote(rel), cb)).catch(() => null);
           return list && new Map(list.map((e) => [e.filename, e.attrs]));
         })();
         listings.set(rel, p);
@@ -181,7 +177,8 @@ export class SftpTransport implements Transport {
    * A file's first step: opened here (never through a symlink) and under its temporary name on the standby, in
    * its own directory so the final rename is atomic. A failure here is the file's outcome.
    */
-  private async prepare(sftp: SFTPWrapper, f: BatchFile): Promise<Prepared | { f: BatchFile; outcome: FileOutcome }> {
+  private async prepare(s: SshSession, f: BatchFile): Promise<Prepared | { f: BatchFile; outcome: FileOutcome }> {
+    const { sftp } = s;
     // Local reads are synchronous: page-cached reads take microseconds, and the thread-pool round trip of the
     // promise API cost more than the read itself (measured: a third of the SFTP transport's time on small files).
     let fd: number;
@@ -201,23 +198,24 @@ export class SftpTransport implements Transport {
         closeSync(fd);
         return { f, outcome: { ok: false, reason: "not a regular file: not sent" } };
       }
-      await this.ensureDir(sftp, dirname(f.path) === "." ? "" : dirname(f.path));
+      await this.ensureDir(s, dirname(f.path) === "." ? "" : dirname(f.path));
       // Private while it is written (its own mode comes with the mtime, before the rename). A temporary file a
       // killed run left behind that cannot be reopened for writing is removed and made anew.
-      const openTmp = () => call<Buffer>((cb) => sftp.open(tmp, "w", { mode: 0o600 }, cb));
+      const openTmp = () => s.call<Buffer>((cb) => sftp.open(tmp, "w", { mode: 0o600 }, cb));
       const handle = await openTmp().catch(async (e: SftpError) => {
         if (e.code !== PERMISSION_DENIED) throw e;
-        await call((cb) => sftp.unlink(tmp, cb)).catch(() => undefined);
+        await s.call((cb) => sftp.unlink(tmp, cb)).catch(() => undefined);
         return openTmp();
       });
       return { f, fd, before, tmp, handle };
     } catch (e) {
       closeSync(fd);
-      return { f, outcome: this.failed(sftp, f, tmp, e) };
+      return { f, outcome: this.failed(s, f, tmp, e) };
     }
   }
 
-  private failed(sftp: SFTPWrapper, f: BatchFile, tmp: string, e: unknown): FileOutcome {
+  private failed(s: SshSession, f: BatchFile, tmp: string, e: unknown): FileOutcome {
+    const { sftp } = s;
     sftp.unlink(tmp, () => undefined);
     return { ok: false, reason: describeSftpError(e as SftpError, this.remote(f.path)) };
   }
@@ -226,29 +224,30 @@ export class SftpTransport implements Transport {
    * The data, mode and mtime, then the rename over the final name. Resolves once the last write is queued, with
    * the outcome to come.
    */
-  private async transmit(sftp: SFTPWrapper, p: Prepared, onBytes: (n: number) => void): Promise<{ done: Promise<FileOutcome> }> {
+  private async transmit(s: SshSession, p: Prepared, onBytes: (n: number) => void): Promise<{ done: Promise<FileOutcome> }> {
+    const { sftp } = s;
     const { f, fd, before, tmp, handle } = p;
     const size = Number(before.size);
     const mode = Number(before.mode & 0o7777n);
     const mtime = Number(before.mtimeNs / 1_000_000_000n);
     let writes: { done: Promise<number> };
     try {
-      writes = await writeAll(sftp, handle, fd, size, onBytes);
+      writes = await writeAll(s, handle, fd, size, onBytes);
     } catch (e) {
       sftp.close(handle, () => undefined);
       closeSync(fd);
-      return { done: Promise.resolve(this.failed(sftp, f, tmp, e)) };
+      return { done: Promise.resolve(this.failed(s, f, tmp, e)) };
     }
     // Mode and mtime before the rename: the final name never shows the file with other attributes. Queued right
     // behind the last writes: the server handles requests in order.
-    const settled = Promise.allSettled([writes.done, call((cb) => sftp.fsetstat(handle, { mode, mtime, atime: mtime }, cb)), call((cb) => sftp.close(handle, cb))]);
+    const settled = Promise.allSettled([writes.done, s.call((cb) => sftp.fsetstat(handle, { mode, mtime, atime: mtime }, cb)), s.call((cb) => sftp.close(handle, cb))]);
     const done = (async (): Promise<FileOutcome> => {
       let seen: { size: number; mtimeNs: string; ino: string };
       let sent: number;
       try {
         const results = await settled;
         const rejected = results.find((r) => r.status === "rejected");
-        if (rejected) return this.failed(sftp, f, tmp, rejected.reason);
+        if (rejected) return this.failed(s, f, tmp, rejected.reason);
         sent = (results[0] as PromiseFulfilledResult<number>).value;
         // Read while it changed: what arrived may be a mix, so it is not recorded as the version planned (the
         // engine sees a different identity and sends it again).
@@ -260,9 +259,9 @@ export class SftpTransport implements Transport {
         closeSync(fd);
       }
       try {
-        await this.renameOver(sftp, tmp, this.remote(f.path));
+        await this.renameOver(s, tmp, this.remote(f.path));
       } catch (e) {
-        return this.failed(sftp, f, tmp, e);
+        return this.failed(s, f, tmp, e);
       }
       return { ok: true, bytes: sent, seen };
     })();
@@ -270,34 +269,36 @@ export class SftpTransport implements Transport {
   }
 
   /** posix-rename@openssh.com replaces atomically; plain SFTP rename refuses an existing target. */
-  private async renameOver(sftp: SFTPWrapper, from: string, to: string): Promise<void> {
+  private async renameOver(s: SshSession, from: string, to: string): Promise<void> {
+    const { sftp } = s;
     if (hasExtension(sftp, "posix-rename@openssh.com")) {
-      await call((cb) => sftp.ext_openssh_rename(from, to, cb));
+      await s.call((cb) => sftp.ext_openssh_rename(from, to, cb));
       return;
     }
     // Not atomic: a reader may find the name missing for a moment (never half a file).
-    await call((cb) => sftp.unlink(to, cb)).catch(() => undefined);
-    await call((cb) => sftp.rename(from, to, cb));
+    await s.call((cb) => sftp.unlink(to, cb)).catch(() => undefined);
+    await s.call((cb) => sftp.rename(from, to, cb));
   }
 
   /** mkdir -p, each directory asked once per connection; concurrent workers share the same attempt. */
-  private ensureDir(sftp: SFTPWrapper, rel: string): Promise<void> {
+  private ensureDir(s: SshSession, rel: string): Promise<void> {
+    const { sftp } = s;
     let p = this.dirs.get(rel);
     if (!p) {
       p = (async () => {
         const abs = this.remote(rel);
-        const st = await call<SftpStats>((cb) => sftp.stat(abs, cb)).catch((e: SftpError) => {
+        const st = await s.call<SftpStats>((cb) => sftp.stat(abs, cb)).catch((e: SftpError) => {
           if (e.code === NO_SUCH_FILE) return null;
           throw e;
         });
         if (st?.isDirectory()) return;
         if (st) throw Object.assign(new Error(`${abs} on the standby is not a directory`), { code: "ENOTDIR" });
         const parent = rel === "" ? null : dirname(rel) === "." ? "" : dirname(rel);
-        if (parent !== null) await this.ensureDir(sftp, parent);
-        else if (this.opts.target.destDir !== "/") await this.ensureAbsDir(sftp, dirname(this.opts.target.destDir));
-        await call((cb) => sftp.mkdir(abs, { mode: 0o755 }, cb)).catch(async (e: SftpError) => {
+        if (parent !== null) await this.ensureDir(s, parent);
+        else if (this.opts.target.destDir !== "/") await this.ensureAbsDir(s, dirname(this.opts.target.destDir));
+        await s.call((cb) => sftp.mkdir(abs, { mode: 0o755 }, cb)).catch(async (e: SftpError) => {
           // made meanwhile by someone else: fine
-          const again = await call<SftpStats>((cb) => sftp.stat(abs, cb)).catch(() => null);
+          const again = await s.call<SftpStats>((cb) => sftp.stat(abs, cb)).catch(() => null);
           if (!again?.isDirectory()) throw e;
         });
       })();
@@ -308,27 +309,28 @@ export class SftpTransport implements Transport {
   }
 
   /** The destination's own parents (remote_dest_dir may not exist yet), as `mkdir -p` would. */
-  private async ensureAbsDir(sftp: SFTPWrapper, abs: string): Promise<void> {
-    const st = await call<SftpStats>((cb) => sftp.stat(abs, cb)).catch(() => null);
+  private async ensureAbsDir(s: SshSession, abs: string): Promise<void> {
+    const { sftp } = s;
+    const st = await s.call<SftpStats>((cb) => sftp.stat(abs, cb)).catch(() => null);
     if (st?.isDirectory()) return;
-    if (dirname(abs) !== abs) await this.ensureAbsDir(sftp, dirname(abs));
-    await call((cb) => sftp.mkdir(abs, { mode: 0o755 }, cb)).catch(() => undefined);
+    if (dirname(abs) !== abs) await this.ensureAbsDir(s, dirname(abs));
+    await s.call((cb) => sftp.mkdir(abs, { mode: 0o755 }, cb)).catch(() => undefined);
   }
 
   async deleteFiles(paths: string[], signal?: AbortSignal): Promise<DeleteResult> {
     const deleted = new Set<string>();
     if (paths.length === 0) return { deleted, error: null };
-    const session = await this.connectOrError(signal);
-    if (typeof session === "string") return { deleted, error: session };
-    const { sftp } = session;
+    const s = await this.connectOrError(signal);
+    if (typeof s === "string") return { deleted, error: s };
+    const { sftp } = s;
     const failures: string[] = [];
     await forEachLimited(paths, this.opts.target.sftpParallelFiles, async (p) => {
       const abs = this.remote(p);
-      const st = await call<SftpStats>((cb) => sftp.lstat(abs, cb)).catch((e: SftpError) => (e.code === NO_SUCH_FILE ? null : e));
+      const st = await s.call<SftpStats>((cb) => sftp.lstat(abs, cb)).catch((e: SftpError) => (e.code === NO_SUCH_FILE ? null : e));
       if (st === null) return; // already absent
       if (st instanceof Error) return void failures.push(describeSftpError(st, abs));
       if (st.isDirectory()) return; // only files are deleted; a directory is left to the rmdir below
-      await call((cb) => sftp.unlink(abs, cb)).then(
+      await s.call((cb) => sftp.unlink(abs, cb)).then(
         () => void deleted.add(p),
         (e: SftpError) => void (e.code === NO_SUCH_FILE || failures.push(describeSftpError(e, abs))),
       );
@@ -339,10 +341,10 @@ export class SftpTransport implements Transport {
     for (const p of deleted) for (let d = dirname(p); d !== "."; d = dirname(d)) parents.add(d);
     for (const d of [...parents].sort((a, b) => b.split("/").length - a.split("/").length)) {
       if (this.sourceHasDir(d)) continue;
-      await call((cb) => sftp.rmdir(this.remote(d), cb)).catch(() => undefined);
+      await s.call((cb) => sftp.rmdir(this.remote(d), cb)).catch(() => undefined);
       this.dirs.delete(d);
     }
-    if (session.ended !== null) return { deleted: new Set(), error: session.ended };
+    if (s.ended !== null) return { deleted: new Set(), error: s.ended };
     return { deleted, error: failures.length > 0 ? failures.slice(0, 3).join("; ") : null };
   }
 
@@ -357,39 +359,39 @@ export class SftpTransport implements Transport {
   async moveFiles(moves: Array<{ from: string; to: string }>, signal?: AbortSignal): Promise<MoveResult> {
     const moved = new Set<string>();
     if (moves.length === 0) return { moved, error: null };
-    const session = await this.connectOrError(signal);
-    if (typeof session === "string") return { moved, error: session };
-    const { sftp } = session;
+    const s = await this.connectOrError(signal);
+    if (typeof s === "string") return { moved, error: s };
+    const { sftp } = s;
     // One at a time: two moves may touch the same names (a → b, b → c) and their order matters.
     for (const m of moves) {
-      if (session.ended !== null) break;
+      if (s.ended !== null) break;
       try {
-        const from = await call<SftpStats>((cb) => sftp.lstat(this.remote(m.from), cb));
+        const from = await s.call<SftpStats>((cb) => sftp.lstat(this.remote(m.from), cb));
         if (!from.isFile()) continue;
-        const to = await call<SftpStats>((cb) => sftp.lstat(this.remote(m.to), cb)).catch(() => null);
+        const to = await s.call<SftpStats>((cb) => sftp.lstat(this.remote(m.to), cb)).catch(() => null);
         if (to?.isDirectory()) continue;
-        await this.ensureDir(sftp, dirname(m.to) === "." ? "" : dirname(m.to));
-        await this.renameOver(sftp, this.remote(m.from), this.remote(m.to));
+        await this.ensureDir(s, dirname(m.to) === "." ? "" : dirname(m.to));
+        await this.renameOver(s, this.remote(m.from), this.remote(m.to));
         moved.add(m.to);
       } catch {
         // not there or not movable: the caller sends it instead
       }
     }
-    return { moved, error: session.ended };
+    return { moved, error: s.ended };
   }
 
   /** For `check`: log in, then create the destination and write and remove a file there, as a transfer would. */
   async probeDestination(): Promise<{ login: string | null; dest: string | null; detail: string }> {
-    const session = await this.connectOrError();
-    if (typeof session === "string") return { login: session, dest: null, detail: "" };
-    const { sftp } = session;
+    const s = await this.connectOrError();
+    if (typeof s === "string") return { login: s, dest: null, detail: "" };
+    const { sftp } = s;
     const detail = hasExtension(sftp, "posix-rename@openssh.com") ? "files replaced atomically (posix-rename@openssh.com)" : "the standby's SFTP server lacks posix-rename@openssh.com: a replaced file is missing for a moment";
     const probe = this.remote(`.rrdsync-check-${process.pid}`);
     try {
-      await this.ensureDir(sftp, "");
-      const h = await call<Buffer>((cb) => sftp.open(probe, "w", cb));
-      await call((cb) => sftp.close(h, cb));
-      await call((cb) => sftp.unlink(probe, cb));
+      await this.ensureDir(s, "");
+      const h = await s.call<Buffer>((cb) => sftp.open(probe, "w", cb));
+      await s.call((cb) => sftp.close(h, cb));
+      await s.call((cb) => sftp.unlink(probe, cb));
       return { login: null, dest: null, detail };
     } catch (e) {
       return { login: null, dest: `${this.opts.target.destDir} on the standby is not writable: ${describeSftpError(e as SftpError, probe)}`, detail };
@@ -408,7 +410,8 @@ export class SftpTransport implements Transport {
  * Streams the file into the open remote handle with several writes in flight. Resolves once the last write is
  * sent, with a promise of the bytes written (so the caller can queue its next requests behind the writes).
  */
-async function writeAll(sftp: SFTPWrapper, handle: Buffer, fd: number, size: number, onBytes: (n: number) => void): Promise<{ done: Promise<number> }> {
+async function writeAll(s: SshSession, handle: Buffer, fd: number, size: number, onBytes: (n: number) => void): Promise<{ done: Promise<number> }> {
+  const { sftp } = s;
   let pos = 0;
   let written = 0;
   const inFlight = new Set<Promise<void>>();
@@ -421,7 +424,7 @@ async function writeAll(sftp: SFTPWrapper, handle: Buffer, fd: number, size: num
     if (bytesRead === 0) break; // shrank while read: the after-stat tells the caller
     const at = pos;
     pos += bytesRead;
-    const w: Promise<void> = call((cb) => sftp.write(handle, buf, 0, bytesRead, at, cb)).then(
+    const w: Promise<void> = s.call((cb) => sftp.write(handle, buf, 0, bytesRead, at, cb)).then(
       () => {
         written += bytesRead;
         onBytes(bytesRead);

@@ -61,9 +61,13 @@ function coalesceWrites(sock: Socket): void {
   }) as typeof sock.write;
 }
 
+type Callback<T> = (err: (Error & { code?: number | string }) | null | undefined, value?: T) => void;
+
 export class SshSession {
   /** set once the connection has ended, with why */
   ended: string | null = null;
+  /** requests not answered yet, failed at once if the connection ends */
+  private readonly waiting = new Set<(reason: string) => void>();
 
   private constructor(
     readonly client: Client,
@@ -133,25 +137,44 @@ export class SshSession {
       throw e;
     });
     const session = new SshSession(client, sftp);
-    client.on("error", (e: Error) => {
-      session.ended ??= `connection to ${hostPort} lost: ${e.message}`;
-    });
-    client.on("close", () => {
-      session.ended ??= `connection to ${hostPort} closed`;
-    });
-    sftp.on("close", () => {
-      session.ended ??= `SFTP session with ${hostPort} closed`;
-    });
+    client.on("error", (e: Error) => session.end(`connection to ${hostPort} lost: ${e.message}`));
+    client.on("close", () => session.end(`connection to ${hostPort} closed`));
+    sftp.on("close", () => session.end(`SFTP session with ${hostPort} closed`));
     return session;
   }
 
+  /**
+   * An SFTP request as a promise. ssh2 answers requests pending when its channel closes with an error, but one
+   * sent after that is dropped and never answered: this one settles when the connection ends, whatever ssh2 does.
+   */
+  call<T = void>(fn: (cb: Callback<T>) => void): Promise<T> {
+    if (this.ended !== null) return Promise.reject(new Error(this.ended));
+    return new Promise<T>((resolve, reject) => {
+      const onEnd = (reason: string) => reject(new Error(reason));
+      this.waiting.add(onEnd);
+      fn((err, value) => {
+        this.waiting.delete(onEnd);
+        if (err) reject(err);
+        else resolve(value as T);
+      });
+    });
+  }
+
+  /** Records why the connection ended (the first reason wins) and fails every request still waiting. */
+  end(reason: string): void {
+    this.ended ??= reason;
+    const why = this.ended;
+    for (const w of [...this.waiting]) w(why);
+    this.waiting.clear();
+  }
+
   close(): void {
-    this.ended ??= "closed";
+    this.end("closed");
     this.client.end();
   }
 
   destroy(): void {
-    this.ended ??= "interrupted";
+    this.end("interrupted");
     this.client.destroy();
   }
 }
