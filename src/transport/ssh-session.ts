@@ -40,34 +40,77 @@ export function readKnownHosts(file: string): KnownHostLine[] {
 }
 
 /**
- * ssh2 hands the socket each piece of a packet separately (length, ciphertext, tag: 3-4 sendto calls per SFTP
- * request, 18 per small file measured); gathered per event-loop turn they go out as one write. The bytes are copied
- * as they come, since a caller may reuse its buffer once write() returns.
+ * Gathers what ssh2 sends during one event-loop turn and sends it at the turn's end:
+ * - ssh2 hands the socket each piece of a packet separately (length, ciphertext, tag: 3-4 sendto calls per SFTP
+ *   request, 18 per small file measured); the socket is corked for the turn, so they go out as one write;
+ * - ssh2 makes each SFTP request its own SSH packet, to encrypt here and decrypt on the standby (five per small
+ *   file). SFTP is a byte stream, so once `batchChannel` is set, the turn's small requests go as one channel-data
+ *   packet (up to the channel's packet size; ssh2 already counted the window per request). Anything else ssh2
+ *   sends for that channel (EOF, close) flushes them first, so the order on the wire stays ssh2's.
  */
-function coalesceWrites(sock: Socket): void {
-  const write = sock.write.bind(sock) as (data: Uint8Array) => boolean;
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    sock.uncork();
-  };
-  sock.write = ((data: Uint8Array) => {
-    if (!corked) {
-      corked = true;
-      sock.cork();
-      setImmediate(uncork);
+class TurnBatcher {
+  private scheduled = false;
+  private pending: Buffer[] = [];
+  private pendingLen = 0;
+  private flushChannel: () => void = () => undefined;
+
+  constructor(private readonly sock: Socket) {
+    const write = sock.write.bind(sock) as (data: Uint8Array) => boolean;
+    sock.write = ((data: Uint8Array) => {
+      this.schedule();
+      return write(data);
+    }) as typeof sock.write;
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    this.sock.cork();
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flushChannel();
+      this.sock.uncork();
+    });
+  }
+
+  batchChannel(client: Client, sftp: SFTPWrapper): void {
+    type Proto = { channelData(chan: number, data: Buffer): void; channelEOF(chan: number): void; channelClose(chan: number): void };
+    const proto = (client as unknown as { _protocol: Proto })._protocol;
+    const chan = (sftp as unknown as { outgoing: { id: number; packetSize: number } }).outgoing;
+    const send = proto.channelData.bind(proto);
+    this.flushChannel = () => {
+      if (this.pending.length === 0) return;
+      const data = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending, this.pendingLen);
+      this.pending = [];
+      this.pendingLen = 0;
+      send(chan.id, data);
+    };
+    proto.channelData = (id, data) => {
+      if (id !== chan.id) return send(id, data);
+      // A write's data goes as it is (gathering it would copy it once more for nothing), after what waits.
+      if (data.length > SMALL_REQUEST || this.pendingLen + data.length > chan.packetSize) this.flushChannel();
+      if (data.length > SMALL_REQUEST) return send(id, data);
+      this.pending.push(data);
+      this.pendingLen += data.length;
+      this.schedule();
+    };
+    for (const m of ["channelEOF", "channelClose"] as const) {
+      const orig = proto[m].bind(proto);
+      proto[m] = (id) => {
+        if (id === chan.id) this.flushChannel();
+        orig(id);
+      };
     }
-    return write(data);
-  }) as typeof sock.write;
+  }
 }
+
+const SMALL_REQUEST = 4096;
 
 type Callback<T> = (err: (Error & { code?: number | string }) | null | undefined, value?: T) => void;
 
 export class SshSession {
   /** set once the connection has ended, with why */
   ended: string | null = null;
-  /** requests not answered yet, failed at once if the connection ends */
-  private readonly waiting = new Set<(reason: string) => void>();
 
   private constructor(
     readonly client: Client,
@@ -128,7 +171,7 @@ export class SshSession {
         return verdict.kind === "ok";
       },
     });
-    coalesceWrites((client as unknown as { _sock: Socket })._sock);
+    const batcher = new TurnBatcher((client as unknown as { _sock: Socket })._sock);
     await ready;
     const sftp = await new Promise<SFTPWrapper>((resolve, reject) => {
       client.sftp((err, s) => (err ? reject(new SshConnectError(`the SFTP subsystem of ${hostPort} is not available: ${err.message} (is "Subsystem sftp" set in its sshd_config?)`)) : resolve(s)));
@@ -136,36 +179,36 @@ export class SshSession {
       client.end();
       throw e;
     });
+    batcher.batchChannel(client, sftp);
     const session = new SshSession(client, sftp);
     client.on("error", (e: Error) => session.end(`connection to ${hostPort} lost: ${e.message}`));
     client.on("close", () => session.end(`connection to ${hostPort} closed`));
+    // "end" comes first, from the same call that fails ssh2's pending requests: nothing is sent after it.
+    sftp.on("end", () => session.end(`SFTP session with ${hostPort} ended`));
     sftp.on("close", () => session.end(`SFTP session with ${hostPort} closed`));
     return session;
   }
 
   /**
-   * An SFTP request as a promise. ssh2 answers requests pending when its channel closes with an error, but one
-   * sent after that is dropped and never answered: this one settles when the connection ends, whatever ssh2 does.
+   * An SFTP request as a promise. ssh2 fails the requests pending when its channel ends, but drops one sent after
+   * that without ever answering it: a request after the end is refused here instead.
    */
   call<T = void>(fn: (cb: Callback<T>) => void): Promise<T> {
     if (this.ended !== null) return Promise.reject(new Error(this.ended));
-    return new Promise<T>((resolve, reject) => {
-      const onEnd = (reason: string) => reject(new Error(reason));
-      this.waiting.add(onEnd);
-      fn((err, value) => {
-        this.waiting.delete(onEnd);
-        if (err) reject(err);
-        else resolve(value as T);
-      });
-    });
+    return new Promise<T>((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
   }
 
-  /** Records why the connection ended (the first reason wins) and fails every request still waiting. */
+  /** Records why the connection ended (the first reason wins) and fails every request still unanswered. */
   end(reason: string): void {
     this.ended ??= reason;
-    const why = this.ended;
-    for (const w of [...this.waiting]) w(why);
-    this.waiting.clear();
+    // ssh2 does this itself when the channel's stream ends; when the connection dies first it may not have yet.
+    const pending = (this.sftp as unknown as { _requests?: Record<string, { cb?: (e: Error) => void }> })._requests;
+    if (!pending) return;
+    const err = new Error(this.ended);
+    for (const [id, req] of Object.entries(pending)) {
+      delete pending[id];
+      req.cb?.(err);
+    }
   }
 
   close(): void {
