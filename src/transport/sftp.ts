@@ -156,6 +156,8 @@ export class SftpTransport implements Transport {
       }
       return p;
     };
+    // An empty (or missing) replica, as on a first sync: nothing to compare, one readdir spent.
+    if (((await listing("")) ?? new Map()).size === 0) return same;
     await forEachLimited(files, this.opts.target.sftpParallelFiles * 4, async (f) => {
       const dir = dirname(f.path) === "." ? "" : dirname(f.path);
       const remote = (await listing(dir))?.get(basename(f.path));
