@@ -6,10 +6,10 @@
 // Prints each timing, the medians, the ratios, and how many ssh logins each tool made.
 import { mkdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { startSshd, type SshdFixture } from "../../test/helpers/sshd.ts";
+import { startSshd } from "../../test/helpers/sshd.ts";
 import { DEFAULT_SSH_CIPHERS } from "../../src/config/defaults.ts";
 import { cachedBenchTree } from "./generate-tree.ts";
-import { benchUser, destRootFor, giveTo, opt, rrdsyncBin, writeBenchConfig } from "./user.ts";
+import { benchUser, destRootFor, giveTo, opt, rrdsyncBin, benchSshCommand, timedRun, writeBenchConfig } from "./user.ts";
 
 const FILES = Number(opt("--files", "20000"));
 const RUNS = Number(opt("--runs", "3"));
@@ -22,23 +22,11 @@ const src = await cachedBenchTree(root, FILES);
 
 const user = benchUser(); // a plain-shell login, as on a real standby (see user.ts)
 const sshd = await startSshd(user ? { user: user.name } : {});
-const sshCmd = (fx: SshdFixture) =>
-  `ssh -p ${fx.port} -i ${fx.clientKey} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${fx.knownHosts}`;
 
-async function timed(argv: string[]): Promise<{ s: number; logins: number }> {
-  const before = sshd.logins();
-  const t = performance.now();
-  const p = Bun.spawn(argv, { stdout: "ignore", stderr: "pipe" });
-  const err = await new Response(p.stderr).text();
-  const code = await p.exited;
-  const s = (performance.now() - t) / 1000;
-  if (code !== 0) throw new Error(`${argv.join(" ")} exited ${code}: ${err.slice(-2000)}`);
-  await Bun.sleep(50); // let sshd's log line for the last login arrive
-  return { s, logins: sshd.logins() - before };
-}
+const timed = (argv: string[]) => timedRun(argv, sshd);
 
 function rsyncArgv(dest: string, ciphers = ""): string[] {
-  return ["rsync", "-a", "--exclude=.complete", "-e", sshCmd(sshd) + (ciphers ? ` -c ${ciphers}` : ""), `${src}/`, `${sshd.user}@127.0.0.1:${dest}/`];
+  return ["rsync", "-a", "--exclude=.complete", "-e", benchSshCommand(sshd) + (ciphers ? ` -c ${ciphers}` : ""), `${src}/`, `${sshd.user}@127.0.0.1:${dest}/`];
 }
 
 function rrdsyncArgv(run: string, dest: string): string[] {

@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { DEFAULT_SSH_CIPHERS } from "../../src/config/defaults.ts";
 import { startSshd } from "../../test/helpers/sshd.ts";
 import { cachedBenchTree } from "./generate-tree.ts";
-import { benchUser, destRootFor, giveTo, opt, rrdsyncBin, writeBenchConfig } from "./user.ts";
+import { benchUser, destRootFor, giveTo, opt, rrdsyncBin, benchSshCommand, timedRun, writeBenchConfig } from "./user.ts";
 
 const FILES = Number(opt("--files", "20000"));
 const BIG_MB = Number(opt("--big-mb", "500"));
@@ -28,19 +28,9 @@ if (!existsSync(join(bigSrc, "big.dat"))) {
 
 const user = benchUser();
 const sshd = await startSshd(user ? { user: user.name } : {});
-const ssh = `ssh -p ${sshd.port} -i ${sshd.clientKey} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${sshd.knownHosts}`;
+const ssh = benchSshCommand(sshd);
 
-async function timed(argv: string[]): Promise<{ s: number; logins: number }> {
-  const before = sshd.logins();
-  const t = performance.now();
-  const p = Bun.spawn(argv, { stdout: "ignore", stderr: "pipe" });
-  const err = await new Response(p.stderr).text();
-  const code = await p.exited;
-  const s = (performance.now() - t) / 1000;
-  if (code !== 0) throw new Error(`${argv.join(" ")} exited ${code}: ${err.slice(-2000)}`);
-  await Bun.sleep(50);
-  return { s, logins: sshd.logins() - before };
-}
+const timed = (argv: string[]) => timedRun(argv, sshd);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 const times: Record<string, number[]> = {};

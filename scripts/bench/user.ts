@@ -64,3 +64,21 @@ export function writeBenchConfig(dir: string, o: { src: string; dest: string; ss
   }));
   return cfg;
 }
+
+/** The plain ssh command line the benches give rsync -a (the same options rrdsync's transfers use). */
+export function benchSshCommand(fx: SshdFixture): string {
+  return `ssh -p ${fx.port} -i ${fx.clientKey} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${fx.knownHosts}`;
+}
+
+/** Runs argv to completion: seconds taken and the ssh logins it made (a failure throws with its stderr's tail). */
+export async function timedRun(argv: string[], sshd: SshdFixture): Promise<{ s: number; logins: number }> {
+  const before = sshd.logins();
+  const t = performance.now();
+  const p = Bun.spawn(argv, { stdout: "ignore", stderr: "pipe" });
+  const err = await new Response(p.stderr).text();
+  const code = await p.exited;
+  const s = (performance.now() - t) / 1000;
+  if (code !== 0) throw new Error(`${argv.join(" ")} exited ${code}: ${err.slice(-2000)}`);
+  await Bun.sleep(50); // let sshd's log line for the last login arrive
+  return { s, logins: sshd.logins() - before };
+}
