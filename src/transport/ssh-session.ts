@@ -134,6 +134,8 @@ export class SshSession {
         signal?.removeEventListener("abort", onAbort);
         resolve();
       });
+      // A connection that closes without an error event still settles the login (later settlements are no-ops).
+      client.once("close", () => reject(new SshConnectError(`cannot connect to ${hostPort}: the connection closed during the login`)));
       client.once("error", (e: Error & { level?: string; code?: string }) => {
         signal?.removeEventListener("abort", onAbort);
         if (verdict && verdict.kind !== "ok") {
@@ -174,6 +176,7 @@ export class SshSession {
     const batcher = new TurnBatcher((client as unknown as { _sock: Socket })._sock);
     await ready;
     const sftp = await new Promise<SFTPWrapper>((resolve, reject) => {
+      client.once("close", () => reject(new SshConnectError(`connection to ${hostPort} closed before the SFTP session opened`)));
       client.sftp((err, s) => (err ? reject(new SshConnectError(`the SFTP subsystem of ${hostPort} is not available: ${err.message} (is "Subsystem sftp" set in its sshd_config?)`)) : resolve(s)));
     }).catch((e) => {
       client.end();

@@ -57,9 +57,9 @@ export async function keygen(path: string, type = "ed25519", passphrase = ""): P
 
 /**
  * `user`: log in as this user instead of the current one (benches use a plain-shell user, like a real standby).
- * `hostKeyTypes`: the host's keys (the first is the one pinned in knownHosts). `withoutRsync`: a standby with no rsync.
+ * `hostKeyTypes`: the host's keys (the first is the one pinned in knownHosts). `withoutRsync`: a standby with no rsync; `withoutSftp`: one with no SFTP subsystem.
  */
-export async function startSshd(opts: { user?: string; hostKeyTypes?: string[]; withoutRsync?: boolean } = {}): Promise<SshdFixture> {
+export async function startSshd(opts: { user?: string; hostKeyTypes?: string[]; withoutRsync?: boolean; withoutSftp?: boolean } = {}): Promise<SshdFixture> {
   const dir = mkdtempSync(join(tmpdir(), "rrdsync-sshd-"));
   const port = await freePort();
   // Bun's os.userInfo() can report "unknown" (no NSS lookup); `id -un` asks the system.
@@ -93,7 +93,7 @@ export async function startSshd(opts: { user?: string; hostKeyTypes?: string[]; 
       "LogLevel INFO", // INFO logs each "Accepted publickey": the login counter reads it
       "MaxStartups 100:30:200",
       "MaxSessions 100",
-      "Subsystem sftp internal-sftp",
+      ...(opts.withoutSftp ? [] : ["Subsystem sftp internal-sftp"]),
       // A standby without rsync: commands find nothing on PATH (SFTP runs inside sshd and needs none).
       ...(opts.withoutRsync ? ["SetEnv PATH=/nonexistent"] : []),
       "",

@@ -9,6 +9,7 @@ setDefaultTimeout(60_000);
 
 const withRsync = e2eSuite("auto");
 const without = e2eSuite("norsync", { withoutRsync: true });
+const noSftp = e2eSuite("nosftp", { withoutSftp: true });
 
 function config(w: World, s: ReturnType<typeof withRsync.sshd>, transport: string): string {
   return w.writeConfig({
@@ -64,5 +65,16 @@ describe("transport choice", () => {
     expect(check.code).toBe(1);
     expect(check.stdout).toContain("✗ rsync (standby)");
     expect(check.stdout).toContain("fix: install rsync on the standby");
+  });
+
+  test("sftp against a standby without the SFTP subsystem: exit 1, the message says so; auto takes rsync there", async () => {
+    const w = noSftp.world();
+    writeTree(w.src, { "a.txt": "a\n" });
+    const r = await runRrdsync(["--once", "--config", config(w, noSftp.sshd(), "sftp")]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`the SFTP subsystem of 127.0.0.1:${noSftp.sshd().port} is not available`);
+    const auto = await runRrdsync(["--once", "--config", config(w, noSftp.sshd(), "auto")]);
+    expect({ code: auto.code, err: auto.stderr }).toEqual({ code: 0, err: "" });
+    expect(readFileSync(join(w.dest, "a.txt"), "utf8")).toBe("a\n");
   });
 });
