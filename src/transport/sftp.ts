@@ -66,6 +66,8 @@ export class SftpTransport implements Transport {
     if (this.session && this.session.ended === null) return Promise.resolve(this.session);
     // Callers that arrive while a login is under way share it.
     this.connecting ??= (async () => {
+      // An SFTP channel can end while its connection lives on (sftp-server died): that connection goes too.
+      this.session?.destroy();
       this.session = null;
       this.dirs.clear();
       if (this.identity === null) {
@@ -203,9 +205,10 @@ export class SftpTransport implements Transport {
       await this.ensureDir(s, dirname(f.path) === "." ? "" : dirname(f.path));
       // Private while it is written (its own mode comes with the mtime, before the rename). A temporary file a
       // killed run left behind that cannot be reopened for writing is removed and made anew.
-      const openTmp = () => s.call<Buffer>((cb) => sftp.open(tmp, "w", { mode: 0o600 }, cb));
-      const handle = await openTmp().catch(async (e: SftpError) => {
-        if (e.code !== PERMISSION_DENIED) throw e;
+      // Created exclusively ("wx"): whatever already sits at the name (a killed run's leftover, or a symlink
+      // someone planted on the standby) is removed, never written through.
+      const openTmp = () => s.call<Buffer>((cb) => sftp.open(tmp, "wx", { mode: 0o600 }, cb));
+      const handle = await openTmp().catch(async () => {
         await s.call((cb) => sftp.unlink(tmp, cb)).catch(() => undefined);
         return openTmp();
       });
@@ -289,12 +292,13 @@ export class SftpTransport implements Transport {
     if (!p) {
       p = (async () => {
         const abs = this.remote(rel);
-        const st = await s.call<SftpStats>((cb) => sftp.stat(abs, cb)).catch((e: SftpError) => {
+        // lstat: a symlink where a directory belongs would lead the writes out of the destination; refused.
+        const st = await s.call<SftpStats>((cb) => (rel === "" ? sftp.stat(abs, cb) : sftp.lstat(abs, cb))).catch((e: SftpError) => {
           if (e.code === NO_SUCH_FILE) return null;
           throw e;
         });
         if (st?.isDirectory()) return;
-        if (st) throw Object.assign(new Error(`${abs} on the standby is not a directory`), { code: "ENOTDIR" });
+        if (st) throw Object.assign(new Error(`${abs} on the standby is ${st.isSymbolicLink() ? "a symlink" : "not a directory"}: not written through`), { code: "ENOTDIR" });
         const parent = rel === "" ? null : dirname(rel) === "." ? "" : dirname(rel);
         if (parent !== null) await this.ensureDir(s, parent);
         else if (this.opts.target.destDir !== "/") await this.ensureAbsDir(s, dirname(this.opts.target.destDir));

@@ -130,6 +130,7 @@ export class SshSession {
         reject(new SshConnectError("interrupted"));
       };
       signal?.addEventListener("abort", onAbort, { once: true });
+      if (signal?.aborted) onAbort();
       client.once("ready", () => {
         signal?.removeEventListener("abort", onAbort);
         resolve();
@@ -153,6 +154,9 @@ export class SshSession {
         }
       });
     });
+    // ssh2 can emit more than one error (a login timer firing after an auth failure, say); an error event
+    // without a listener would throw and take a daemon down. Later errors only end the session (below).
+    client.on("error", () => undefined);
     client.connect({
       host: t.host,
       port: t.port,
@@ -174,12 +178,15 @@ export class SshSession {
       },
     });
     const batcher = new TurnBatcher((client as unknown as { _sock: Socket })._sock);
-    await ready;
+    await ready.catch((e) => {
+      client.destroy();
+      throw e;
+    });
     const sftp = await new Promise<SFTPWrapper>((resolve, reject) => {
       client.once("close", () => reject(new SshConnectError(`connection to ${hostPort} closed before the SFTP session opened`)));
       client.sftp((err, s) => (err ? reject(new SshConnectError(`the SFTP subsystem of ${hostPort} is not available: ${err.message} (is "Subsystem sftp" set in its sshd_config?)`)) : resolve(s)));
     }).catch((e) => {
-      client.end();
+      client.destroy();
       throw e;
     });
     batcher.batchChannel(client, sftp);

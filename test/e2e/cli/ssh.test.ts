@@ -1,7 +1,7 @@
 // Host keys and credentials, end to end: the same scenarios for both transports (RRDSYNC_TEST_TRANSPORT), against
 // an sshd offering Ed25519, ECDSA and RSA host keys. OpenSSH judges for rsync, rrdsync's own code for SFTP.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { chmodSync, copyFileSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { keygen, wrongKnownHosts } from "../../helpers/sshd.ts";
 import { e2eSuite } from "../../helpers/suite.ts";
@@ -175,5 +175,23 @@ describe(`credentials (${TRANSPORT})`, () => {
     r = await runRrdsync(["--once", "--config", withRemote(w, { ssh_key_path: key, ssh_passphrase_file: pf })], { env });
     expect({ code: r.code, err: r.stderr }).toEqual({ code: 0, err: "" });
     expect(readFileSync(join(w.dest, "b.txt"), "utf8")).toBe("b\n");
+  });
+});
+
+describe(`the standby's own files are not written through (${TRANSPORT})`, () => {
+  // rsync's temporary names are random; SFTP's are fixed per file, so a planted symlink must not be followed.
+  test.if(TRANSPORT === "sftp")("a symlink planted at a temporary name or in place of a directory leads nowhere", async () => {
+    const w = suite.world();
+    const outside = join(w.dir, "outside");
+    writeTree(outside, { "victim.txt": "keep\n" });
+    writeTree(w.src, { "a.txt": "a\n", "sub/b.txt": "b\n" });
+    symlinkSync(join(outside, "victim.txt"), join(w.dest, ".a.txt.rrdsync-tmp"));
+    symlinkSync(outside, join(w.dest, "sub"));
+    const r = await runRrdsync(["--once", "--config", withRemote(w, {})]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${join(w.dest, "sub")} on the standby is a symlink: not written through`);
+    expect(readFileSync(join(outside, "victim.txt"), "utf8")).toBe("keep\n");
+    expect(readdirSync(outside)).toEqual(["victim.txt"]);
+    expect(readFileSync(join(w.dest, "a.txt"), "utf8")).toBe("a\n");
   });
 });
