@@ -8,7 +8,7 @@ import { ExitCode } from "../errors.ts";
 import { formatBytes } from "../log.ts";
 import { chooseTransport, describeTarget } from "../transport/create.ts";
 import { hostsFieldMatches, lookupName } from "../transport/known-hosts.ts";
-import { sshCommand } from "../transport/rsync-args.ts";
+import { runRemote } from "../transport/probe.ts";
 import { countDirs } from "../watch/walk.ts";
 
 type Verdict = "ok" | "fail" | "warn";
@@ -72,7 +72,7 @@ async function* checkTarget(config: Config, env: Record<string, string | undefin
     yield* checkSftp(config, env);
     return;
   }
-  const login = await remote(config, "true");
+  const login = await runRemote(config.target, "true");
   yield login.code === 0
     ? { verdict: "ok", label: "ssh login", detail: `${t.user ? `${t.user}@` : ""}${t.host} port ${t.port}` }
     : { verdict: "fail", label: "ssh login", detail: lastLine(login.err) || `ssh exited ${login.code}`, fix: key.verdict === "fail" ? "fix the ssh key first (above): ssh ignores a key others can read" : loginFix(login.err, config) };
@@ -169,7 +169,7 @@ async function checkKnownHost(config: Config): Promise<Result> {
 }
 
 async function checkRemoteRsync(config: Config): Promise<Result> {
-  const r = await remote(config, "rsync --version");
+  const r = await runRemote(config.target, "rsync --version");
   const v = rsyncVersion(r.out);
   if (r.code !== 0 || v === null) {
     return { verdict: "fail", label: "rsync (standby)", detail: lastLine(r.err) || "not found on the standby", fix: "install rsync on the standby (apt-get install rsync / dnf install rsync), or set remote_sync.transport to \"sftp\"" };
@@ -182,7 +182,7 @@ async function checkRemoteRsync(config: Config): Promise<Result> {
 async function checkRemoteDest(config: Config): Promise<Result> {
   const d = config.target.destDir;
   const q = `'${d.replaceAll("'", "'\\''")}'`;
-  const r = await remote(config, `mkdir -p -- ${q} && test -w ${q} && test -d ${q}`);
+  const r = await runRemote(config.target, `mkdir -p -- ${q} && test -w ${q} && test -d ${q}`);
   if (r.code !== 0) {
     return { verdict: "fail", label: "destination", detail: `${d} on the standby is not writable${r.err.trim() ? `: ${lastLine(r.err)}` : ""}`, fix: `on the standby: mkdir -p ${d} && chown ${config.target.user || "<remote_user>"} ${d}` };
   }
@@ -252,12 +252,6 @@ function loginFix(err: string, config: Config): string {
   if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/i.test(err)) return `the standby's host key does not match ${t.knownHostsFile}: if it really changed, remove the old line (ssh-keygen -R) and add the new one after checking its fingerprint`;
   if (/Connection refused|timed out|No route|Could not resolve/i.test(err)) return `is sshd running on ${t.host} port ${t.port}, and reachable from here?`;
   return "run the ssh command by hand with -v to see why";
-}
-
-/** The transfer's own ssh command line, running `command` on the standby. */
-function remote(config: Config, command: string): Promise<{ code: number; out: string; err: string }> {
-  const t = config.target;
-  return run([...sshCommand(t), "--", `${t.user ? `${t.user}@` : ""}${t.host}`, command]);
 }
 
 async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
