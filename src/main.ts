@@ -3,7 +3,6 @@
 import { cac } from "cac";
 import { homedir } from "node:os";
 import pkg from "../package.json" with { type: "json" };
-import { Live, liveMode } from "./cli/live.ts";
 import { runChecks } from "./cli/check.ts";
 import { showLog } from "./cli/history.ts";
 import { initConfig } from "./cli/init.ts";
@@ -11,7 +10,6 @@ import { restoreFile } from "./cli/restore.ts";
 import { showStatus } from "./cli/status.ts";
 import { syncOnce } from "./cli/sync.ts";
 import { watchDaemon } from "./cli/watch.ts";
-import { describeTarget } from "./transport/create.ts";
 import { loadConfig } from "./config/load.ts";
 import { EXIT_CODE_TABLE, ExitCode, UserError } from "./errors.ts";
 import { consoleOptions, Logger } from "./log.ts";
@@ -127,10 +125,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     for (const w of warnings) log.warn(w);
     if (flags.once && flags.watch) throw new UserError("--once and --watch exclude each other", ExitCode.Usage, "pick one");
-    if (flags.watch) {
-      const live = new Live(liveMode(flags, env), describeTarget(config));
-      return await watchDaemon(config, log, live);
-    }
+    if (flags.watch) return await watchDaemon(config, log, flags, env);
     const ac = new AbortController();
     const onSignal = (sig: string) => {
       if (ac.signal.aborted) process.exit(ExitCode.Pending); // second signal: go now; unconfirmed files never advanced

@@ -3,13 +3,13 @@
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, statfsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import pc from "picocolors";
-import { type Config, configForTarget } from "../config/types.ts";
+import { allTargets, type Config } from "../config/types.ts";
 import { ExitCode } from "../errors.ts";
 import { formatBytes } from "../log.ts";
 import { chooseTransport, describeTarget } from "../transport/create.ts";
 import { hostsFieldMatches, lookupName } from "../transport/known-hosts.ts";
 import { runRemote } from "../transport/probe.ts";
-import { countDirs } from "../watch/walk.ts";
+import { countDirs } from "../source/walk.ts";
 
 type Verdict = "ok" | "fail" | "warn";
 interface Result {
@@ -38,7 +38,7 @@ export async function runChecks(config: Config, env: Record<string, string | und
 
   add(checkSource(config));
   // Every target: with several, each line names the one it is about.
-  const all = [config, ...config.extraTargets.map((t) => configForTarget(config, t))];
+  const all = allTargets(config);
   // rsync here matters only to targets that use it; "auto" does without it.
   const kinds = new Set(all.map((c) => (c.target.host === "" ? "rsync" : c.target.transport)));
   if (kinds.has("rsync") || kinds.has("auto")) {

@@ -1,7 +1,7 @@
 // Live output of the daemon: coloured lines on a TTY, timestamped plain lines otherwise, JSON lines with --json.
 import pc from "picocolors";
 import { formatBytes, formatTimestamp } from "../log.ts";
-import type { BatchReport, Progress } from "../replicate.ts";
+import type { BatchReport, Progress } from "../engine/types.ts";
 import { ProgressLine } from "./progress.ts";
 
 export type LiveMode = "tty" | "plain" | "json" | "off";

@@ -2,36 +2,28 @@
 // reachable or down since when, the last error; and whether an rrdsync is running now. Exit 1 when something is
 // pending or the target is down, so a monitoring check can use it as is.
 import pc from "picocolors";
-import { type Config, configForTarget } from "../config/types.ts";
+import { allTargets, type Config } from "../config/types.ts";
 import { ExitCode } from "../errors.ts";
 import { formatBytes, formatTimestamp } from "../log.ts";
 import { lockHolder } from "../store/lock.ts";
 import { StateStore } from "../store/state.ts";
+import type { StatusRecord } from "../store/status.ts";
 import { describeTarget } from "../transport/create.ts";
-
-interface Recorded {
-  lastPass?: { time: number; seconds: number; scanned: number; sent: number; pending: number; problems: number };
-  lastBatch?: { time: number; files: number; bytes: number };
-  lastError?: { time: number; message: string };
-  downSince?: number;
-  pending?: number;
-  pendingSample?: string[];
-}
 
 /** One block (or one JSON line) per target; exit 1 if any target has files pending or is down. */
 export function showStatus(config: Config, flags: { json?: boolean }, env: Record<string, string | undefined>): ExitCode {
-  const codes = [config, ...config.extraTargets.map((t) => configForTarget(config, t))].map((c) => showTarget(c, flags, env));
+  const codes = allTargets(config).map((c) => showTarget(c, flags, env));
   return Math.max(...codes) as ExitCode;
 }
 
 function showTarget(config: Config, flags: { json?: boolean }, env: Record<string, string | undefined>): ExitCode {
   const store = StateStore.openExisting(config.stateFile);
   let files = 0;
-  let st: Recorded = {};
+  let st: StatusRecord = {};
   if (store !== null) {
     try {
       files = store.countFiles();
-      st = store.status() as Recorded;
+      st = store.status();
     } finally {
       store.close();
     }

@@ -1,5 +1,5 @@
 // Finds the config (flag, $RRDSYNC_CONFIG, /etc/rrdsync/config.json, or none), applies flags, fills defaults.
-import type { MaxDelete } from "../engine/deletes.ts";
+import type { MaxDelete } from "./max-delete.ts";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { ConfigError, ExitCode, UserError } from "../errors.ts";

@@ -1,5 +1,5 @@
 // The validated, camelCase config the core works with; snake_case keys exist only in config/.
-import type { MaxDelete } from "../engine/deletes.ts";
+import type { MaxDelete } from "./max-delete.ts";
 
 export interface RsyncOptions {
   archive: boolean;
@@ -107,4 +107,9 @@ export function configForTarget(config: Config, extra: Config["extraTargets"][nu
     extraTargets: [{ name: "first target", target: config.target, stateFile: config.stateFile }, ...config.extraTargets.filter((t) => t !== extra)],
     changeTracking: { ...config.changeTracking, enabled: false },
   };
+}
+
+/** Every target's config, the first one first: what each command runs once per target. */
+export function allTargets(config: Config): Config[] {
+  return [config, ...config.extraTargets.map((t) => configForTarget(config, t))];
 }

@@ -1,5 +1,5 @@
 // Turns parsed JSON (snake_case, the seed's schema plus our keys) into a checked, camelCase Config.
-import { parseMaxDelete } from "../engine/deletes.ts";
+import { parseMaxDelete } from "./max-delete.ts";
 import { isAbsolute, join, normalize } from "node:path";
 import { ConfigError } from "../errors.ts";
 import type { LogLevel } from "./types.ts";

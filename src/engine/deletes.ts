@@ -1,28 +1,63 @@
-// Pure: may this pass delete these files on the replica? The guard against a source that is suddenly empty
-// (an unmounted mount point, a wrong source_dir) wiping the standby: above max_delete, nothing is deleted.
+// Deletes: files the state tracks that are gone from the source are removed on the replica (when `delete` is
+// on), behind the max_delete guard, then forgotten by the state and recorded through the one audit commit.
+import { join } from "node:path";
+import type { Config } from "../config/types.ts";
+import { goneFromSource } from "../source/look.ts";
+import { matchesExtensions } from "../source/walk.ts";
+import type { StateStore } from "../store/state.ts";
+import type { Transport } from "../transport/types.ts";
+import type { Audit } from "./audit.ts";
+import { deleteRefusal } from "./delete-guard.ts";
+import type { EngineLog } from "./types.ts";
 
-/** max_delete: a count of files, or a percentage of the files tracked. */
-export type MaxDelete = { count: number } | { percent: number };
+export interface DeleteDeps {
+  config: Config;
+  store: StateStore;
+  transport: Transport;
+  audit: Audit;
+  log: EngineLog;
+  own: Set<string>;
+}
 
-export function parseMaxDelete(v: unknown): MaxDelete | null {
-  if (typeof v === "number" && Number.isInteger(v) && v >= 0) return { count: v };
-  if (typeof v === "string") {
-    const m = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(v);
-    if (m && Number(m[1]) <= 100) return { percent: Number(m[1]) };
-    if (/^\s*\d+\s*$/.test(v)) return { count: Number(v) };
+export interface DeleteOutcome {
+  deleted: number;
+  /** refused by the guard, or the destination failed: the run is a failure, the rows stay for the next try */
+  failed: number;
+  /** audit gaps while recording them */
+  problems: number;
+  error: string | null;
+  /** the guard said no (not the destination) */
+  refused: boolean;
+}
+
+/** The tracked files a full pass did not see, that are really gone (not merely unmonitored now, or unreadable). */
+export function missingFromSource(d: Pick<DeleteDeps, "config" | "store" | "own">, seen: Set<string>): string[] {
+  const out: string[] = [];
+  for (const rel of d.store.paths()) {
+    if (seen.has(rel) || !matchesExtensions(rel, d.config.monitoredExtensions) || d.own.has(join(d.config.sourceDir, rel))) continue;
+    if (goneFromSource(d.config.sourceDir, rel)) out.push(rel);
   }
-  return null;
+  return out;
 }
 
-export function describeMaxDelete(m: MaxDelete): string {
-  return "count" in m ? `${m.count} files` : `${m.percent}% of the tracked files`;
-}
-
-/** null: go ahead; otherwise why not. `tracked` is how many files the state knew before the pass. */
-export function deleteRefusal(toDelete: number, tracked: number, max: MaxDelete): string | null {
-  if (toDelete === 0) return null;
-  const limit = "count" in max ? max.count : Math.floor((tracked * max.percent) / 100);
-  if (toDelete <= limit) return null;
-  const share = tracked > 0 ? ` (${((toDelete / tracked) * 100).toFixed(toDelete === tracked ? 0 : 1)}% of ${tracked} tracked)` : "";
-  return `${toDelete} files would be deleted on the replica${share}, more than max_delete allows (${describeMaxDelete(max)}, ${limit} here)`;
+export async function propagateDeletes(d: DeleteDeps, paths: string[], signal?: AbortSignal): Promise<DeleteOutcome> {
+  const outcome: DeleteOutcome = { deleted: 0, failed: 0, problems: 0, error: null, refused: false };
+  if (paths.length === 0) return outcome;
+  const refusal = deleteRefusal(paths.length, d.store.countFiles(), d.config.maxDelete);
+  if (refusal !== null) {
+    d.log.error(`nothing deleted: ${refusal}. Is source_dir (${d.config.sourceDir}) mounted and complete? If these deletes are meant, raise max_delete for one run.`);
+    return { ...outcome, failed: paths.length, error: refusal, refused: true };
+  }
+  const step = Math.max(1, d.config.batchMaxFiles);
+  for (let i = 0; i < paths.length; i += step) {
+    const chunk = paths.slice(i, i + step);
+    const r = await d.transport.deleteFiles(chunk, signal);
+    if (r.error) {
+      d.log.error(`${d.transport.description}: deleting ${paths.length - i} files failed: ${r.error}; they stay tracked and are deleted by a later pass`);
+      return { ...outcome, failed: paths.length - i, error: r.error };
+    }
+    outcome.problems += d.audit.commitDeletes(chunk);
+    outcome.deleted += chunk.length;
+  }
+  return outcome;
 }

@@ -1,5 +1,6 @@
 // Pure planning: decide per file whether to send it, and cut the stream of files into bounded batches.
-import type { FileState } from "../store/state.ts";
+import type { ChangeRow, FileState } from "../store/state.ts";
+import type { RrdProbe } from "../track/rrd.ts";
 
 /** What identifies a version of a file without reading it (rsync's quick check, plus the inode for replaced files). */
 export interface StatFacts {
@@ -50,4 +51,20 @@ export interface BatchLimits {
 export function batchWouldOverflow(batch: { files: number; bytes: number }, size: number, limits: BatchLimits): boolean {
   if (batch.files === 0) return false;
   return batch.files + 1 > limits.maxFiles || batch.bytes + size > limits.maxBytes;
+}
+
+/** A file on its way: what the check stage found, handed through send, confirm and audit. */
+export interface Planned {
+  rel: string;
+  abs: string;
+  facts: StatFacts;
+  prev: FileState | null;
+  /** an RRD that still looked damaged after every hold: shipped anyway, flagged in the change log */
+  damage?: string;
+  /** the header the hold check read, handed on to describe the change (one read per file, not two) */
+  probe?: RrdProbe;
+  /** first sync: the walk's inode change time (the whole-tree run's outcomes use it) */
+  ctimeNs?: bigint;
+  /** first sync: what was written ahead for it (the settle step keeps these objects if they still hold) */
+  ahead?: { time: number; state: Omit<FileState, "seedMtime">; change: ChangeRow | null; entry: string | null };
 }

@@ -3,6 +3,7 @@ import { Database } from "bun:sqlite";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync } from "node:fs";
 import { dirname } from "node:path";
 import { UserError } from "../errors.ts";
+import type { StatusRecord, StatusUpdate } from "./status.ts";
 
 export interface FileState {
   size: number;
@@ -330,7 +331,7 @@ export class StateStore {
   }
 
   /** Small facts for `rrdsync status` (last batch, last error, down since, pending), JSON-encoded; null removes one. */
-  setStatus(values: Record<string, unknown>): void {
+  setStatus(values: StatusUpdate): void {
     const put = this.db.query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)");
     const del = this.db.query("DELETE FROM meta WHERE key = ?");
     this.db.transaction(() => {
@@ -342,12 +343,12 @@ export class StateStore {
     })();
   }
 
-  status(): Record<string, unknown> {
+  status(): StatusRecord {
     const out: Record<string, unknown> = {};
     for (const r of this.db.query<{ key: string; value: string }, []>("SELECT key, value FROM meta WHERE key LIKE 'status.%'").all()) {
       out[r.key.slice(7)] = JSON.parse(r.value);
     }
-    return out;
+    return out as StatusRecord;
   }
 
   private importSeed(entries: Array<[string, number]>): number {

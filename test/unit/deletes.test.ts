@@ -1,5 +1,6 @@
 import { expect, test } from "bun:test";
-import { deleteRefusal, parseMaxDelete } from "../../src/engine/deletes.ts";
+import { parseMaxDelete } from "../../src/config/max-delete.ts";
+import { deleteRefusal } from "../../src/engine/delete-guard.ts";
 
 test("max_delete reads as a count or a percentage; anything else is not a limit", () => {
   expect(parseMaxDelete(25)).toEqual({ count: 25 });

@@ -1,0 +1,180 @@
+// The audit trail of confirmed work, and the one commit path that sends, renames and deletes all use:
+// change-log entries are written first (at-least-once), then one state transaction advances the files with the
+// change rows that explain them. An audit failure (disk full, unwritable backup dir) never undoes replication:
+// it is an audit gap, reported as an error naming the files, and the run counts it as a problem.
+import type { ChangeTracking } from "../config/types.ts";
+import type { BackupVersion, ChangeRow, FileState, StateStore } from "../store/state.ts";
+import { type BackupStager, moveBackup } from "../track/backup.ts";
+import type { ChangeRecord } from "../track/change.ts";
+import type { ChangeLog } from "../track/changelog.ts";
+import type { BackupVersions } from "../track/versions.ts";
+import type { Described } from "./describe.ts";
+import type { Planned } from "./plan.ts";
+import type { EngineLog } from "./types.ts";
+
+type Row = { path: string; state: Omit<FileState, "seedMtime"> };
+
+/** What one commit carries: state rows, their change rows, and the backup versions published for them. */
+export interface AuditBatch {
+  rows: Row[];
+  changes: ChangeRow[];
+  versions: BackupVersion[];
+  /** audit gaps and flagged files found while publishing */
+  problems: number;
+}
+
+export const newAuditBatch = (): AuditBatch => ({ rows: [], changes: [], versions: [], problems: 0 });
+
+export interface AuditDeps {
+  store: StateStore;
+  changeLog: ChangeLog;
+  stager: BackupStager;
+  versions: BackupVersions;
+  tracking: ChangeTracking;
+  log: EngineLog;
+}
+
+export class Audit {
+  constructor(private readonly d: AuditDeps) {}
+
+  /**
+   * One confirmed file: its change-log entry (queued), then its backup published, so a crash in between repeats
+   * an entry rather than losing one. Adds its state row to the batch.
+   */
+  publish(f: Planned, described: Described | undefined, b: AuditBatch): void {
+    const { log, changeLog } = this.d;
+    const d = described ?? { rec: null, staged: null };
+    if (f.damage) {
+      b.problems++;
+      log.error(`${f.rel}: shipped although it looks damaged: ${f.damage}`);
+    }
+    let id: { sha256: string | null; rrd: string | null };
+    try {
+      const rec = d.rec;
+      if (rec instanceof Error) throw rec;
+      if (rec === null) {
+        id = { sha256: f.prev?.sha256 ?? null, rrd: f.prev?.rrd ?? null };
+      } else {
+        // Written ahead (first sync): the same row objects and the entry text made during the transfer.
+        const ahead = f.ahead && !f.damage ? f.ahead : null;
+        const time = new Date(ahead?.time ?? Date.now());
+        const change = ahead?.change ?? changeRowFor(f, rec, time.getTime());
+        if (ahead?.entry) changeLog.appendFormatted(ahead.entry);
+        else changeLog.append(time, f.rel, change.details);
+        if (d.staged) {
+          const old = this.d.versions.supersede(f.rel);
+          if (old) b.versions.push(old);
+          this.d.stager.publish(d.staged, f.rel);
+          b.versions.push({ path: f.rel, syncedAt: time.getTime(), size: rec.size, stored: f.rel });
+        }
+        b.changes.push(change);
+        if (d.backupError) {
+          b.problems++;
+          log.error(`${f.rel}: synced and logged, but its backup could not be written (audit gap: its next change cannot be diffed): ${d.backupError}`);
+        }
+        log.debug(`recorded ${rec.kind} ${f.rel}: ${rec.summary}`);
+        id = { sha256: rec.sha256, rrd: rec.rrd ?? null };
+      }
+    } catch (e) {
+      if (d.staged) this.d.stager.discard(d.staged);
+      b.problems++;
+      log.error(`${f.rel}: synced, but its change could not be recorded (audit gap): ${(e as Error).message}`);
+      id = { sha256: null, rrd: null };
+    }
+    const ahead = f.ahead?.state;
+    b.rows.push({ path: f.rel, state: ahead && ahead.sha256 === id.sha256 && ahead.rrd === id.rrd ? ahead : { ...f.facts, ...id } });
+  }
+
+  /** A staged backup whose file was not confirmed is garbage. */
+  discard(d: Described | undefined): void {
+    if (d?.staged) this.d.stager.discard(d.staged);
+  }
+
+  /**
+   * The one commit: the queued entries are written (a failure is an audit gap, not a lost replication), then
+   * `advance` runs the state transaction. Returns the problems found (gaps), including the batch's own.
+   */
+  commit(b: AuditBatch, what: string, advance: () => void): number {
+    let problems = b.problems;
+    try {
+      this.d.changeLog.flush();
+    } catch (e) {
+      // Disk full, or not writable: replication goes on (the replica has these files), the gap is an error.
+      problems += b.changes.length;
+      const names = b.changes.slice(0, 20).map((c) => JSON.stringify(c.path)).join(", ");
+      this.d.log.error(`the change log cannot be written (${(e as Error).message}): audit gap for ${b.changes.length} ${what}: ${names}${b.changes.length > 20 ? ", …" : ""} (they are in the state DB: rrdsync log)`);
+    }
+    advance();
+    // Only a superseded copy can exceed keep_versions or max_backup_bytes (a first sync supersedes none).
+    if (b.versions.some((v) => v.stored !== v.path)) this.pruneVersions(b.versions);
+    return problems;
+  }
+
+  /** Sent files: the batch's rows advance with their changes (settling a first sync's write-ahead if open). */
+  commitSent(b: AuditBatch): number {
+    const { store } = this.d;
+    return this.commit(b, "entries", () => (store.writingAhead ? store.settleAhead(b.rows, b.changes, b.versions) : store.commit(b.rows, b.changes, b.versions)));
+  }
+
+  /** Renames done on the replica: entries, the backups follow, then the rows move. */
+  commitMoves(moves: Array<{ from: string; to: string; rrd: boolean }>): number {
+    const time = new Date();
+    const b = newAuditBatch();
+    for (const m of moves) {
+      const details = `Renamed: ${JSON.stringify(m.from)} → ${JSON.stringify(m.to)} (moved on the replica; nothing re-sent).`;
+      this.d.changeLog.append(time, m.to, details);
+      b.changes.push({ time: time.getTime(), path: m.to, kind: `${m.rrd ? "rrd" : "file"} renamed`, summary: `renamed from ${m.from}`, details, added: 0, removed: 0 });
+      this.d.log.info(`renamed on the replica: ${m.from} → ${m.to}`);
+    }
+    return this.commit(b, "renames", () => {
+      for (const m of moves) {
+        try {
+          moveBackup(this.d.tracking.backupDir, m.from, m.to);
+        } catch (e) {
+          this.d.log.warn(`${m.to}: its backup could not follow the rename (${(e as Error).message}); its next change is logged without a diff`);
+        }
+      }
+      this.d.store.commitRenames(moves, b.changes);
+    });
+  }
+
+  /** Deletes confirmed on the replica: entries (the last backup kept restorable), then the rows go. */
+  commitDeletes(paths: string[]): number {
+    const time = new Date();
+    const b = newAuditBatch();
+    for (const rel of paths) {
+      const prev = this.d.store.get(rel);
+      let old: BackupVersion | null = null;
+      try {
+        old = this.d.versions.supersede(rel);
+      } catch (e) {
+        this.d.log.warn(`${rel}: its backup could not be kept as an old version: ${(e as Error).message}`);
+      }
+      if (old) b.versions.push(old);
+      const details = `File deleted (it was ${prev && prev.size >= 0 ? `${prev.size} bytes` : "of unknown size"}).${old ? `\nIts last backup is kept: rrdsync restore ${JSON.stringify(rel)}` : ""}`;
+      this.d.changeLog.append(time, rel, details);
+      b.changes.push({ time: time.getTime(), path: rel, kind: `${prev?.rrd ? "rrd" : "file"} deleted`, summary: "deleted", details, added: 0, removed: 0 });
+      this.d.log.info(`deleted on the replica: ${rel}`);
+    }
+    return this.commit(b, "deletes", () => this.d.store.commitDeletes(paths, b.changes, b.versions));
+  }
+
+  /** Retention after the batch is committed: a failure here loses no data, it only keeps old copies longer. */
+  private pruneVersions(published: BackupVersion[]): void {
+    try {
+      const dropped = this.d.versions.prune(new Set(published.filter((v) => v.stored === v.path).map((v) => v.path)));
+      if (dropped.length > 0) this.d.log.debug(`retention: ${dropped.length} old backup versions removed`);
+    } catch (e) {
+      this.d.log.warn(`backup retention failed (old versions are kept): ${(e as Error).message}`);
+    }
+  }
+}
+
+/** The change row (and change-log body) of a recorded file: a file shipped despite damage says so first. */
+export function changeRowFor(f: Planned, rec: ChangeRecord, time: number): ChangeRow {
+  const details = f.damage ? `ERROR: shipped although it looks damaged: ${f.damage}\n${rec.details}` : rec.details;
+  return {
+    time, path: f.rel, kind: `${rec.fileKind} ${rec.kind}`, summary: f.damage ? `${rec.summary}, DAMAGED` : rec.summary,
+    details, added: rec.added, removed: rec.removed,
+  };
+}

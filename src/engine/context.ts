@@ -1,0 +1,51 @@
+// What the stages of a pass share: the target's long-lived parts (its context) and the pass's own figures.
+import type { Config } from "../config/types.ts";
+import type { StateStore } from "../store/state.ts";
+import type { BackupStager } from "../track/backup.ts";
+import type { Transport } from "../transport/types.ts";
+import type { Audit } from "./audit.ts";
+import type { TargetHealth } from "./health.ts";
+import type { PendingQueue } from "./pending.ts";
+import { type EngineHooks, type EngineLog, newStats, type PassStats, type Progress } from "./types.ts";
+
+/** One target, for the life of the process: its state, transport, audit, queue and health. */
+export interface TargetContext {
+  /** "rsync → host:/dest", for messages */
+  readonly name: string;
+  readonly config: Config;
+  readonly store: StateStore;
+  readonly transport: Transport;
+  readonly audit: Audit;
+  readonly stager: BackupStager;
+  readonly queue: PendingQueue;
+  readonly health: TargetHealth;
+  readonly log: EngineLog;
+  readonly hooks: EngineHooks;
+  /** rrdsync's own files (never replicated) */
+  readonly own: Set<string>;
+  /** --once: the pass waits for its held RRDs; the daemon's queue brings them back by itself */
+  readonly waitForHolds: boolean;
+}
+
+/** One pass's figures and signal, shared by its stages; thrown away with the pass. */
+export class PassState {
+  readonly stats: PassStats = newStats();
+  readonly progress: Progress = { scanned: 0, plannedFiles: 0, plannedBytes: 0, doneFiles: 0, doneBytes: 0, walking: true };
+  /** bytes the running transfer has sent so far (added to doneBytes when its batch is recorded) */
+  inFlightBytes = 0;
+
+  constructor(
+    private readonly hooks: EngineHooks,
+    readonly signal: AbortSignal | undefined,
+  ) {}
+
+  get stopping(): boolean {
+    return this.signal?.aborted === true;
+  }
+
+  reportProgress(): void {
+    if (!this.hooks.onProgress) return;
+    const p = this.progress;
+    this.hooks.onProgress({ ...p, scanned: this.stats.scanned, doneBytes: p.doneBytes + this.inFlightBytes });
+  }
+}

@@ -1,0 +1,97 @@
+// Target health: is the standby reachable, since when is it failing, when may it be tried again. The one place
+// that tracks an outage, logs it (once per outage and per new error, with its cause), and writes the status
+// record `rrdsync status` and monitoring read.
+import { backoffDelay, type BackoffPolicy } from "./backoff.ts";
+import type { EngineLog } from "./types.ts";
+import type { StateStore } from "../store/state.ts";
+import type { StatusRecord, StatusUpdate } from "../store/status.ts";
+
+export class TargetHealth {
+  /** when the target started failing (also across runs, for `status`) */
+  private downSince: number | null;
+  /** the error of the outage this process has reported: a different one is news again */
+  private reported: string | null = null;
+  private failures = 0;
+  private retryAt = 0;
+
+  constructor(
+    private readonly name: string,
+    private readonly store: StateStore,
+    private readonly log: EngineLog,
+    private readonly backoff: BackoffPolicy,
+    /** the daemon retries by itself; --once leaves it to the next run */
+    private readonly retries: boolean,
+  ) {
+    const st = store.status();
+    this.downSince = typeof st.downSince === "number" ? st.downSince : null;
+  }
+
+  get down(): boolean {
+    return this.downSince !== null;
+  }
+
+  /** When failed files may be tried again. */
+  get nextRetry(): number {
+    return this.retryAt;
+  }
+
+  /**
+   * A batch (or a delete, a move) failed as a whole. `stopping`: it was cut short by our own stop, which says
+   * nothing about the standby (no outage, no alarm for status-based monitoring).
+   */
+  failed(description: string, error: string, pendingFiles: number, now: number, stopping: boolean): void {
+    if (stopping) {
+      this.log.info(`${description}: stopped; ${plural(pendingFiles, "file")} stay pending`);
+      return;
+    }
+    const line = `${description}: ${error}; ${plural(pendingFiles, "file")} stay pending`;
+    if (this.reported !== error) {
+      // Each run (a cron mail) and each new error carries the cause; retries of the same outage do not repeat it.
+      this.log.error(line);
+      if (this.retries && this.reported === null) this.log.warn(`${this.name} is unreachable: ${error}; retrying with backoff, changes are kept`);
+    } else {
+      this.log.debug(line);
+    }
+    this.reported = error;
+    this.retryAt = now + backoffDelay(this.failures++, this.backoff);
+    if (this.downSince === null) this.downSince = now;
+    this.write({ lastError: { time: now, message: error }, downSince: this.downSince });
+  }
+
+  /** Files the destination confirmed: the target works (again). */
+  succeeded(files: number, bytes: number, now: number): void {
+    if (files === 0) return;
+    if (this.reported !== null && this.retries) this.log.info(`${this.name} is reachable again`);
+    this.reported = null;
+    this.failures = 0;
+    this.downSince = null;
+    this.write({ lastBatch: { time: now, files, bytes }, downSince: null });
+  }
+
+  /** Some files failed (the target answered): they wait for the backoff like a failed batch's. */
+  filesFailed(now: number): void {
+    this.retryAt = now + backoffDelay(this.failures++, this.backoff);
+  }
+
+  /** The pending files as `status` shows them. */
+  pending(count: number, sample: string[]): void {
+    this.write({ pending: count, pendingSample: sample });
+  }
+
+  lastPass(p: NonNullable<StatusRecord["lastPass"]>): void {
+    this.write({ lastPass: p });
+  }
+
+  private write(u: StatusUpdate): void {
+    try {
+      this.store.setStatus(u);
+    } catch (e) {
+      this.log.debug(`status not recorded: ${(e as Error).message}`);
+    }
+  }
+}
+
+/** "1 file", "2 files". */
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}

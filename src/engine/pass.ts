@@ -1,0 +1,235 @@
+// A pass: short-lived, one per run of the engine over a target. A full pass walks the source and compares every
+// monitored file with the state; a queue pass looks again at the files the queue says are due (the daemon's
+// events, retries, holds). Both check each file (plan, rename, hold), hand what must go to the send stage, then
+// do the renames and deletes they found, and leave every file they did not deliver pending in the queue.
+import { join } from "node:path";
+import { type Look, lookAt } from "../source/look.ts";
+import { matchesExtensions, walkTree } from "../source/walk.ts";
+import type { FileState } from "../store/state.ts";
+import { PassState, type TargetContext } from "./context.ts";
+import { missingFromSource, propagateDeletes } from "./deletes.ts";
+import { yieldToIO } from "./describe.ts";
+import { firstSync } from "./first-sync.ts";
+import type { PendingFile } from "./pending.ts";
+import { decide, type Planned, statFacts, versionKey } from "./plan.ts";
+import { moveOnReplica, RenameFinder } from "./renames.ts";
+import { Sender } from "./send.ts";
+import type { PassStats } from "./types.ts";
+
+/** Up to this many state rows are bulk-loaded for a full pass's comparisons (~150 bytes each). */
+const BULK_KEYS_MAX = 300_000;
+/** Files the seed script already synced are recorded in transactions of this many rows. */
+const ADOPT_CHUNK = 10_000;
+
+type Row = { path: string; state: Omit<FileState, "seedMtime"> };
+
+export class Pass {
+  private readonly p: PassState;
+  private readonly sender: Sender;
+  private readonly renames: RenameFinder;
+  private readonly started = performance.now();
+  /** a full pass's bulk-loaded version keys (path → "size:mtime_ns:ino"), or null: look rows up one by one */
+  private keys: Map<string, string> | null = null;
+  private adopted: Row[] = [];
+  /** tracked files found gone (deleted on the replica at the end of the pass, when allowed) */
+  private gone: string[] = [];
+
+  constructor(private readonly t: TargetContext, signal?: AbortSignal) {
+    this.p = new PassState(t.hooks, signal);
+    this.sender = new Sender(t, this.p);
+    this.renames = new RenameFinder(t.store, t.config.sourceDir);
+  }
+
+  /** A full pass: every monitored file of the tree compared with the state; what changed is sent. */
+  async full(): Promise<PassStats> {
+    const { config, store, log } = this.t;
+    const stats = this.p.stats;
+    const it = walkTree(config.sourceDir, {
+      extensions: config.monitoredExtensions,
+      exclude: this.t.own,
+      onProblem: (rel, reason) => {
+        stats.problems++;
+        log.error(`${rel}: ${reason}`);
+      },
+      onSymlink: (rel) => {
+        stats.symlinksSkipped++;
+        log.debug(`${rel}: symlink, not followed`);
+      },
+    })[Symbol.iterator]();
+    if (store.countFiles() === 0) {
+      await firstSync(this.t, this.p, this.sender, it);
+      await this.sender.flush();
+    }
+    this.keys = store.versionKeys(BULK_KEYS_MAX);
+    const seen = config.delete ? new Set<string>() : null;
+    for (let n = it.next(); !n.done; n = it.next()) {
+      seen?.add(n.value.rel);
+      await this.consider(n.value.rel, n.value.abs, n.value.stat);
+      if (stats.scanned % 512 === 0) {
+        this.p.reportProgress();
+        await yieldToIO();
+      }
+    }
+    this.keys = null;
+    this.p.progress.walking = false;
+    await this.waitForHolds();
+    await this.applyMoves();
+    if (seen !== null) this.gone.push(...missingFromSource(this.t, seen));
+    return this.finish(true);
+  }
+
+  /** The queue's due records: each path is looked at again now (it may be gone, unchanged, or moved). */
+  async records(due: PendingFile[]): Promise<PassStats> {
+    const { config, queue } = this.t;
+    const now = Date.now();
+    for (const r of due) {
+      if (this.t.own.has(join(config.sourceDir, r.path)) || !matchesExtensions(r.path, config.monitoredExtensions)) {
+        queue.settle(r.path, { kind: "dropped" }, now);
+        continue;
+      }
+      await this.lookAgain(r.path, lookAt(config.sourceDir, r.path), r.from);
+    }
+    this.p.progress.walking = false;
+    await this.waitForHolds();
+    await this.applyMoves();
+    return this.finish(false);
+  }
+
+  /** One path looked at again: a file is checked (as a move first if the watcher saw it renamed), a gone one deleted. */
+  private async lookAgain(rel: string, look: Look, from?: string): Promise<void> {
+    const { config, store, queue } = this.t;
+    const now = Date.now();
+    if (look.kind === "file") {
+      if (from !== undefined) {
+        const f: Planned = { rel, abs: join(config.sourceDir, rel), facts: statFacts(look.stat), prev: store.get(rel) };
+        if (this.renames.byEvent(from, f)) {
+          this.p.stats.scanned++;
+          return;
+        }
+        // Not a move the replica can do (changed since, or never synced): its content goes, the old name is deleted.
+        if (store.get(from) !== null && lookAt(config.sourceDir, from).kind === "gone") this.gone.push(from);
+      }
+      await this.consider(rel, join(config.sourceDir, rel), look.stat);
+      return;
+    }
+    // Gone since the event: nothing to send. Deleted on the replica too when `delete` is on and it was synced.
+    if (look.kind === "gone" && config.delete && store.get(rel) !== null) this.gone.push(rel);
+    else queue.settle(rel, { kind: "dropped" }, now);
+  }
+
+  /** The check stage: unchanged, adopted from the seed, a rename, held back, or sent. */
+  private async consider(rel: string, abs: string, stat: Parameters<typeof statFacts>[0]): Promise<void> {
+    const { store, queue } = this.t;
+    this.p.stats.scanned++;
+    const facts = statFacts(stat);
+    if (this.keys !== null && this.keys.get(rel) === versionKey(facts)) return; // unchanged: the common case
+    const prev = store.get(rel);
+    const decision = decide(facts, prev);
+    if (decision === "unchanged") {
+      queue.settle(rel, { kind: "dropped" }, Date.now());
+      return;
+    }
+    if (decision === "adopt") {
+      this.adopted.push({ path: rel, state: { ...facts, sha256: null, rrd: null } });
+      if (this.adopted.length >= ADOPT_CHUNK) this.commitAdopted();
+      queue.settle(rel, { kind: "dropped" }, Date.now());
+      return;
+    }
+    const f: Planned = { rel, abs, facts, prev };
+    if (prev === null && this.renames.byInode(f)) return;
+    await this.holdOrSend(f);
+  }
+
+  private async holdOrSend(f: Planned): Promise<void> {
+    const delayMs = this.sender.hold(f);
+    if (delayMs === null) await this.sender.add(f);
+    else this.t.queue.settle(f.rel, { kind: "held", delayMs }, Date.now());
+  }
+
+  /** --once: held RRDs are looked at again after the hold delay, until each is whole or has used its holds. */
+  private async waitForHolds(): Promise<void> {
+    const { queue, config } = this.t;
+    if (!this.t.waitForHolds) return;
+    for (let next = queue.nextDue("held"); next !== null && !this.p.stopping; next = queue.nextDue("held")) {
+      await this.sender.flush(); // what is ready goes now, not after the wait
+      const wait = next - Date.now();
+      if (wait > 0) await Bun.sleep(wait);
+      for (const r of queue.takeDue(Date.now(), 0, "held")) {
+        const look = lookAt(config.sourceDir, r.path);
+        if (look.kind !== "file") {
+          queue.settle(r.path, { kind: "dropped" }, Date.now());
+          continue;
+        }
+        this.p.stats.scanned--; // the same file, looked at again
+        await this.consider(r.path, join(config.sourceDir, r.path), look.stat);
+      }
+    }
+  }
+
+  /** The renames found: moved on the replica; those that cannot be are sent, and the old name deleted. */
+  private async applyMoves(): Promise<void> {
+    const moves = this.renames.take();
+    if (moves.length === 0) return;
+    const { transport, log, audit, queue, config, store } = this.t;
+    const stats = this.p.stats;
+    const r = stats.targetError === null ? await moveOnReplica(transport, moves, this.p.signal) : { done: [], failed: moves, error: stats.targetError };
+    if (r.done.length > 0) {
+      stats.problems += audit.commitMoves(r.done.map((m) => ({ from: m.from, to: m.to.rel, rrd: m.prev.rrd !== null })));
+      stats.renamed += r.done.length;
+      stats.changes += r.done.length;
+      const now = Date.now();
+      for (const m of r.done) queue.settle(m.to.rel, { kind: "delivered" }, now);
+    }
+    if (r.failed.length > 0) {
+      log.info(`${r.failed.length} renames could not be done on the replica${r.error ? ` (${r.error})` : ""}: sending the files under their new names and deleting the old ones`);
+      for (const m of r.failed) await this.holdOrSend(m.to);
+      // Renames are done whatever `delete` says: the old name goes, its content lives on under the new one.
+      for (const m of r.failed) if (store.get(m.from) !== null && lookAt(config.sourceDir, m.from).kind === "gone") this.gone.push(m.from);
+    }
+  }
+
+  /** Tracked files gone from the source: deleted on the replica behind the guard, or left pending. */
+  private async deletes(): Promise<void> {
+    const paths = [...new Set(this.gone)].filter((p) => this.t.store.get(p) !== null); // a renamed file's old name moved with it
+    this.gone = [];
+    if (paths.length === 0) return;
+    const { queue, health, transport } = this.t;
+    const stats = this.p.stats;
+    const now = Date.now();
+    if (stats.targetError !== null) {
+      stats.problems += paths.length; // the destination is down: they stay tracked and wait for the retry
+      for (const rel of paths) queue.settle(rel, { kind: "failed", error: stats.targetError }, now, health.nextRetry);
+      return;
+    }
+    const r = await propagateDeletes(this.t, paths, this.p.signal);
+    stats.deleted += r.deleted;
+    stats.problems += r.failed + r.problems;
+    for (const rel of paths.slice(0, r.deleted)) queue.settle(rel, { kind: "delivered" }, now);
+    if (r.error && !r.refused) {
+      stats.targetError = r.error;
+      health.failed(transport.description, r.error, r.failed, now, this.p.stopping);
+      for (const rel of paths.slice(r.deleted)) queue.settle(rel, { kind: "failed", error: r.error }, now, health.nextRetry);
+    } else {
+      // refused by the guard: the next full pass (or rescan) finds them again, judged anew
+      for (const rel of paths.slice(r.deleted)) queue.settle(rel, { kind: "dropped" }, now);
+    }
+  }
+
+  private commitAdopted(): void {
+    this.t.store.commit(this.adopted, []);
+    this.p.stats.adopted += this.adopted.length;
+    this.adopted = [];
+  }
+
+  /** `full`: a whole pass (not a queue pass), whose figures `status` shows as the last pass. */
+  private async finish(full: boolean): Promise<PassStats> {
+    await this.sender.flush();
+    await this.deletes();
+    if (this.adopted.length > 0) this.commitAdopted();
+    const s = this.p.stats;
+    s.seconds = (performance.now() - this.started) / 1000;
+    if (full) this.t.health.lastPass({ time: Date.now(), seconds: Number(s.seconds.toFixed(3)), scanned: s.scanned, sent: s.sent, pending: s.pending, problems: s.problems });
+    this.sender.notePending();
+    return s;
+  }
+}

@@ -1,0 +1,211 @@
+// The send stage of a pass: planned files are cut into bounded batches; each batch goes to the transport while its
+// changes are described beside it, then the confirm step's verdicts are acted on: confirmed files are recorded
+// through the one audit commit, the rest settle in the pending queue. Files a whole-tree run could not vouch for
+// come back here (the pass's loop sends them again; confirming never starts a send).
+import { lstatSync } from "node:fs";
+import { newAuditBatch } from "./audit.ts";
+import { confirmBatch } from "./confirm.ts";
+import type { PassState, TargetContext } from "./context.ts";
+import { Describer, describeFile } from "./describe.ts";
+import { checkHold } from "./holds.ts";
+import { batchWouldOverflow, type Planned, statFacts } from "./plan.ts";
+import type { BatchFile, BatchResult, SendOptions } from "../transport/types.ts";
+
+export class Sender {
+  private batch: Planned[] = [];
+  private batchBytes = 0;
+  /** sent by a whole-tree run that could not vouch for them: sent again in list batches */
+  private resend: Planned[] = [];
+
+  constructor(private readonly t: TargetContext, private readonly p: PassState) {}
+
+  /** Adds a file to the current batch; a full batch goes first. */
+  async add(f: Planned): Promise<void> {
+    const limits = { maxFiles: this.t.config.batchMaxFiles, maxBytes: this.t.config.batchMaxBytes };
+    if (batchWouldOverflow({ files: this.batch.length, bytes: this.batchBytes }, f.facts.size, limits)) await this.sendCurrent();
+    this.batch.push(f);
+    this.batchBytes += f.facts.size;
+    if (!f.damage) {
+      this.p.progress.plannedFiles++;
+      this.p.progress.plannedBytes += f.facts.size;
+    }
+  }
+
+  /** Sends everything added so far, and what has to go again, until nothing is left. */
+  async flush(): Promise<void> {
+    while (this.batch.length > 0 || this.resend.length > 0) {
+      if (this.batch.length > 0) {
+        await this.sendCurrent();
+        continue;
+      }
+      const again = this.resend;
+      this.resend = [];
+      this.t.log.debug(`${again.length} files resent in list batches (the whole-tree run could not vouch for them)`);
+      for (const f of again) await this.add(f);
+    }
+  }
+
+  private async sendCurrent(): Promise<void> {
+    const files = this.batch;
+    this.batch = [];
+    this.batchBytes = 0;
+    if (files.length === 0) return;
+    const { stats } = this.p;
+    if (stats.targetError !== null || this.p.stopping) {
+      // The destination is down (or we are stopping): the rest stays pending without a doomed connection per batch.
+      const why = stats.targetError ?? "stopping";
+      for (const f of files) this.t.log.info(`pending: ${f.rel} (not sent: ${why})`);
+      const now = Date.now();
+      for (const f of files) this.t.queue.settle(f.rel, { kind: "failed", error: why }, now, this.t.health.nextRetry);
+      stats.pending += files.length;
+      this.notePending();
+      this.t.hooks.onBatch?.({ files: 0, bytes: 0, seconds: 0, changes: [], pending: files.map((f) => f.rel), changed: [], error: stats.targetError });
+      return;
+    }
+    const t0 = performance.now();
+    const describer = this.describer();
+    for (const f of files) describer.add(f);
+    const result = await this.transfer(files.map((f) => ({ path: f.rel, size: f.facts.size })), {});
+    if (result.error) describer.stop();
+    await this.record(files, result, describer, t0);
+  }
+
+  describer(onDescribed?: ConstructorParameters<typeof Describer>[2]): Describer {
+    const { config, stager } = this.t;
+    return new Describer((f) => describeFile(f, config.changeTracking, stager), 2, onDescribed);
+  }
+
+  /** One transport call; a transport that throws fails the batch like one that reports an error. */
+  async transfer(files: BatchFile[] | Promise<BatchFile[]>, opts: SendOptions): Promise<BatchResult> {
+    const { transport, log } = this.t;
+    log.debug(`sending via ${transport.description}${opts.wholeTree ? " (whole tree)" : ""}`);
+    const t0 = performance.now();
+    try {
+      const onBytes = this.t.hooks.onProgress
+        ? (n: number) => {
+            this.p.inFlightBytes = n;
+            this.p.reportProgress();
+          }
+        : undefined;
+      const r = await transport.sendBatch(files, this.p.signal, { ...opts, onBytes });
+      this.p.inFlightBytes = 0;
+      log.debug(`transfer finished in ${((performance.now() - t0) / 1000).toFixed(2)} s${r.error ? `: ${r.error}` : ""}`);
+      return r;
+    } catch (e) {
+      return { outcomes: new Map(), error: (e as Error).message, infoLines: [], bytesSent: 0 };
+    }
+  }
+
+  /** Outcomes → verdicts → the audit commit for what was confirmed, the queue for the rest. */
+  async record(files: Planned[], result: BatchResult, describer: Describer, t0: number): Promise<void> {
+    const { log, queue, health, audit, config } = this.t;
+    const { stats } = this.p;
+    for (const line of result.infoLines) log.info(line);
+    const now = Date.now();
+    if (result.error) {
+      stats.targetError = result.error;
+      // A transport that confirmed some files before it failed (SFTP renames each as it goes) keeps those.
+      const unconfirmed = files.filter((f) => result.outcomes.get(f.rel)?.ok !== true).length;
+      health.failed(this.t.transport.description, result.error, unconfirmed, now, this.p.stopping);
+    }
+    await describer.drain();
+    const verdicts = confirmBatch({
+      files, result, described: (rel) => describer.take(rel), holdsOn: config.rrdHold.attempts > 0,
+      statNow: (f) => {
+        try {
+          return statFacts(lstatSync(f.abs, { bigint: true }));
+        } catch {
+          return null;
+        }
+      },
+    });
+    const b = newAuditBatch();
+    const pending: Array<{ rel: string; reason: string }> = [];
+    const changed: string[] = [];
+    const dropped: string[] = [];
+    const held: Array<{ rel: string; delayMs: number }> = [];
+    let sentBytes = 0;
+    for (const v of verdicts) {
+      const { f } = v;
+      if (v.kind !== "record") audit.discard(v.d);
+      switch (v.kind) {
+        case "record":
+          stats.sent++;
+          sentBytes += f.facts.size;
+          audit.publish(f, v.d, b);
+          break;
+        case "pending":
+          stats.pending++;
+          pending.push({ rel: f.rel, reason: v.reason });
+          if (result.error) log.info(`pending: ${f.rel}`);
+          else log.warn(`${f.rel}: not synced, stays pending: ${v.reason}`);
+          break;
+        case "vanished":
+          stats.vanished++;
+          if (v.before) log.info(`${f.rel}: vanished before it was sent; skipped`);
+          dropped.push(f.rel);
+          break;
+        case "changed":
+          stats.changedDuringSend++;
+          changed.push(f.rel);
+          log.info(`${f.rel}: changed while it was being sent; not recorded, it goes again with the next pass`);
+          break;
+        case "resend":
+          this.resend.push(f);
+          break;
+        case "rehold": {
+          // The first sync's whole-tree run took a file that looks torn: it is not recorded, but goes through the
+          // holds, so the replica ends with a whole copy or a flagged one, never silently a torn one.
+          const h = this.hold(f);
+          if (h !== null) held.push({ rel: f.rel, delayMs: h });
+          else this.resend.push(f);
+          break;
+        }
+      }
+    }
+    stats.problems += audit.commitSent(b);
+    // Only now, with the state committed, do the queue's records of the delivered files go.
+    for (const r of b.rows) queue.settle(r.path, { kind: "delivered" }, now);
+    for (const rel of dropped) queue.settle(rel, { kind: "dropped" }, now);
+    for (const rel of changed) queue.settle(rel, { kind: "changed" }, now);
+    for (const h of held) queue.settle(h.rel, { kind: "held", delayMs: h.delayMs }, now);
+    if (!result.error) {
+      health.succeeded(b.rows.length, sentBytes, now);
+      if (pending.length > 0) health.filesFailed(now);
+    }
+    for (const x of pending) queue.settle(x.rel, { kind: "failed", error: x.reason }, now, health.nextRetry);
+    this.notePending();
+    stats.bytes += sentBytes;
+    stats.changes += b.changes.length;
+    this.p.progress.doneFiles += b.rows.length;
+    this.p.progress.doneBytes += sentBytes;
+    this.p.reportProgress();
+    this.t.hooks.onBatch?.({
+      files: b.rows.length, bytes: sentBytes, seconds: (performance.now() - t0) / 1000, changes: b.changes,
+      pending: pending.map((x) => x.rel), changed, error: result.error ?? null,
+    });
+  }
+
+  /**
+   * The hold check for one file, with the count its pending record keeps: the delay (ms) when it is held back
+   * now, or null when it goes (whole, or shipped flagged after every hold).
+   */
+  hold(f: Planned): number | null {
+    const { config, queue, log } = this.t;
+    const { attempts, delaySeconds } = config.rrdHold;
+    const v = checkHold(f, queue.holdsOf(f.rel), attempts);
+    if (v.kind !== "hold") {
+      queue.clearHolds(f.rel);
+      return null;
+    }
+    if (v.n === 1) this.p.stats.held++;
+    log.warn(`${f.rel}: held back (${v.n}/${attempts}): ${v.damage}; looked at again in ${delaySeconds} s`);
+    return delaySeconds * 1000;
+  }
+
+  /** `status` shows the files the destination has refused, wherever they wait. */
+  notePending(): void {
+    const failed = this.t.queue.failed();
+    this.t.health.pending(failed.length, failed.slice(0, 20).map((r) => r.path));
+  }
+}

@@ -1,0 +1,111 @@
+// A target, opened: its lock, state DB, transport and change log, and the engine that runs passes over it with its
+// pending queue and health. --once and the daemon both open targets here.
+import type { Config } from "../config/types.ts";
+import { ownFiles } from "../source/own-files.ts";
+import { acquireLock, type Lock } from "../store/lock.ts";
+import { isCorruption, StateStore } from "../store/state.ts";
+import { BackupStager } from "../track/backup.ts";
+import { type ChangeLog, openChangeLog } from "../track/changelog.ts";
+import { BackupVersions } from "../track/versions.ts";
+import { createTransport, describeTarget } from "../transport/create.ts";
+import type { Transport } from "../transport/types.ts";
+import { Audit } from "./audit.ts";
+import type { TargetContext } from "./context.ts";
+import { TargetHealth } from "./health.ts";
+import { Pass } from "./pass.ts";
+import { PendingQueue } from "./pending.ts";
+import type { EngineHooks, EngineLog, PassStats } from "./types.ts";
+
+export interface OpenTarget {
+  config: Config;
+  lock: Lock;
+  store: StateStore;
+  transport: Transport;
+  changeLog: ChangeLog;
+}
+
+/** Takes the target's lock and opens its state DB (a damaged one is kept aside and rebuilt), transport and change log. */
+export function openTarget(config: Config, log: EngineLog): OpenTarget {
+  const lock = acquireLock(config.stateFile);
+  let opened: ReturnType<typeof StateStore.open>;
+  try {
+    opened = StateStore.open(config.stateFile);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+  if (opened.corruptCopy !== null) {
+    log.error(`the state DB was damaged; it is kept as ${opened.corruptCopy} and a new one is rebuilt by this pass (files the replica already has cost only rsync's quick check; their change-log entries say "created" again)`);
+  }
+  if (opened.seedBackup !== null) log.warn(`imported ${opened.imported} entries of the seed script's JSON state; the original is kept as ${opened.seedBackup}`);
+  return { config, lock, store: opened.store, transport: createTransport(config, log), changeLog: openChangeLog(config, log) };
+}
+
+export async function closeTarget(o: OpenTarget): Promise<void> {
+  await o.transport.close();
+  o.changeLog.close();
+  o.store.close();
+  o.lock.release();
+}
+
+/** The engine of one target: passes over it, its queue of pending files and its health, for the process's life. */
+export class TargetEngine {
+  readonly ctx: TargetContext;
+
+  constructor(o: OpenTarget, log: EngineLog, hooks: EngineHooks, mode: { daemon: boolean }) {
+    const { config, store, transport, changeLog } = o;
+    const ct = config.changeTracking;
+    const stager = new BackupStager(ct.backupDir);
+    const versions = new BackupVersions(ct.backupDir, store, { keepVersions: ct.keepVersions, maxBackupBytes: ct.maxBackupBytes });
+    const name = describeTarget(config);
+    this.ctx = {
+      name, config, store, transport, stager, log, hooks,
+      own: ownFiles(config),
+      audit: new Audit({ store, changeLog, stager, versions, tracking: ct, log }),
+      queue: new PendingQueue({ debounceMs: config.debounceTime * 1000, maxDelayMs: config.maxDelay * 1000 }),
+      health: new TargetHealth(name, store, log, { initialMs: config.retry.initialSeconds * 1000, maxMs: config.retry.maxSeconds * 1000 }, mode.daemon),
+      waitForHolds: !mode.daemon,
+    };
+  }
+
+  get queue(): PendingQueue {
+    return this.ctx.queue;
+  }
+
+  /** A full pass over the tree. */
+  runPass(signal?: AbortSignal): Promise<PassStats> {
+    return new Pass(this.ctx, signal).full();
+  }
+
+  /** The queue's records due at `now` (and those due within `gatherMs`), or null when none is due. */
+  async sendDue(now: number, gatherMs: number, signal?: AbortSignal): Promise<PassStats | null> {
+    const due = this.ctx.queue.takeDue(now, gatherMs);
+    if (due.length === 0) return null;
+    return await new Pass(this.ctx, signal).records(due);
+  }
+}
+
+/**
+ * --once for one target: one full pass. Damage the opening checks did not reach that shows up during the pass:
+ * the DB is kept aside and a second pass rebuilds it in the same run.
+ */
+export async function passOnce(config: Config, log: EngineLog, hooks: EngineHooks, signal?: AbortSignal): Promise<PassStats> {
+  try {
+    return await passWith(config, log, hooks, signal);
+  } catch (e) {
+    if (!isCorruption(e)) throw e;
+    const copy = StateStore.moveAside(config.stateFile);
+    log.error(`the state DB turned out damaged (${(e as Error).message}); it is kept as ${copy} and a new one is rebuilt by a second pass`);
+    return await passWith(config, log, hooks, signal);
+  }
+}
+
+async function passWith(config: Config, log: EngineLog, hooks: EngineHooks, signal?: AbortSignal): Promise<PassStats> {
+  const o = openTarget(config, log);
+  try {
+    log.info(`pass started: ${config.sourceDir} → ${describeTarget(config)}`);
+    return await new TargetEngine(o, log, hooks, { daemon: false }).runPass(signal);
+  } finally {
+    await closeTarget(o);
+  }
+}

@@ -1,0 +1,18 @@
+// rrdsync's own files (state DBs, locks, backups, logs) must never be replicated, even when the admin keeps them
+// inside the source tree: both the walk and the watcher leave these paths out.
+import { relative, sep } from "node:path";
+import type { Config } from "../config/types.ts";
+
+/** Absolute paths of every file and directory rrdsync itself writes, for every target. */
+export function ownFiles(config: Config): Set<string> {
+  const states = [config.stateFile, ...config.extraTargets.map((t) => t.stateFile)];
+  return new Set(
+    [...states.flatMap((s) => [s, `${s}-wal`, `${s}-shm`, `${s}-journal`, `${s}.lock`, `${s}.seed.json`]), config.changeTracking.backupDir,
+      config.changeTracking.changeLogFile, config.logging.logFile].filter((p) => p !== ""),
+  );
+}
+
+/** The own paths that lie inside the source tree, relative to it (a whole-tree transfer excludes them). */
+export function ownPathsInside(sourceDir: string, own: Set<string>): string[] {
+  return [...own].filter((p) => p.startsWith(sourceDir + sep)).map((p) => relative(sourceDir, p));
+}
