@@ -1,36 +1,113 @@
-// The file-system watcher: Bun's recursive fs.watch turned into plain events; no policy lives here.
-import { type FSWatcher, readFileSync, watch } from "node:fs";
+// Chooses the tree watcher: inotify through bun:ffi, else Bun's fs.watch (which cannot see writes through mmap).
+import { type Dirent, type FSWatcher, readdirSync, readFileSync, statSync, watch } from "node:fs";
+import { resolve } from "node:path";
+// (`TreeWatcher` below is the legacy class; the interface is imported under another name until it goes.)
+import type { TreeWatcher as Watcher, WatchEvent, WatchLog } from "./events.ts";
+import { InotifyTreeWatcher, inotifyLibc, ROOT_CHECK_MS } from "./inotify.ts";
 
-export type WatchEvent =
-  /** something happened at this path (relative to the root); look at it again */
-  | { type: "path"; rel: string }
-  /** the kernel queue overflowed: events were lost, a full rescan is needed */
-  | { type: "overflow" }
-  /** the watcher failed (ENOSPC: inotify watch limit); only part of the tree may be watched */
-  | { type: "error"; code: string; message: string };
+/**
+ * The watcher for `root`, not yet started. inotify wherever libc.so.6 loads (Linux with glibc): it is the only one that
+ * sees `rrdtool update` (IN_CLOSE_WRITE). Elsewhere the fs.watch fallback, logged as such.
+ */
+export function createTreeWatcher(root: string, onEvent: (e: WatchEvent) => void, log?: WatchLog): Watcher {
+  try {
+    inotifyLibc();
+    return new InotifyTreeWatcher(root, onEvent, log);
+  } catch (e) {
+    log?.warn(
+      `inotify is not available here (${(e as Error).message}); watching with fs.watch, which misses writes through mmap ` +
+        "(rrdtool, jrrd2): those files are found by rescans only",
+    );
+    return new FsTreeWatcher(root, onEvent);
+  }
+}
 
-export class TreeWatcher {
+/**
+ * The fallback: Bun's recursive fs.watch. It reports every change as "path" (look again: it may be gone or a
+ * directory), so there are no "gone" or "move" events; a new directory's files are reported at once. The root is
+ * checked every ROOT_CHECK_MS as by the inotify watcher.
+ */
+export class FsTreeWatcher implements Watcher {
+  readonly kind = "fs.watch";
+  readonly ready: Promise<void> = Promise.resolve();
+  private readonly root: string;
   private w: FSWatcher | null = null;
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private rootId = "";
+  private closed = false;
 
   constructor(
-    private readonly root: string,
+    root: string,
     private readonly onEvent: (e: WatchEvent) => void,
-  ) {}
-
-  start(): void {
-    // The callback API: fs.promises.watch drops Bun's overflow signal (filename === null).
-    this.w = watch(this.root, { recursive: true }, (_type, filename) => {
-      if (filename === null || filename === undefined) this.onEvent({ type: "overflow" });
-      else this.onEvent({ type: "path", rel: String(filename) });
-    });
-    this.w.on("error", (e: NodeJS.ErrnoException) => {
-      this.onEvent({ type: "error", code: e.code ?? "EUNKNOWN", message: e.message });
-    });
+  ) {
+    this.root = resolve(root);
   }
 
-  close(): void {
+  start(): void {
+    if (this.timer || this.closed) return;
+    this.timer = setInterval(() => this.checkRoot(), ROOT_CHECK_MS);
+    if (!this.arm()) this.onEvent({ type: "root", state: "gone" });
+  }
+
+  watchCount(): number | null {
+    return null;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
     this.w?.close();
     this.w = null;
+  }
+
+  private identity(): string | null {
+    const st = statSync(this.root, { throwIfNoEntry: false });
+    return st?.isDirectory() ? `${st.dev}:${st.ino}` : null;
+  }
+
+  private arm(): boolean {
+    const id = this.identity();
+    if (id === null) return false;
+    this.rootId = id;
+    // The callback API: fs.promises.watch drops Bun's overflow signal (filename === null).
+    this.w = watch(this.root, { recursive: true }, (_type, filename) => {
+      if (this.closed) return;
+      if (filename === null || filename === undefined) this.onEvent({ type: "overflow" });
+      else this.onPath(String(filename));
+    });
+    this.w.on("error", (e: NodeJS.ErrnoException) => {
+      if (!this.closed) this.onEvent({ type: "error", code: e.code ?? "EUNKNOWN", message: e.message });
+    });
+    return true;
+  }
+
+  private onPath(rel: string): void {
+    this.onEvent({ type: "path", rel });
+    // A new directory may hold files written before its watch existed (mkdir -p + write, or mv into the tree).
+    if (statSync(`${this.root}/${rel}`, { throwIfNoEntry: false })?.isDirectory() !== true) return;
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(`${this.root}/${rel}`, { withFileTypes: true, recursive: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (!e.isFile()) continue;
+      const dir = e.parentPath.slice(this.root.length + 1);
+      this.onEvent({ type: "path", rel: `${dir}/${e.name}` });
+    }
+  }
+
+  private checkRoot(): void {
+    const id = this.identity();
+    if (this.w && id !== this.rootId) {
+      this.w.close();
+      this.w = null;
+      this.onEvent({ type: "root", state: "gone" });
+    } else if (!this.w && id !== null && this.arm()) {
+      this.onEvent({ type: "root", state: "back" });
+    }
   }
 }
 
@@ -40,5 +117,42 @@ export function inotifyWatchLimit(): number | null {
     return Number.parseInt(readFileSync("/proc/sys/fs/inotify/max_user_watches", "utf8").trim(), 10);
   } catch {
     return null;
+  }
+}
+
+// ---- Legacy: what src/cli/watch.ts imports today. Remove once the daemon uses createTreeWatcher and events.ts. ------
+
+/** The daemon's current event shape: "path" means look again (gone, moved and new all land there). */
+export type LegacyWatchEvent =
+  | { type: "path"; rel: string }
+  | { type: "overflow" }
+  | { type: "error"; code: string; message: string };
+export type { LegacyWatchEvent as WatchEvent };
+
+/**
+ * The daemon's current watcher API over createTreeWatcher: every event becomes "look at this path again", so today's
+ * daemon sees `rrdtool update` without other changes. A root that comes back is announced as an overflow (rescan);
+ * while it is gone nothing is reported.
+ */
+export class TreeWatcher {
+  private readonly inner: Watcher;
+
+  constructor(root: string, onEvent: (e: LegacyWatchEvent) => void) {
+    this.inner = createTreeWatcher(root, (e) => {
+      if (e.type === "path" || e.type === "gone") onEvent({ type: "path", rel: e.rel });
+      else if (e.type === "move") {
+        onEvent({ type: "path", rel: e.from });
+        onEvent({ type: "path", rel: e.to });
+      } else if (e.type === "overflow" || (e.type === "root" && e.state === "back")) onEvent({ type: "overflow" });
+      else if (e.type === "error") onEvent({ type: "error", code: e.code, message: e.message });
+    });
+  }
+
+  start(): void {
+    this.inner.start();
+  }
+
+  close(): void {
+    void this.inner.close();
   }
 }
