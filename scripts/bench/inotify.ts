@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { InotifyTreeWatcher } from "../../src/watch/inotify.ts";
+import { loopGapMeter } from "../../test/helpers/loop-gap.ts";
 import { opt } from "./user.ts";
 
 const LIMIT = "/proc/sys/fs/inotify/max_user_watches";
@@ -15,13 +16,7 @@ const rssMiB = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync("/proc/self/statu
 async function child(root: string): Promise<void> {
   Bun.gc(true);
   const before = rssMiB();
-  let last = performance.now();
-  let gap = 0;
-  const tick = setInterval(() => {
-    const now = performance.now();
-    gap = Math.max(gap, now - last);
-    last = now;
-  }, 5);
+  const meter = loopGapMeter();
   let seen = false;
   const probe = "snmp/0/r0/probe.rrd";
   const w = new InotifyTreeWatcher(root, (e) => {
@@ -34,7 +29,7 @@ async function child(root: string): Promise<void> {
   await w.ready;
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
-  clearInterval(tick);
+  const gap = meter.stop();
   Bun.gc(true);
   const after = rssMiB();
   const heap = (await import("bun:jsc")).heapStats();

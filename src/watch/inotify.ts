@@ -197,6 +197,8 @@ export class InotifyTreeWatcher implements TreeWatcher {
    * A non-blocking fd read through Bun.file(fd).stream(): Bun polls it with epoll on its own event loop, like a pipe.
    * Measured alternative: node:fs `read` on a blocking fd parks one thread of Bun's shared pool for good, and with two
    * such reads parked, other async fs calls were seen to hang; nor can a parked read be woken except by an event.
+   * Measured too: Bun keeps draining the fd into the stream while JavaScript is busy, so the kernel's queue
+   * (max_queued_events, 16,384) overflows only when the whole process stalls (the e2e test uses SIGSTOP).
    */
   private openFd(): boolean {
     const fd = this.lib.inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
