@@ -2,9 +2,10 @@
 // Why not fs.watch: Bun's (like libuv's) does not subscribe to IN_CLOSE_WRITE, and librrd writes through mmap, which
 // raises no IN_MODIFY: an `rrdtool update` is visible only as IN_CLOSE_WRITE (issue #13).
 import { dlopen, read as peek } from "bun:ffi";
-import { type Dirent, lstatSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { type Dirent, lstatSync, readdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { TreeWatcher, WatchEvent, WatchLog } from "./events.ts";
+import { rootIdentity, rootUsable } from "./root.ts";
 
 // <sys/inotify.h>
 const IN_MODIFY = 0x2;
@@ -126,6 +127,8 @@ export class InotifyTreeWatcher implements TreeWatcher {
   private state: "new" | "armed" | "gone" | "closed" = "new";
   private rootDir: Dir | null = null;
   private rootId = "";
+  /** the root was a mount point when first watched: it comes back only as one (see rootUsable) */
+  private rootWasMount = false;
   private readonly byWd = new Map<number, Dir>();
   private readonly queue: WalkJob[] = [];
   private pumping = false;
@@ -257,15 +260,13 @@ export class InotifyTreeWatcher implements TreeWatcher {
   // ---- the root ---------------------------------------------------------------------------------------------------
 
   private rootIsDir(): boolean {
-    const st = statSync(this.root, { throwIfNoEntry: false });
-    return st?.isDirectory() === true;
+    return rootUsable(rootIdentity(this.root), this.rootWasMount);
   }
 
   private checkRoot(): void {
     if (this.state === "armed") {
       // A mount over the root, or a parent directory renamed: no event on the root's own watch tells of those.
-      const st = statSync(this.root, { throwIfNoEntry: false });
-      if (!st?.isDirectory() || `${st.dev}:${st.ino}` !== this.rootId) this.rootGone();
+      if (rootIdentity(this.root)?.id !== this.rootId) this.rootGone();
     } else if (this.state === "gone" && this.closing === null && this.rootIsDir()) {
       if (this.fd >= 0 || this.openFd()) this.rewalk("back");
     }
@@ -319,15 +320,20 @@ export class InotifyTreeWatcher implements TreeWatcher {
       }
       return;
     }
-    const st = statSync(this.root, { throwIfNoEntry: false });
-    this.rootId = st ? `${st.dev}:${st.ino}` : "";
+    if (this.state === "armed" && this.rootDir !== null && wd !== this.rootDir.wd) {
+      // Another directory stands at the root path (replaced since the last check): the old tree's watches must go.
+      this.rootGone();
+      return;
+    }
+    const ident = rootIdentity(this.root);
+    this.rootId = ident?.id ?? "";
+    if (why === "start") this.rootWasMount = ident?.mount === true;
     this.epoch++;
     this.limited = false;
     this.unwatched = 0;
     if (why !== "overflow") this.limitReported = false;
     let root = this.byWd.get(wd);
     if (!root || root !== this.rootDir) {
-      this.byWd.clear(); // a new root inode: nothing of the old tree can be valid
       root = { wd, name: "", parent: null, children: null, epoch: this.epoch };
       this.byWd.set(wd, root);
       this.rootDir = root;

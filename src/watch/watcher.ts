@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 // (`TreeWatcher` below is the legacy class; the interface is imported under another name until it goes.)
 import type { TreeWatcher as Watcher, WatchEvent, WatchLog } from "./events.ts";
 import { InotifyTreeWatcher, inotifyLibc, ROOT_CHECK_MS } from "./inotify.ts";
+import { rootIdentity, rootUsable } from "./root.ts";
 
 /**
  * The watcher for `root`, not yet started. inotify wherever libc.so.6 loads (Linux with glibc): it is the only one that
@@ -34,6 +35,7 @@ export class FsTreeWatcher implements Watcher {
   private w: FSWatcher | null = null;
   private timer: ReturnType<typeof setInterval> | null = null;
   private rootId = "";
+  private rootWasMount: boolean | null = null;
   private closed = false;
 
   constructor(
@@ -61,15 +63,11 @@ export class FsTreeWatcher implements Watcher {
     this.w = null;
   }
 
-  private identity(): string | null {
-    const st = statSync(this.root, { throwIfNoEntry: false });
-    return st?.isDirectory() ? `${st.dev}:${st.ino}` : null;
-  }
-
   private arm(): boolean {
-    const id = this.identity();
-    if (id === null) return false;
-    this.rootId = id;
+    const ident = rootIdentity(this.root);
+    if (!rootUsable(ident, this.rootWasMount === true)) return false;
+    this.rootId = ident.id;
+    this.rootWasMount ??= ident.mount;
     // The callback API: fs.promises.watch drops Bun's overflow signal (filename === null).
     this.w = watch(this.root, { recursive: true }, (_type, filename) => {
       if (this.closed) return;
@@ -100,12 +98,11 @@ export class FsTreeWatcher implements Watcher {
   }
 
   private checkRoot(): void {
-    const id = this.identity();
-    if (this.w && id !== this.rootId) {
+    if (this.w && rootIdentity(this.root)?.id !== this.rootId) {
       this.w.close();
       this.w = null;
       this.onEvent({ type: "root", state: "gone" });
-    } else if (!this.w && id !== null && this.arm()) {
+    } else if (!this.w && this.arm()) {
       this.onEvent({ type: "root", state: "back" });
     }
   }

@@ -410,7 +410,8 @@ function child(argv: string[], env: Record<string, string> = {}) {
   };
 }
 
-const unshareOk = existsSync("/proc/sys/user/max_inotify_watches") && Bun.spawnSync(["unshare", "-U", "-r", "true"]).exitCode === 0;
+// User namespaces (kernel ≥ 5.11 for per-namespace inotify limits) give a test its own limits and mounts, disturbing nothing else.
+const unshareOk = existsSync("/proc/sys/user/max_inotify_watches") && Bun.spawnSync(["unshare", "-U", "-r", "-m", "true"]).exitCode === 0;
 
 run("tree watcher: its own process", () => {
   test("inside a `bun build --compile` binary: sees rrdtool update, and exits by itself after close", async () => {
@@ -447,6 +448,33 @@ run("tree watcher: its own process", () => {
     expect(c.lines.some((l) => l.type === "path" && l.rel === "made/during/overflow")).toBe(false);
     writeFileSync(join(root, "made/during/overflow/f"), "x");
     await c.until((l) => l.type === "path" && l.rel === "made/during/overflow/f", "a write in a directory made during the overflow");
+  });
+
+  test.skipIf(!unshareOk)("the source file system unmounted and mounted again (a user and mount namespace): gone, not back on the bare mount point, back when mounted", async () => {
+    const root = join(tempDir(), "mnt");
+    mkdirSync(root);
+    // A shell in the namespaces mounts a tmpfs on the root, runs watch-child on it, then obeys lines on its stdin.
+    const script = `mount -t tmpfs none "$1" && mkdir "$1/a" || exit 9
+tail -f /dev/null | "$2" "$3" "$1" &
+while read -r cmd; do
+  case $cmd in
+    umount) umount -l "$1" ;;
+    mount) mount -t tmpfs none "$1" && mkdir "$1/b" ;;
+    write) echo x > "$1/b/f" ;;
+  esac
+done`;
+    const c = child(["unshare", "-U", "-r", "-m", "sh", "-c", script, "sh", root, process.execPath, CHILD]);
+    const say = (cmd: string) => (c.p.stdin as import("bun").FileSink).write(`${cmd}\n`);
+    expect(await c.until((l) => l.type === "ready", "ready")).toMatchObject({ watches: 2 });
+    say("umount");
+    await c.until((l) => l.type === "root" && l.state === "gone", "root gone");
+    await Bun.sleep(1500); // the bare mount point is there all along: it must not count as the source
+    expect(c.lines.filter((l) => l.type !== "ready")).toEqual([{ type: "root", state: "gone" }]);
+    say("mount");
+    await c.until((l) => l.type === "root" && l.state === "back", "root back");
+    say("write");
+    await c.until((l) => l.type === "path" && l.rel === "b/f", "a write in the new mount");
+    expect(c.lines.some((l) => l.type === "gone")).toBe(false);
   });
 
   test.skipIf(!unshareOk)("ENOSPC (a user namespace with a 5-watch limit): an error with the fix, and the watches it has keep working", async () => {
