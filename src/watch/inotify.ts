@@ -146,6 +146,8 @@ export class InotifyTreeWatcher implements TreeWatcher {
   private reader: { cancel(): Promise<void> } | null = null;
   private readLoop: Promise<void> = Promise.resolve();
   private closing: Promise<void> | null = null;
+  /** inotify_init1 failed: this watcher sees nothing until rrdsync restarts */
+  private failed = false;
   private carry: Uint8Array | null = null;
   private lastPath = "";
   private readonly pathBuf = new Uint8Array(16384);
@@ -197,7 +199,8 @@ export class InotifyTreeWatcher implements TreeWatcher {
   // ---- the fd and its reader --------------------------------------------------------------------------------------
 
   /**
-   * A non-blocking fd read through Bun.file(fd).stream(): Bun polls it with epoll on its own event loop, like a pipe.
+   * A non-blocking fd read through Bun.file(fd).stream(), as Bun reads a pipe: no thread of its pool is taken, the
+   * JavaScript thread never blocks, and an idle watcher costs nothing (measured: ~1 ms of CPU in 3 s, no polling loop).
    * Measured alternative: node:fs `read` on a blocking fd parks one thread of Bun's shared pool for good, and with two
    * such reads parked, other async fs calls were seen to hang; nor can a parked read be woken except by an event.
    * Measured too: Bun keeps draining the fd into the stream while JavaScript is busy, so the kernel's queue
@@ -213,6 +216,7 @@ export class InotifyTreeWatcher implements TreeWatcher {
           `Fix: sysctl fs.inotify.max_user_instances=${Number(limit) > 0 ? Number(limit) * 2 : 512} and persist it in /etc/sysctl.d/90-rrdsync.conf, then restart rrdsync`
         : `cannot start inotify (${code})`;
       this.deliver({ type: "error", code, message });
+      this.failed = true; // no retry every second (and no error every second): the message says restart after the fix
       return false;
     }
     this.fd = fd;
@@ -264,6 +268,7 @@ export class InotifyTreeWatcher implements TreeWatcher {
   }
 
   private checkRoot(): void {
+    if (this.failed) return;
     if (this.state === "armed") {
       // A mount over the root, or a parent directory renamed: no event on the root's own watch tells of those.
       if (rootIdentity(this.root)?.id !== this.rootId) this.rootGone();

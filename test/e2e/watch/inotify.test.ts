@@ -498,5 +498,7 @@ done`;
     expect(err.code).toBe("EMFILE");
     expect(String(err.message)).toContain("fs.inotify.max_user_instances");
     expect(await c.until((l) => l.type === "ready", "ready")).toMatchObject({ watches: 0 });
+    await Bun.sleep(1500);
+    expect(c.lines.filter((l) => l.type === "error")).toHaveLength(1); // said once, not every second
   });
 });
