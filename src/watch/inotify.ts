@@ -1,39 +1,15 @@
 // Recursive inotify through bun:ffi: one watch per directory, the kernel's events turned into plain WatchEvents.
 // Why not fs.watch: Bun's (like libuv's) does not subscribe to IN_CLOSE_WRITE, and librrd writes through mmap, which
 // raises no IN_MODIFY: an `rrdtool update` is visible only as IN_CLOSE_WRITE (issue #13).
-import { dlopen, read as peek } from "bun:ffi";
-import { type Dirent, lstatSync, readdirSync, readFileSync } from "node:fs";
+import { type Dirent, lstatSync, readdirSync } from "node:fs";
 import { resolve } from "node:path";
 import type { TreeWatcher, WatchEvent, WatchLog } from "./events.ts";
+import {
+  DIR_MASK, FIONREAD, IN_ATTRIB, IN_CLOEXEC, IN_CLOSE_WRITE, IN_CREATE, IN_DELETE, IN_DELETE_SELF, IN_IGNORED, IN_ISDIR, IN_MODIFY,
+  IN_MOVE_SELF, IN_MOVED_FROM, IN_MOVED_TO, IN_NONBLOCK, IN_Q_OVERFLOW, IN_UNMOUNT, inotifyLibc, inotifySysctl, lastErrno,
+  parseInotifyEvents, ROOT_MASK,
+} from "./inotify-sys.ts";
 import { rootIdentity, rootUsable } from "./root.ts";
-
-// <sys/inotify.h>
-const IN_MODIFY = 0x2;
-const IN_ATTRIB = 0x4;
-const IN_CLOSE_WRITE = 0x8;
-const IN_MOVED_FROM = 0x40;
-const IN_MOVED_TO = 0x80;
-const IN_CREATE = 0x100;
-const IN_DELETE = 0x200;
-const IN_DELETE_SELF = 0x400;
-const IN_MOVE_SELF = 0x800;
-const IN_UNMOUNT = 0x2000;
-const IN_Q_OVERFLOW = 0x4000;
-const IN_IGNORED = 0x8000;
-const IN_ONLYDIR = 0x0100_0000;
-const IN_DONT_FOLLOW = 0x0200_0000;
-const IN_EXCL_UNLINK = 0x0400_0000;
-const IN_ISDIR = 0x4000_0000;
-const IN_NONBLOCK = 0o4000;
-const IN_CLOEXEC = 0o2000000;
-const FIONREAD = 0x541b;
-const EVENTS = IN_CLOSE_WRITE | IN_MODIFY | IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF;
-// IN_EXCL_UNLINK: a deleted file that a writer still holds open raises nothing more under its old name.
-// The root may be a symlink (/var/opennms/rrd → /data/rrd) and is followed, as the tree walk does; nothing below it is.
-const ROOT_MASK = EVENTS | IN_ONLYDIR | IN_EXCL_UNLINK;
-const DIR_MASK = ROOT_MASK | IN_DONT_FOLLOW;
-
-const errnoName: Record<number, string> = { 2: "ENOENT", 12: "ENOMEM", 13: "EACCES", 20: "ENOTDIR", 23: "ENFILE", 24: "EMFILE", 28: "ENOSPC", 40: "ELOOP" };
 
 /** How long an IN_MOVED_FROM waits for its IN_MOVED_TO (they can sit in two reads) before it counts as moved out. */
 export const MOVE_PAIR_MS = 40;
@@ -43,39 +19,6 @@ const MOVE_PAIR_MAX_MS = 2000;
 export const ROOT_CHECK_MS = 1000;
 /** The recursive add yields to the event loop after this much work, so 200,000 directories never hold it for long. */
 const SLICE_MS = 10;
-
-function bindLibc() {
-  return dlopen("libc.so.6", {
-    inotify_init1: { args: ["i32"], returns: "i32" },
-    inotify_add_watch: { args: ["i32", "ptr", "u32"], returns: "i32" },
-    inotify_rm_watch: { args: ["i32", "i32"], returns: "i32" },
-    ioctl: { args: ["i32", "u64", "ptr"], returns: "i32" },
-    close: { args: ["i32"], returns: "i32" },
-    __errno_location: { args: [], returns: "ptr" },
-  }).symbols;
-}
-let libc: ReturnType<typeof bindLibc> | null = null;
-
-/** The FFI binding, loaded once; throws where there is no libc.so.6 (not Linux, musl): the caller falls back. */
-export function inotifyLibc(): ReturnType<typeof bindLibc> {
-  libc ??= bindLibc();
-  return libc;
-}
-
-/** errno of the libc call just made (read before any other call can change it). */
-function lastErrno(): string {
-  const p = inotifyLibc().__errno_location();
-  const n = p === null ? 0 : peek.i32(p, 0);
-  return errnoName[n] ?? `errno ${n}`;
-}
-
-function sysctl(name: string): string {
-  try {
-    return readFileSync(`/proc/sys/fs/inotify/${name}`, "utf8").trim();
-  } catch {
-    return "?";
-  }
-}
 
 /** A watched directory. Paths are not stored: a move re-parents one node and its whole subtree follows. */
 interface Dir {
@@ -210,7 +153,7 @@ export class InotifyTreeWatcher implements TreeWatcher {
     const fd = this.lib.inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd < 0) {
       const code = lastErrno();
-      const limit = sysctl("max_user_instances");
+      const limit = inotifySysctl("max_user_instances");
       const message = code === "EMFILE"
         ? `cannot start inotify: the per-user limit of inotify instances (fs.inotify.max_user_instances = ${limit}) is used up by other programs. ` +
           `Fix: sysctl fs.inotify.max_user_instances=${Number(limit) > 0 ? Number(limit) * 2 : 512} and persist it in /etc/sysctl.d/90-rrdsync.conf, then restart rrdsync`
@@ -458,7 +401,7 @@ export class InotifyTreeWatcher implements TreeWatcher {
     this.deliver({
       type: "error",
       code: "ENOSPC",
-      message: `the inotify watch limit (fs.inotify.max_user_watches = ${sysctl("max_user_watches")}) is too low: ${watched} of ${dirs} directories under ${this.root} are watched, ` +
+      message: `the inotify watch limit (fs.inotify.max_user_watches = ${inotifySysctl("max_user_watches")}) is too low: ${watched} of ${dirs} directories under ${this.root} are watched, ` +
         `changes in the others are seen only by rescans. Fix: sysctl fs.inotify.max_user_watches=${2 * dirs} and persist it in /etc/sysctl.d/90-rrdsync.conf, then restart rrdsync`,
     });
   }
@@ -517,25 +460,12 @@ export class InotifyTreeWatcher implements TreeWatcher {
       buf.set(chunk, this.carry.length);
       this.carry = null;
     }
-    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     this.lastPath = "";
-    let off = 0;
-    // struct inotify_event { int wd; uint32_t mask, cookie, len; char name[len]; }, name NUL-padded
-    while (off + 16 <= buf.length) {
-      const len = view.getUint32(off + 12, true);
-      if (off + 16 + len > buf.length) break;
-      const wd = view.getInt32(off, true);
-      const mask = view.getUint32(off + 4, true);
-      const cookie = view.getUint32(off + 8, true);
-      let end = off + 16;
-      while (end < off + 16 + len && buf[end] !== 0) end++;
-      // Names are decoded as UTF-8 as readdir does; invalid bytes become U+FFFD, the walk's sign for "cannot be
-      // replicated" (such a path cannot be opened by the string).
-      const name = end === off + 16 ? "" : this.decoder.decode(buf.subarray(off + 16, end));
-      off += 16 + len;
+    const off = parseInotifyEvents(buf, this.decoder, (wd, mask, cookie, name) => {
       this.onKernelEvent(wd, mask, cookie, name);
-      if (gen !== this.gen) return; // the root went away: the rest of this read is about a tree no longer watched
-    }
+      return gen === this.gen; // the root went away: the rest of this read is about a tree no longer watched
+    });
+    if (gen !== this.gen) return;
     if (off < buf.length) this.carry = buf.slice(off);
     if (this.queue.length > 0) this.pump();
   }

@@ -3,7 +3,8 @@ import { type Dirent, type FSWatcher, readdirSync, readFileSync, statSync, watch
 import { resolve } from "node:path";
 // (`TreeWatcher` below is the legacy class; the interface is imported under another name until it goes.)
 import type { TreeWatcher as Watcher, WatchEvent, WatchLog } from "./events.ts";
-import { InotifyTreeWatcher, inotifyLibc, ROOT_CHECK_MS } from "./inotify.ts";
+import { inotifyLibc } from "./inotify-sys.ts";
+import { InotifyTreeWatcher, ROOT_CHECK_MS } from "./inotify.ts";
 import { rootIdentity, rootUsable } from "./root.ts";
 
 /**
