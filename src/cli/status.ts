@@ -32,8 +32,9 @@ function showTarget(config: Config, flags: { json?: boolean }, env: Record<strin
   const target = describeTarget(config);
   const pending = st.pending ?? 0;
   const down = st.downSince !== undefined;
+  const missing = st.sourceMissing !== undefined;
   const report = {
-    target, source: config.sourceDir, stateFile: config.stateFile, initialised: store !== null, files, pending,
+    target, source: config.sourceDir, sourceMissingSince: iso(st.sourceMissing), stateFile: config.stateFile, initialised: store !== null, files, pending,
     pendingSample: st.pendingSample ?? [], reachable: !down, downSince: iso(st.downSince), lastPass: withIso(st.lastPass),
     lastBatch: withIso(st.lastBatch), lastError: withIso(st.lastError), running: pid,
   };
@@ -43,7 +44,7 @@ function showTarget(config: Config, flags: { json?: boolean }, env: Record<strin
     const c = pc.createColors(process.stdout.isTTY === true && !(env.NO_COLOR ?? ""));
     const when = (t: number) => formatTimestamp(new Date(t)).slice(0, 19);
     const rows: Array<[string, string]> = [
-      ["source", config.sourceDir],
+      ["source", missing ? `${config.sourceDir} ${c.red(`MISSING since ${when(st.sourceMissing as number)}: nothing is replicated until it is back`)}` : config.sourceDir],
       ["state DB", store === null ? `${config.stateFile} ${c.yellow("(not created yet: run rrdsync --once)")}` : config.stateFile],
       ["files tracked", files.toLocaleString("en-US")],
       ["pending", pending === 0 ? c.green("0") : c.red(`${pending}${st.pendingSample?.length ? `: ${st.pendingSample.slice(0, 5).map((p) => JSON.stringify(p)).join(", ")}${pending > 5 ? ", …" : ""}` : ""}`)],
@@ -55,7 +56,7 @@ function showTarget(config: Config, flags: { json?: boolean }, env: Record<strin
     ];
     process.stdout.write(`${c.bold(target)}\n${rows.map(([k, v]) => `  ${k.padEnd(14)}${v}`).join("\n")}\n`);
   }
-  return pending > 0 || down ? ExitCode.Pending : ExitCode.Ok;
+  return pending > 0 || down || missing ? ExitCode.Pending : ExitCode.Ok;
 }
 
 const iso = (t: number | undefined) => (t === undefined ? null : new Date(t).toISOString());

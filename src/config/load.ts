@@ -5,7 +5,7 @@ import { dirname, resolve } from "node:path";
 import { ConfigError, ExitCode, UserError } from "../errors.ts";
 import {
   DEFAULT_BATCH_MAX_BYTES, DEFAULT_BATCH_MAX_FILES, DEFAULT_CONFIG_PATH, DEFAULT_DEBOUNCE_S, DEFAULT_RRD_HOLD_ATTEMPTS, DEFAULT_RRD_HOLD_DELAY_S, DEFAULT_KEEP_VERSIONS, DEFAULT_MAX_BACKUP_BYTES, DEFAULT_MAX_LOG_BYTES, DEFAULT_KEEP_LOGS, DEFAULT_SFTP_PARALLEL_FILES, DEFAULT_SSH_CIPHERS, DEFAULT_MAX_DELETE, DEFAULT_EXTENSIONS,
-  DEFAULT_RESCAN_INTERVAL_S, defaultMaxDelay, defaultStateFile,
+  DEFAULT_POLL_INTERVAL_S, DEFAULT_RESCAN_INTERVAL_S, defaultMaxDelay, defaultStateFile,
 } from "./defaults.ts";
 import { checkHostish, parseDest } from "./dest.ts";
 import { parseConfigText } from "./read.ts";
@@ -148,6 +148,7 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
     debounceTime,
     maxDelay: c.max_delay ?? defaultMaxDelay(debounceTime),
     rescanInterval: c.rescan_interval ?? DEFAULT_RESCAN_INTERVAL_S,
+    pollInterval: c.poll_interval ?? DEFAULT_POLL_INTERVAL_S,
     monitoredExtensions: c.monitored_extensions ?? DEFAULT_EXTENSIONS,
     rsync: {
       archive: ro.archive ?? true,

@@ -83,6 +83,8 @@ export interface Config {
   maxDelay: number;
   /** seconds between safety rescans in watch mode; 0 = off */
   rescanInterval: number;
+  /** seconds between stat sweeps of the tracked files in watch mode (writers that keep a file open); 0 = off */
+  pollInterval: number;
   /** [".rrd", ".txt"]; an empty list means every regular file */
   monitoredExtensions: string[];
   rsync: RsyncOptions;

@@ -114,6 +114,7 @@ export const SCHEMA: Schema = {
   debounce_time: seconds(0),
   max_delay: seconds(0),
   rescan_interval: seconds(0),
+  poll_interval: seconds(0),
   monitored_extensions: extensions,
   rsync_options: {
     archive: bool,

@@ -78,6 +78,11 @@ export class TargetHealth {
     this.write({ pending: count, pendingSample: sample });
   }
 
+  /** The source directory is gone (since), or back (null). */
+  sourceMissing(since: number | null): void {
+    this.write({ sourceMissing: since });
+  }
+
   lastPass(p: NonNullable<StatusRecord["lastPass"]>): void {
     this.write({ lastPass: p });
   }

@@ -56,6 +56,12 @@ export class Pass {
         log.debug(`${rel}: symlink, not followed`);
       },
     })[Symbol.iterator]();
+    if (lookAt(config.sourceDir, "").kind !== "dir") {
+      // Gone since the config was read (unmounted, moved away): every file would look deleted. Do nothing.
+      stats.problems++;
+      log.error(`source_dir ${config.sourceDir} is missing (unmounted or moved away?): nothing replicated, nothing deleted`);
+      return this.finish(true);
+    }
     if (store.countFiles() === 0) {
       await firstSync(this.t, this.p, this.sender, it);
       await this.sender.flush();

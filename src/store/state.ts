@@ -166,6 +166,21 @@ export class StateStore {
     return out;
   }
 
+  /** Every tracked file's version key, in path order (≈ directory order): what the stat sweep compares against. */
+  *trackedKeys(): Generator<{ rel: string; key: string }> {
+    // Pages by key, not one long-lived statement: the caller may yield between rows while batches commit on this
+    // connection, and a million rows never sit in memory together.
+    const page = this.db.query<{ rel: string; key: string }, [string]>(
+      "SELECT path AS rel, size || ':' || mtime_ns || ':' || ino AS key FROM files WHERE path > ? AND size >= 0 ORDER BY path LIMIT 4096",
+    );
+    for (let after = ""; ;) {
+      const rows = page.all(after);
+      yield* rows;
+      if (rows.length < 4096) return;
+      after = (rows.at(-1) as { rel: string }).rel;
+    }
+  }
+
   countFiles(): number {
     return (this.db.query("SELECT count(*) AS n FROM files").get() as { n: number }).n;
   }

@@ -9,6 +9,8 @@ export interface StatusRecord {
   lastError?: { time: number; message: string };
   /** the target has been failing since (absent: reachable) */
   downSince?: number;
+  /** the daemon found the source directory gone (moved away, unmounted) at this time: nothing is replicated */
+  sourceMissing?: number;
   /** files the destination has not confirmed yet, and the first of them */
   pending?: number;
   pendingSample?: string[];

@@ -8,11 +8,13 @@ import { ExitCode } from "../errors.ts";
 import type { BatchReport, Progress } from "../engine/types.ts";
 import type { Logger } from "../log.ts";
 import { lookAt } from "../source/look.ts";
+import { sweepChanged } from "../source/sweep.ts";
 import { countDirs, walkTree } from "../source/walk.ts";
 import { describeTarget } from "../transport/create.ts";
-import { type Action, classifyPath } from "./classify.ts";
+import { type Action, classifyEvent } from "./classify.ts";
+import type { WatchEvent } from "./events.ts";
 import { Lane } from "./lane.ts";
-import { inotifyWatchLimit, TreeWatcher, type WatchEvent } from "./watcher.ts";
+import { createTreeWatcher, inotifyWatchLimit } from "./watcher.ts";
 
 /** The live view the daemon reports to (the cli renders it: colours on a terminal, plain lines, or JSON). */
 export interface DaemonView {
@@ -76,7 +78,7 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
     });
   });
   const own = (lanes[0] as Lane).engine.ctx.own; // every target's state files, the backups and the logs
-  const ctx = { isOwn: (rel: string) => own.has(join(root, rel)), extensions: config.monitoredExtensions, deletes: config.delete };
+  let sourceMissing: number | null = null;
 
   const act = (a: Action) => {
     const now = Date.now();
@@ -85,9 +87,16 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
       case "gone":
         for (const l of lanes) l.note(a.path, a.kind, now);
         break;
+      case "moved":
+        for (const l of lanes) l.note(a.to, "moved", now, a.from);
+        break;
       case "goneDir":
         // each target deletes what it tracks under the directory
         for (const l of lanes) for (const p of l.engine.ctx.store.pathsUnder(a.dir)) l.note(p, "gone", now);
+        break;
+      case "movedDir":
+        // each target moves what it tracks under the directory, file by file: one move each on the replica
+        for (const l of lanes) for (const p of l.engine.ctx.store.pathsUnder(a.from)) l.note(`${a.to}${p.slice(a.from.length)}`, "moved", now, p);
         break;
       case "walk":
         // A new directory may hold files written before its watch existed (mkdir -p + write, or mv into the tree).
@@ -96,35 +105,69 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
         }
         break;
       case "rescan":
+        if (sourceMissing !== null) {
+          log.info(`the source directory ${root} is back (it was missing for ${Math.round((now - sourceMissing) / 1000)} s)`);
+          sourceMissing = null;
+          for (const l of lanes) {
+            l.engine.ctx.health.sourceMissing(null);
+            l.setPaused(false);
+          }
+        }
         log.warn(a.why);
         rescanWanted = true;
         kick();
         break;
+      case "sourceGone":
+        // Never a reason to delete anything on the replica: everything waits until the directory is back.
+        sourceMissing = now;
+        log.error(`the source directory ${root} is gone (moved away, removed or unmounted): nothing is replicated or deleted until it is back`);
+        for (const l of lanes) {
+          l.setPaused(true);
+          l.engine.ctx.health.sourceMissing(now);
+        }
+        break;
+      case "watchError":
+        log.error(a.poll ? `${a.message}; meanwhile a full scan runs every ${POLL_INTERVAL_MS / 1000} s` : `${a.message}; the periodic rescan covers it`);
+        if (a.poll) {
+          polling = true;
+          rescanWanted = true;
+          kick();
+        }
+        break;
     }
   };
 
+  const classifyCtx = {
+    isOwn: (rel: string) => own.has(join(root, rel)), extensions: config.monitoredExtensions, deletes: config.delete,
+    reportsNewDirFiles: false,
+  };
+  const look = (rel: string) => lookAt(root, rel);
   const onEvent = (e: WatchEvent) => {
     if (stopping) return;
-    if (e.type === "overflow") {
-      act({ kind: "rescan", why: "the kernel's event queue overflowed (events were lost): running a full rescan" });
-    } else if (e.type === "error") {
-      if (e.code === "ENOSPC") {
-        log.error(
-          `the inotify watch limit (fs.inotify.max_user_watches = ${inotifyWatchLimit() ?? "?"}) is too low to watch the whole tree; ` +
-            `falling back to a full scan every ${POLL_INTERVAL_MS / 1000} s. Fix: sysctl fs.inotify.max_user_watches=<2 × the number of directories> ` +
-            "(persist it in /etc/sysctl.d/), then restart rrdsync",
-        );
-      } else {
-        log.error(`the watcher failed (${e.code}: ${e.message}); falling back to a full scan every ${POLL_INTERVAL_MS / 1000} s`);
-      }
-      polling = true;
-      rescanWanted = true;
-      kick();
-    } else {
-      const look = lookAt(root, e.rel);
-      const a = classifyPath(e.rel, look, ctx);
-      if (a.kind !== "ignore") log.debug(`event: ${e.rel} → ${a.kind}${look.kind === "file" ? ` (size ${look.stat.size}, mtime_ns ${look.stat.mtimeNs})` : ""}`);
+    for (const a of classifyEvent(e, look, classifyCtx)) {
+      if (a.kind !== "ignore") log.debug(`event ${e.type} → ${JSON.stringify(a)}`);
       act(a);
+    }
+  };
+
+  /** The stat sweep: tracked files changed without an event (a writer that keeps its file mapped and open). */
+  let sweeping = false;
+  const sweep = async () => {
+    if (sweeping || sourceMissing !== null) return;
+    sweeping = true;
+    const t0 = performance.now();
+    let found = 0;
+    try {
+      for await (const rel of sweepChanged(root, primary.store.trackedKeys())) {
+        if (stopping) break;
+        found++;
+        for (const l of lanes) l.note(rel, "changed", Date.now());
+      }
+      log.debug(`sweep: ${found} changed without an event, ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+    } catch (e) {
+      log.warn(`sweep failed: ${(e as Error).message}`);
+    } finally {
+      sweeping = false;
     }
   };
 
@@ -140,7 +183,7 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
     }
     stopping = true;
     log.info(`${sig}: stopping; the running transfer may finish (at most ${STOP_TIMEOUT_MS / 1000} s)`);
-    watcher.close();
+    void watcher.close();
     setTimeout(() => ac.abort(), STOP_TIMEOUT_MS).unref();
     kick();
   };
@@ -155,13 +198,17 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
   process.on("SIGTERM", onTerm);
   process.on("SIGHUP", onHup);
 
-  const watcher = new TreeWatcher(root, onEvent);
+  const watcher = createTreeWatcher(root, onEvent, log);
+  classifyCtx.reportsNewDirFiles = watcher.kind === "inotify";
   const runs: Array<Promise<void>> = [];
   try {
-    // Watch first, then the full pass: whatever changes during the pass is queued, never missed.
+    // Watch first, then the full pass: whatever changes during the pass is queued, never missed. The pass waits
+    // until every directory is watched (a change before its watch existed is found by the pass).
     watcher.start();
+    await watcher.ready;
     live.event("start", { source: root, target: describeTarget(config) }, `watching ${root} → ${describeTarget(config)}`);
-    log.info(`watching ${root} → ${lanes.map((l) => l.name).join(", ")} (debounce ${config.debounceTime} s, max delay ${config.maxDelay} s, rescan ${config.rescanInterval > 0 ? `every ${config.rescanInterval} s` : "off"})`);
+    const every = (sec: number) => (sec > 0 ? `every ${sec} s` : "off");
+    log.info(`watching ${root} → ${lanes.map((l) => l.name).join(", ")} with ${watcher.kind}${watcher.watchCount() === null ? "" : ` (${watcher.watchCount()} directories)`}; debounce ${config.debounceTime} s, max delay ${config.maxDelay} s, sweep ${every(config.pollInterval)}, rescan ${every(config.rescanInterval)}`);
     // A lane that fails (a bug, a damaged DB) stops the daemon with its error, as a single loop would have.
     let laneError: unknown = null;
     for (const l of lanes) {
@@ -173,17 +220,23 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
     }
     let nextRescan = config.rescanInterval > 0 ? Date.now() + config.rescanInterval * 1000 : Infinity;
     let nextPoll = Infinity;
+    let nextSweep = config.pollInterval > 0 ? Date.now() + config.pollInterval * 1000 : Infinity;
     while (!stopping) {
       const now = Date.now();
       if (polling && nextPoll === Infinity) nextPoll = now + POLL_INTERVAL_MS;
-      if (rescanWanted || now >= nextRescan || now >= nextPoll) {
+      if (sourceMissing === null && (rescanWanted || now >= nextRescan || now >= nextPoll)) {
         rescanWanted = false;
         if (now >= nextRescan) nextRescan = now + config.rescanInterval * 1000;
         if (polling) nextPoll = now + POLL_INTERVAL_MS;
         for (const l of lanes) l.requestPass();
         continue;
       }
-      const waitMs = Math.max(0, Math.min(nextRescan, nextPoll) - Date.now());
+      if (now >= nextSweep) {
+        nextSweep = now + config.pollInterval * 1000;
+        void sweep();
+        continue;
+      }
+      const waitMs = Math.max(0, Math.min(nextRescan, nextPoll, nextSweep) - Date.now());
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.min(waitMs, 60_000));
         wake = () => {
@@ -198,7 +251,7 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
     log.info("stopped");
     return forced ? (130 as ExitCode) : ExitCode.Ok;
   } finally {
-    watcher.close();
+    await watcher.close();
     for (const l of lanes) l.stop();
     await Promise.allSettled(runs);
     await close();

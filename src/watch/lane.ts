@@ -11,6 +11,8 @@ export class Lane {
   private passWanted = true; // the initial pass
   private passes = 0;
   private stopping = false;
+  /** the source directory is gone: no pass, no send, no delete until it is back */
+  private paused = false;
   private wake: (() => void) | null = null;
   /** when the sleeping loop wakes by itself: an earlier due record must wake it sooner */
   private sleepingUntil = 0;
@@ -32,6 +34,12 @@ export class Lane {
     queue.note(path, why, now, { from, notBefore: health.down ? health.nextRetry : undefined });
     const due = queue.get(path)?.due ?? now;
     if (due < this.sleepingUntil) this.kick();
+  }
+
+  /** While the source is missing nothing runs (a pass would see every file as deleted); events still queue. */
+  setPaused(paused: boolean): void {
+    this.paused = paused;
+    this.kick();
   }
 
   requestPass(): void {
@@ -57,6 +65,10 @@ export class Lane {
     // Records due within a quarter debounce of the first go along: one rsync for one burst.
     const gatherMs = queue.policy.debounceMs / 4;
     while (!this.stopping) {
+      if (this.paused) {
+        await this.sleep(MAX_SLEEP_MS);
+        continue;
+      }
       if (this.passWanted) {
         this.passWanted = false;
         const s = await this.engine.runPass(signal);
@@ -65,17 +77,20 @@ export class Lane {
       }
       if ((await this.engine.sendDue(Date.now(), gatherMs, signal)) !== null) continue;
       const next = queue.nextDue();
-      const waitMs = Math.min(MAX_SLEEP_MS, next === null ? MAX_SLEEP_MS : Math.max(0, next - Date.now()));
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, waitMs);
-        this.sleepingUntil = Date.now() + waitMs;
-        this.wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.wake = null;
+      await this.sleep(Math.min(MAX_SLEEP_MS, next === null ? MAX_SLEEP_MS : Math.max(0, next - Date.now())));
     }
     this.log.debug(`${this.name}: lane stopped`);
+  }
+
+  private async sleep(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.sleepingUntil = Date.now() + ms;
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+    this.wake = null;
   }
 }

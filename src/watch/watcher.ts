@@ -1,7 +1,6 @@
 // Chooses the tree watcher: inotify through bun:ffi, else Bun's fs.watch (which cannot see writes through mmap).
 import { type Dirent, type FSWatcher, readdirSync, readFileSync, statSync, watch } from "node:fs";
 import { resolve } from "node:path";
-// (`TreeWatcher` below is the legacy class; the interface is imported under another name until it goes.)
 import type { TreeWatcher as Watcher, WatchEvent, WatchLog } from "./events.ts";
 import { inotifyLibc } from "./inotify-sys.ts";
 import { InotifyTreeWatcher, ROOT_CHECK_MS } from "./inotify.ts";
@@ -115,42 +114,5 @@ export function inotifyWatchLimit(): number | null {
     return Number.parseInt(readFileSync("/proc/sys/fs/inotify/max_user_watches", "utf8").trim(), 10);
   } catch {
     return null;
-  }
-}
-
-// ---- Legacy: what src/cli/watch.ts imports today. Remove once the daemon uses createTreeWatcher and events.ts. ------
-
-/** The daemon's current event shape: "path" means look again (gone, moved and new all land there). */
-export type LegacyWatchEvent =
-  | { type: "path"; rel: string }
-  | { type: "overflow" }
-  | { type: "error"; code: string; message: string };
-export type { LegacyWatchEvent as WatchEvent };
-
-/**
- * The daemon's current watcher API over createTreeWatcher: every event becomes "look at this path again", so today's
- * daemon sees `rrdtool update` without other changes. A root that comes back is announced as an overflow (rescan);
- * while it is gone nothing is reported.
- */
-export class TreeWatcher {
-  private readonly inner: Watcher;
-
-  constructor(root: string, onEvent: (e: LegacyWatchEvent) => void) {
-    this.inner = createTreeWatcher(root, (e) => {
-      if (e.type === "path" || e.type === "gone") onEvent({ type: "path", rel: e.rel });
-      else if (e.type === "move") {
-        onEvent({ type: "path", rel: e.from });
-        onEvent({ type: "path", rel: e.to });
-      } else if (e.type === "overflow" || (e.type === "root" && e.state === "back")) onEvent({ type: "overflow" });
-      else if (e.type === "error") onEvent({ type: "error", code: e.code, message: e.message });
-    });
-  }
-
-  start(): void {
-    this.inner.start();
-  }
-
-  close(): void {
-    void this.inner.close();
   }
 }
