@@ -112,6 +112,7 @@ async function main(argv: string[]): Promise<number> {
   const consoleOpts = consoleOptions(flags, env);
   const { config, warnings } = loadConfig({
     configPath: flags.config, source: flags.source, dest: flags.dest, stateFile: flags.state, transport: flags.transport, env, cwd: process.cwd(), home: homedir(),
+    requireSource: command === "",
   });
   // The read-side commands neither log to the log file nor take the lock: they run beside a daemon.
   if (command !== "") {

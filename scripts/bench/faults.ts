@@ -7,7 +7,7 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { startSshd } from "../../test/helpers/sshd.ts";
-import { makeRrd, seededRandom, touchRrdUpdate } from "./generate-tree.ts";
+import { makeRrd, rrdtoolUpdates, seededRandom } from "./generate-tree.ts";
 import { benchUser, destRootFor, giveTo, opt, rrdsyncBin, writeBenchConfig } from "./user.ts";
 
 const OUTAGE_S = Number(opt("--outage", "60"));
@@ -51,7 +51,7 @@ try {
   while (!out.includes('"event":"pass"')) await Bun.sleep(50);
   await sshd.stop();
   const now = 1_700_000_300;
-  for (const rel of rels) touchRrdUpdate(join(src, rel), rand, now);
+  await rrdtoolUpdates(rels.map((rel) => join(src, rel)), rand, now);
   const want = new Map(rels.map((r) => [r, readFileSync(join(src, r))]));
   console.log(`outage: sshd stopped, ${FILES} RRDs updated; waiting ${OUTAGE_S} s`);
   await Bun.sleep(OUTAGE_S * 1000);

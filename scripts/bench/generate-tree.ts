@@ -65,7 +65,38 @@ export function makeRrd(dsNames: string[], dsType: string, lastUpdate: number, r
   return b;
 }
 
-/** What `rrdtool update` does to a file: in-place writes to the live head, pdp_prep, rra_ptrs and one row per RRA. */
+/**
+ * Real `rrdtool update`s, as OpenNMS's collectors write them: every file through ONE `rrdtool -` process (librrd,
+ * writing through mmap, so a watcher sees only IN_CLOSE_WRITE). `at`: the update's time (seconds), or now. Each
+ * file gets a value for every data source (read from its header). Throws if rrdtool refuses one.
+ */
+export async function rrdtoolUpdates(files: string[], rand: () => number, at?: number): Promise<void> {
+  const head = Buffer.alloc(STAT);
+  const lines = files.map((f) => {
+    const fd = openSync(f, "r");
+    try {
+      readSync(fd, head, 0, STAT, 0);
+    } finally {
+      closeSync(fd);
+    }
+    const values = Array.from({ length: Number(head.readBigUInt64LE(24)) }, () => Math.floor(rand() * 1e9));
+    return `update ${f} ${at ?? "N"}:${values.join(":")}\n`;
+  });
+  const p = Bun.spawn(["rrdtool", "-"], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+  // Read as it streams (one "OK u:… s:… r:…" line per command): an unread pipe would stall rrdtool.
+  const out = new Response(p.stdout).text();
+  const err = new Response(p.stderr).text();
+  for (const l of lines) p.stdin.write(l);
+  await p.stdin.end();
+  const [text, errText, code] = await Promise.all([out, err, p.exited]);
+  const failed = text.split("\n").filter((l) => l.startsWith("ERROR"));
+  if (code !== 0 || failed.length > 0) throw new Error(`rrdtool - failed (exit ${code}): ${[...failed.slice(0, 3), errText.trim()].join("; ")}`);
+}
+
+/**
+ * What `rrdtool update` does to a file, imitated with write() (for the demo, which needs no rrdtool, and the
+ * parser's unit test). NOT for watchers or benches: write() raises IN_MODIFY, which the real mmap writes never do.
+ */
 export function touchRrdUpdate(file: string, rand: () => number, now = Math.floor(Date.now() / 1000)): void {
   const fd = openSync(file, "r+");
   try {

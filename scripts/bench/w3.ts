@@ -6,7 +6,7 @@
 import { mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { startSshd } from "../../test/helpers/sshd.ts";
-import { generateTree, seededRandom, touchRrdUpdate } from "./generate-tree.ts";
+import { generateTree, rrdtoolUpdates, seededRandom } from "./generate-tree.ts";
 import { benchUser, destRootFor, giveTo, opt, rrdsyncBin, writeBenchConfig } from "./user.ts";
 
 const FILES = Number(opt("--files", "20000"));
@@ -61,9 +61,9 @@ try {
       const before = lastUpdate.get(rel) ?? 1_700_000_000;
       const steps = (now - before) / 300;
       expected.set(rel, `${iso(before)} → ${iso(now)} (+${steps} step${steps === 1 ? "" : "s"})`);
-      touchRrdUpdate(join(src, rel), rand, now);
       lastUpdate.set(rel, now);
     }
+    await rrdtoolUpdates([...picked].map((rel) => join(src, rel)), rand, now);
     const logBefore = statSync(join(root, "on", "change_log.txt")).size;
     const order: Side[] = r % 2 === 0 ? ["on", "off"] : ["off", "on"];
     for (const side of order) {

@@ -1,5 +1,6 @@
-// W4: the daemon under a burst. With N files watched and debounce_time 1, touch 1,000 RRDs the way
-// `rrdtool update` does (in-place writes) and time until the daemon has confirmed all of them on the replica.
+// W4: the daemon under a burst. With N files watched and debounce_time 1, 1,000 RRDs updated by the real
+// `rrdtool update` (one `rrdtool -` process, as OpenNMS's collectors write) and time until the daemon has confirmed
+// all of them on the replica.
 // Also reports the daemon's RSS and ssh logins. Usage:
 //   bun scripts/bench/watch.ts [--files 20000] [--bursts 3]                  (OpenNMS-like tree)
 //   bun scripts/bench/watch.ts --files 100000 --per-dir 5 [--bursts 1]       (100,000 files in 20,000 dirs)
@@ -8,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import { join, resolve } from "node:path";
 import { startDaemon } from "../../test/helpers/daemon.ts";
 import { startSshd } from "../../test/helpers/sshd.ts";
-import { generateSpreadTree, generateTree, seededRandom, touchRrdUpdate } from "./generate-tree.ts";
+import { generateSpreadTree, generateTree, rrdtoolUpdates, seededRandom } from "./generate-tree.ts";
 import { benchUser, giveTo, opt } from "./user.ts";
 
 const FILES = Number(opt("--files", "20000"));
@@ -66,7 +67,7 @@ try {
     const picked = new Set<string>();
     while (picked.size < BURST) picked.add(g.rrds[Math.floor(rand() * g.rrds.length)] as string);
     const start = Date.now();
-    for (const rel of picked) touchRrdUpdate(join(src, rel), rand);
+    await rrdtoolUpdates([...picked].map((rel) => join(src, rel)), rand);
     const end = Date.now();
     const batches = () => d.events.slice(before).filter((e) => e.event === "batch");
     const confirmed = () => batches().reduce((n, e) => n + Number(e.files), 0);
@@ -78,7 +79,7 @@ try {
     const lat = (doneAt - end) / 1000;
     results.push(lat);
     const m = rss(d.proc.pid);
-    console.log(`burst ${b + 1}: ${BURST} RRDs touched in ${end - start} ms; on the replica ${lat.toFixed(2)} s after the burst ended ` +
+    console.log(`burst ${b + 1}: ${BURST} RRDs updated (rrdtool -) in ${end - start} ms; on the replica ${lat.toFixed(2)} s after the burst ended ` +
       `(${batches().length} batches, ${sshd.logins() - logins0} ssh logins, ${same}/${BURST} verified); RSS ${m.rss.toFixed(0)} MiB, peak ${m.peak.toFixed(0)} MiB`);
   }
   // The same burst for plain rsync, as a tool with delay=1 would run it (lsyncd): 1 s after the burst began,
@@ -89,7 +90,7 @@ try {
     const picked = new Set<string>();
     while (picked.size < BURST) picked.add(g.rrds[Math.floor(rand() * g.rrds.length)] as string);
     const start = Date.now();
-    for (const rel of picked) touchRrdUpdate(join(src, rel), rand);
+    await rrdtoolUpdates([...picked].map((rel) => join(src, rel)), rand);
     const end = Date.now();
     await Bun.sleep(Math.max(0, start + 1000 - Date.now()));
     const ssh = `ssh -p ${sshd.port} -i ${sshd.clientKey} -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile=${sshd.knownHosts}`;

@@ -22,6 +22,11 @@ export interface LoadOptions {
   env: Record<string, string | undefined>;
   cwd: string;
   home: string;
+  /**
+   * false for the read-side commands (status, log, restore, check): they must work while the source is missing
+   * (unmounted, replaced), which is when an admin needs them most. Replicating requires it.
+   */
+  requireSource?: boolean;
 }
 
 type Obj = Record<string, any>;
@@ -69,13 +74,15 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
 
   if (c.source_dir === undefined) throw new ConfigError(`${origin}: source_dir`, "is missing", 'set "source_dir": "/opt/opennms/share/rrd" (the tree to replicate), or pass --source');
   const sourceDir: string = c.source_dir;
-  let st;
-  try {
-    st = statSync(sourceDir);
-  } catch {
-    throw new ConfigError(`${origin}: source_dir`, `${sourceDir} does not exist`, "check the path (is the volume mounted?)");
+  if (opts.requireSource !== false) {
+    let st;
+    try {
+      st = statSync(sourceDir);
+    } catch {
+      throw new ConfigError(`${origin}: source_dir`, `${sourceDir} does not exist`, "check the path (is the volume mounted?)");
+    }
+    if (!st.isDirectory()) throw new ConfigError(`${origin}: source_dir`, `${sourceDir} is not a directory`);
   }
-  if (!st.isDirectory()) throw new ConfigError(`${origin}: source_dir`, `${sourceDir} is not a directory`);
 
   const extra: Obj[] = c.targets ?? [];
   // remote_sync is the first target; "targets" adds more (or, without remote_sync, lists them all).

@@ -7,7 +7,7 @@ import { copyFileSync, cpSync, mkdirSync, readFileSync, renameSync, statSync, wr
 import { join } from "node:path";
 import { type Daemon, eventually } from "../../helpers/daemon.ts";
 import { e2eSuite } from "../../helpers/suite.ts";
-import { runRrdsync, type World } from "../../helpers/world.ts";
+import { rrdsyncCommand, type World } from "../../helpers/world.ts";
 
 setDefaultTimeout(90_000);
 
@@ -143,7 +143,8 @@ describe("rrdsync --watch and the real writers", () => {
     const { w, rrds } = await watched({ delete: true, max_delete: "100%" });
     renameSync(w.src, `${w.src}.old`);
     const cfg = join(w.dir, "config.json");
-    await eventually(async () => (await runRrdsync(["status", "--config", cfg])).stdout.includes("MISSING since"), 10_000, "status: source missing");
+    const status = () => new TextDecoder().decode(Bun.spawnSync([...rrdsyncCommand(), "status", "--config", cfg], { env: { ...process.env, NO_COLOR: "1" } }).stdout);
+    await eventually(() => status().includes("MISSING since"), 10_000, "status: source missing");
     await Bun.sleep(1500);
     for (const r of rrds) expect(readFileSync(join(w.dest, r)).length).toBeGreaterThan(0); // nothing deleted
     mkdirSync(w.src);
@@ -152,7 +153,6 @@ describe("rrdsync --watch and the real writers", () => {
     create(join(w.src, "snmp/9/new.rrd"));
     await eventually(same(w, "snmp/9/new.rrd"), 15_000, "a file of the new source directory");
     for (const r of rrds) expect(same(w, r)()).toBe(true);
-    const st = await runRrdsync(["status", "--config", cfg]);
-    expect(st.stdout).not.toContain("MISSING");
+    expect(status()).not.toContain("MISSING");
   });
 });
