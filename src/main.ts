@@ -2,10 +2,10 @@
 // Entry point: the command table, and the one place where errors become exit codes.
 import { cac } from "cac";
 import { homedir } from "node:os";
-import pkg from "../package.json" with { type: "json" };
 import { runChecks } from "./cli/check.ts";
 import { showLog } from "./cli/history.ts";
 import { initConfig } from "./cli/init.ts";
+import { installCommand, uninstallCommand } from "./cli/install.ts";
 import { restoreFile } from "./cli/restore.ts";
 import { showStatus } from "./cli/status.ts";
 import { syncOnce } from "./cli/sync.ts";
@@ -13,6 +13,7 @@ import { watchDaemon } from "./cli/watch.ts";
 import { loadConfig } from "./config/load.ts";
 import { EXIT_CODE_TABLE, ExitCode, UserError } from "./errors.ts";
 import { consoleOptions, Logger } from "./log.ts";
+import { versionLine } from "./version.ts";
 
 interface Flags {
   config?: string;
@@ -33,6 +34,7 @@ interface Flags {
   at?: string;
   to?: string;
   list?: boolean;
+  version?: boolean;
 }
 
 /** cac checks a command's options only when it has an action; main() dispatches itself. */
@@ -47,7 +49,8 @@ function buildCli() {
     .option("--state <file>", "State DB path (overrides state_file)")
     .option("--transport <kind>", "rsync (default), sftp (built-in SSH client, no rsync needed on the standby) or auto (overrides remote_sync.transport)")
     .option("-q, --quiet", "Print only errors (no summary)")
-    .option("-v, --verbose", "Print every log line (DEBUG) on the console too");
+    .option("-v, --verbose", "Print every log line (DEBUG) on the console too")
+    .option("-V, --version", "Print the version, the commit and date it was built from, and the target");
   cli
     .command("", "Replicate the tree to the standby, recording what changed (--once, the default; or --watch)")
     .usage("[--once | --watch] [--config PATH] [--source DIR] [--dest [USER@]HOST:/PATH | /PATH]")
@@ -61,6 +64,24 @@ function buildCli() {
     .command("init", "Write a commented starter config to --config (default /etc/rrdsync/config.json); --source/--dest fill it in")
     .option("--force", "Replace an existing config file")
     .example("rrdsync init --config /etc/rrdsync/config.json --source /opt/opennms/share/rrd --dest opennms@standby:/opt/opennms/share/rrd")
+    .action(noop);
+  const pathOptions = (c: ReturnType<typeof cli.command>) =>
+    c
+      .option("--etc <dir>", "Config directory: ETC/config.json, and the install manifest (default /etc/rrdsync)")
+      .option("--root <dir>", "Write (or remove) everything under DIR, as a package build or an image does; the files name the paths without it")
+      .option("--dry-run", "Print what would be done; change nothing");
+  pathOptions(cli.command("install", "Install this binary, the systemd unit and logrotate snippet (both built in), a starter config if there is none, and the state and log directories; print the next steps"))
+    .option("--prefix <dir>", "The binary goes to PREFIX/bin/rrdsync (default /usr/local)")
+    .option("--state-dir <dir>", "State DB and backups (default /var/lib/rrdsync)")
+    .option("--log-dir <dir>", "Log and change log (default /var/log/rrdsync)")
+    .option("--systemd-dir <dir>", "Where the unit goes (default /etc/systemd/system)")
+    .option("--no-systemd", "No systemd unit (run from cron)")
+    .option("--logrotate-dir <dir>", "Where the logrotate snippet goes (default /etc/logrotate.d)")
+    .option("--user <name>", "Run the daemon as NAME (an existing user that can read the tree): User= in the unit, the state and log directories NAME's")
+    .example("sudo ./rrdsync-0.2.0-linux-x64 install --user opennms")
+    .action(noop);
+  pathOptions(cli.command("uninstall", "Remove what install wrote, as its manifest lists it (a file changed since stays); the config, state and logs stay unless --purge"))
+    .option("--purge", "Also remove the config, and the state and log directories install created")
     .action(noop);
   cli.command("check", "Verify the setup (config, source, key, host key, ssh login, remote rsync, destination, inotify, free space); exit 0 only if all pass").action(noop);
   cli
@@ -85,6 +106,7 @@ function buildCli() {
     .action(noop);
   cli.help((all) => {
     const sections = all.filter((s) => !s.title?.startsWith("For more info"));
+    if (sections[0] !== undefined && sections[0].title === undefined) sections[0] = { body: versionLine() }; // cac's header would be a bare "rrdsync"
     sections.splice(1, 0, { body: "Replicates a directory tree (OpenNMS RRD data) to a standby host over SSH (rsync, or SFTP built in), or to a local\ndirectory, and records what changed in each file (change log with unified diffs, state DB)." });
     sections.push({
       title: "Exit codes",
@@ -93,14 +115,17 @@ function buildCli() {
     sections.push({ title: "Docs", body: "  rrdsync COMMAND --help for a command's options; README.md: config reference, install, cron and systemd" });
     return sections;
   });
-  cli.version(pkg.version, "-V, --version");
   return cli;
 }
 
 async function main(argv: string[]): Promise<number> {
   const cli = buildCli();
   const parsed = cli.parse(argv, { run: false });
-  if (parsed.options.help || parsed.options.version) return ExitCode.Ok;
+  if (parsed.options.help) return ExitCode.Ok;
+  if (parsed.options.version) {
+    process.stdout.write(`${versionLine()}\n`);
+    return ExitCode.Ok;
+  }
   if (cli.matchedCommand === undefined) {
     throw new UserError(`unknown command "${parsed.args[0]}"`, ExitCode.Usage, "see rrdsync --help");
   }
@@ -109,6 +134,8 @@ async function main(argv: string[]): Promise<number> {
   const flags = parsed.options as Flags;
   const env = process.env as Record<string, string | undefined>;
   if (command === "init") return initConfig(flags, env);
+  if (command === "install") return await installCommand(parsed.options);
+  if (command === "uninstall") return await uninstallCommand(parsed.options);
   const consoleOpts = consoleOptions(flags, env);
   const { config, warnings } = loadConfig({
     configPath: flags.config, source: flags.source, dest: flags.dest, stateFile: flags.state, transport: flags.transport, env, cwd: process.cwd(), home: homedir(),
