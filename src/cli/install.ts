@@ -119,7 +119,7 @@ export async function installCommand(flags: InstallFlags): Promise<ExitCode> {
     throw new UserError(
       "rrdsync install copies the running binary, but this is Bun running the source",
       ExitCode.Usage,
-      "build it first and run the binary: bun run build && sudo dist/rrdsync install (or: bash scripts/install.sh)",
+      "build it first and run the binary: bun run build && sudo dist/rrdsync install",
     );
   }
   const o = installOptions(flags);
@@ -209,7 +209,7 @@ export async function installCommand(flags: InstallFlags): Promise<ExitCode> {
   }
   if (!dry && liveSystemd(o, unitPath)) systemctl(["daemon-reload"]);
   const home = o.user?.home ?? homedir();
-  process.stdout.write(`\n${dry ? "(dry run) " : ""}${nextSteps(o, { knownHosts: join(home, ".ssh/known_hosts"), keyPath: join(home, ".ssh/id_ed25519") })}`);
+  process.stdout.write(`\n${dry ? "(dry run) " : ""}${nextSteps(o, { knownHosts: join(home, ".ssh/known_hosts"), keyPath: join(home, ".ssh/id_ed25519"), destGiven: flags.dest !== undefined })}`);
   return ExitCode.Ok;
 }
 

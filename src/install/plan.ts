@@ -133,14 +133,15 @@ export function renderLogrotate(o: InstallOptions): string {
 }
 
 /** What the admin does next, as commands to copy. */
-export function nextSteps(o: InstallOptions, ssh: { knownHosts: string; keyPath: string }): string {
+export function nextSteps(o: InstallOptions, ssh: { knownHosts: string; keyPath: string; destGiven: boolean }): string {
   const bin = binaryPath(o);
   const cfg = o.configPath;
   const as = o.user === null ? "" : `sudo -u ${o.user.name} `;
   const lines = [
     "next steps:",
-    `  1. fill in the config: ${bin} init --force --config ${cfg} --source /opt/opennms/share/rrd --dest USER@STANDBY:/opt/opennms/share/rrd`,
-    `     (or edit ${cfg}: source_dir and remote_sync)`,
+    ssh.destGiven
+      ? `  1. review ${cfg} (its comments say what each key does)`
+      : `  1. fill in ${cfg}: source_dir and remote_sync, the standby (or run install again with --source DIR --dest USER@STANDBY:/PATH after removing it)`,
   ];
   if (o.user !== null) {
     lines.push(`  2. a key for ${o.user.name}, authorised on the standby: ${as}ssh-keygen -t ed25519 -N '' -f ${ssh.keyPath} && ssh-copy-id -i ${ssh.keyPath} USER@STANDBY`);
