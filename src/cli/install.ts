@@ -73,6 +73,12 @@ function installOptions(flags: InstallFlags): InstallOptions {
   };
 }
 
+/** Who runs install, as chown spells it (the daemon runs as that user when there is no --user: root, normally). */
+function ownerName(): string {
+  const id = (flag: string) => Bun.spawnSync(["id", flag], { stdout: "pipe" }).stdout.toString().trim();
+  return `${id("-un")}:${id("-gn")}`;
+}
+
 /** A failed write names the path and the usual fix instead of a stack. */
 function fsError(e: unknown, what: string, path: string): UserError {
   const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
@@ -144,9 +150,12 @@ export async function installCommand(flags: InstallFlags): Promise<ExitCode> {
         const owner = step.owner === null ? "" : `, ${o.user?.name}:${o.user?.group}`;
         if (existsSync(target)) {
           if (!statSync(target).isDirectory()) throw new UserError(`${target} exists and is not a directory`, ExitCode.Usage, "move it away, or choose another path");
+          // The daemon's own directories must be the daemon's (a switch between --user and root leaves them wrong).
           const st = statSync(target);
-          if (step.owner !== null && (st.uid !== step.owner.uid || st.gid !== step.owner.gid)) {
-            say(`warning: ${target} exists but is not ${o.user?.name}'s: the daemon cannot write it. Fix: chown -R ${o.user?.name}:${o.user?.group} ${target}`);
+          const want = step.role === "state" || step.role === "log" ? (step.owner ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }) : null;
+          if (want !== null && (st.uid !== want.uid || st.gid !== want.gid)) {
+            const who = o.user === null ? `${ownerName()}` : `${o.user.name}:${o.user.group}`;
+            say(`warning: ${target} exists but is not ${who.split(":")[0]}'s: the daemon cannot write it. Fix: chown -R ${who} ${target}`);
           } else act(false, "exists", target);
           continue;
         }

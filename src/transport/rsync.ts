@@ -292,6 +292,9 @@ export function explainFailure(code: number, stderr: string[], t: Target): strin
   if (/Permission denied \(publickey/i.test(text)) {
     return `ssh authentication to ${t.user ? `${t.user}@` : ""}${hostPort} failed with ${t.sshKeyPath || "the default keys"}: add the public key to the remote authorized_keys`;
   }
+  // setpriv (tiedToUs) exits 127 when it cannot set up: it is there, so this is not a missing rsync (a seccomp filter).
+  const setpriv = /^setpriv: [^\n]*/m.exec(text);
+  if (setpriv) return `setpriv, which runs rsync tied to rrdsync, failed: ${setpriv[0].slice(9)} (a sandbox that forbids a system call it needs?)`;
   if (code === 127 || /rsync: (command )?not found|rsync: No such file or directory/i.test(text)) {
     return `rsync is not installed on ${t.host || "this machine"} (or not on its PATH)`;
   }
