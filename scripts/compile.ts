@@ -20,9 +20,14 @@ export interface BuildInfo {
 /**
  * --minify: smaller embedded source, and so less to parse at start. --bytecode: precompiled JS starts faster, which
  * every cron run pays (README: "Binary size and start time" has the figures). ssh2's native addons cannot load under
- * Bun; left in, they would be embedded and unpacked to /tmp at every start.
+ * Bun; left in, they would be embedded and unpacked to /tmp at every start. --no-compile-autoload-*: a compiled Bun
+ * program otherwise reads .env and bunfig.toml from its working directory at start, so `rrdsync` run by root in a
+ * directory someone else can write would take their environment, or run their code (bunfig's preload).
  */
-const FLAGS = ["--compile", "--minify", "--bytecode", "--sourcemap=none", "--external", "cpu-features", "--external", "*.node"];
+export const FLAGS = [
+  "--compile", "--minify", "--bytecode", "--sourcemap=none", "--external", "cpu-features", "--external", "*.node",
+  "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
+];
 
 /** Bun's target names for the release; `null` target = the host (what build.sh makes). */
 export const RELEASE_TARGETS = ["linux-x64", "linux-x64-baseline", "linux-arm64"] as const;

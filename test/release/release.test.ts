@@ -4,7 +4,7 @@
 // --help, the demo and a daemon start (sd_notify through bun:ffi); and none needs a newer glibc than README states.
 // Where qemu is missing (scripts/setup.sh --test installs it) those tests are skipped and their names say why.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { writeAvx2Probe } from "../helpers/avx2-probe.ts";
@@ -143,6 +143,25 @@ describe("bun run release", () => {
       const max = versions.reduce((a, b) => (b[0] > a[0] || (b[0] === a[0] && b[1] > a[1]) ? b : a));
       expect({ target: t, glibc: max.join(".") }).toEqual({ target: t, glibc: GLIBC_MAX.join(".") });
     }
+  });
+
+  test("the binary ignores .env and bunfig.toml in its working directory (root may run it anywhere)", async () => {
+    const cwd = join(work, "hostile-cwd");
+    mkdirSync(cwd);
+    const marker = join(cwd, "preload-ran");
+    writeFileSync(join(cwd, ".env"), `RRDSYNC_CONFIG=${join(cwd, "evil.json")}\n`);
+    writeFileSync(join(cwd, "bunfig.toml"), 'preload = ["./evil.ts"]\n');
+    writeFileSync(join(cwd, "evil.ts"), `require("node:fs").writeFileSync(${JSON.stringify(marker)}, "ran");\n`);
+    // the planted files would work on Bun itself: proof that they are live bait, not a typo
+    await run([process.execPath, "-e", "1"], { cwd });
+    expect(existsSync(marker)).toBe(true);
+    rmSync(marker);
+    expect(process.env.RRDSYNC_CONFIG).toBeUndefined(); // .env never overrides a variable that is set
+    const v = await run([binary("linux-x64"), "--version"], { cwd });
+    expect(v.code).toBe(0);
+    const st = await run([binary("linux-x64"), "status"], { cwd });
+    expect(st.err).not.toContain("evil.json");
+    expect(existsSync(marker)).toBe(false);
   });
 
   test(`the linux-x64 binary: --help, the demo, a daemon`, async () => {
