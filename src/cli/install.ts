@@ -172,13 +172,16 @@ export async function installCommand(flags: InstallFlags): Promise<ExitCode> {
       } else if (step.kind === "binary") {
         act(dry, "install", target, `(${versionLine()}, 0755)`);
         if (dry) continue;
+        const previous = existsSync(target) ? await sha256File(target) : null;
         // temp + rename: a running daemon keeps its old binary until restarted, never a half-copied one
         const tmp = `${target}.new-${process.pid}`;
         try {
           copyFileSync(process.execPath, tmp);
           chmodSync(tmp, 0o755);
-          recordFile(step.path, await sha256File(tmp));
+          const sha = await sha256File(tmp);
+          recordFile(step.path, sha);
           renameSync(tmp, target);
+          if (previous !== null && previous !== sha) say(`note: a running rrdsync keeps the binary it started with; restart it (systemctl restart rrdsync) to run this one`);
         } finally {
           rmSync(tmp, { force: true });
         }

@@ -81,6 +81,7 @@ describe("rrdsync install / uninstall in a temp root", () => {
     // a second install (an upgrade) changes nothing that matters and keeps the record of what the first created
     const again = await run([exe, "install", ...args]);
     expect(again.code).toBe(0);
+    expect(again.out).not.toContain("restart it"); // the same binary: nothing to restart
     expect(again.out).toContain(`same    ${root}/etc/systemd/system/rrdsync.service`);
     expect(again.out).toContain(`keep    ${root}/etc/rrdsync/config.json (exists)`);
     const installed = snapshot(root);
@@ -104,6 +105,9 @@ describe("rrdsync install / uninstall in a temp root", () => {
   test("without --purge: config, state and logs stay; a unit changed since install stays too", async () => {
     const { exe, root, args } = setup();
     expect((await run([exe, "install", ...args])).code).toBe(0);
+    // an upgrade over an older binary says the daemon must be restarted to run the new one
+    appendFileSync(join(root, "usr/local/bin/rrdsync"), "older");
+    expect((await run([exe, "install", ...args])).out).toContain("restart it (systemctl restart rrdsync) to run this one");
     writeFileSync(join(root, "var/lib/rrdsync/state.db"), "state");
     appendFileSync(join(root, "etc/systemd/system/rrdsync.service"), "# the admin's line\n");
     const un = await run([exe, "uninstall", ...args]);
