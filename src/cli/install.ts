@@ -88,6 +88,18 @@ function fsError(e: unknown, what: string, path: string): UserError {
   return new UserError(`cannot ${what} ${path}: ${code}`, ExitCode.Usage, hint);
 }
 
+/** temp + rename, 0644: a reader (systemd, logrotate, uninstall) never sees half a file. */
+function writeAtomically(path: string, text: string): void {
+  const tmp = `${path}.new-${process.pid}`;
+  try {
+    writeFileSync(tmp, text, { mode: 0o644 });
+    chmodSync(tmp, 0o644); // the umask may have cut it
+    renameSync(tmp, path);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
 /** `path` and its ancestors that do not exist yet, outermost first (final paths; looked up under root). */
 function missingDirs(root: string, path: string): string[] {
   const out: string[] = [];
@@ -112,11 +124,16 @@ function readManifest(path: string): Manifest | null {
   } catch {
     return null;
   }
-  const m = JSON.parse(text) as Manifest;
-  const paths = [...(m.files ?? []).map((f) => f.path), ...(m.dirs ?? []), ...(m.dataDirs ?? []), ...(m.config ? [m.config] : [])];
-  if (!Array.isArray(m.files) || !Array.isArray(m.dirs) || !Array.isArray(m.dataDirs) || paths.some((p) => typeof p !== "string" || !p.startsWith("/") || p === "/")) {
-    throw new UserError(`${path}: not a manifest written by rrdsync install`, ExitCode.Usage, "remove the files by hand (README: Install on a server lists them)");
+  const bad = () => new UserError(`${path}: not a manifest written by rrdsync install`, ExitCode.Usage, "remove it and the files it names by hand (README: Install on a server lists them)");
+  let m: Manifest;
+  try {
+    m = JSON.parse(text) as Manifest;
+  } catch {
+    throw bad();
   }
+  if (typeof m !== "object" || m === null || !Array.isArray(m.files) || !Array.isArray(m.dirs) || !Array.isArray(m.dataDirs)) throw bad();
+  const paths = [...m.files.map((f) => f?.path), ...m.dirs, ...m.dataDirs, ...(m.config === null ? [] : [m.config])];
+  if (paths.some((p) => typeof p !== "string" || !p.startsWith("/") || p === "/") || m.files.some((f) => typeof f.sha256 !== "string")) throw bad();
   return m;
 }
 
@@ -191,10 +208,7 @@ export async function installCommand(flags: InstallFlags): Promise<ExitCode> {
         if (same) act(false, "same", target);
         else act(dry, "write", target, existsSync(target) ? "(replacing a different one)" : "");
         if (dry) continue;
-        const tmp = `${target}.new-${process.pid}`;
-        writeFileSync(tmp, step.text, { mode: 0o644 });
-        chmodSync(tmp, 0o644);
-        renameSync(tmp, target);
+        writeAtomically(target, step.text);
         recordFile(step.path, new Bun.CryptoHasher("sha256").update(step.text).digest("hex"));
       } else if (step.kind === "config") {
         if (existsSync(target)) {
@@ -210,9 +224,7 @@ export async function installCommand(flags: InstallFlags): Promise<ExitCode> {
       } else {
         act(dry, "write", target, "(what uninstall removes)");
         if (dry) continue;
-        const tmp = `${target}.new-${process.pid}`;
-        writeFileSync(tmp, `${JSON.stringify(m, null, 2)}\n`, { mode: 0o644 });
-        renameSync(tmp, target);
+        writeAtomically(target, `${JSON.stringify(m, null, 2)}\n`);
       }
     } catch (e) {
       if (e instanceof UserError) throw e;

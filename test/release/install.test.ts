@@ -178,7 +178,7 @@ describe("rrdsync install / uninstall in a temp root", () => {
     }
   });
 
-  test("uninstall does not trust a manifest others could have written", async () => {
+  test("uninstall does not trust a manifest others could have written, nor one it cannot read", async () => {
     const { exe, root, args } = setup();
     expect((await run([exe, "install", ...args])).code).toBe(0);
     const manifest = join(root, "etc/rrdsync/install-manifest.json");
@@ -188,5 +188,13 @@ describe("rrdsync install / uninstall in a temp root", () => {
     expect(r.code).toBe(2);
     expect(r.err).toContain(`${manifest} could have been written by another user`);
     expect(snapshot(root)).toEqual(installed);
+
+    chmodSync(manifest, 0o644);
+    for (const text of ["{ truncated", "null", '{"files": [{"path": "/"}], "dirs": [], "dataDirs": [], "config": null}']) {
+      writeFileSync(manifest, text);
+      const bad = await run([exe, "uninstall", ...args]);
+      expect({ code: bad.code, err: bad.err }).toEqual({ code: 2, err: expect.stringContaining(`${manifest}: not a manifest written by rrdsync install`) });
+      expect(bad.err).not.toContain("    at ");
+    }
   });
 });
