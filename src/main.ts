@@ -71,16 +71,18 @@ function buildCli() {
       .option("--root <dir>", "Write (or remove) everything under DIR, as a package build or an image does; the files name the paths without it")
       .option("--dry-run", "Print what would be done; change nothing");
   pathOptions(cli.command("install", "Install this binary, the systemd unit and logrotate snippet (both built in), a starter config if there is none, and the state and log directories; print the next steps"))
+    .usage("install [--dry-run] [--user NAME] [--source DIR --dest DEST] [--prefix DIR] [--etc DIR] [--state-dir DIR] [--log-dir DIR] [--root DIR] …")
     .option("--prefix <dir>", "The binary goes to PREFIX/bin/rrdsync (default /usr/local)")
     .option("--state-dir <dir>", "State DB and backups (default /var/lib/rrdsync)")
     .option("--log-dir <dir>", "Log and change log (default /var/log/rrdsync)")
     .option("--systemd-dir <dir>", "Where the unit goes (default /etc/systemd/system)")
-    .option("--no-systemd", "No systemd unit (run from cron)")
+    .option("--without-systemd", "No systemd unit (run from cron)")
     .option("--logrotate-dir <dir>", "Where the logrotate snippet goes (default /etc/logrotate.d)")
     .option("--user <name>", "Run the daemon as NAME (an existing user that can read the tree): User= in the unit, the state and log directories NAME's")
     .example("sudo ./rrdsync-0.2.0-linux-x64 install --user opennms")
     .action(noop);
   pathOptions(cli.command("uninstall", "Remove what install wrote, as its manifest lists it (a file changed since stays); the config, state and logs stay unless --purge"))
+    .usage("uninstall [--dry-run] [--purge] [--etc DIR] [--root DIR]")
     .option("--purge", "Also remove the config, and the state and log directories install created")
     .action(noop);
   cli.command("check", "Verify the setup (config, source, key, host key, ssh login, remote rsync, destination, inotify, free space); exit 0 only if all pass").action(noop);

@@ -17,8 +17,8 @@ export interface InstallFlags {
   logDir?: string;
   systemdDir?: string;
   logrotateDir?: string;
-  /** false with --no-systemd */
-  systemd?: boolean;
+  /** --without-systemd: no unit (cron only) */
+  withoutSystemd?: boolean;
   root?: string;
   user?: string;
   dryRun?: boolean;
@@ -66,7 +66,7 @@ function installOptions(flags: InstallFlags): InstallOptions {
     configPath: checkedPath("--config", flags.config ?? join(etcDir, "config.json")),
     stateDir: checkedPath("--state-dir", flags.stateDir ?? d.stateDir),
     logDir: checkedPath("--log-dir", flags.logDir ?? d.logDir),
-    systemdDir: flags.systemd === false ? null : checkedPath("--systemd-dir", flags.systemdDir ?? d.systemdDir),
+    systemdDir: flags.withoutSystemd === true ? null : checkedPath("--systemd-dir", flags.systemdDir ?? d.systemdDir),
     logrotateDir: checkedPath("--logrotate-dir", flags.logrotateDir ?? d.logrotateDir),
     root: flags.root === undefined ? "" : resolve(flags.root),
     user,

@@ -122,6 +122,16 @@ describe("rrdsync install / uninstall in a temp root", () => {
     expect(again.err).toContain("no install manifest at ");
   });
 
+  test("--without-systemd: no unit; the next steps give the cron line only", async () => {
+    const { exe, root, args } = setup();
+    const r = await run([exe, "install", "--without-systemd", ...args]);
+    expect(r.code).toBe(0);
+    expect(existsSync(join(root, "etc/systemd"))).toBe(false);
+    expect(existsSync(join(root, "etc/logrotate.d/rrdsync"))).toBe(true);
+    expect(r.out).toContain("5. cron (/etc/cron.d/rrdsync): */5 * * * * root /usr/local/bin/rrdsync --once --quiet --config /etc/rrdsync/config.json");
+    expect(r.out).not.toContain("systemctl");
+  });
+
   test.skipIf(process.getuid?.() !== 0)("--user NAME: the unit runs as NAME without capabilities; state and logs are NAME's, the rest root's", async () => {
     const user = benchUser();
     if (user === null) throw new Error("cannot create the test user");

@@ -11,7 +11,7 @@ const base: InstallOptions = {
 const user = { name: "opennms", group: "opennms", uid: 990, gid: 990, home: "/opt/opennms" };
 
 describe("planInstall", () => {
-  test("directories first, the manifest last; no unit with --no-systemd", () => {
+  test("directories first, the manifest last; no unit with --without-systemd", () => {
     const kinds = planInstall(base).map((s) => `${s.kind}:${s.path}`);
     expect(kinds[0]).toBe("dir:/usr/local/bin");
     expect(kinds.at(-1)).toBe("manifest:/etc/rrdsync/install-manifest.json");
