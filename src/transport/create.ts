@@ -1,7 +1,8 @@
 // Picks the transport for a target; the engine only ever sees the Transport interface.
 import type { Config, Target } from "../config/types.ts";
 import { probeRemoteRsync } from "./probe.ts";
-import { RsyncTransport } from "./rsync.ts";
+import { explainFailure, RsyncTransport } from "./rsync.ts";
+import { SshMaster } from "./ssh-master.ts";
 import type { BatchFile, BatchResult, DeleteResult, MoveResult, SendOptions, Transport, TransportLog } from "./types.ts";
 
 export function createTransport(config: Config, log?: TransportLog): Transport {
@@ -13,20 +14,26 @@ export function createTransport(config: Config, log?: TransportLog): Transport {
   }
   if (t.transport === "auto" && t.host !== "") {
     return new DeferredTransport(`auto → ${t.user ? `${t.user}@` : ""}${t.host}:${t.destDir}`, async () => {
-      const c = await chooseTransport(t);
+      // The probe's connection becomes the rsync transport's: one login for both.
+      const master = new SshMaster(t);
+      const c = await chooseTransport(t, master);
+      if ("error" in c || c.kind === "sftp") await master.close();
       if ("error" in c) return c.error;
       log?.info(`transport: ${c.kind} (auto: ${c.why})`);
-      return createTransport({ ...config, target: { ...t, transport: c.kind } }, log);
+      const chosen = { ...config, target: { ...t, transport: c.kind } };
+      return c.kind === "rsync" ? new RsyncTransport({ target: chosen.target, rsync: config.rsync, sourceDir: config.sourceDir, master }) : createTransport(chosen, log);
     });
   }
   return new RsyncTransport({ target: t, rsync: config.rsync, sourceDir: config.sourceDir });
 }
 
-/** Why auto picks what it picks, for the log and `check`. */
-export async function chooseTransport(t: Target): Promise<{ kind: "rsync" | "sftp"; why: string } | { error: string }> {
+/** Why auto picks what it picks, for the log and `check`. `master`: ask through it (started here if need be). */
+export async function chooseTransport(t: Target, master?: SshMaster): Promise<{ kind: "rsync" | "sftp"; why: string } | { error: string }> {
   if (Bun.which("rsync") === null) return { kind: "sftp", why: "rsync is not installed here" };
   if (Bun.which("ssh") === null) return { kind: "sftp", why: "the ssh client is not installed here" };
-  const p = await probeRemoteRsync(t);
+  const failed = await master?.ensure();
+  if (failed) return { error: explainFailure(failed.code, failed.stderr, t) };
+  const p = await probeRemoteRsync(t, master?.controlPath);
   if (p.kind === "unreachable") return { error: p.error };
   if (p.kind === "present") return { kind: "rsync", why: `${p.version} on the standby` };
   return { kind: "sftp", why: `the standby has no rsync (${p.detail})` };

@@ -12,8 +12,9 @@ export type RsyncProbe =
   /** ssh itself failed (host key, connection, auth): nothing is known about rsync */
   | { kind: "unreachable"; error: string };
 
-export async function probeRemoteRsync(t: Target): Promise<RsyncProbe> {
-  const r = await runRemote(t, "rsync --version");
+/** `controlPath`: ask through that master connection (ssh-master.ts) instead of logging in for it. */
+export async function probeRemoteRsync(t: Target, controlPath?: string | null): Promise<RsyncProbe> {
+  const r = await runRemote(t, "rsync --version", controlPath);
   if (r.code === 255 || r.code === -1) return { kind: "unreachable", error: explainFailure(r.code, r.err.split("\n"), t) };
   const m = /rsync\s+version\s+(\S+)/.exec(r.out);
   if (r.code === 0 && m) return { kind: "present", version: `rsync ${m[1]}` };
@@ -21,9 +22,9 @@ export async function probeRemoteRsync(t: Target): Promise<RsyncProbe> {
 }
 
 /** Runs `command` on the standby with the same ssh options rsync's transfers use. */
-export async function runRemote(t: Target, command: string): Promise<{ code: number; out: string; err: string }> {
+export async function runRemote(t: Target, command: string, controlPath?: string | null): Promise<{ code: number; out: string; err: string }> {
   if (Bun.which("ssh") === null) return { code: 127, out: "", err: "ssh: not found (install openssh-client)" };
-  const p = Bun.spawn([...sshCommand(t), "--", `${t.user ? `${t.user}@` : ""}${t.host}`, command], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const p = Bun.spawn([...sshCommand(t, controlPath), "--", `${t.user ? `${t.user}@` : ""}${t.host}`, command], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   const timer = setTimeout(() => p.kill("SIGKILL"), PROBE_TIMEOUT_MS);
   const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   clearTimeout(timer);

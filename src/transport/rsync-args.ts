@@ -13,7 +13,11 @@ export function quoteForRsyncShell(arg: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "''")}'`;
 }
 
-export function sshCommand(t: Target): string[] {
+/**
+ * The ssh command line. `controlPath`: run through that master connection (ssh-master.ts); ControlMaster=no, so
+ * this ssh never becomes a master itself, and should the master be gone it connects on its own with the same options.
+ */
+export function sshCommand(t: Target, controlPath?: string | null): string[] {
   const argv = [
     "ssh", "-p", String(t.port),
     // Never ask (cron has no terminal), never accept an unknown or changed host key.
@@ -22,6 +26,7 @@ export function sshCommand(t: Target): string[] {
   ];
   if (t.sshKeyPath) argv.push("-i", t.sshKeyPath, "-o", "IdentitiesOnly=yes");
   if (t.sshCiphers) argv.push("-c", t.sshCiphers);
+  if (controlPath) argv.push("-o", "ControlMaster=no", "-o", `ControlPath=${controlPath}`);
   return argv;
 }
 
@@ -49,7 +54,7 @@ export function treeFilterArgs(tree: TreeFilter): string[] {
   return args;
 }
 
-export function buildRsyncArgv(opts: { target: Target; rsync: RsyncOptions; sourceDir: string }, tree?: TreeFilter, progress = false): string[] {
+export function buildRsyncArgv(opts: { target: Target; rsync: RsyncOptions; sourceDir: string; controlPath?: string | null }, tree?: TreeFilter, progress = false): string[] {
   const { target, rsync } = opts;
   const argv = ["rsync"];
   if (tree) {
@@ -76,7 +81,7 @@ export function buildRsyncArgv(opts: { target: Target; rsync: RsyncOptions; sour
   if (rsync.stats) argv.push("--stats");
   // A whole-tree run prints no per-file lines; its overall progress (\r-separated) feeds the progress line.
   if (tree && progress) argv.push("--info=progress2");
-  if (target.host !== "") argv.push("-e", sshCommand(target).map(quoteForRsyncShell).join(" "));
+  if (target.host !== "") argv.push("-e", sshCommand(target, opts.controlPath).map(quoteForRsyncShell).join(" "));
   argv.push(`${opts.sourceDir}/`, destinationArg(target));
   return argv;
 }
@@ -87,9 +92,9 @@ export function buildRsyncArgv(opts: { target: Target; rsync: RsyncOptions; sour
  * included (anchored, wildcards escaped, read NUL-separated from stdin), everything else excluded. Excluded files
  * are protected from --delete, so only the listed files go; a directory still holding others stays.
  */
-export function buildDeleteArgv(opts: { target: Target; sourceDir: string }): string[] {
+export function buildDeleteArgv(opts: { target: Target; sourceDir: string; controlPath?: string | null }): string[] {
   const argv = ["rsync", "-r", "--delete", "--from0", "--include-from=-", "--exclude=*", "-ii", `--out-format=${OUT_FORMAT}`];
-  if (opts.target.host !== "") argv.push("-e", sshCommand(opts.target).map(quoteForRsyncShell).join(" "));
+  if (opts.target.host !== "") argv.push("-e", sshCommand(opts.target, opts.controlPath).map(quoteForRsyncShell).join(" "));
   argv.push(`${opts.sourceDir}/`, destinationArg(opts.target));
   return argv;
 }

@@ -5,31 +5,42 @@ import type { RsyncOptions, Target } from "../config/types.ts";
 import { attributeErrors, isFileItem, ITEMIZE_MARKER, parseItemizeLine } from "./itemize.ts";
 import { hostKeyRefusal } from "./known-hosts.ts";
 import { buildDeleteArgv, buildRsyncArgv, deleteRules, sshCommand } from "./rsync-args.ts";
+import { SshMaster } from "./ssh-master.ts";
+import { tiedToUs } from "./tied.ts";
 import type { BatchFile, BatchResult, DeleteResult, FileOutcome, MoveResult, SendOptions, Transport } from "./types.ts";
 
 /** rsync's exit codes for "some files were not transferred" and "some source files vanished": per-file outcomes hold. */
 const PARTIAL = new Set([23, 24]);
+/** rsync's exit codes that say the connection itself failed (255: ssh; 12: the data stream; 30, 35: timeouts) */
+const CONNECTION_LOST = new Set([255, 12, 30, 35]);
 const KEEP_STDERR_LINES = 200;
 const KILL_GRACE_MS = 5000;
 /** `--info=progress2`: "    123,456,789  45%   12.34MB/s    0:00:10 (xfr#…)" */
 const PROGRESS2 = /^\s*([\d,]+)\s+\d+%\s/;
 
-/**
- * rsync dies with us, even by kill -9: an orphaned rsync would go on writing the files a rerun is writing, and its
- * late rename could put an older version over a newer one. util-linux's setpriv sets the parent-death signal
- * and execs rsync (same pid); where it is missing, rsync runs as is.
- */
-const SETPRIV = Bun.which("setpriv");
-export const tiedToUs = (argv: string[]): string[] => (SETPRIV ? [SETPRIV, "--pdeathsig", "KILL", "--", ...argv] : argv);
-
 export class RsyncTransport implements Transport {
   readonly description: string;
   private running: ReturnType<typeof Bun.spawn> | null = null;
   private madeLocalDest = false;
+  /** the one ssh connection every batch, delete and move runs through (remote targets) */
+  private readonly master: SshMaster | null;
 
-  constructor(private readonly opts: { target: Target; rsync: RsyncOptions; sourceDir: string }) {
+  constructor(private readonly opts: { target: Target; rsync: RsyncOptions; sourceDir: string; master?: SshMaster }) {
     const t = opts.target;
+    this.master = opts.master ?? (t.host === "" ? null : new SshMaster(t));
     this.description = t.host === "" ? `rsync → ${t.destDir}` : `rsync → ${t.user ? `${t.user}@` : ""}${t.host}:${t.destDir}`;
+  }
+
+  /** The master connection, started or checked; why not, for people (null: ready, or a local target). */
+  private async connect(signal?: AbortSignal): Promise<string | null> {
+    const failed = await this.master?.ensure(signal);
+    if (!failed) return null;
+    return signal?.aborted ? "interrupted" : explainFailure(failed.code, failed.stderr, this.opts.target);
+  }
+
+  /** A command through the master failed at the connection level: the next one starts a new master. */
+  private lost(code: number): void {
+    if (CONNECTION_LOST.has(code)) this.master?.discard();
   }
 
   async sendBatch(filesIn: BatchFile[] | Promise<BatchFile[]>, signal?: AbortSignal, opts: SendOptions = {}): Promise<BatchResult> {
@@ -46,7 +57,9 @@ export class RsyncTransport implements Transport {
     const infoLines: string[] = [];
     const wantItemize = rsync.verbose || rsync.itemizeChanges;
     let bytesSent = 0;
-    const argv = buildRsyncArgv(this.opts, tree, opts.onBytes !== undefined);
+    const unreachable = await this.connect(signal);
+    if (unreachable !== null) return failAll(await filesIn, unreachable);
+    const argv = buildRsyncArgv({ ...this.opts, controlPath: this.master?.controlPath }, tree, opts.onBytes !== undefined);
     const sizeOf = opts.onBytes && !tree ? new Map(files.map((f) => [f.path, f.size])) : null;
     let doneBytes = 0;
 
@@ -109,6 +122,7 @@ export class RsyncTransport implements Transport {
     await Promise.all([feed, out, err]);
     signal?.removeEventListener("abort", onAbort);
     this.running = null;
+    this.lost(code);
     if (tree) files = await filesIn;
     const batch = new Set(files.map((f) => f.path));
 
@@ -140,8 +154,10 @@ export class RsyncTransport implements Transport {
   async deleteFiles(paths: string[], signal?: AbortSignal): Promise<DeleteResult> {
     const deleted = new Set<string>();
     if (paths.length === 0) return { deleted, error: null };
-    const argv = buildDeleteArgv(this.opts);
     if (Bun.which("rsync") === null) return { deleted, error: "cannot run rsync (is rsync installed and on PATH?)" };
+    const unreachable = await this.connect(signal);
+    if (unreachable !== null) return { deleted, error: unreachable };
+    const argv = buildDeleteArgv({ ...this.opts, controlPath: this.master?.controlPath });
     const proc = Bun.spawn(tiedToUs(argv), { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
     this.running = proc;
     const onAbort = () => proc.kill("SIGTERM");
@@ -166,6 +182,7 @@ export class RsyncTransport implements Transport {
     await Promise.all([feed, out, err]);
     signal?.removeEventListener("abort", onAbort);
     this.running = null;
+    this.lost(code);
     // "cannot delete non-empty directory" is a warning with exit 0: that directory holds other files, as intended.
     if (code === 0) return { deleted, error: null };
     return { deleted: new Set(), error: explainFailure(code, stderrLines, this.opts.target) };
@@ -196,7 +213,9 @@ export class RsyncTransport implements Transport {
     const script = moves
       .map((m, i) => `[ -f ${q(m.from)} ] && [ ! -d ${q(m.to)} ] && mkdir -p -- ${q(dirname(m.to) === "." ? "" : dirname(m.to))} && mv -f -- ${q(m.from)} ${q(m.to)} && echo "rrdsync-moved ${i}"`)
       .join("\n");
-    const proc = Bun.spawn(tiedToUs([...sshCommand(t), "--", `${t.user ? `${t.user}@` : ""}${t.host}`, "sh -s"]), { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    const unreachable = await this.connect(signal);
+    if (unreachable !== null) return { moved, error: unreachable };
+    const proc = Bun.spawn(tiedToUs([...sshCommand(t, this.master?.controlPath), "--", `${t.user ? `${t.user}@` : ""}${t.host}`, "sh -s"]), { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
     const onAbort = () => proc.kill("SIGTERM");
     signal?.addEventListener("abort", onAbort, { once: true });
     const stderrLines: string[] = [];
@@ -219,11 +238,13 @@ export class RsyncTransport implements Transport {
     const code = await proc.exited;
     await Promise.all([feed, out, err]);
     signal?.removeEventListener("abort", onAbort);
+    this.lost(code);
     return { moved, error: code === 255 ? explainFailure(code, stderrLines, t) : null };
   }
 
   async close(): Promise<void> {
     this.running?.kill("SIGTERM");
+    await this.master?.close();
   }
 }
 
