@@ -11,6 +11,11 @@ import type { BatchFile, BatchResult, DeleteResult, FileOutcome, MoveResult, Sen
 
 /** rsync's exit codes for "some files were not transferred" and "some source files vanished": per-file outcomes hold. */
 const PARTIAL = new Set([23, 24]);
+/**
+ * How long after a batch the next one's rsync is started ahead (a spare): a --once run that ends sooner starts none.
+ * In the daemon the next batch is at least a debounce away.
+ */
+const SPARE_DELAY_MS = 250;
 /** rsync's exit codes that say the connection itself failed (255: ssh; 12: the data stream; 30, 35: timeouts) */
 const CONNECTION_LOST = new Set([255, 12, 30, 35]);
 const KEEP_STDERR_LINES = 200;
@@ -24,6 +29,15 @@ export class RsyncTransport implements Transport {
   private madeLocalDest = false;
   /** the one ssh connection every batch, delete and move runs through (remote targets) */
   private readonly master: SshMaster | null;
+  /**
+   * rsync for the next list batch, started ahead through the master: its session, the standby's rsync and the
+   * protocol handshake (4 of a batch's 8 round trips) are done while it waits for its file list on stdin. Nothing
+   * is read, compared or written before the list arrives (the standby's rsync enters the destination only after
+   * it got the list), so it sends exactly what a batch started now would send.
+   */
+  private spare: { proc: ReturnType<typeof Bun.spawn>; argv: string } | null = null;
+  private spareTimer: ReturnType<typeof setTimeout> | null = null;
+  private closed = false;
 
   constructor(private readonly opts: { target: Target; rsync: RsyncOptions; sourceDir: string; master?: SshMaster }) {
     const t = opts.target;
@@ -67,7 +81,7 @@ export class RsyncTransport implements Transport {
     let proc: ReturnType<typeof Bun.spawn>;
     try {
       if (Bun.which(argv[0] as string) === null) throw new Error("not found");
-      proc = Bun.spawn(tiedToUs(argv), { stdin: tree ? "ignore" : "pipe", stdout: "pipe", stderr: "pipe" });
+      proc = (tree ? null : this.takeSpare(argv)) ?? Bun.spawn(tiedToUs(argv), { stdin: tree ? "ignore" : "pipe", stdout: "pipe", stderr: "pipe" });
     } catch (e) {
       return failAll(await filesIn, `cannot run rsync: ${(e as Error).message} (is rsync installed and on PATH?)`);
     }
@@ -123,6 +137,7 @@ export class RsyncTransport implements Transport {
     signal?.removeEventListener("abort", onAbort);
     this.running = null;
     this.lost(code);
+    if (!signal?.aborted && (code === 0 || PARTIAL.has(code))) this.scheduleSpare();
     if (tree) files = await filesIn;
     const batch = new Set(files.map((f) => f.path));
 
@@ -242,7 +257,38 @@ export class RsyncTransport implements Transport {
     return { moved, error: code === 255 ? explainFailure(code, stderrLines, t) : null };
   }
 
+  private scheduleSpare(): void {
+    if (this.master === null || this.closed) return;
+    if (this.spareTimer) clearTimeout(this.spareTimer);
+    this.spareTimer = setTimeout(() => {
+      this.spareTimer = null;
+      const controlPath = this.master?.controlPath;
+      if (this.spare !== null || this.closed || !controlPath || !this.master?.running) return;
+      const argv = buildRsyncArgv({ ...this.opts, controlPath });
+      try {
+        this.spare = { proc: Bun.spawn(tiedToUs(argv), { stdin: "pipe", stdout: "pipe", stderr: "pipe" }), argv: argv.join("\0") };
+      } catch {
+        // the batch will say why rsync cannot run
+      }
+    }, SPARE_DELAY_MS);
+    this.spareTimer.unref();
+  }
+
+  /** The spare, if it is still waiting and was started for exactly this command line; else it is dropped. */
+  private takeSpare(argv: string[]): ReturnType<typeof Bun.spawn> | null {
+    const s = this.spare;
+    this.spare = null;
+    if (this.spareTimer) clearTimeout(this.spareTimer);
+    this.spareTimer = null;
+    if (!s) return null;
+    if (s.proc.exitCode === null && s.argv === argv.join("\0")) return s.proc;
+    s.proc.kill("SIGTERM");
+    return null;
+  }
+
   async close(): Promise<void> {
+    this.closed = true;
+    this.takeSpare([]); // no command line matches: the spare is stopped
     this.running?.kill("SIGTERM");
     await this.master?.close();
   }

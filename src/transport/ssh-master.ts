@@ -97,6 +97,11 @@ export class SshMaster {
     return this.dir === null ? null : join(this.dir, "m").replaceAll("%", "%%");
   }
 
+  /** the master process is running (not proof that its connection is healthy: ensure() asks it) */
+  get running(): boolean {
+    return this.proc !== null && this.proc.exitCode === null;
+  }
+
   private get socket(): string {
     return join(this.dir as string, "m");
   }
