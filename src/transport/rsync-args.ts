@@ -14,8 +14,9 @@ export function quoteForRsyncShell(arg: string): string {
 }
 
 /**
- * The ssh command line. `controlPath`: run through that master connection (ssh-master.ts); ControlMaster=no, so
- * this ssh never becomes a master itself, and should the master be gone it connects on its own with the same options.
+ * The ssh command line. `controlPath`: only through that master connection (ssh-master.ts). ControlMaster=no: this
+ * ssh never becomes a master itself; ProxyCommand=false: where the master is gone, ssh would silently log in on its
+ * own (a login per batch, unnoticed); instead it fails at once (NO_MASTER), and the next attempt starts a new master.
  */
 export function sshCommand(t: Target, controlPath?: string | null): string[] {
   const argv = [
@@ -26,9 +27,12 @@ export function sshCommand(t: Target, controlPath?: string | null): string[] {
   ];
   if (t.sshKeyPath) argv.push("-i", t.sshKeyPath, "-o", "IdentitiesOnly=yes");
   if (t.sshCiphers) argv.push("-c", t.sshCiphers);
-  if (controlPath) argv.push("-o", "ControlMaster=no", "-o", `ControlPath=${controlPath}`);
+  if (controlPath) argv.push("-o", "ControlMaster=no", "-o", `ControlPath=${controlPath}`, "-o", "ProxyCommand=false");
   return argv;
 }
+
+/** what ssh says when a command meant for the master found none (the ProxyCommand above) */
+export const NO_MASTER = "Connection closed by UNKNOWN port 65535";
 
 export function destinationArg(t: Target): string {
   if (t.host === "") return `${t.destDir}/`;

@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import type { RsyncOptions, Target } from "../config/types.ts";
 import { attributeErrors, isFileItem, ITEMIZE_MARKER, parseItemizeLine } from "./itemize.ts";
 import { hostKeyRefusal } from "./known-hosts.ts";
-import { buildDeleteArgv, buildRsyncArgv, deleteRules, sshCommand } from "./rsync-args.ts";
+import { buildDeleteArgv, buildRsyncArgv, deleteRules, NO_MASTER, sshCommand } from "./rsync-args.ts";
 import { SshMaster } from "./ssh-master.ts";
 import { tiedToUs } from "./tied.ts";
 import type { BatchFile, BatchResult, DeleteResult, FileOutcome, MoveResult, SendOptions, Transport } from "./types.ts";
@@ -50,6 +50,13 @@ export class RsyncTransport implements Transport {
     const failed = await this.master?.ensure(signal);
     if (!failed) return null;
     return signal?.aborted ? "interrupted" : explainFailure(failed.code, failed.stderr, this.opts.target);
+  }
+
+  /** Why a command failed, for people; a master that went away meanwhile says so. */
+  private explain(code: number, stderr: string[]): string {
+    if (this.master === null || !stderr.some((l) => l.includes(NO_MASTER))) return explainFailure(code, stderr, this.opts.target);
+    const t = this.opts.target;
+    return `the ssh connection to ${t.host.includes(":") ? `[${t.host}]` : t.host}:${t.port} was lost; a new one is opened for the next attempt`;
   }
 
   /** A command through the master failed at the connection level: the next one starts a new master. */
@@ -163,7 +170,7 @@ export class RsyncTransport implements Transport {
       return { outcomes, infoLines, bytesSent };
     }
     if (signal?.aborted) return failAll(files, "interrupted");
-    return failAll(files, explainFailure(code, stderrLines, target));
+    return failAll(files, this.explain(code, stderrLines));
   }
 
   async deleteFiles(paths: string[], signal?: AbortSignal): Promise<DeleteResult> {
@@ -200,7 +207,7 @@ export class RsyncTransport implements Transport {
     this.lost(code);
     // "cannot delete non-empty directory" is a warning with exit 0: that directory holds other files, as intended.
     if (code === 0) return { deleted, error: null };
-    return { deleted: new Set(), error: explainFailure(code, stderrLines, this.opts.target) };
+    return { deleted: new Set(), error: this.explain(code, stderrLines) };
   }
 
   async moveFiles(moves: Array<{ from: string; to: string }>, signal?: AbortSignal): Promise<MoveResult> {
@@ -254,7 +261,7 @@ export class RsyncTransport implements Transport {
     await Promise.all([feed, out, err]);
     signal?.removeEventListener("abort", onAbort);
     this.lost(code);
-    return { moved, error: code === 255 ? explainFailure(code, stderrLines, t) : null };
+    return { moved, error: code === 255 ? this.explain(code, stderrLines) : null };
   }
 
   private scheduleSpare(): void {
