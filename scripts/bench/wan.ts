@@ -9,6 +9,7 @@
 //   compress (--compress) plain rsync's first sync and update workload without compression, -z (negotiated),
 //            --compress-choice=zstd, zlib and lz4; and rrdsync with rsync_options.compress
 // Usage: bun scripts/bench/wan.ts [--profile fast|slow|both] [--runs 3] [--bursts 3] [--compress] [--nudge] [--bin dist/rrdsync]
+//        [--who "rsync -a,rrdsync rsync,rrdsync sftp"] [--no-watch]   (a part of the table, while tuning)
 //   --nudge: after the burst's updates, set each file's times to what they are (an IN_ATTRIB event), for a
 //            watcher that does not see rrdtool's mmap writes (Bun's fs.watch: no IN_CLOSE_WRITE); the bytes stay rrdtool's
 import { readFileSync, rmSync, mkdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
@@ -71,7 +72,8 @@ function freshDir(...parts: string[]): string {
 }
 
 type Who = "rsync -a" | "rrdsync rsync" | "rrdsync sftp";
-const WHO: Who[] = ["rsync -a", "rrdsync rsync", "rrdsync sftp"];
+const WHO = (opt("--who", "rsync -a,rrdsync rsync,rrdsync sftp").split(",") as Who[]);
+const WATCH = !process.argv.includes("--no-watch");
 
 async function runProfile(key: string, p: LinkProfile & { name: string }): Promise<void> {
   const relay = await spawnRelay(sshd.port, p);
@@ -107,7 +109,7 @@ async function runProfile(key: string, p: LinkProfile & { name: string }): Promi
       for (const who of order) await timed(`update ${who}`, argv(who));
       for (const who of order) await timed(`none ${who}`, argv(who));
     }
-    for (const who of ["rrdsync rsync", "rrdsync sftp"] as const) await watchBursts(key, p.name, states[who], dests[who], fx, who.split(" ")[1] as string, relay);
+    for (const who of WATCH ? (["rrdsync rsync", "rrdsync sftp"] as const).filter((w) => WHO.includes(w)) : []) await watchBursts(key, p.name, states[who], dests[who], fx, who.split(" ")[1] as string, relay);
     if (COMPRESS) await compression(key, p.name, ssh, timed);
   } finally {
     await relay.stop();

@@ -23,6 +23,11 @@ const CHUNK_BYTES = 261_120;
  */
 const readBuffer = Buffer.allocUnsafe(CHUNK_BYTES);
 const TMP_SUFFIX = ".rrdsync-tmp";
+/**
+ * Directory requests (listings, lstat, mkdir) in flight at once: over a WAN each is a round trip, so a batch asks
+ * for all of its directories together instead of one slot at a time.
+ */
+const DIR_REQUESTS_IN_FLIGHT = 64;
 const NAME_MAX = 255;
 
 type SftpError = Error & { code?: number | string };
@@ -98,6 +103,11 @@ export class SftpTransport implements Transport {
     if (typeof session === "string") return failAll(files, session);
     const onAbort = () => session.destroy();
     signal?.addEventListener("abort", onAbort, { once: true });
+    // Every directory the batch writes into, made (or checked) at once, not as each slot reaches its first file
+    // there: a first sync into new directories would otherwise stall every slot two round trips per directory.
+    // Alongside the quick check's listings: a directory that is missing holds nothing to skip, and one that
+    // exists is only checked. One that fails here fails again, with its reason, for each file that needs it.
+    const dirsReady = forEachLimited([...new Set(files.map((f) => parentOf(f.path)))], DIR_REQUESTS_IN_FLIGHT, (d) => this.ensureDir(session, d).catch(() => undefined));
     const outcomes = opts.wholeTree ? await this.quickCheck(session, files) : new Map<string, FileOutcome>();
     const toSend = outcomes.size === 0 ? files : files.filter((f) => !outcomes.has(f.path));
     let bytesSent = 0;
@@ -123,6 +133,7 @@ export class SftpTransport implements Transport {
     };
     await Promise.all(Array.from({ length: Math.min(this.opts.target.sftpParallelFiles, toSend.length) }, worker));
     await Promise.all(finishing);
+    await dirsReady;
     signal?.removeEventListener("abort", onAbort);
     // A dropped connection fails the rest of the batch as one error, as a failed rsync does; what was renamed
     // into place before it dropped is confirmed.
@@ -136,44 +147,40 @@ export class SftpTransport implements Transport {
 
   /**
    * rsync's quick check for a whole-tree run (first sync, rebuilt state): a file the replica already holds with
-   * the same size and mtime (whole seconds, as SFTP carries them) is confirmed without sending it. Listings are
-   * read per directory, and only for directories the replica has, so an empty replica costs one readdir.
+   * the same size and mtime (whole seconds, as SFTP carries them) is confirmed without sending it. An empty
+   * replica costs one readdir; otherwise every directory of the batch (and its parents) is listed at once, not
+   * waiting for its parent's listing, and a file counts only where each of its parents is a directory (not a
+   * symlink) in its parent's listing.
    */
   private async quickCheck(s: SshSession, files: BatchFile[]): Promise<Map<string, FileOutcome>> {
     const { sftp } = s;
     const same = new Map<string, FileOutcome>();
-    const listings = new Map<string, Promise<Map<string, SftpStats> | null>>();
-    const listing = (rel: string): Promise<Map<string, SftpStats> | null> => {
-      let p = listings.get(rel);
-      if (!p) {
-        p = (async () => {
-          if (rel !== "") {
-            const parent = await listing(dirname(rel) === "." ? "" : dirname(rel));
-            if (!parent?.get(basename(rel))?.isDirectory()) return null;
-          }
-          const list = await s.call<Array<{ filename: string; attrs: SftpStats }>>((cb) => sftp.readdir(this.remote(rel), cb)).catch(() => null);
-          return list && new Map(list.map((e) => [e.filename, e.attrs]));
-        })();
-        listings.set(rel, p);
-      }
-      return p;
+    const listings = new Map<string, Map<string, SftpStats> | null>();
+    const list = async (rel: string) => {
+      const entries = await s.call<Array<{ filename: string; attrs: SftpStats }>>((cb) => sftp.readdir(this.remote(rel), cb)).catch(() => null);
+      listings.set(rel, entries && new Map(entries.map((e) => [e.filename, e.attrs])));
     };
     // An empty (or missing) replica, as on a first sync: nothing to compare, one readdir spent.
-    if (((await listing("")) ?? new Map()).size === 0) return same;
-    await forEachLimited(files, this.opts.target.sftpParallelFiles * 4, async (f) => {
-      const dir = dirname(f.path) === "." ? "" : dirname(f.path);
-      const remote = (await listing(dir))?.get(basename(f.path));
-      if (!remote?.isFile()) return;
+    await list("");
+    if ((listings.get("")?.size ?? 0) === 0) return same;
+    const dirs = new Set<string>();
+    for (const f of files) for (let d = parentOf(f.path); d !== "" && !dirs.has(d); d = parentOf(d)) dirs.add(d);
+    await forEachLimited([...dirs], DIR_REQUESTS_IN_FLIGHT, list);
+    const isDir = (rel: string): boolean => rel === "" || (isDir(parentOf(rel)) && listings.get(parentOf(rel))?.get(basename(rel))?.isDirectory() === true);
+    for (const f of files) {
+      const dir = parentOf(f.path);
+      const remote = isDir(dir) ? listings.get(dir)?.get(basename(f.path)) : undefined;
+      if (!remote?.isFile()) continue;
       let st: BigIntStats;
       try {
         st = lstatSync(join(this.opts.sourceDir, f.path), { bigint: true });
       } catch {
-        return; // the send reports it
+        continue; // the send reports it
       }
       if (BigInt(remote.size) === st.size && BigInt(remote.mtime) === st.mtimeNs / 1_000_000_000n) {
         same.set(f.path, { ok: true, bytes: 0, seen: { size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ino: st.ino.toString() } });
       }
-    });
+    }
     return same;
   }
 
@@ -292,19 +299,22 @@ export class SftpTransport implements Transport {
     if (!p) {
       p = (async () => {
         const abs = this.remote(rel);
+        // The parent is asked at the same time (one round trip for the whole chain, not one per level); a
+        // missing directory needs it, and one that exists is only safe when its parents are real directories too.
+        const parent = rel === "" ? null : this.ensureDir(s, parentOf(rel));
+        parent?.catch(() => undefined); // awaited below; its failure is this directory's
         // lstat: a symlink where a directory belongs would lead the writes out of the destination; refused.
         const st = await s.call<SftpStats>((cb) => (rel === "" ? sftp.stat(abs, cb) : sftp.lstat(abs, cb))).catch((e: SftpError) => {
           if (e.code === NO_SUCH_FILE) return null;
           throw e;
         });
-        if (st?.isDirectory()) return;
-        if (st) throw Object.assign(new Error(`${abs} on the standby is ${st.isSymbolicLink() ? "a symlink" : "not a directory"}: not written through`), { code: "ENOTDIR" });
-        const parent = rel === "" ? null : dirname(rel) === "." ? "" : dirname(rel);
-        if (parent !== null) await this.ensureDir(s, parent);
-        else if (this.opts.target.destDir !== "/") await this.ensureAbsDir(s, dirname(this.opts.target.destDir));
+        if (st && !st.isDirectory()) throw Object.assign(new Error(`${abs} on the standby is ${st.isSymbolicLink() ? "a symlink" : "not a directory"}: not written through`), { code: "ENOTDIR" });
+        if (parent !== null) await parent;
+        else if (!st && this.opts.target.destDir !== "/") await this.ensureAbsDir(s, dirname(this.opts.target.destDir));
+        if (st) return;
         await s.call((cb) => sftp.mkdir(abs, { mode: 0o755 }, cb)).catch(async (e: SftpError) => {
-          // made meanwhile by someone else: fine
-          const again = await s.call<SftpStats>((cb) => sftp.stat(abs, cb)).catch(() => null);
+          // made meanwhile by someone else: fine (a symlink planted meanwhile is not)
+          const again = await s.call<SftpStats>((cb) => sftp.lstat(abs, cb)).catch(() => null);
           if (!again?.isDirectory()) throw e;
         });
       })();
@@ -475,6 +485,12 @@ function describeSftpError(e: SftpError, remotePath: string): string {
   if (e.code === NO_SUCH_FILE) return `no such file or directory on the standby: ${remotePath}`;
   if (e.code === "ENOTDIR") return e.message;
   return `${remotePath}: ${e.message}`;
+}
+
+/** "a/b/c" → "a/b"; "c" → "" (the destination itself) */
+function parentOf(rel: string): string {
+  const d = dirname(rel);
+  return d === "." ? "" : d;
 }
 
 function connectFailure(e: Error): string {
