@@ -31,3 +31,20 @@ test("stale socket directories: only ours, only of processes that are gone", () 
     rmSync(base, { recursive: true, force: true });
   }
 });
+
+test("a command through the master keeps every option of a direct connection, and can never log in on its own", async () => {
+  const { sshCommand, buildRsyncArgv } = await import("../../src/transport/rsync-args.ts");
+  const t = {
+    user: "u", host: "standby", port: 2222, destDir: "/d", sshKeyPath: "/k", knownHostsFile: "/kh", sshCiphers: "aes128-gcm@openssh.com",
+    transport: "rsync" as const, sftpParallelFiles: 8, sshPassphraseFile: "",
+  };
+  const direct = sshCommand(t);
+  const slave = sshCommand(t, "/run/x y/rrdsync-ssh-1-AbCdEf/m");
+  expect(slave.slice(0, direct.length)).toEqual(direct);
+  expect(direct).toContain("StrictHostKeyChecking=yes");
+  expect(direct).toContain("BatchMode=yes");
+  expect(slave.slice(direct.length)).toEqual(["-o", "ControlMaster=no", "-o", "ControlPath=/run/x y/rrdsync-ssh-1-AbCdEf/m", "-o", "ProxyCommand=false"]);
+  const rsync = { archive: true, compress: false, verbose: false, update: false, checksum: false, partial: false, bwlimit: 0, itemizeChanges: false, stats: false };
+  const argv = buildRsyncArgv({ target: t, rsync, sourceDir: "/src", controlPath: "/run/x y/rrdsync-ssh-1-AbCdEf/m" });
+  expect(argv[argv.indexOf("-e") + 1]).toEndWith("-o ControlMaster=no -o 'ControlPath=/run/x y/rrdsync-ssh-1-AbCdEf/m' -o ProxyCommand=false");
+});
