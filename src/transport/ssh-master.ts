@@ -12,9 +12,9 @@ export interface MasterFailure {
   stderr: string[];
 }
 
-const DIR_PREFIX = "rrdsync-ssh-";
-/** "<base>/rrdsync-ssh-<pid>-XXXXXX/m" plus the ".XXXXXXXXXXXXXXXX" ssh adds to it while binding */
-const SOCKET_TAIL_BYTES = DIR_PREFIX.length + 10 + 1 + 6 + 2 + 17;
+const DIR_PREFIX = "rrdsync-mux-";
+/** "<base>/rrdsync-mux-<pid>-XXXXXX/m<n>" plus the ".XXXXXXXXXXXXXXXX" ssh adds to it while binding */
+const SOCKET_TAIL_BYTES = DIR_PREFIX.length + 10 + 1 + 6 + 2 + 6 + 17;
 /** sun_path: 108 bytes on Linux, 104 on the BSDs and macOS; the smaller one, with its NUL */
 const SUN_PATH_MAX = 103;
 /** ConnectTimeout=15 covers the TCP connect; the key exchange and login get as long again */
@@ -43,7 +43,7 @@ export function cleanStaleSocketDirs(base: string): void {
   }
   const uid = process.getuid?.();
   for (const name of names) {
-    const m = /^rrdsync-ssh-(\d+)-[A-Za-z0-9]{6}$/.exec(name);
+    const m = /^rrdsync-mux-(\d+)-[A-Za-z0-9]{6}$/.exec(name);
     if (!m || Number(m[1]) === process.pid) continue;
     try {
       const st = lstatSync(join(base, name));
@@ -94,7 +94,7 @@ export class SshMaster {
 
   /** The socket's path (a ControlPath: ssh expands % in it, so a literal one is doubled), once started. */
   get controlPath(): string | null {
-    return this.dir === null ? null : join(this.dir, "m").replaceAll("%", "%%");
+    return this.dir === null ? null : this.socket.replaceAll("%", "%%");
   }
 
   /** the master process is running (not proof that its connection is healthy: ensure() asks it) */
@@ -102,8 +102,12 @@ export class SshMaster {
     return this.proc !== null && this.proc.exitCode === null;
   }
 
+  /**
+   * Each master gets a socket of its own: a replaced master that exits late removes its socket, which must not be
+   * the new one's.
+   */
   private get socket(): string {
-    return join(this.dir as string, "m");
+    return join(this.dir as string, `m${this.started}`);
   }
 
   /**
@@ -148,10 +152,11 @@ export class SshMaster {
       process.on("exit", this.onExit);
     }
     try {
-      unlinkSync(this.socket); // a dead master's socket: ssh would not bind over it
+      unlinkSync(this.socket); // the replaced master's, unless it removed it itself
     } catch {
       // none
     }
+    this.started++;
     const argv = [
       ...sshCommand(this.t),
       "-o", "ControlMaster=yes", "-o", `ControlPath=${this.controlPath}`, "-o", "ControlPersist=no",
@@ -159,7 +164,6 @@ export class SshMaster {
     ];
     const proc = Bun.spawn(tiedToUs(argv), { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
     this.proc = proc;
-    this.started++;
     const lines: string[] = [];
     this.stderr = lines;
     const reading = (async () => {

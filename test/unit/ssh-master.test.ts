@@ -14,15 +14,15 @@ test("socket directories go to XDG_RUNTIME_DIR, else TMPDIR, else /tmp; never wh
   // the longest accepted base still leaves room for the socket and the suffix ssh adds while binding
   const base = `/${"y".repeat(40)}`;
   expect(socketBase({ TMPDIR: base })).toBe(base);
-  expect(Buffer.byteLength(`${base}/rrdsync-ssh-4194304-AbCdEf/m.0123456789abcdef`)).toBeLessThan(104);
+  expect(Buffer.byteLength(`${base}/rrdsync-mux-4194304-AbCdEf/m99999.0123456789abcdef`)).toBeLessThan(104);
 });
 
 test("stale socket directories: only ours, only of processes that are gone", () => {
   const base = mkdtempSync(join(tmpdir(), "rrdsync-stale-"));
   try {
-    const dead = join(base, "rrdsync-ssh-999999999-AbCdEf");
-    const live = join(base, `rrdsync-ssh-${process.ppid}-AbCdEf`);
-    const other = join(base, "rrdsync-ssh-999999999-toolongname");
+    const dead = join(base, "rrdsync-mux-999999999-AbCdEf");
+    const live = join(base, `rrdsync-mux-${process.ppid}-AbCdEf`);
+    const other = join(base, "rrdsync-mux-999999999-toolongname");
     const unrelated = join(base, "something-else");
     for (const d of [dead, live, other, unrelated]) mkdirSync(d);
     cleanStaleSocketDirs(base);
@@ -39,12 +39,12 @@ test("a command through the master keeps every option of a direct connection, an
     transport: "rsync" as const, sftpParallelFiles: 8, sshPassphraseFile: "",
   };
   const direct = sshCommand(t);
-  const slave = sshCommand(t, "/run/x y/rrdsync-ssh-1-AbCdEf/m");
+  const slave = sshCommand(t, "/run/x y/rrdsync-mux-1-AbCdEf/m");
   expect(slave.slice(0, direct.length)).toEqual(direct);
   expect(direct).toContain("StrictHostKeyChecking=yes");
   expect(direct).toContain("BatchMode=yes");
-  expect(slave.slice(direct.length)).toEqual(["-o", "ControlMaster=no", "-o", "ControlPath=/run/x y/rrdsync-ssh-1-AbCdEf/m", "-o", "ProxyCommand=false"]);
+  expect(slave.slice(direct.length)).toEqual(["-o", "ControlMaster=no", "-o", "ControlPath=/run/x y/rrdsync-mux-1-AbCdEf/m", "-o", "ProxyCommand=false"]);
   const rsync = { archive: true, compress: false, verbose: false, update: false, checksum: false, partial: false, bwlimit: 0, itemizeChanges: false, stats: false };
-  const argv = buildRsyncArgv({ target: t, rsync, sourceDir: "/src", controlPath: "/run/x y/rrdsync-ssh-1-AbCdEf/m" });
-  expect(argv[argv.indexOf("-e") + 1]).toEndWith("-o ControlMaster=no -o 'ControlPath=/run/x y/rrdsync-ssh-1-AbCdEf/m' -o ProxyCommand=false");
+  const argv = buildRsyncArgv({ target: t, rsync, sourceDir: "/src", controlPath: "/run/x y/rrdsync-mux-1-AbCdEf/m" });
+  expect(argv[argv.indexOf("-e") + 1]).toEndWith("-o ControlMaster=no -o 'ControlPath=/run/x y/rrdsync-mux-1-AbCdEf/m' -o ProxyCommand=false");
 });

@@ -19,7 +19,7 @@ function runtimeEnv(w: World): { env: Record<string, string>; base: string } {
   return { env: { TMPDIR: base, XDG_RUNTIME_DIR: "" }, base };
 }
 
-const socketDirs = (base: string) => readdirSync(base).filter((n) => n.startsWith("rrdsync-ssh-"));
+const socketDirs = (base: string) => readdirSync(base).filter((n) => n.startsWith("rrdsync-mux-"));
 
 /** pids of ssh masters whose control socket lies under base */
 function mastersUnder(base: string): number[] {
@@ -126,9 +126,11 @@ describe.skipIf(TRANSPORT !== "rsync")("the rsync transport's ssh master", () =>
     await eventually(onReplica(w, "a.txt", "a\nb\n"), 15_000, "the change on the replica");
     const dirs = socketDirs(base);
     expect(dirs).toHaveLength(1);
-    expect(dirs[0]).toStartWith(`rrdsync-ssh-${d.proc.pid}-`);
+    expect(dirs[0]).toStartWith(`rrdsync-mux-${d.proc.pid}-`);
     expect(statSync(join(base, dirs[0] as string)).mode & 0o777).toBe(0o700);
-    expect(statSync(join(base, dirs[0] as string, "m")).isSocket()).toBe(true);
+    const inside = readdirSync(join(base, dirs[0] as string));
+    expect(inside).toHaveLength(1); // the master's socket, nothing else
+    expect(statSync(join(base, dirs[0] as string, inside[0] as string)).isSocket()).toBe(true);
     const masters = mastersUnder(base);
     expect(masters).toHaveLength(1);
     expect(await d.stop("SIGTERM")).toBe(0);
