@@ -7,7 +7,7 @@
 //   watch    the daemon, debounce_time 1: a burst of 20 `rrdtool update`s; burst end → all on the replica (bytes
 //            equal), per transport, with the ssh logins it made (sshd's log)
 //   compress (--compress) plain rsync's first sync and update workload without compression, -z (negotiated),
-//            --compress-choice=zstd, zlib and lz4; and rrdsync with rsync_options.compress
+//            --compress-choice=zstd, zlib and lz4, over the slow link (--compress-on fast,slow: both)
 // Usage: bun scripts/bench/wan.ts [--profile fast|slow|both] [--runs 3] [--bursts 3] [--compress] [--nudge] [--bin dist/rrdsync]
 //        [--who "rsync -a,rrdsync rsync,rrdsync sftp"] [--no-watch]   (a part of the table, while tuning)
 //   --nudge: after the burst's updates, set each file's times to what they are (an IN_ATTRIB event), for a
@@ -28,7 +28,8 @@ const PROFILES: Record<string, LinkProfile & { name: string }> = {
 const which = opt("--profile", "both");
 const RUNS = Number(opt("--runs", "3"));
 const BURSTS = Number(opt("--bursts", "3"));
-const COMPRESS = process.argv.includes("--compress");
+/** --compress: the compression figures over the slow link; --compress-on fast,slow for both */
+const COMPRESS_ON = process.argv.includes("--compress") ? opt("--compress-on", "slow").split(",") : [];
 const NUDGE = process.argv.includes("--nudge");
 const root = resolve(import.meta.dir, "../../.bench/wan");
 const destRoot = destRootFor("rrdsync-bench-wan", root);
@@ -110,7 +111,7 @@ async function runProfile(key: string, p: LinkProfile & { name: string }): Promi
       for (const who of order) await timed(`none ${who}`, argv(who));
     }
     for (const who of WATCH ? (["rrdsync rsync", "rrdsync sftp"] as const).filter((w) => WHO.includes(w)) : []) await watchBursts(key, p.name, states[who], dests[who], fx, who.split(" ")[1] as string, relay);
-    if (COMPRESS) await compression(key, p.name, ssh, timed);
+    if (COMPRESS_ON.includes(key)) await compression(key, p.name, ssh, timed);
   } finally {
     await relay.stop();
   }
