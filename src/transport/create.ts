@@ -77,6 +77,11 @@ class DeferredTransport implements Transport {
     return typeof t === "string" ? { moved: new Set(), error: t } : t.moveFiles(moves, signal);
   }
 
+  async warm(signal?: AbortSignal): Promise<void> {
+    const t = await this.get();
+    if (typeof t !== "string") await t.warm?.(signal);
+  }
+
   async close(): Promise<void> {
     await this.made?.close();
   }

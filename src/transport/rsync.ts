@@ -264,6 +264,11 @@ export class RsyncTransport implements Transport {
     return { moved, error: code === 255 ? this.explain(code, stderrLines) : null };
   }
 
+  async warm(signal?: AbortSignal): Promise<void> {
+    if (this.master === null || (await this.master.ensure(signal)) !== null) return;
+    this.scheduleSpare();
+  }
+
   private scheduleSpare(): void {
     if (this.master === null || this.closed) return;
     if (this.spareTimer) clearTimeout(this.spareTimer);

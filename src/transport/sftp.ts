@@ -429,6 +429,10 @@ export class SftpTransport implements Transport {
     }
   }
 
+  async warm(signal?: AbortSignal): Promise<void> {
+    await this.connectOrError(signal);
+  }
+
   async close(): Promise<void> {
     this.session?.close();
     this.session = null;

@@ -67,6 +67,12 @@ export interface Transport {
    * destinations that now hold the file; the others are left to the caller (send + delete).
    */
   moveFiles(moves: Array<{ from: string; to: string }>, signal?: AbortSignal): Promise<MoveResult>;
+  /**
+   * Opens what the transport keeps between batches (its SSH connection) before a batch needs it, so the first
+   * batch pays no login: for a daemon whose initial pass had nothing to send. Never fails: a standby that cannot
+   * be reached is the next batch's error to report.
+   */
+  warm?(signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }
 

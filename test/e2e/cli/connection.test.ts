@@ -6,6 +6,8 @@ import { join } from "node:path";
 import { eventually } from "../../helpers/daemon.ts";
 import { e2eSuite } from "../../helpers/suite.ts";
 import { runRrdsync, TRANSPORT, type World, writeTree } from "../../helpers/world.ts";
+import { loadConfig } from "../../../src/config/load.ts";
+import { createTransport } from "../../../src/transport/create.ts";
 
 setDefaultTimeout(90_000);
 
@@ -73,6 +75,28 @@ describe(`one ssh connection per target (${TRANSPORT})`, () => {
     expect(readFileSync(join(w.dest, "d/moved.txt"), "utf8")).toBe("v1 4\n");
     expect(existsSync(join(w.dest, "d/f4.txt"))).toBe(false);
     expect(existsSync(join(w.dest, "d/f5.txt"))).toBe(false);
+  });
+
+  test("warm() logs in ahead, and the batches after it log in no more", async () => {
+    const w = suite.world();
+    writeTree(w.src, { "a.txt": "a\n" });
+    const transport = createTransport(loadConfig({ configPath: w.writeConfig(), env: {}, cwd: w.dir, home: w.dir }).config);
+    const before = suite.sshd().logins();
+    try {
+      await transport.warm?.();
+      await Bun.sleep(200);
+      expect(suite.sshd().logins() - before).toBe(1);
+      for (const content of ["a\n", "a\nb\n"]) {
+        writeFileSync(join(w.src, "a.txt"), content);
+        const r = await transport.sendBatch([{ path: "a.txt", size: content.length }]);
+        expect(r.error).toBeUndefined();
+        expect(readFileSync(join(w.dest, "a.txt"), "utf8")).toBe(content);
+      }
+      await Bun.sleep(200);
+      expect(suite.sshd().logins() - before).toBe(1);
+    } finally {
+      await transport.close();
+    }
   });
 
   test("the daemon logs in once for its life, however many batches it sends", async () => {
