@@ -14,7 +14,7 @@ import { describeTarget } from "../transport/create.ts";
 import { type Action, classifyEvent } from "./classify.ts";
 import type { WatchEvent } from "./events.ts";
 import { Lane } from "./lane.ts";
-import { systemdNotifier } from "./notify.ts"; // systemd: Type=notify + WatchdogSec (issue 19)
+import { systemdNotifier } from "./notify.ts"; // systemd: Type=notify + WatchdogSec
 import { createTreeWatcher, inotifyWatchLimit } from "./watcher.ts";
 
 /** The live view the daemon reports to (the cli renders it: colours on a terminal, plain lines, or JSON). */
@@ -45,7 +45,7 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
   }
   const primary = opened[0] as OpenTarget;
   const limit = inotifyWatchLimit();
-  const sd = systemdNotifier(process.env, (m) => log.warn(m)); // a no-op unless NOTIFY_SOCKET is set (issue 19)
+  const sd = systemdNotifier(process.env, (m) => log.warn(m)); // a no-op unless NOTIFY_SOCKET is set
   let rescanWanted = false;
   let polling = false;
   let stopping = false;
@@ -68,11 +68,13 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
         return;
       }
       view.event("pass", { ...s, target: name }, `initial pass: ${s.sent} files sent, ${s.scanned} scanned in ${s.seconds.toFixed(1)} s${i === 0 ? "" : ` → ${name}`}`);
+      // The daemon's one SSH connection is opened now, not by the first burst (whose latency would pay the login).
+      void o.transport.warm?.(ac.signal);
       // A first sync holds every file's plan and description until its one batch is committed; a daemon should
       // not keep that peak for weeks (measured: 300 MiB → 70 MiB after the first sync of 100,000 files).
       releaseMemory();
       if (i === 0) {
-        sd.ready(`watching ${root} → ${lanes.map((l) => l.name).join(", ")}`); // READY=1: the first target's initial pass is done (issue 19)
+        sd.ready(`watching ${root} → ${lanes.map((l) => l.name).join(", ")}`); // READY=1 once the first target's initial pass is done
         const dirs = countDirs(root);
         if (limit !== null && dirs > limit * 0.9) {
           log.warn(`${dirs} directories to watch and fs.inotify.max_user_watches is ${limit}: raise it (sysctl fs.inotify.max_user_watches=${dirs * 2})`);
@@ -185,7 +187,7 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
       process.exit(130);
     }
     stopping = true;
-    sd.stopping(`${sig}: stopping`); // STOPPING=1 (issue 19)
+    sd.stopping(`${sig}: stopping`);
     log.info(`${sig}: stopping; the running transfer may finish (at most ${STOP_TIMEOUT_MS / 1000} s)`);
     void watcher.close();
     setTimeout(() => ac.abort(), STOP_TIMEOUT_MS).unref();
@@ -226,7 +228,7 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
     let nextPoll = Infinity;
     let nextSweep = config.pollInterval > 0 ? Date.now() + config.pollInterval * 1000 : Infinity;
     while (!stopping) {
-      sd.watchdog(); // WATCHDOG=1 from this loop only: if it stops coming round, systemd restarts the daemon (issue 19)
+      sd.watchdog(); // from this loop only: if it stops coming round, systemd restarts the daemon
       const now = Date.now();
       if (polling && nextPoll === Infinity) nextPoll = now + POLL_INTERVAL_MS;
       if (sourceMissing === null && (rescanWanted || now >= nextRescan || now >= nextPoll)) {
@@ -243,7 +245,7 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
       }
       const waitMs = Math.max(0, Math.min(nextRescan, nextPoll, nextSweep) - Date.now());
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(waitMs, 60_000, sd.wakeEveryMs)); // sd.wakeEveryMs: issue 19
+        const t = setTimeout(resolve, Math.min(waitMs, 60_000, sd.wakeEveryMs)); // the watchdog needs a ping at least this often
         wake = () => {
           clearTimeout(t);
           resolve();
