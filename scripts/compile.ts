@@ -32,9 +32,12 @@ export const FLAGS = [
 /** Bun's target names for the release; `null` target = the host (what build.sh makes). */
 export const RELEASE_TARGETS = ["linux-x64", "linux-x64-baseline", "linux-arm64"] as const;
 
+/** The binary's entry points: the program, and the full pass's walk worker (new Worker() finds it in the binary). */
+export const ENTRY_POINTS = ["src/main.ts", "src/engine/scan-worker.ts"];
+
 export function compileArgv(o: { target: string | null; outfile: string; info: BuildInfo; flags?: string[] }): string[] {
   return [
-    process.execPath, "build", join(REPO, "src/main.ts"), ...(o.flags ?? FLAGS),
+    process.execPath, "build", ...ENTRY_POINTS.map((e) => join(REPO, e)), ...(o.flags ?? FLAGS),
     ...(o.target === null ? [] : [`--target=bun-${o.target}`]),
     "--define", `RRDSYNC_BUILD=${JSON.stringify(o.info)}`,
     "--outfile", o.outfile,

@@ -30,37 +30,30 @@ export async function showLog(config: Config, pattern: string | undefined, flags
     process.stderr.write(`rrdsync: no history yet: ${config.stateFile} does not exist (run rrdsync --once first)\n`);
     return ExitCode.Ok;
   }
-  let rows: ChangeRow[];
   try {
-    rows = store.changes({ glob: globFor(pattern), since, until, kinds });
+    // A plain path (no wildcard) means that file, or everything under that directory: an indexed lookup.
+    const wild = pattern !== undefined && /[*?[]/.test(pattern);
+    const rows = store.changes({ glob: wild ? pattern : undefined, under: wild ? undefined : pattern, since, until, kinds });
+    const tty = process.stdout.isTTY === true && !flags.json && !(env.NO_COLOR ?? "");
+    const render = flags.json ? jsonLine : flags.stat ? (r: ChangeRow) => statLine(r, tty) : (r: ChangeRow) => entry(r, tty);
+    await page(mapRows(rows, render), tty, env);
   } finally {
     store.close();
   }
-  // A plain path (no wildcard) means that file, or everything under that directory.
-  if (pattern !== undefined && !/[*?[]/.test(pattern)) {
-    const p = pattern.replace(/\/+$/, "");
-    rows = rows.filter((r) => r.path === p || r.path.startsWith(`${p}/`));
-  }
-  const tty = process.stdout.isTTY === true && !flags.json && !(env.NO_COLOR ?? "");
-  const text = flags.json ? rows.map(jsonLine).join("") : flags.stat ? statLines(rows, tty) : rows.map((r) => entry(r, tty)).join("");
-  await page(text, tty, env);
   return ExitCode.Ok;
 }
 
-function globFor(pattern: string | undefined): string | undefined {
-  if (pattern === undefined) return undefined;
-  return /[*?[]/.test(pattern) ? pattern : `${pattern.replace(/\/+$/, "").replace(/[[*?]/g, "[$&]")}*`;
+function* mapRows(rows: Iterable<ChangeRow>, render: (r: ChangeRow) => string): Generator<string> {
+  for (const r of rows) yield render(r);
 }
 
 function jsonLine(r: ChangeRow): string {
   return `${JSON.stringify({ time: new Date(r.time).toISOString(), path: r.path, kind: r.kind, summary: r.summary, added: r.added, removed: r.removed, details: r.details })}\n`;
 }
 
-function statLines(rows: ChangeRow[], tty: boolean): string {
+function statLine(r: ChangeRow, tty: boolean): string {
   const c = pc.createColors(tty);
-  return rows
-    .map((r) => `${formatTimestamp(new Date(r.time)).slice(0, 19)}  ${c.green(`+${r.added}`.padStart(6))} ${c.red(`−${r.removed}`.padStart(6))}  ${r.kind.padEnd(15)}  ${displayPath(r.path)}  ${c.dim(r.summary)}\n`)
-    .join("");
+  return `${formatTimestamp(new Date(r.time)).slice(0, 19)}  ${c.green(`+${r.added}`.padStart(6))} ${c.red(`−${r.removed}`.padStart(6))}  ${r.kind.padEnd(15)}  ${displayPath(r.path)}  ${c.dim(r.summary)}\n`;
 }
 
 /** An entry as the change log has it; rows from before details were kept show their summary instead. */
@@ -81,20 +74,59 @@ function entry(r: ChangeRow, tty: boolean): string {
     .join("\n");
 }
 
-/** Through $PAGER (default `less -FRX`) when it is longer than the terminal; straight out otherwise. */
-async function page(text: string, tty: boolean, env: Record<string, string | undefined>): Promise<void> {
-  const rows = process.stdout.rows ?? 24;
+/**
+ * Streams the entries out as they are read (any size of history in bounded memory): through $PAGER (default
+ * `less -FRX`) when they are longer than the terminal, straight out otherwise. A reader that goes away early
+ * (`| head`, quitting the pager) ends it quietly: exit 0.
+ */
+async function page(chunks: Iterable<string>, tty: boolean, env: Record<string, string | undefined>): Promise<void> {
+  const it = chunks[Symbol.iterator]();
   const pager = (env.PAGER ?? "less -FRX").trim().split(/\s+/).filter((w) => w !== "");
-  if (tty && pager.length > 0 && pager[0] !== "cat" && text.split("\n").length > rows && Bun.which(pager[0] as string)) {
-    const p = Bun.spawn(pager, { stdin: "pipe", stdout: "inherit", stderr: "inherit", env: { LESS: "FRX", ...env } });
-    try {
-      p.stdin.write(text);
-      await p.stdin.end();
-    } catch {
-      // the reader quit the pager early: fine
+  if (tty && pager.length > 0 && pager[0] !== "cat" && Bun.which(pager[0] as string)) {
+    // Only as much as a screen is held to decide whether a pager is needed.
+    const screen = process.stdout.rows ?? 24;
+    const head: string[] = [];
+    let lines = 0;
+    for (let n = it.next(); !n.done; n = it.next()) {
+      head.push(n.value);
+      lines += n.value.split("\n").length - 1;
+      if (lines > screen) break;
     }
-    await p.exited;
+    if (lines > screen) {
+      const p = Bun.spawn(pager, { stdin: "pipe", stdout: "inherit", stderr: "inherit", env: { LESS: "FRX", ...env } });
+      await pipeOut(p.stdin, [head, it]);
+      await p.exited;
+      return;
+    }
+    await pipeOut(Bun.stdout.writer(), [head]);
     return;
   }
-  await Bun.write(Bun.stdout, text);
+  await pipeOut(Bun.stdout.writer(), [it]);
+}
+
+/** Writes in chunks of ~64 KiB, waiting for each to drain; a closed reader (EPIPE) stops it without an error. */
+async function pipeOut(sink: import("bun").FileSink, parts: Array<Iterable<string> | Iterator<string>>): Promise<void> {
+  let buf = "";
+  try {
+    for (const part of parts) {
+      const iterable: Iterable<string> = Symbol.iterator in part ? (part as Iterable<string>) : { [Symbol.iterator]: () => part as Iterator<string> };
+      for (const s of iterable) {
+        buf += s;
+        if (buf.length >= 65536) {
+          sink.write(buf);
+          buf = "";
+          await sink.flush();
+        }
+      }
+    }
+    if (buf !== "") sink.write(buf);
+    await sink.end();
+  } catch (e) {
+    if (!isClosedPipe(e)) throw e;
+  }
+}
+
+function isClosedPipe(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === "EPIPE" || code === "ERR_STREAM_DESTROYED" || code === "ECONNRESET";
 }

@@ -6,19 +6,22 @@ import type { Config } from "../config/types.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { formatTimestamp } from "../log.ts";
 import { type BackupVersion, StateStore } from "../store/state.ts";
-import { backupPath } from "../track/backup.ts";
+import { backupPath, decodeBackup } from "../track/backup.ts";
 import { parseWhen } from "./when.ts";
 
 export function restoreFile(config: Config, target: string, flags: { at?: string; to?: string; list?: boolean }): ExitCode {
   const rel = toRelative(config, target);
   const at = flags.at !== undefined ? parseWhen(flags.at, "--at") : Number.POSITIVE_INFINITY;
   const store = StateStore.openExisting(config.stateFile);
-  let versions: BackupVersion[] = [];
   try {
-    versions = store?.versionsOf(rel) ?? [];
+    return restoreFrom(config, store, rel, at, flags);
   } finally {
     store?.close();
   }
+}
+
+function restoreFrom(config: Config, store: StateStore | null, rel: string, at: number, flags: { to?: string; list?: boolean }): ExitCode {
+  let versions = store?.versionsOf(rel) ?? [];
   const backupDir = config.changeTracking.backupDir;
   if (versions.length === 0 && existsSync(backupPath(backupDir, rel))) {
     // A copy from before versions were kept (or the seed script's): it is the current one, dated by its mtime.
@@ -27,7 +30,7 @@ export function restoreFile(config: Config, target: string, flags: { at?: string
   }
   const when = (t: number) => formatTimestamp(new Date(t)).slice(0, 19);
   if (flags.list) {
-    for (const v of versions) process.stdout.write(`${when(v.syncedAt)}  ${String(v.size).padStart(10)} bytes${v.stored === rel ? "  (current)" : ""}\n`);
+    versions.forEach((v, i) => process.stdout.write(`${when(v.syncedAt)}  ${String(v.size).padStart(10)} bytes${i === 0 ? "  (current)" : ""}\n`));
     return versions.length > 0 ? ExitCode.Ok : ExitCode.Pending;
   }
   if (versions.length === 0) {
@@ -38,7 +41,7 @@ export function restoreFile(config: Config, target: string, flags: { at?: string
     const oldest = versions[versions.length - 1] as BackupVersion;
     throw new UserError(`${rel}: no version as of ${when(at)}`, ExitCode.Pending, `the oldest kept is from ${when(oldest.syncedAt)} (rrdsync restore ${JSON.stringify(rel)} --list shows all)`);
   }
-  const data = readFileSync(join(backupDir, v.stored));
+  const data = content(backupDir, store, v);
   if (flags.to === undefined || flags.to === "-") {
     process.stdout.write(data);
   } else {
@@ -54,6 +57,14 @@ export function restoreFile(config: Config, target: string, flags: { at?: string
     process.stderr.write(`restored ${rel} as synced at ${when(v.syncedAt)} (${data.length} bytes) to ${to}\n`);
   }
   return ExitCode.Ok;
+}
+
+/** A kept version's bytes: a file under backup_dir, or held in the state DB. */
+function content(backupDir: string, store: StateStore | null, v: BackupVersion): Buffer {
+  if (v.stored !== null) return readFileSync(join(backupDir, v.stored));
+  const row = store?.backupOf(v.path, v.syncedAt) ?? null;
+  if (row?.data == null) throw new UserError(`${v.path}: the version of ${v.syncedAt} is listed but its copy is missing`, ExitCode.Pending, "pick another version (--list)");
+  return decodeBackup(row.data, row.codec);
 }
 
 /** A path as given (absolute inside source_dir, or relative to it) → the tree-relative path the DB uses. */

@@ -4,7 +4,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { ConfigError, ExitCode, UserError } from "../errors.ts";
 import {
-  DEFAULT_BATCH_MAX_BYTES, DEFAULT_BATCH_MAX_FILES, DEFAULT_CONFIG_PATH, DEFAULT_DEBOUNCE_S, DEFAULT_RRD_HOLD_ATTEMPTS, DEFAULT_RRD_HOLD_DELAY_S, DEFAULT_KEEP_VERSIONS, DEFAULT_MAX_BACKUP_BYTES, DEFAULT_MAX_LOG_BYTES, DEFAULT_KEEP_LOGS, DEFAULT_SFTP_PARALLEL_FILES, DEFAULT_SSH_CIPHERS, DEFAULT_MAX_DELETE, DEFAULT_EXTENSIONS,
+  DEFAULT_BATCH_MAX_BYTES, DEFAULT_BATCH_MAX_FILES, DEFAULT_SLICE_MAX_FILES, DEFAULT_CONFIG_PATH, DEFAULT_DEBOUNCE_S, DEFAULT_RRD_HOLD_ATTEMPTS, DEFAULT_RRD_HOLD_DELAY_S, DEFAULT_KEEP_VERSIONS, DEFAULT_MAX_BACKUP_BYTES, DEFAULT_MAX_LOG_BYTES, DEFAULT_KEEP_LOGS, DEFAULT_SFTP_PARALLEL_FILES, DEFAULT_SSH_CIPHERS, DEFAULT_MAX_DELETE, DEFAULT_EXTENSIONS,
   DEFAULT_POLL_INTERVAL_S, DEFAULT_RESCAN_INTERVAL_S, defaultMaxDelay, defaultStateFile,
 } from "./defaults.ts";
 import { checkHostish, parseDest } from "./dest.ts";
@@ -177,9 +177,11 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
       maxBackupBytes: ct.max_backup_bytes ?? DEFAULT_MAX_BACKUP_BYTES,
       maxLogBytes: ct.max_log_bytes ?? DEFAULT_MAX_LOG_BYTES,
       keepLogs: ct.keep_logs ?? DEFAULT_KEEP_LOGS,
+      firstSyncEntries: ct.first_sync_entries ?? "auto",
     },
     rrdHold: { attempts: c.rrd_hold?.attempts ?? DEFAULT_RRD_HOLD_ATTEMPTS, delaySeconds: c.rrd_hold?.delay ?? DEFAULT_RRD_HOLD_DELAY_S },
     batchMaxFiles: c.batch_max_files ?? DEFAULT_BATCH_MAX_FILES,
+    sliceMaxFiles: c.slice_max_files ?? DEFAULT_SLICE_MAX_FILES,
     batchMaxBytes: c.batch_max_bytes ?? DEFAULT_BATCH_MAX_BYTES,
   };
   if (config.retry.maxSeconds < config.retry.initialSeconds) {

@@ -55,6 +55,8 @@ export interface ChangeTracking {
   maxLogBytes: number;
   /** rotated change logs kept (gzipped) */
   keepLogs: number;
+  /** a first sync's change-log entries: one per file ("every"), one summary ("summary"), or "auto" (per file up to 10,000 files) */
+  firstSyncEntries: "auto" | "every" | "summary";
 }
 
 export type LogLevel = "DEBUG" | "INFO" | "WARNING" | "ERROR" | "CRITICAL";
@@ -93,6 +95,8 @@ export interface Config {
   rrdHold: { attempts: number; delaySeconds: number };
   /** per rsync process: at most this many files ... */
   batchMaxFiles: number;
+  /** a first sync's slice: whole directories up to about this many files, one transfer each */
+  sliceMaxFiles: number;
   /** ... and at most this many bytes (a batch always holds at least one file) */
   batchMaxBytes: number;
 }

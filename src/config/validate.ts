@@ -136,12 +136,14 @@ export const SCHEMA: Schema = {
     max_backup_bytes: int(0, Number.MAX_SAFE_INTEGER),
     max_log_bytes: int(0, Number.MAX_SAFE_INTEGER),
     keep_logs: int(1, 1000),
+    first_sync_entries: oneOf(["auto", "every", "summary"]),
   },
   rrd_hold: {
     attempts: int(0, 1000),
     delay: seconds(0),
   },
   batch_max_files: int(1, 10_000_000),
+  slice_max_files: int(1, 10_000_000),
   batch_max_bytes: int(1, Number.MAX_SAFE_INTEGER),
 };
 

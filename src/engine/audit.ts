@@ -3,7 +3,7 @@
 // change rows that explain them. An audit failure (disk full, unwritable backup dir) never undoes replication:
 // it is an audit gap, reported as an error naming the files, and the run counts it as a problem.
 import type { ChangeTracking } from "../config/types.ts";
-import type { BackupVersion, ChangeRow, FileState, StateStore } from "../store/state.ts";
+import type { BackupVersion, ChangeRow, StateRow, StateStore } from "../store/state.ts";
 import { type BackupStager, moveBackup } from "../track/backup.ts";
 import type { ChangeRecord } from "../track/change.ts";
 import type { ChangeLog } from "../track/changelog.ts";
@@ -12,11 +12,10 @@ import type { Described } from "./describe.ts";
 import type { Planned } from "./plan.ts";
 import type { EngineLog } from "./types.ts";
 
-type Row = { path: string; state: Omit<FileState, "seedMtime"> };
 
 /** What one commit carries: state rows, their change rows, and the backup versions published for them. */
 export interface AuditBatch {
-  rows: Row[];
+  rows: StateRow[];
   changes: ChangeRow[];
   versions: BackupVersion[];
   /** audit gaps and flagged files found while publishing */
@@ -55,17 +54,19 @@ export class Audit {
       if (rec === null) {
         id = { sha256: f.prev?.sha256 ?? null, rrd: f.prev?.rrd ?? null };
       } else {
-        // Written ahead (first sync): the same row objects and the entry text made during the transfer.
-        const ahead = f.ahead && !f.damage ? f.ahead : null;
-        const time = new Date(ahead?.time ?? Date.now());
-        const change = ahead?.change ?? changeRowFor(f, rec, time.getTime());
-        if (ahead?.entry) changeLog.appendFormatted(ahead.entry);
-        else changeLog.append(time, f.rel, change.details);
-        if (d.staged) {
+        const time = Date.now();
+        const change = changeRowFor(f, rec, time);
+        changeLog.append(new Date(time), f.rel, change.details);
+        if (d.staged || d.copy) {
+          // a copy that is a file at backup_dir/<path> (large, or the seed's) moves aside as an old version
           const old = this.d.versions.supersede(f.rel);
           if (old) b.versions.push(old);
+        }
+        if (d.staged) {
           this.d.stager.publish(d.staged, f.rel);
-          b.versions.push({ path: f.rel, syncedAt: time.getTime(), size: rec.size, stored: f.rel });
+          b.versions.push({ path: f.rel, syncedAt: time, size: rec.size, stored: f.rel });
+        } else if (d.copy) {
+          b.versions.push({ path: f.rel, syncedAt: time, size: d.copy.size, stored: null, data: d.copy.data, codec: d.copy.codec });
         }
         b.changes.push(change);
         if (d.backupError) {
@@ -81,8 +82,7 @@ export class Audit {
       log.error(`${f.rel}: synced, but its change could not be recorded (audit gap): ${(e as Error).message}`);
       id = { sha256: null, rrd: null };
     }
-    const ahead = f.ahead?.state;
-    b.rows.push({ path: f.rel, state: ahead && ahead.sha256 === id.sha256 && ahead.rrd === id.rrd ? ahead : { ...f.facts, ...id } });
+    b.rows.push({ path: f.rel, state: { ...f.facts, ...id } });
   }
 
   /** A staged backup whose file was not confirmed is garbage. */
@@ -105,15 +105,14 @@ export class Audit {
       this.d.log.error(`the change log cannot be written (${(e as Error).message}): audit gap for ${b.changes.length} ${what}: ${names}${b.changes.length > 20 ? ", …" : ""} (they are in the state DB: rrdsync log)`);
     }
     advance();
-    // Only a superseded copy can exceed keep_versions or max_backup_bytes (a first sync supersedes none).
-    if (b.versions.some((v) => v.stored !== v.path)) this.pruneVersions(b.versions);
+    // Only a file with an older copy can exceed keep_versions or max_backup_bytes (a first sync has none).
+    if (b.versions.length > 0) this.pruneVersions(b.versions);
     return problems;
   }
 
-  /** Sent files: the batch's rows advance with their changes (settling a first sync's write-ahead if open). */
+  /** Sent files: the batch's rows advance with their changes (inside a first-sync slice's transaction when one is open). */
   commitSent(b: AuditBatch): number {
-    const { store } = this.d;
-    return this.commit(b, "entries", () => (store.writingAhead ? store.settleAhead(b.rows, b.changes, b.versions) : store.commit(b.rows, b.changes, b.versions)));
+    return this.commit(b, "entries", () => this.d.store.commit(b.rows, b.changes, b.versions));
   }
 
   /** Renames done on the replica: entries, the backups follow, then the rows move. */
@@ -151,7 +150,9 @@ export class Audit {
         this.d.log.warn(`${rel}: its backup could not be kept as an old version: ${(e as Error).message}`);
       }
       if (old) b.versions.push(old);
-      const details = `File deleted (it was ${prev && prev.size >= 0 ? `${prev.size} bytes` : "of unknown size"}).${old ? `\nIts last backup is kept: rrdsync restore ${JSON.stringify(rel)}` : ""}`;
+      // a copy held in the DB stays there as it is: restorable too
+      const kept = old !== null || this.d.store.backupOf(rel) !== null;
+      const details = `File deleted (it was ${prev && prev.size >= 0 ? `${prev.size} bytes` : "of unknown size"}).${kept ? `\nIts last backup is kept: rrdsync restore ${JSON.stringify(rel)}` : ""}`;
       this.d.changeLog.append(time, rel, details);
       b.changes.push({ time: time.getTime(), path: rel, kind: `${prev?.rrd ? "rrd" : "file"} deleted`, summary: "deleted", details, added: 0, removed: 0 });
       this.d.log.info(`deleted on the replica: ${rel}`);
@@ -162,7 +163,8 @@ export class Audit {
   /** Retention after the batch is committed: a failure here loses no data, it only keeps old copies longer. */
   private pruneVersions(published: BackupVersion[]): void {
     try {
-      const dropped = this.d.versions.prune(new Set(published.filter((v) => v.stored === v.path).map((v) => v.path)));
+      const touched = new Set(published.map((v) => v.path));
+      const dropped = this.d.versions.prune(touched);
       if (dropped.length > 0) this.d.log.debug(`retention: ${dropped.length} old backup versions removed`);
     } catch (e) {
       this.d.log.warn(`backup retention failed (old versions are kept): ${(e as Error).message}`);
@@ -175,6 +177,6 @@ export function changeRowFor(f: Planned, rec: ChangeRecord, time: number): Chang
   const details = f.damage ? `ERROR: shipped although it looks damaged: ${f.damage}\n${rec.details}` : rec.details;
   return {
     time, path: f.rel, kind: `${rec.fileKind} ${rec.kind}`, summary: f.damage ? `${rec.summary}, DAMAGED` : rec.summary,
-    details, added: rec.added, removed: rec.removed,
+    details, added: rec.added, removed: rec.removed, shared: f.damage ? undefined : rec.shared,
   };
 }

@@ -1,7 +1,8 @@
 // What the stages of a pass share: the target's long-lived parts (its context) and the pass's own figures.
 import type { Config } from "../config/types.ts";
 import type { StateStore } from "../store/state.ts";
-import type { BackupStager } from "../track/backup.ts";
+import type { BackupStager, PreviousCopy } from "../track/backup.ts";
+import type { ChangeLog } from "../track/changelog.ts";
 import type { Transport } from "../transport/types.ts";
 import type { Audit } from "./audit.ts";
 import type { TargetHealth } from "./health.ts";
@@ -17,6 +18,9 @@ export interface TargetContext {
   readonly transport: Transport;
   readonly audit: Audit;
   readonly stager: BackupStager;
+  /** a text file's copy as last synced (the diff's "before") */
+  readonly copies: (rel: string) => PreviousCopy | null;
+  readonly changeLog: ChangeLog;
   readonly queue: PendingQueue;
   readonly health: TargetHealth;
   readonly log: EngineLog;

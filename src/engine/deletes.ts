@@ -30,11 +30,11 @@ export interface DeleteOutcome {
   refused: boolean;
 }
 
-/** The tracked files a full pass did not see, that are really gone (not merely unmonitored now, or unreadable). */
-export function missingFromSource(d: Pick<DeleteDeps, "config" | "store" | "own">, seen: Set<string>): string[] {
+/** Of the tracked files a full pass did not see, those really gone (not merely unmonitored now, or unreadable). */
+export function reallyGone(d: Pick<DeleteDeps, "config" | "own">, unseen: Iterable<string>): string[] {
   const out: string[] = [];
-  for (const rel of d.store.paths()) {
-    if (seen.has(rel) || !matchesExtensions(rel, d.config.monitoredExtensions) || d.own.has(join(d.config.sourceDir, rel))) continue;
+  for (const rel of unseen) {
+    if (!matchesExtensions(rel, d.config.monitoredExtensions) || d.own.has(join(d.config.sourceDir, rel))) continue;
     if (goneFromSource(d.config.sourceDir, rel)) out.push(rel);
   }
   return out;

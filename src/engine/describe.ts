@@ -1,31 +1,45 @@
-// Describing changes while the transfer runs: each file's change-log entry (hash, diff, RRD header) and its staged
-// backup are made on a small pool of async workers beside the transfer process, so the two overlap instead of
-// adding up. Nothing here is published: the audit step does that once the destination confirmed the file.
+// Describing changes while the transfer runs: each file's change-log entry (hash, diff, RRD header) and its backup
+// copy are made on a small pool of async workers beside the transfer process, so the two overlap instead of adding
+// up. Nothing here is published: the audit step does that once the destination confirmed the file.
 import type { ChangeTracking } from "../config/types.ts";
-import type { BackupStager } from "../track/backup.ts";
+import { type BackupStager, Codec, encodeBackup, type PreviousCopy, SMALL_BACKUP_MAX } from "../track/backup.ts";
 import { type ChangeRecord, describeChange } from "../track/change.ts";
 import type { Planned } from "./plan.ts";
 
 /** A change described ahead of its confirmation. */
 export interface Described {
   rec: ChangeRecord | null | Error;
-  /** the staged backup copy of a text file, published by rename on confirmation */
+  /** a small text file's backup copy, for the state DB (committed with its row) */
+  copy?: { data: Uint8Array; codec: Codec; size: number } | null;
+  /** a large text file's backup copy, staged as a file and published by rename on confirmation */
   staged: string | null;
-  /** the backup could not be staged (backup dir full or unwritable): the entry is still logged */
+  /** the backup could not be made (backup dir full or unwritable): the entry is still logged */
   backupError?: string;
+  /** first sync: already written ahead into the slice's open transaction (nothing else is kept of it) */
+  written?: boolean;
 }
 
-/** Describes one file (no I/O beyond reading the source file, its backup and staging a copy). */
-export async function describeFile(f: Planned, tracking: ChangeTracking, stager: BackupStager): Promise<Described> {
-  if (!tracking.enabled) return { rec: null, staged: null };
+/** What describing needs besides the file: the tracking config, where large copies are staged, the previous copies. */
+export interface DescribeDeps {
+  tracking: ChangeTracking;
+  stager: BackupStager;
+  copies: (rel: string) => PreviousCopy | null;
+}
+
+/** Describes one file (no I/O beyond reading the source file, its previous copy and staging a large one). */
+export async function describeFile(f: Planned, deps: DescribeDeps, read?: Buffer | null): Promise<Described> {
+  if (!deps.tracking.enabled) return { rec: null, staged: null };
   const previous = f.prev && f.prev.size >= 0 ? { size: f.prev.size, sha256: f.prev.sha256, rrd: f.prev.rrd } : null;
   try {
     const probe = f.probe;
     f.probe = undefined;
-    const rec = await describeChange({ srcPath: f.abs, relPath: f.rel, backupDir: tracking.backupDir, previous, size: f.facts.size, probe });
+    const rec = await describeChange({ srcPath: f.abs, relPath: f.rel, copy: () => deps.copies(f.rel), previous, size: f.facts.size, probe, content: read });
     if (rec?.fileKind !== "text") return { rec, staged: null };
+    const content = rec.content;
+    rec.content = undefined; // the copy below is all that is kept of it
+    if (content !== undefined && content.length <= SMALL_BACKUP_MAX) return { rec, staged: null, copy: { ...encodeBackup(content), size: content.length } };
     try {
-      return { rec, staged: stager.stage(f.abs) };
+      return { rec, staged: deps.stager.stage(f.abs) };
     } catch (e) {
       return { rec, staged: null, backupError: (e as Error).message };
     }
@@ -46,13 +60,21 @@ export class Describer {
   constructor(
     private readonly describe: (f: Planned) => Promise<Described>,
     private readonly workers = 2,
-    /** each result as it is made (the first sync writes its rows ahead) */
-    private readonly onDescribed?: (f: Planned, d: Described) => void,
+    /**
+     * each result as it is made: true when the callback took care of it (a first sync writes it ahead), so only a
+     * small marker is kept and the description itself is dropped at once
+     */
+    private readonly onDescribed?: (f: Planned, d: Described) => boolean,
   ) {}
 
   add(f: Planned): void {
     if (this.stopped) return;
     this.queue.push(f);
+    if (this.head > 4096 && this.head * 2 > this.queue.length) {
+      // drop what the workers are past: a long first-sync slice keeps only its backlog
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
     if (this.running.size < this.workers) {
       const w: Promise<void> = this.work().finally(() => this.running.delete(w));
       this.running.add(w);
@@ -60,12 +82,17 @@ export class Describer {
   }
 
   private async work(): Promise<void> {
+    let since = performance.now();
     while (this.head < this.queue.length && !this.stopped) {
       const f = this.queue[this.head++] as Planned;
       const d = await this.describe(f);
-      this.results.set(f.rel, d);
-      if (!this.stopped) this.onDescribed?.(f, d);
-      await yieldToIO(); // the describes are mostly synchronous reads: let the transfer's output through
+      this.results.set(f.rel, !this.stopped && this.onDescribed?.(f, d) ? WRITTEN : d);
+      // The describes are mostly synchronous reads: every few ms the transfer's output is let through (a turn of
+      // the event loop per file cost more than the describe itself at a million files).
+      if (performance.now() - since > YIELD_EVERY_MS) {
+        await yieldToIO();
+        since = performance.now();
+      }
     }
   }
 
@@ -84,11 +111,21 @@ export class Describer {
     while (this.running.size > 0) await Promise.all(this.running);
   }
 
+  /** Was this file's description written ahead (first sync)? */
+  written(rel: string): boolean {
+    return this.results.get(rel)?.written === true;
+  }
+
   take(rel: string): Described | undefined {
     const d = this.results.get(rel);
     this.results.delete(rel);
     return d;
   }
 }
+
+const YIELD_EVERY_MS = 4;
+
+/** The one marker every written-ahead file shares. */
+const WRITTEN: Described = Object.freeze({ rec: null, staged: null, written: true }) as Described;
 
 export const yieldToIO = () => new Promise<void>((resolve) => setImmediate(resolve));

@@ -4,33 +4,33 @@
 // do the renames and deletes they found, and leave every file they did not deliver pending in the queue.
 import { join } from "node:path";
 import { type Look, lookAt } from "../source/look.ts";
-import { matchesExtensions, walkTree } from "../source/walk.ts";
-import type { FileState } from "../store/state.ts";
+import { lstatSync } from "node:fs";
+import { matchesExtensions } from "../source/walk.ts";
+import { joinPath } from "../store/schema.ts";
+import type { StateRow } from "../store/state.ts";
 import { PassState, type TargetContext } from "./context.ts";
-import { missingFromSource, propagateDeletes } from "./deletes.ts";
+import { propagateDeletes, reallyGone } from "./deletes.ts";
 import { yieldToIO } from "./describe.ts";
-import { firstSync } from "./first-sync.ts";
+import { firstSync, firstSyncState } from "./first-sync.ts";
+import { splitScan } from "./scan-split.ts";
 import type { PendingFile } from "./pending.ts";
-import { decide, type Planned, statFacts, versionKey } from "./plan.ts";
+import { decide, type Planned, statFacts } from "./plan.ts";
 import { moveOnReplica, RenameFinder } from "./renames.ts";
 import { Sender } from "./send.ts";
 import type { PassStats } from "./types.ts";
 
-/** Up to this many state rows are bulk-loaded for a full pass's comparisons (~150 bytes each). */
-const BULK_KEYS_MAX = 300_000;
+/** A tree of at least this many directories is walked on two threads by a full pass. */
+const PARALLEL_MIN_DIRS = 2_000;
 /** Files the seed script already synced are recorded in transactions of this many rows. */
 const ADOPT_CHUNK = 10_000;
 
-type Row = { path: string; state: Omit<FileState, "seedMtime"> };
 
 export class Pass {
   private readonly p: PassState;
   private readonly sender: Sender;
   private readonly renames: RenameFinder;
   private readonly started = performance.now();
-  /** a full pass's bulk-loaded version keys (path → "size:mtime_ns:ino"), or null: look rows up one by one */
-  private keys: Map<string, string> | null = null;
-  private adopted: Row[] = [];
+  private adopted: StateRow[] = [];
   /** tracked files found gone (deleted on the replica at the end of the pass, when allowed) */
   private gone: string[] = [];
 
@@ -42,46 +42,86 @@ export class Pass {
 
   /** A full pass: every monitored file of the tree compared with the state; what changed is sent. */
   async full(): Promise<PassStats> {
-    const { config, store, log } = this.t;
-    const stats = this.p.stats;
-    const it = walkTree(config.sourceDir, {
-      extensions: config.monitoredExtensions,
-      exclude: this.t.own,
-      onProblem: (rel, reason) => {
-        stats.problems++;
-        log.error(`${rel}: ${reason}`);
-      },
-      onSymlink: (rel) => {
-        stats.symlinksSkipped++;
-        log.debug(`${rel}: symlink, not followed`);
-      },
-    })[Symbol.iterator]();
+    const { config, log } = this.t;
     if (lookAt(config.sourceDir, "").kind !== "dir") {
       // Gone since the config was read (unmounted, moved away): every file would look deleted. Do nothing.
-      stats.problems++;
+      this.p.stats.problems++;
       log.error(`source_dir ${config.sourceDir} is missing (unmounted or moved away?): nothing replicated, nothing deleted`);
       return this.finish(true);
     }
-    if (store.countFiles() === 0) {
-      await firstSync(this.t, this.p, this.sender, it);
+    const first = firstSyncState(this.t);
+    if (first === null) {
+      await this.compareTree();
+    } else {
+      // A first sync killed before its end: the slices it committed are compared as usual, the rest goes in slices.
+      const resume = first === "new" ? null : first;
+      if (resume?.after != null) await this.compareTree(resume.after);
       await this.sender.flush();
+      await firstSync(this.t, this.p, this.sender, resume);
     }
-    this.keys = store.versionKeys(BULK_KEYS_MAX);
-    const seen = config.delete ? new Set<string>() : null;
-    for (let n = it.next(); !n.done; n = it.next()) {
-      seen?.add(n.value.rel);
-      await this.consider(n.value.rel, n.value.abs, n.value.stat);
-      if (stats.scanned % 512 === 0) {
+    this.p.progress.walking = false;
+    await this.waitForHolds();
+    await this.applyMoves();
+    return this.finish(true);
+  }
+
+  /**
+   * The walk compared with the state, directory by directory (one query per directory: memory does not grow with
+   * the tree). `until`: only the part of the tree up to that directory. With deletes on, tracked files the walk
+   * did not see are looked at (in listed directories by name, elsewhere through the directories it marked).
+   */
+  private async compareTree(until?: string): Promise<void> {
+    const { config, store, log } = this.t;
+    const stats = this.p.stats;
+    const deletes = config.delete && until === undefined;
+    if (deletes) store.resetSeenDirs();
+    const unseen: string[] = [];
+    const scan = splitScan(config.sourceDir, {
+      extensions: config.monitoredExtensions,
+      exclude: [...this.t.own],
+      until,
+      trackedIn: (dir) => store.trackedIn(dir),
+      // a second thread for a big tree (not for a resumed first sync's part: that walk stops in the middle)
+      parallel: until === undefined && store.countDirs() >= PARALLEL_MIN_DIRS,
+      stateFile: store.path,
+      allDirs: deletes,
+    });
+    let sinceYield = 0;
+    for await (const item of scan) {
+      switch (item.kind) {
+        case "dir":
+          stats.scanned += item.unchanged;
+          sinceYield += item.unchanged;
+          if (deletes) {
+            store.markSeenDir(item.rel);
+            for (const name of item.unseen) unseen.push(joinPath(item.rel, name));
+          }
+          break;
+        case "file": {
+          sinceYield++;
+          const st = lstatSync(item.abs, { bigint: true, throwIfNoEntry: false });
+          if (st?.isFile()) await this.consider(item.rel, item.abs, st);
+          break;
+        }
+        case "problem":
+          stats.problems++;
+          log.error(`${item.rel}: ${item.reason}`);
+          break;
+        case "symlink":
+          stats.symlinksSkipped++;
+          log.debug(`${item.rel}: symlink, not followed`);
+          break;
+      }
+      if (sinceYield >= 2048) {
+        sinceYield = 0;
         this.p.reportProgress();
         await yieldToIO();
       }
     }
-    this.keys = null;
-    this.p.progress.walking = false;
-    await this.waitForHolds();
-    await this.applyMoves();
-    if (seen !== null) this.gone.push(...missingFromSource(this.t, seen));
-    return this.finish(true);
+    if (deletes) {
+      this.gone.push(...reallyGone(this.t, unseen));
+      this.gone.push(...reallyGone(this.t, store.pathsInUnseenDirs()));
+    }
   }
 
   /** The queue's due records: each path is looked at again now (it may be gone, unchanged, or moved). */
@@ -123,12 +163,14 @@ export class Pass {
     else queue.settle(rel, { kind: "dropped" }, now);
   }
 
-  /** The check stage: unchanged, adopted from the seed, a rename, held back, or sent. */
+  /**
+   * The check stage: unchanged, adopted from the seed, a rename, held back, or sent (the walk already passed over
+   * the files it found unchanged).
+   */
   private async consider(rel: string, abs: string, stat: Parameters<typeof statFacts>[0]): Promise<void> {
     const { store, queue } = this.t;
     this.p.stats.scanned++;
     const facts = statFacts(stat);
-    if (this.keys !== null && this.keys.get(rel) === versionKey(facts)) return; // unchanged: the common case
     const prev = store.get(rel);
     const decision = decide(facts, prev);
     if (decision === "unchanged") {

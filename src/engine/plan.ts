@@ -1,5 +1,5 @@
 // Pure planning: decide per file whether to send it, and cut the stream of files into bounded batches.
-import type { ChangeRow, FileState } from "../store/state.ts";
+import type { FileState } from "../store/state.ts";
 import type { RrdProbe } from "../track/rrd.ts";
 
 /** What identifies a version of a file without reading it (rsync's quick check, plus the inode for replaced files). */
@@ -65,6 +65,4 @@ export interface Planned {
   probe?: RrdProbe;
   /** first sync: the walk's inode change time (the whole-tree run's outcomes use it) */
   ctimeNs?: bigint;
-  /** first sync: what was written ahead for it (the settle step keeps these objects if they still hold) */
-  ahead?: { time: number; state: Omit<FileState, "seedMtime">; change: ChangeRow | null; entry: string | null };
 }

@@ -71,8 +71,9 @@ export class Sender {
   }
 
   describer(onDescribed?: ConstructorParameters<typeof Describer>[2]): Describer {
-    const { config, stager } = this.t;
-    return new Describer((f) => describeFile(f, config.changeTracking, stager), 2, onDescribed);
+    const { config, stager, copies } = this.t;
+    const deps = { tracking: config.changeTracking, stager, copies };
+    return new Describer((f) => describeFile(f, deps), 2, onDescribed);
   }
 
   /** One transport call; a transport that throws fails the batch like one that reports an error. */
@@ -97,7 +98,7 @@ export class Sender {
   }
 
   /** Outcomes → verdicts → the audit commit for what was confirmed, the queue for the rest. */
-  async record(files: Planned[], result: BatchResult, describer: Describer, t0: number): Promise<void> {
+  async record(files: Planned[], result: BatchResult, describer: Pick<Describer, "drain" | "take">, t0: number): Promise<void> {
     const { log, queue, health, audit, config } = this.t;
     const { stats } = this.p;
     for (const line of result.infoLines) log.info(line);

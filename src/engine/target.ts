@@ -4,7 +4,7 @@ import type { Config } from "../config/types.ts";
 import { ownFiles } from "../source/own-files.ts";
 import { acquireLock, type Lock } from "../store/lock.ts";
 import { isCorruption, StateStore } from "../store/state.ts";
-import { BackupStager } from "../track/backup.ts";
+import { BackupStager, copyReader } from "../track/backup.ts";
 import { type ChangeLog, openChangeLog } from "../track/changelog.ts";
 import { BackupVersions } from "../track/versions.ts";
 import { createTransport, describeTarget } from "../transport/create.ts";
@@ -59,7 +59,8 @@ export class TargetEngine {
     const versions = new BackupVersions(ct.backupDir, store, { keepVersions: ct.keepVersions, maxBackupBytes: ct.maxBackupBytes });
     const name = describeTarget(config);
     this.ctx = {
-      name, config, store, transport, stager, log, hooks,
+      name, config, store, transport, stager, log, hooks, changeLog,
+      copies: copyReader(ct.backupDir, (rel) => store.backupOf(rel)),
       own: ownFiles(config),
       audit: new Audit({ store, changeLog, stager, versions, tracking: ct, log }),
       queue: new PendingQueue({ debounceMs: config.debounceTime * 1000, maxDelayMs: config.maxDelay * 1000 }),

@@ -1,6 +1,11 @@
 // A look at one path of the source, for events and rechecks: what is there now. lstat only: never follows a symlink.
-import { type BigIntStats, lstatSync } from "node:fs";
+import { type BigIntStats, constants, lstatSync, openSync } from "node:fs";
 import { join } from "node:path";
+import { ptr } from "bun:ffi";
+import {
+  AT_FDCWD, AT_SYMLINK_NOFOLLOW, fastLibc, type Libc, O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, STATX_CTIME, STATX_INO, STATX_MODE,
+  STATX_MTIME, STATX_SIZE, STATX_TYPE, SX,
+} from "../libc.ts";
 
 export type Look =
   | { kind: "file"; stat: BigIntStats }
@@ -28,4 +33,87 @@ export function lookAt(sourceDir: string, rel: string): Look {
 /** Truly gone from the source: lstat says ENOENT/ENOTDIR (an unreadable directory proves nothing). */
 export function goneFromSource(sourceDir: string, rel: string): boolean {
   return lookAt(sourceDir, rel).kind === "gone";
+}
+
+/** What a first sync needs of a file: its version (size, mtime in ns, inode, as the state keeps them) and ctime. */
+export interface FileLook {
+  kind: "file" | "dir" | "symlink" | "other";
+  size: number;
+  mtimeNs: string;
+  ino: string;
+  ctimeNs: bigint;
+}
+
+const O_PATH = 0o10000000;
+const WANT = STATX_TYPE | STATX_MODE | STATX_SIZE | STATX_MTIME | STATX_CTIME | STATX_INO;
+const TWO32 = 4294967296;
+
+/**
+ * The files of one directory looked at in turn: statx relative to the directory's fd (one path walk for the
+ * directory, not one per file), no stat object per file. lstat where libc cannot be bound.
+ */
+export class DirLooker {
+  private readonly c: Libc | null = fastLibc();
+  private readonly fd: number;
+  private readonly sx = new Uint8Array(256);
+  private readonly view = new DataView(this.sx.buffer);
+  private readonly name = Buffer.alloc(4096);
+  private readonly namePtr = ptr(this.name);
+
+  constructor(private readonly abs: string) {
+    const c = this.c;
+    this.fd = c === null ? -1 : c.openat(AT_FDCWD, Buffer.from(`${abs}\0`), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+  }
+
+  /** The file `name` of this directory now, or null when it is not there (or cannot be looked at). */
+  look(name: string): FileLook | null {
+    const c = this.c;
+    const n = c === null || this.fd < 0 ? -1 : this.name.write(name, 0);
+    if (c === null || n < 0 || n >= this.name.length - 1) return lookPortable(`${this.abs}/${name}`);
+    this.name[n] = 0;
+    if (c.statx(this.fd, this.namePtr, AT_SYMLINK_NOFOLLOW, WANT, this.sx) !== 0) return null;
+    const v = this.view;
+    if ((v.getUint32(SX.mask, true) & WANT) !== WANT) return lookPortable(`${this.abs}/${name}`);
+    const fmt = v.getUint16(SX.mode, true) & S_IFMT;
+    const u64 = (o: number) => v.getUint32(o + 4, true) * TWO32 + v.getUint32(o, true);
+    const ino = v.getUint32(SX.ino + 4, true) < 1 << 21 ? String(u64(SX.ino)) : (BigInt(v.getUint32(SX.ino, true)) + (BigInt(v.getUint32(SX.ino + 4, true)) << 32n)).toString();
+    const ns = (secAt: number, nsecAt: number) => BigInt(v.getInt32(secAt + 4, true)) * 4294967296000000000n + BigInt(v.getUint32(secAt, true)) * 1_000_000_000n + BigInt(v.getUint32(nsecAt, true));
+    return {
+      kind: fmt === S_IFREG ? "file" : fmt === S_IFDIR ? "dir" : fmt === S_IFLNK ? "symlink" : "other",
+      size: u64(SX.size), mtimeNs: ns(SX.mtimeSec, SX.mtimeNsec).toString(), ino, ctimeNs: ns(SX.ctimeSec, SX.ctimeNsec),
+    };
+  }
+
+  /**
+   * Opens `name` to read (relative to the directory: no path walk; never through a symlink; O_NONBLOCK so a fifo
+   * put there since the look cannot hang us): an fd, or null.
+   */
+  open(name: string): number | null {
+    const c = this.c;
+    const n = c === null || this.fd < 0 ? -1 : this.name.write(name, 0);
+    if (c === null || n < 0 || n >= this.name.length - 1) {
+      try {
+        return openSync(`${this.abs}/${name}`, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      } catch {
+        return null;
+      }
+    }
+    this.name[n] = 0;
+    // an O_PATH directory fd serves openat as a base
+    const fd = c.openat(this.fd, this.namePtr, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
+    return fd < 0 ? null : fd;
+  }
+
+  close(): void {
+    if (this.c !== null && this.fd >= 0) this.c.close(this.fd);
+  }
+}
+
+function lookPortable(abs: string): FileLook | null {
+  const st = lstatSync(abs, { bigint: true, throwIfNoEntry: false });
+  if (st === undefined) return null;
+  return {
+    kind: st.isFile() ? "file" : st.isDirectory() ? "dir" : st.isSymbolicLink() ? "symlink" : "other",
+    size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ino: st.ino.toString(), ctimeNs: st.ctimeNs,
+  };
 }

@@ -18,12 +18,32 @@ export interface WalkOptions {
   onProblem: (rel: string, reason: string) => void;
   /** symlinks are skipped, not followed: counted for the summary */
   onSymlink?: (rel: string) => void;
+  /** stop after this directory (walk order): the part of the tree a resumed first sync has already synced */
+  until?: string;
 }
 
 export function matchesExtensions(name: string, extensions: string[]): boolean {
   if (extensions.length === 0) return true;
   for (const e of extensions) if (name.endsWith(e)) return true;
   return false;
+}
+
+/**
+ * Is directory `rel` at or before `after` in the walk's order (depth first, names sorted, a directory before its
+ * children)? Compared component by component, as the walk visits them.
+ */
+export function visitedBefore(rel: string, after: string): boolean {
+  if (rel === "") return true; // the root comes first
+  if (after === "") return false;
+  const a = rel.split("/");
+  const b = after.split("/");
+  for (let i = 0; i < a.length; i++) {
+    if (i >= b.length) return false; // rel is inside `after`: visited after it
+    const x = a[i] as string;
+    const y = b[i] as string;
+    if (x !== y) return x < y;
+  }
+  return true; // rel is `after` or one of its ancestors
 }
 
 /**
@@ -35,38 +55,14 @@ export function* walkTree(root: string, opts: WalkOptions): Generator<WalkedFile
   const stack: string[] = [""];
   while (stack.length > 0) {
     const relDir = stack.pop() as string;
+    if (opts.until !== undefined && !visitedBefore(relDir, opts.until)) return; // every later directory is past it too
     const absDir = relDir === "" ? root : join(root, relDir);
-    let entries: Dirent[];
-    try {
-      entries = readdirSync(absDir, { withFileTypes: true });
-    } catch (e) {
-      opts.onProblem(relDir || ".", `cannot read directory: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-      continue;
-    }
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const subdirs: string[] = [];
-    for (const entry of entries) {
-      const name = entry.name;
+    const listed = listDir(relDir, absDir, opts);
+    if (listed === null) continue;
+    const { subdirs } = listed;
+    for (const name of listed.names) {
       const rel = relDir === "" ? name : `${relDir}/${name}`;
       const abs = `${absDir}/${name}`;
-      if (opts.exclude.has(abs)) continue;
-      // The directory entry's type (d_type) spares an lstat for directories, symlinks and unmonitored names:
-      // on a 20,000-file tree that is half of a no-change pass. Only file systems without d_type get lstat.
-      if (entry.isDirectory()) {
-        subdirs.push(rel);
-        continue;
-      }
-      if (entry.isSymbolicLink()) {
-        opts.onSymlink?.(rel);
-        continue;
-      }
-      const known = entry.isFile() || entry.isFIFO() || entry.isSocket() || entry.isBlockDevice() || entry.isCharacterDevice();
-      if (known && !(entry.isFile() && matchesExtensions(name, opts.extensions))) continue;
-      if (name.includes("\uFFFD")) {
-        // Bun decodes names as UTF-8; an invalid byte sequence cannot be turned back into the real name.
-        opts.onProblem(rel, "file name is not valid UTF-8; skipped (rename it to replicate it)");
-        continue;
-      }
       let st: BigIntStats;
       try {
         st = lstatSync(abs, { bigint: true });
@@ -78,11 +74,53 @@ export function* walkTree(root: string, opts: WalkOptions): Generator<WalkedFile
       // lstat is the truth (the entry may have been replaced since the listing): never follow a symlink.
       if (st.isDirectory()) subdirs.push(rel);
       else if (st.isSymbolicLink()) opts.onSymlink?.(rel);
-      else if (st.isFile() && matchesExtensions(name, opts.extensions)) yield { rel, abs, stat: st };
+      else if (st.isFile()) yield { rel, abs, stat: st };
     }
     // Reverse so the stack pops them in sorted order: stable, predictable batches.
     for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i] as string);
   }
+}
+
+/**
+ * One directory's entries as a walk sees them: its subdirectories (relative paths, sorted) and its candidate files
+ * (names, sorted): monitored names of regular files. The entry's type (d_type) spares an lstat for directories,
+ * symlinks and unmonitored names (on a 20,000-file tree that is half of a no-change pass); only file systems without
+ * d_type get one here. null when the directory cannot be read (reported).
+ */
+export function listDir(relDir: string, absDir: string, opts: Pick<WalkOptions, "extensions" | "exclude" | "onProblem" | "onSymlink">): { subdirs: string[]; names: string[] } | null {
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(absDir, { withFileTypes: true });
+  } catch (e) {
+    opts.onProblem(relDir || ".", `cannot read directory: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    return null;
+  }
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const subdirs: string[] = [];
+  const names: string[] = [];
+  for (const entry of entries) {
+    const name = entry.name;
+    const rel = relDir === "" ? name : `${relDir}/${name}`;
+    const abs = `${absDir}/${name}`;
+    if (opts.exclude.has(abs)) continue;
+    let kind: "dir" | "symlink" | "file" | "other" = entry.isDirectory() ? "dir" : entry.isSymbolicLink() ? "symlink" : entry.isFile() ? "file" : "other";
+    if (kind === "other" && !(entry.isFIFO() || entry.isSocket() || entry.isBlockDevice() || entry.isCharacterDevice())) {
+      const st = lstatSync(abs, { throwIfNoEntry: false }); // no d_type here
+      if (st === undefined) continue;
+      kind = st.isDirectory() ? "dir" : st.isSymbolicLink() ? "symlink" : st.isFile() ? "file" : "other";
+    }
+    if (kind === "dir") subdirs.push(rel);
+    else if (kind === "symlink") opts.onSymlink?.(rel);
+    else if (kind === "file" && matchesExtensions(name, opts.extensions)) {
+      if (name.includes("\uFFFD")) {
+        // Bun decodes names as UTF-8; an invalid byte sequence cannot be turned back into the real name.
+        opts.onProblem(rel, "file name is not valid UTF-8; skipped (rename it to replicate it)");
+        continue;
+      }
+      names.push(name);
+    }
+  }
+  return { subdirs, names };
 }
 
 /** How many directories the tree has (the inotify watches it needs); symlinks are not followed, unreadable ones count. */

@@ -1,8 +1,9 @@
 // The state DB (bun:sqlite, WAL): what each file looked like when the destination last confirmed it, and the change history.
-import { Database } from "bun:sqlite";
+import { Database, type Statement } from "bun:sqlite";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync } from "node:fs";
 import { dirname } from "node:path";
 import { UserError } from "../errors.ts";
+import { changeId, ID_PER_MS, joinPath, KINDS, kindText, kindValue, migrate, splitPath, timeOfChange } from "./schema.ts";
 import type { StatusRecord, StatusUpdate } from "./status.ts";
 
 export interface FileState {
@@ -17,6 +18,8 @@ export interface FileState {
   seedMtime: number | null;
 }
 
+export type StateRow = { path: string; state: Omit<FileState, "seedMtime"> };
+
 export interface ChangeRow {
   time: number;
   path: string;
@@ -27,78 +30,153 @@ export interface ChangeRow {
   details: string;
   added: number;
   removed: number;
+  /** the summary and this many leading characters of details are shared by many changes (kept once) */
+  shared?: number;
 }
 
-/** A kept backup version of a text file: its content as synced at `syncedAt`, stored under the backup dir. */
+/** A kept backup version of a text file: its content as synced at `syncedAt`. */
 export interface BackupVersion {
   path: string;
   syncedAt: number;
   size: number;
-  /** relative to the backup dir */
-  stored: string;
+  /** relative to the backup dir, when the copy is a file there (large files, older versions); null: in the DB */
+  stored: string | null;
+  /** the copy itself, when it goes into the DB (commit only; reading it back: backupOf) */
+  data?: Uint8Array;
+  /** how `data` is encoded (track/backup.ts Codec) */
+  codec?: number;
+}
+
+/** A kept copy as the DB lists it (the newest per file is the current one). */
+export interface BackupRow {
+  size: number;
+  /** the copy, when held in the DB (encoded as `codec` says) */
+  data: Uint8Array | null;
+  codec: number;
+  /** relative to backup_dir, when the copy is a file */
+  stored: string | null;
 }
 
 export interface ChangeQuery {
   /** SQLite GLOB on the path (`*` also crosses `/`) */
   glob?: string;
+  /** that file, or everything under that directory */
+  under?: string;
   since?: number;
   until?: number;
   /** created, modified, deleted, renamed: matched against the kind's last word */
   kinds?: string[];
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS files (
-  path TEXT PRIMARY KEY,
-  size INTEGER NOT NULL,
-  mtime_ns TEXT NOT NULL,
-  ino TEXT NOT NULL,
-  sha256 TEXT,
-  rrd TEXT,
-  seed_mtime REAL,
-  synced_at INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS changes (
-  id INTEGER PRIMARY KEY,
-  time INTEGER NOT NULL,
-  path TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  summary TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS changes_path ON changes(path);
-CREATE INDEX IF NOT EXISTS files_ino ON files(ino);
-CREATE INDEX IF NOT EXISTS changes_time ON changes(time);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS versions (
-  path TEXT NOT NULL,
-  synced_at INTEGER NOT NULL,
-  size INTEGER NOT NULL,
-  stored TEXT NOT NULL,
-  PRIMARY KEY (path, synced_at)
-) WITHOUT ROWID;
-`;
+/**
+ * A tracked file's version as a walk compares it without making strings: size, mtime split in seconds and
+ * nanoseconds, inode (numbers; a value beyond 2^53 is inexact here, so a walk takes the exact path for it).
+ */
+export type Tracked = [size: number, sec: number, nsec: number, ino: number];
+
+/** A directory's tracked files by name. */
+export type DirTracked = Map<string, Tracked>;
+
+/** The query behind DirTracked: one statement per directory (the directory found through its path's index). */
+const TRACKED_SQL =
+  "SELECT name, size, mtime_ns / 1000000000, mtime_ns % 1000000000, ino FROM files WHERE dir = (SELECT id FROM dirs WHERE path = ?) AND size >= 0";
+
+function trackedMap(rows: unknown[][]): DirTracked {
+  const out: DirTracked = new Map();
+  for (const r of rows) out.set(r[0] as string, [r[1] as number, r[2] as number, r[3] as number, r[4] as number]);
+  return out;
+}
+
+/**
+ * A read-only view of the tracked versions, for a walk in a worker thread (its own connection: WAL lets it read
+ * beside the engine's writes).
+ */
+export class TrackedReader {
+  private readonly db: Database;
+  private readonly q: Statement;
+
+  constructor(path: string) {
+    this.db = new Database(path, { readonly: true });
+    this.db.exec("PRAGMA busy_timeout = 5000;");
+    this.q = this.db.query(TRACKED_SQL);
+  }
+
+  trackedIn(dir: string): DirTracked {
+    return trackedMap(this.q.values(dir) as unknown[][]);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
 
 const SQLITE_MAGIC = "SQLite format 3\0";
+const INT63_MAX = 9223372036854775807n;
+/** Directory ids kept in memory: a walk goes directory by directory, so a small cache serves it (bounded memory). */
+const DIR_CACHE = 4096;
+const LAYOUT_CACHE = 256;
+
+type FileRow = {
+  size: number | bigint; mtime_ns: bigint | string; ino: bigint | string; sha256: Uint8Array | string | null; layout: bigint | null;
+  rrd_last: number | null; rrd_values: string | null; seed_mtime: number | null;
+};
+
+/** An inode or mtime (decimal text) as SQLite stores it: an INTEGER when it fits in 63 bits. */
+function intValue(s: string): bigint | string {
+  if (s === "") return 0n;
+  const n = BigInt(s);
+  return n <= INT63_MAX && n >= -INT63_MAX ? n : s;
+}
+
+function hashValue(hex: string | null): Uint8Array | string | null {
+  return hex !== null && /^[0-9a-f]{64}$/.test(hex) ? Buffer.from(hex, "hex") : hex;
+}
+
+/** A small insertion-ordered cache: past its size the oldest entry goes. */
+class Cache<K, V> {
+  private readonly m = new Map<K, V>();
+  constructor(private readonly max: number) {}
+  get(k: K): V | undefined {
+    return this.m.get(k);
+  }
+  set(k: K, v: V): void {
+    if (this.m.size >= this.max) this.m.delete(this.m.keys().next().value as K);
+    this.m.set(k, v);
+  }
+  clear(): void {
+    this.m.clear();
+  }
+}
 
 export class StateStore {
-  private readonly getStmt;
-  private readonly putStmt;
-  private readonly changeStmt;
-  /** what was written ahead per path: the very objects, so settling compares references, not contents */
-  private ahead: Map<string, { state: Omit<FileState, "seedMtime">; changeId: number | null; change: ChangeRow | null }> | null = null;
+  private readonly dirIds = new Cache<string, number>(DIR_CACHE);
+  private readonly layoutIds = new Cache<string, number>(LAYOUT_CACHE);
+  private readonly layoutDefs = new Cache<number, string>(LAYOUT_CACHE);
+  private readonly textIds = new Cache<string, number>(LAYOUT_CACHE);
+  private readonly texts = new Cache<number, string>(LAYOUT_CACHE);
+  private readonly getStmt: Statement<FileRow, [number, string]>;
+  private readonly putStmt: Statement;
+  private readonly changeStmt: Statement;
+  private readonly backupStmt: Statement;
+  private inTransaction = false;
+  /** the newest change's id: the next one is made from its time and this (schema.ts changeId) */
+  private lastChangeId: number;
 
   private constructor(private readonly db: Database, readonly path: string) {
-    this.getStmt = db.query<{ size: number; mtime_ns: string; ino: string; sha256: string | null; rrd: string | null; seed_mtime: number | null }, [string]>(
-      "SELECT size, mtime_ns, ino, sha256, rrd, seed_mtime FROM files WHERE path = ?",
+    this.getStmt = db.query<FileRow, [number, string]>(
+      "SELECT size, mtime_ns, ino, sha256, layout, rrd_last, rrd_values, seed_mtime FROM files WHERE dir = ? AND name = ?",
     );
+    this.getStmt.safeIntegers(true);
     this.putStmt = db.query(
-      "INSERT OR REPLACE INTO files (path, size, mtime_ns, ino, sha256, rrd, seed_mtime, synced_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
+      "INSERT OR REPLACE INTO files (dir, name, size, mtime_ns, ino, sha256, layout, rrd_last, rrd_values, seed_mtime) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
     );
-    this.changeStmt = db.query("INSERT INTO changes (time, path, kind, summary, details, added, removed) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    this.changeStmt = db.query("INSERT INTO changes (id, dir, name, kind, summary, details, added, removed, head) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    this.backupStmt = db.query("INSERT OR REPLACE INTO backups (dir, name, synced_at, size, data, codec, stored) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    this.lastChangeId = this.maxChangeId();
   }
 
   /** Opens (creating) the DB; a seed JSON state file found at `path` is moved aside and imported first. */
-  static open(path: string): { store: StateStore; imported: number; seedBackup: string | null; corruptCopy: string | null } {
+  static open(path: string): { store: StateStore; imported: number; seedBackup: string | null; corruptCopy: string | null; upgraded: boolean } {
     mkdirSync(dirname(path), { recursive: true });
     const seedBackup = `${path}.seed.json`;
     let seedJson: string | null = null;
@@ -111,22 +189,22 @@ export class StateStore {
       // A crash after the rename but before the import committed: import again from the kept copy.
       seedJson = readFileSync(seedBackup, "utf8");
     }
-    let db: Database;
+    let opened: { db: Database; upgraded: boolean };
     let corruptCopy: string | null = null;
     try {
-      db = openDb(path);
+      opened = openDb(path);
     } catch (e) {
       if (!isCorruption(e)) {
         throw new UserError(`state_file ${path}: cannot open the state DB: ${(e as Error).message}`, 1,
           "check the path's permissions and free space; move a damaged file aside and rrdsync rebuilds it with one full compare pass");
       }
       corruptCopy = StateStore.moveAside(path);
-      db = openDb(path);
+      opened = openDb(path);
     }
-    const store = new StateStore(db, path);
+    const store = new StateStore(opened.db, path);
     let imported = 0;
     if (seedJson !== null && store.countFiles() === 0) imported = store.importSeed(parseSeedState(seedJson, seedBackup));
-    return { store, imported, seedBackup: seedJson !== null ? seedBackup : null, corruptCopy };
+    return { store, imported, seedBackup: seedJson !== null ? seedBackup : null, corruptCopy, upgraded: opened.upgraded };
   }
 
   /**
@@ -146,38 +224,106 @@ export class StateStore {
     return StateStore.open(path).store;
   }
 
-  get(path: string): FileState | null {
-    const r = this.getStmt.get(path);
-    if (!r) return null;
-    return { size: r.size, mtimeNs: r.mtime_ns, ino: r.ino, sha256: r.sha256, rrd: r.rrd, seedMtime: r.seed_mtime };
+  /** The id of a directory (tree-relative, "" = the root); `create`: made if missing, else null when unknown. */
+  private dirId(dir: string, create: true): number;
+  private dirId(dir: string, create: false): number | null;
+  private dirId(dir: string, create: boolean): number | null {
+    const cached = this.dirIds.get(dir);
+    if (cached !== undefined) return cached;
+    // Making one (a first sync, a new directory): one statement whether it is new or not.
+    const r = create
+      ? (this.db.query<{ id: number }, [string]>("INSERT INTO dirs (path) VALUES (?) ON CONFLICT (path) DO UPDATE SET path = path RETURNING id").get(dir) as { id: number })
+      : this.db.query<{ id: number }, [string]>("SELECT id FROM dirs WHERE path = ?").get(dir);
+    if (r === null) return null;
+    this.dirIds.set(dir, r.id);
+    return r.id;
   }
 
-  /**
-   * Every row's version key ("size:mtime_ns:ino") in one query, for a pass to compare 20,000 files in ~20 ms
-   * instead of 20,000 lookups (~200 ms). null above `limit` rows: then per-file lookups keep memory bounded.
-   */
-  versionKeys(limit: number): Map<string, string> | null {
-    if (this.countFiles() > limit) return null;
-    const out = new Map<string, string>();
-    // The key is built by SQLite (in C): half the cost of building 20,000 strings in JS.
-    for (const r of this.db.query("SELECT path, size || ':' || mtime_ns || ':' || ino FROM files").values() as Array<[string, string]>) {
-      out.set(r[0], r[1]);
+  private fileKey(path: string, create: true): [number, string];
+  private fileKey(path: string, create: false): [number, string] | null;
+  private fileKey(path: string, create: boolean): [number, string] | null {
+    const [dir, name] = splitPath(path);
+    const id = create ? this.dirId(dir, true) : this.dirId(dir, false);
+    return id === null ? null : [id, name];
+  }
+
+  private layoutId(def: string): number {
+    const cached = this.layoutIds.get(def);
+    if (cached !== undefined) return cached;
+    const q = this.db.query<{ id: number }, [string]>("SELECT id FROM rrd_layouts WHERE def = ?");
+    const r = q.get(def) ?? (this.db.query<{ id: number }, [string]>("INSERT INTO rrd_layouts (def) VALUES (?) RETURNING id").get(def) as { id: number });
+    this.layoutIds.set(def, r.id);
+    return r.id;
+  }
+
+  private layoutDef(id: number): string | null {
+    const cached = this.layoutDefs.get(id);
+    if (cached !== undefined) return cached;
+    const r = this.db.query<{ def: string }, [number]>("SELECT def FROM rrd_layouts WHERE id = ?").get(id);
+    if (r === null) return null;
+    this.layoutDefs.set(id, r.def);
+    return r.def;
+  }
+
+  /** An RRD summary (JSON) as stored: its layout shared, the last update and values per file. */
+  private rrdColumns(rrd: string | null): [layout: number | null, last: number | null, values: string | null] {
+    if (rrd === null) return [null, null, null];
+    try {
+      const s = JSON.parse(rrd) as { step?: unknown; ds?: unknown; rra?: unknown; last?: unknown; lastDs?: unknown };
+      if (Array.isArray(s.ds) && Array.isArray(s.rra) && Array.isArray(s.lastDs) && typeof s.last === "number") {
+        return [this.layoutId(JSON.stringify({ step: s.step, ds: s.ds, rra: s.rra })), s.last, JSON.stringify(s.lastDs)];
+      }
+    } catch {
+      // not a summary we know: kept as it is
     }
-    return out;
+    return [null, null, rrd];
   }
 
-  /** Every tracked file's version key, in path order (≈ directory order): what the stat sweep compares against. */
+  private toState(r: FileRow): FileState {
+    const size = Number(r.size);
+    const seed = size < 0;
+    let rrd: string | null = null;
+    if (r.layout !== null) {
+      const def = this.layoutDef(Number(r.layout));
+      rrd = def === null ? null : `${def.slice(0, -1)},"last":${JSON.stringify(r.rrd_last)},"lastDs":${r.rrd_values}}`;
+    } else rrd = r.rrd_values;
+    const sha = r.sha256;
+    return {
+      size, mtimeNs: seed ? "" : String(r.mtime_ns), ino: seed ? "" : String(r.ino),
+      sha256: sha === null ? null : typeof sha === "string" ? sha : Buffer.from(sha).toString("hex"), rrd, seedMtime: r.seed_mtime,
+    };
+  }
+
+  get(path: string): FileState | null {
+    const key = this.fileKey(path, false);
+    if (key === null) return null;
+    const r = this.getStmt.get(key[0], key[1]);
+    return r ? this.toState(r) : null;
+  }
+
+  /** A directory's tracked files: a full pass compares a listing with it, one query per directory. */
+  trackedIn(dir: string): DirTracked {
+    return trackedMap(this.db.query(TRACKED_SQL).values(dir) as unknown[][]);
+  }
+
+  countDirs(): number {
+    return (this.db.query("SELECT count(*) AS n FROM dirs").get() as { n: number }).n;
+  }
+
+  /** Every tracked file's version key, a directory's files together: what the stat sweep compares against. */
   *trackedKeys(): Generator<{ rel: string; key: string }> {
-    // Pages by key, not one long-lived statement: the caller may yield between rows while batches commit on this
-    // connection, and a million rows never sit in memory together.
-    const page = this.db.query<{ rel: string; key: string }, [string]>(
-      "SELECT path AS rel, size || ':' || mtime_ns || ':' || ino AS key FROM files WHERE path > ? AND size >= 0 ORDER BY path LIMIT 4096",
+    // Pages by key (directory, name: a directory's files come together), not one long-lived statement: the caller
+    // may yield between rows while batches commit on this connection, and a million rows never sit in memory together.
+    const page = this.db.query<{ dir: number; path: string; name: string; key: string }, [number, string]>(
+      "SELECT f.dir, d.path, f.name, f.size || ':' || f.mtime_ns || ':' || f.ino AS key FROM files f JOIN dirs d ON d.id = f.dir " +
+        "WHERE (f.dir, f.name) > (?, ?) AND f.size >= 0 ORDER BY f.dir, f.name LIMIT 4096",
     );
-    for (let after = ""; ;) {
-      const rows = page.all(after);
-      yield* rows;
+    for (let after: [number, string] = [-1, ""]; ;) {
+      const rows = page.all(after[0], after[1]);
+      for (const r of rows) yield { rel: joinPath(r.path, r.name), key: r.key };
       if (rows.length < 4096) return;
-      after = (rows.at(-1) as { rel: string }).rel;
+      const last = rows.at(-1) as { dir: number; name: string };
+      after = [last.dir, last.name];
     }
   }
 
@@ -185,177 +331,325 @@ export class StateStore {
     return (this.db.query("SELECT count(*) AS n FROM files").get() as { n: number }).n;
   }
 
+  private putRow(r: StateRow): void {
+    const [dir, name] = this.fileKey(r.path, true);
+    const s = r.state;
+    const [layout, last, values] = this.rrdColumns(s.rrd);
+    this.putStmt.run(dir, name, s.size, intValue(s.mtimeNs), intValue(s.ino), hashValue(s.sha256), layout, last, values);
+  }
+
+  private putChange(c: ChangeRow): void {
+    const [dir, name] = this.fileKey(c.path, true);
+    this.lastChangeId = changeId(c.time, this.lastChangeId);
+    const n = c.shared ?? 0;
+    if (n > 0 && n <= c.details.length && !c.summary.includes("\0")) {
+      const head = this.textId(`${c.summary}\0${c.details.slice(0, n)}`);
+      this.changeStmt.run(this.lastChangeId, dir, name, kindValue(c.kind), "", c.details.slice(n), c.added, c.removed, head);
+    } else {
+      this.changeStmt.run(this.lastChangeId, dir, name, kindValue(c.kind), c.summary, c.details, c.added, c.removed, null);
+    }
+  }
+
+  /** A shared text's id (made if new), through a small cache: a first sync has one per RRD layout. */
+  private textId(text: string): number {
+    const cached = this.textIds.get(text);
+    if (cached !== undefined) return cached;
+    const r = this.db.query<{ id: number }, [string]>("SELECT id FROM texts WHERE text = ?").get(text) ??
+      (this.db.query<{ id: number }, [string]>("INSERT INTO texts (text) VALUES (?) RETURNING id").get(text) as { id: number });
+    this.textIds.set(text, r.id);
+    return r.id;
+  }
+
+  private textOf(id: number): string {
+    const cached = this.texts.get(id);
+    if (cached !== undefined) return cached;
+    const t = this.db.query<{ text: string }, [number]>("SELECT text FROM texts WHERE id = ?").get(id)?.text ?? "\0";
+    this.texts.set(id, t);
+    return t;
+  }
+
+  private putBackup(v: BackupVersion): void {
+    const [dir, name] = this.fileKey(v.path, true);
+    this.backupStmt.run(dir, name, v.syncedAt, v.size, v.data ?? null, v.codec ?? 0, v.stored);
+  }
+
+  /** Runs fn in a transaction, or inside the one already open (a first-sync slice writing ahead). */
+  private tx(fn: () => void): void {
+    if (this.inTransaction) fn();
+    else this.db.transaction(fn)();
+  }
+
   /**
    * One transaction per batch: rows advance together with the changes they explain and the backup versions
    * published for them, or not at all.
    */
-  commit(rows: Array<{ path: string; state: Omit<FileState, "seedMtime"> }>, changes: ChangeRow[], versions: BackupVersion[] = []): void {
-    const now = Date.now();
-    const version = this.db.query("INSERT OR REPLACE INTO versions (path, synced_at, size, stored) VALUES (?, ?, ?, ?)");
-    this.db.transaction(() => {
-      for (const r of rows) this.putStmt.run(r.path, r.state.size, r.state.mtimeNs, r.state.ino, r.state.sha256, r.state.rrd, now);
-      for (const c of changes) this.changeStmt.run(c.time, c.path, c.kind, c.summary, c.details, c.added, c.removed);
-      for (const v of versions) version.run(v.path, v.syncedAt, v.size, v.stored);
-    })();
+  commit(rows: StateRow[], changes: ChangeRow[], versions: BackupVersion[] = []): void {
+    this.tx(() => {
+      for (const r of rows) this.putRow(r);
+      for (const c of changes) this.putChange(c);
+      for (const v of versions) this.putBackup(v);
+    });
   }
 
   /**
-   * Write-ahead for a first sync (empty state): rows and change rows are written inside one open transaction as
-   * each file is described, while the transfer runs, so confirming 20,000 files costs a COMMIT instead of 40,000
-   * inserts after it. settleAhead() makes the DB exactly what commit() would have made of the final rows (rows
-   * and changes that are the very objects written ahead stay; any other is written; the rest is removed); a crash
-   * before it rolls everything back (nothing was committed).
+   * A first-sync slice: its rows, changes and backups are written into one open transaction as each file is
+   * described, while the transfer runs; the slice commits once the destination vouched for it, or rolls back
+   * (nothing of it was committed; a crash rolls it back too). No per-file object is kept here.
    */
-  beginAhead(): void {
-    if (this.countFiles() !== 0) throw new Error("write-ahead is only for an empty state");
+  beginSlice(): number {
+    if (this.inTransaction) throw new Error("a slice is already open");
     this.db.exec("BEGIN");
-    this.ahead = new Map();
+    this.inTransaction = true;
+    return this.maxChangeId();
   }
 
-  writeAhead(path: string, state: Omit<FileState, "seedMtime">, change: ChangeRow | null): void {
-    if (this.ahead === null) throw new Error("no write-ahead transaction");
-    this.putStmt.run(path, state.size, state.mtimeNs, state.ino, state.sha256, state.rrd, Date.now());
-    const changeId = change === null ? null : Number(this.changeStmt.run(change.time, change.path, change.kind, change.summary, change.details, change.added, change.removed).lastInsertRowid);
-    this.ahead.set(path, { state, changeId, change });
+  get sliceOpen(): boolean {
+    return this.inTransaction;
   }
 
-  get writingAhead(): boolean {
-    return this.ahead !== null;
+  /** One file of the open slice: its row, its change and its backup copy, as a confirmation would commit them. */
+  writeAhead(row: StateRow, change: ChangeRow | null, backup: BackupVersion | null): void {
+    if (!this.inTransaction) throw new Error("no slice open");
+    this.putRow(row);
+    if (change !== null) this.putChange(change);
+    if (backup !== null) this.putBackup(backup);
   }
 
-  settleAhead(rows: Array<{ path: string; state: Omit<FileState, "seedMtime"> }>, changes: ChangeRow[], versions: BackupVersion[]): void {
-    const ahead = this.ahead;
-    if (ahead === null) throw new Error("no write-ahead transaction");
-    const finalRows = new Map(rows.map((r) => [r.path, r]));
-    const finalChanges = new Map(changes.map((c) => [c.path, c]));
-    const delRow = this.db.query("DELETE FROM files WHERE path = ?");
-    const delChange = this.db.query("DELETE FROM changes WHERE id = ?");
-    for (const [path, w] of ahead) {
-      const r = finalRows.get(path);
-      if (r === undefined) delRow.run(path);
-      else if (r.state === w.state) finalRows.delete(path);
-      if (w.changeId === null) continue;
-      if (finalChanges.get(path) === w.change) finalChanges.delete(path);
-      else delChange.run(w.changeId);
-    }
-    const now = Date.now();
-    const version = this.db.query("INSERT OR REPLACE INTO versions (path, synced_at, size, stored) VALUES (?, ?, ?, ?)");
-    for (const r of finalRows.values()) this.putStmt.run(r.path, r.state.size, r.state.mtimeNs, r.state.ino, r.state.sha256, r.state.rrd, now);
-    for (const c of changes) if (finalChanges.has(c.path)) this.changeStmt.run(c.time, c.path, c.kind, c.summary, c.details, c.added, c.removed);
-    for (const v of versions) version.run(v.path, v.syncedAt, v.size, v.stored);
+  /** A file of the open slice the destination did not vouch for: what was written ahead for it goes. */
+  unwriteAhead(path: string, changesAfter: number, since: number): void {
+    const key = this.fileKey(path, false);
+    if (key === null) return;
+    this.db.query("DELETE FROM files WHERE dir = ? AND name = ?").run(key[0], key[1]);
+    this.db.query("DELETE FROM changes WHERE dir = ? AND id > ? AND name = ?").run(key[0], changesAfter, key[1]);
+    this.db.query("DELETE FROM backups WHERE dir = ? AND name = ? AND stored IS NULL AND synced_at >= ?").run(key[0], key[1], since);
+  }
+
+  maxChangeId(): number {
+    return (this.db.query("SELECT coalesce(max(id), 0) AS n FROM changes").get() as { n: number }).n;
+  }
+
+  /** How many changes of each kind were recorded after change `afterId` (a first sync's summary). */
+  changeKindsSince(afterId: number): Array<{ kind: string; n: number }> {
+    return this.db.query<{ kind: number | string; n: number }, [number]>("SELECT kind, count(*) AS n FROM changes WHERE id > ? GROUP BY kind ORDER BY n DESC")
+      .all(afterId)
+      .map((r) => ({ kind: kindText(r.kind), n: r.n }));
+  }
+
+  /** Files tracked and their bytes. */
+  totals(): { files: number; bytes: number } {
+    return this.db.query<{ files: number; bytes: number }, []>("SELECT count(*) AS files, coalesce(sum(max(size, 0)), 0) AS bytes FROM files").get() as { files: number; bytes: number };
+  }
+
+  /** The change rows written since `afterId`, oldest first (the slice's entries, for the change log). */
+  *changesSince(afterId: number): Generator<ChangeRow> {
+    yield* this.changeRows("WHERE c.id > ?", [afterId]);
+  }
+
+  commitSlice(): void {
+    if (!this.inTransaction) throw new Error("no slice open");
     this.db.exec("COMMIT");
-    this.ahead = null;
+    this.inTransaction = false;
   }
 
-  abortAhead(): void {
-    if (this.ahead === null) return;
-    this.ahead = null;
+  abortSlice(): void {
+    if (!this.inTransaction) return;
+    this.inTransaction = false;
     this.db.exec("ROLLBACK");
+    // ids made inside the rolled-back transaction are gone
+    this.dirIds.clear();
+    this.layoutIds.clear();
+    this.layoutDefs.clear();
+    this.textIds.clear();
+    this.texts.clear();
+    this.lastChangeId = this.maxChangeId();
   }
 
   /** Tracked files with this inode: a new path with a tracked file's inode, size and mtime is that file renamed. */
   byInode(ino: string): Array<{ path: string; state: FileState }> {
-    return this.db
-      .query<{ path: string; size: number; mtime_ns: string; ino: string; sha256: string | null; rrd: string | null; seed_mtime: number | null }, [string]>(
-        "SELECT path, size, mtime_ns, ino, sha256, rrd, seed_mtime FROM files WHERE ino = ?",
-      )
-      .all(ino)
-      .map((r) => ({ path: r.path, state: { size: r.size, mtimeNs: r.mtime_ns, ino: r.ino, sha256: r.sha256, rrd: r.rrd, seedMtime: r.seed_mtime } }));
+    const q = this.db.query<FileRow & { dir_path: string; name: string }, [bigint | string]>(
+      "SELECT d.path AS dir_path, f.name, f.size, f.mtime_ns, f.ino, f.sha256, f.layout, f.rrd_last, f.rrd_values, f.seed_mtime FROM files f JOIN dirs d ON d.id = f.dir WHERE f.ino = ?",
+    );
+    q.safeIntegers(true);
+    return q.all(intValue(ino)).map((r) => ({ path: joinPath(r.dir_path, r.name), state: this.toState(r) }));
   }
 
   /** Renames done on the replica: each row moves to its new path, its backup versions follow, the change is recorded. */
   commitRenames(moves: Array<{ from: string; to: string }>, changes: ChangeRow[]): void {
-    const move = this.db.query("UPDATE files SET path = ?, synced_at = ? WHERE path = ?");
-    const drop = this.db.query("DELETE FROM files WHERE path = ?");
-    const versions = this.db.query("UPDATE versions SET path = ?, stored = CASE WHEN stored = ? THEN ? ELSE stored END WHERE path = ?");
-    const now = Date.now();
-    this.db.transaction(() => {
+    const drop = this.db.query("DELETE FROM files WHERE dir = ? AND name = ?");
+    const move = this.db.query("UPDATE files SET dir = ?, name = ? WHERE dir = ? AND name = ?");
+    const dropBackups = this.db.query("DELETE FROM backups WHERE dir = ? AND name = ?");
+    const backups = this.db.query("UPDATE backups SET dir = ?, name = ?, stored = CASE WHEN stored = ? THEN ? ELSE stored END WHERE dir = ? AND name = ?");
+    this.tx(() => {
       for (const m of moves) {
-        drop.run(m.to); // a stale row for the new name (its file was gone) gives way
-        move.run(m.to, now, m.from);
-        versions.run(m.to, m.from, m.to, m.from);
+        const from = this.fileKey(m.from, true);
+        const to = this.fileKey(m.to, true);
+        drop.run(to[0], to[1]); // a stale row for the new name (its file was gone) gives way
+        move.run(to[0], to[1], from[0], from[1]);
+        dropBackups.run(to[0], to[1]);
+        backups.run(to[0], to[1], m.from, m.to, from[0], from[1]);
       }
-      for (const c of changes) this.changeStmt.run(c.time, c.path, c.kind, c.summary, c.details, c.added, c.removed);
-    })();
+      for (const c of changes) this.putChange(c);
+    });
   }
 
-  /** Every tracked path (a pass looks for the ones gone from the source). */
+  /** Every tracked path, directory by directory (a pass looks for the ones gone from the source). */
   *paths(): Generator<string> {
-    for (const r of this.db.query<{ path: string }, []>("SELECT path FROM files").iterate()) yield r.path;
+    const q = this.db.query<{ path: string; name: string }, []>("SELECT d.path, f.name FROM files f JOIN dirs d ON d.id = f.dir");
+    for (const r of q.iterate()) yield joinPath(r.path, r.name);
   }
 
   /** The tracked paths under a directory (a directory that vanished takes them along). */
   *pathsUnder(dir: string): Generator<string> {
-    // A range on the primary key: "dir/" ≤ path < "dir0" ('0' follows '/'), without LIKE's wildcards in names.
-    const q = this.db.query<{ path: string }, [string, string]>("SELECT path FROM files WHERE path >= ? AND path < ?");
-    for (const r of q.iterate(`${dir}/`, `${dir}0`)) yield r.path;
+    // A range on the dirs' unique index: "dir/" ≤ path < "dir0" ('0' follows '/'), without LIKE's wildcards in names.
+    const q = this.db.query<{ path: string; name: string }, [string, string, string]>(
+      "SELECT d.path, f.name FROM dirs d JOIN files f ON f.dir = d.id WHERE d.path = ? OR (d.path >= ? AND d.path < ?)",
+    );
+    for (const r of q.iterate(dir, `${dir}/`, `${dir}0`)) yield joinPath(r.path, r.name);
+  }
+
+  /**
+   * A full pass with deletes on marks the directories it listed (in a temporary table, not in memory); tracked
+   * files in directories it never listed (a directory removed whole, or unreadable) are then looked at.
+   */
+  resetSeenDirs(): void {
+    this.db.exec("CREATE TEMP TABLE IF NOT EXISTS seen_dirs (id INTEGER PRIMARY KEY); DELETE FROM temp.seen_dirs;");
+  }
+
+  markSeenDir(dir: string): void {
+    const id = this.dirId(dir, false);
+    if (id !== null) this.db.query("INSERT OR IGNORE INTO temp.seen_dirs (id) VALUES (?)").run(id);
+  }
+
+  *pathsInUnseenDirs(): Generator<string> {
+    const q = this.db.query<{ path: string; name: string }, []>(
+      "SELECT d.path, f.name FROM files f JOIN dirs d ON d.id = f.dir WHERE f.dir NOT IN (SELECT id FROM temp.seen_dirs)",
+    );
+    for (const r of q.iterate()) yield joinPath(r.path, r.name);
   }
 
   /** Deletes confirmed on the replica: their rows go, their change rows and moved backups are recorded. */
   commitDeletes(paths: string[], changes: ChangeRow[], versions: BackupVersion[]): void {
-    const del = this.db.query("DELETE FROM files WHERE path = ?");
-    const version = this.db.query("INSERT OR REPLACE INTO versions (path, synced_at, size, stored) VALUES (?, ?, ?, ?)");
-    this.db.transaction(() => {
-      for (const p of paths) del.run(p);
-      for (const c of changes) this.changeStmt.run(c.time, c.path, c.kind, c.summary, c.details, c.added, c.removed);
-      for (const v of versions) version.run(v.path, v.syncedAt, v.size, v.stored);
-    })();
+    const del = this.db.query("DELETE FROM files WHERE dir = ? AND name = ?");
+    this.tx(() => {
+      for (const p of paths) {
+        const key = this.fileKey(p, false);
+        if (key !== null) del.run(key[0], key[1]);
+      }
+      for (const c of changes) this.putChange(c);
+      for (const v of versions) this.putBackup(v);
+    });
   }
 
-  /** The change history, oldest first, filtered as `rrdsync log` asks. */
-  changes(q: ChangeQuery = {}): ChangeRow[] {
+  /** The change history, oldest first, filtered as `rrdsync log` asks; streamed (any size of history). */
+  *changes(q: ChangeQuery = {}): Generator<ChangeRow> {
     const where: string[] = [];
     const args: Array<string | number> = [];
+    if (q.under !== undefined) {
+      // that file, or anything under that directory: index lookups on changes(dir) and dirs(path)
+      const p = q.under.replace(/\/+$/, "");
+      const [dir, name] = splitPath(p);
+      where.push("((c.dir = (SELECT id FROM dirs WHERE path = ?) AND c.name = ?) OR c.dir IN (SELECT id FROM dirs WHERE path = ? OR (path >= ? AND path < ?)))");
+      args.push(dir, name, p, `${p}/`, `${p}0`);
+    }
     if (q.glob) {
-      where.push("path GLOB ?");
+      where.push("(CASE WHEN d.path = '' THEN c.name ELSE d.path || '/' || c.name END) GLOB ?");
       args.push(q.glob);
     }
+    // the id carries the time: a range of the table's key
     if (q.since !== undefined) {
-      where.push("time >= ?");
-      args.push(q.since);
+      where.push("c.id >= ?");
+      args.push(q.since * ID_PER_MS);
     }
     if (q.until !== undefined) {
-      where.push("time <= ?");
-      args.push(q.until);
+      where.push("c.id < ?");
+      args.push((q.until + 1) * ID_PER_MS);
     }
     if (q.kinds && q.kinds.length > 0) {
-      where.push(`(${q.kinds.map(() => "kind LIKE ?").join(" OR ")})`);
+      const codes = KINDS.flatMap((k, i) => (q.kinds?.some((w) => k.endsWith(` ${w}`)) ? [i] : []));
+      where.push(`(c.kind IN (${codes.join(",") || "NULL"}) OR (typeof(c.kind) = 'text' AND (${q.kinds.map(() => "c.kind LIKE ?").join(" OR ")})))`);
       for (const k of q.kinds) args.push(`%${k}`);
     }
-    const sql = `SELECT time, path, kind, summary, details, added, removed FROM changes${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY id`;
-    return this.db.query<ChangeRow, Array<string | number>>(sql).all(...args);
+    yield* this.changeRows(where.length ? `WHERE ${where.join(" AND ")}` : "", args);
+  }
+
+  private *changeRows(where: string, args: Array<string | number>): Generator<ChangeRow> {
+    const sql = `SELECT c.id, d.path AS dir, c.name, c.kind, c.summary, c.details, c.added, c.removed, c.head FROM changes c JOIN dirs d ON d.id = c.dir ${where} ORDER BY c.id`;
+    type Row = Omit<ChangeRow, "path" | "time" | "kind"> & { id: number; dir: string; name: string; kind: number | string; head: number | null };
+    for (const r of this.db.query<Row, Array<string | number>>(sql).iterate(...args)) {
+      let { summary, details } = r;
+      if (r.head !== null) {
+        const t = this.textOf(r.head);
+        const z = t.indexOf("\0");
+        summary = t.slice(0, z);
+        details = t.slice(z + 1) + details;
+      }
+      yield { time: timeOfChange(r.id), path: joinPath(r.dir, r.name), kind: kindText(r.kind), summary, details, added: r.added, removed: r.removed };
+    }
   }
 
   /** A text file's kept backup versions, newest first. */
   versionsOf(path: string): BackupVersion[] {
+    const key = this.fileKey(path, false);
+    if (key === null) return [];
     return this.db
-      .query<BackupVersion, [string]>("SELECT path, synced_at AS syncedAt, size, stored FROM versions WHERE path = ? ORDER BY synced_at DESC")
-      .all(path);
+      .query<Omit<BackupVersion, "path">, [number, string]>("SELECT synced_at AS syncedAt, size, stored FROM backups WHERE dir = ? AND name = ? ORDER BY synced_at DESC")
+      .all(key[0], key[1])
+      .map((v) => ({ path, ...v }));
   }
 
-  /** Every kept version, oldest first, with the total: for retention by bytes. */
-  allVersions(): BackupVersion[] {
-    return this.db.query<BackupVersion, []>("SELECT path, synced_at AS syncedAt, size, stored FROM versions ORDER BY synced_at").all();
+  /** A kept copy: the newest of `path` (the current one), or the one synced at `syncedAt`; null if none. */
+  backupOf(path: string, syncedAt?: number): BackupRow | null {
+    const key = this.fileKey(path, false);
+    if (key === null) return null;
+    const cols = "size, data, codec, stored";
+    if (syncedAt !== undefined) {
+      return this.db.query<BackupRow, [number, string, number]>(`SELECT ${cols} FROM backups WHERE dir = ? AND name = ? AND synced_at = ?`).get(key[0], key[1], syncedAt);
+    }
+    return this.db.query<BackupRow, [number, string]>(`SELECT ${cols} FROM backups WHERE dir = ? AND name = ? ORDER BY synced_at DESC LIMIT 1`).get(key[0], key[1]);
+  }
+
+  /**
+   * Retention by bytes: the superseded versions (all but the newest of each file), oldest first, that must go for
+   * the rest to fit in maxBytes. The total of every copy is checked first: usually far below, and one scan.
+   */
+  supersededOverLimit(maxBytes: number): BackupVersion[] {
+    const all = (this.db.query("SELECT coalesce(sum(size), 0) AS n FROM backups").get() as { n: number }).n;
+    if (all <= maxBytes) return [];
+    const old = "EXISTS (SELECT 1 FROM backups n WHERE n.dir = b.dir AND n.name = b.name AND n.synced_at > b.synced_at)";
+    let total = (this.db.query(`SELECT coalesce(sum(size), 0) AS n FROM backups b WHERE ${old}`).get() as { n: number }).n;
+    const out: BackupVersion[] = [];
+    const q = this.db.query<Omit<BackupVersion, "path"> & { dir: string; name: string }, []>(
+      `SELECT d.path AS dir, b.name, b.synced_at AS syncedAt, b.size, b.stored FROM backups b JOIN dirs d ON d.id = b.dir WHERE ${old} ORDER BY b.synced_at`,
+    );
+    for (const r of q.iterate()) {
+      if (total <= maxBytes) break;
+      out.push({ path: joinPath(r.dir, r.name), syncedAt: r.syncedAt, size: r.size, stored: r.stored });
+      total -= r.size;
+    }
+    return out;
   }
 
   forgetVersions(vs: BackupVersion[]): void {
-    const del = this.db.query("DELETE FROM versions WHERE path = ? AND synced_at = ?");
-    this.db.transaction(() => {
-      for (const v of vs) del.run(v.path, v.syncedAt);
-    })();
+    const del = this.db.query("DELETE FROM backups WHERE dir = ? AND name = ? AND synced_at = ?");
+    this.tx(() => {
+      for (const v of vs) {
+        const key = this.fileKey(v.path, false);
+        if (key !== null) del.run(key[0], key[1], v.syncedAt);
+      }
+    });
   }
 
   /** Small facts for `rrdsync status` (last batch, last error, down since, pending), JSON-encoded; null removes one. */
   setStatus(values: StatusUpdate): void {
     const put = this.db.query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)");
     const del = this.db.query("DELETE FROM meta WHERE key = ?");
-    this.db.transaction(() => {
+    this.tx(() => {
       for (const [k, v] of Object.entries(values)) {
         if (v === undefined) continue;
         if (v === null) del.run(`status.${k}`);
         else put.run(`status.${k}`, JSON.stringify(v));
       }
-    })();
+    });
   }
 
   status(): StatusRecord {
@@ -366,13 +660,27 @@ export class StateStore {
     return out as StatusRecord;
   }
 
+  /** A meta value (JSON), or null. */
+  meta<T>(key: string): T | null {
+    const r = this.db.query<{ value: string }, [string]>("SELECT value FROM meta WHERE key = ?").get(key);
+    return r === null ? null : (JSON.parse(r.value) as T);
+  }
+
+  setMeta(key: string, value: unknown): void {
+    this.tx(() => {
+      if (value === null) this.db.query("DELETE FROM meta WHERE key = ?").run(key);
+      else this.db.query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run(key, JSON.stringify(value));
+    });
+  }
+
   private importSeed(entries: Array<[string, number]>): number {
-    const stmt = this.db.query(
-      "INSERT OR IGNORE INTO files (path, size, mtime_ns, ino, sha256, seed_mtime, synced_at) VALUES (?, -1, '', '', NULL, ?, 0)",
-    );
-    this.db.transaction(() => {
-      for (const [p, m] of entries) stmt.run(p, m);
-    })();
+    const stmt = this.db.query("INSERT OR IGNORE INTO files (dir, name, size, mtime_ns, ino, sha256, seed_mtime) VALUES (?, ?, -1, 0, 0, NULL, ?)");
+    this.tx(() => {
+      for (const [p, m] of entries) {
+        const [dir, name] = this.fileKey(p, true);
+        stmt.run(dir, name, m);
+      }
+    });
     return entries.length;
   }
 
@@ -382,22 +690,15 @@ export class StateStore {
 }
 
 /** Opens the DB and brings its schema up to date; the row count reads the whole files table, so most damage shows here. */
-function openDb(path: string): Database {
+function openDb(path: string): { db: Database; upgraded: boolean } {
   const db = new Database(path, { create: true, strict: true });
   try {
     db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
-    db.exec(SCHEMA);
-    // DBs made before the rrd column existed get it (NULL: the next update of such an RRD says "no earlier header").
-    const cols = (t: string) => (db.query(`PRAGMA table_info(${t})`).all() as Array<{ name: string }>).map((c) => c.name);
-    if (!cols("files").includes("rrd")) db.exec("ALTER TABLE files ADD COLUMN rrd TEXT");
-    // …and the change rows of older DBs get empty details (their bodies are in the change-log file).
-    if (!cols("changes").includes("details")) {
-      db.exec("ALTER TABLE changes ADD COLUMN details TEXT NOT NULL DEFAULT ''; ALTER TABLE changes ADD COLUMN added INTEGER NOT NULL DEFAULT 0; ALTER TABLE changes ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;");
-    }
-    db.query("SELECT count(*), sum(length(path) + size) FROM files").get();
+    const upgraded = migrate(db);
+    db.query("SELECT count(*), sum(length(name) + size) FROM files").get();
     db.query("SELECT count(*) FROM meta").get();
-    db.query("SELECT count(*) FROM versions").get();
-    return db;
+    db.query("SELECT count(*) FROM backups").get();
+    return { db, upgraded };
   } catch (e) {
     db.close();
     throw e;

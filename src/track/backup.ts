@@ -1,6 +1,28 @@
-// Backup copies of text files as last synced, mirroring the tree; written atomically (temp + rename).
-import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, unlinkSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+// Backup copies of text files as last synced, for the diffs and `rrdsync restore`. Small ones (nearly every text file
+// of an RRD tree: strings.properties, ds.properties) live in the state DB, deflated, committed with the state row
+// they belong to; a file per copy would cost a 4 KiB block and two renames each. Larger ones are files mirroring
+// the tree under backup_dir (the seed's layout, which is also read as the copy of files without a row).
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { BackupRow } from "../store/state.ts";
+
+/** Copies up to this size go into the state DB; larger ones are files under backup_dir. */
+export const SMALL_BACKUP_MAX = 64 * 1024;
+
+/** How a copy in the DB is stored. */
+export const enum Codec {
+  Raw = 0,
+  Deflate = 1,
+}
+
+/** The copy of a file as last synced: in memory (from the DB) or a file. */
+export interface PreviousCopy {
+  size: number;
+  /** the copy's file, or null when it is held in the DB */
+  path: string | null;
+  /** the content (read from the file, or decoded from the DB) */
+  bytes(): Buffer;
+}
 
 export function backupPath(backupDir: string, relPath: string): string {
   if (relPath === "" || relPath.startsWith("/") || relPath.split("/").some((s) => s === ".." || s === ".")) {
@@ -9,20 +31,55 @@ export function backupPath(backupDir: string, relPath: string): string {
   return join(backupDir, relPath);
 }
 
-export async function writeBackup(srcPath: string, backupDir: string, relPath: string): Promise<void> {
-  const final = backupPath(backupDir, relPath);
-  const dir = dirname(final);
-  mkdirSync(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(final)}.rrdsync-tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
+/** A small copy for the DB: deflated when that is smaller (a 100-byte strings.properties → ~75 bytes). */
+export function encodeBackup(content: Uint8Array): { data: Uint8Array; codec: Codec } {
+  // a small window for small files: zlib's default state (~256 KiB per call) costs more than the compression
+  const small = content.length <= 4096;
+  const z = Bun.deflateSync(content as Uint8Array<ArrayBuffer>, small ? ({ level: 6, memLevel: 1, windowBits: 9 } as unknown as Bun.ZlibCompressionOptions) : undefined);
+  return z.length < content.length ? { data: z, codec: Codec.Deflate } : { data: content, codec: Codec.Raw };
+}
+
+export function decodeBackup(data: Uint8Array, codec: number): Buffer {
+  if (codec === Codec.Deflate) return Buffer.from(Bun.inflateSync(data as Uint8Array<ArrayBuffer>));
+  if (codec === Codec.Raw) return Buffer.from(data);
+  throw new Error(`unknown backup codec ${codec}`);
+}
+
+/** The previous copy of `rel`: its newest DB row, else (no row: seed or older rrdsync) the file at backup_dir/<rel>. */
+export function previousCopy(backupDir: string, rel: string, row: BackupRow | null): PreviousCopy | null {
+  if (row !== null && row.data !== null) {
+    const { data, codec } = row;
+    return { size: row.size, path: null, bytes: () => decodeBackup(data, codec) };
+  }
+  const path = row?.stored != null ? join(backupDir, row.stored) : backupPath(backupDir, rel);
+  const st = statSync(path, { throwIfNoEntry: false });
+  if (st === undefined || !st.isFile()) return null;
+  return { size: st.size, path, bytes: () => readFileSync(path) };
+}
+
+/**
+ * The previous copies of a tree, looked up per file: its DB row, or a file at backup_dir/<path> without one (the
+ * seed's copies, or an older rrdsync's). Whether any such file exists is checked once, so a first sync into an
+ * empty backup_dir costs no stat per file.
+ */
+export function copyReader(backupDir: string, rowOf: (rel: string) => BackupRow | null): (rel: string) => PreviousCopy | null {
+  let legacy: boolean | null = null;
+  return (rel) => {
+    const row = rowOf(rel);
+    if (row === null) {
+      legacy ??= hasLegacyCopies(backupDir);
+      if (!legacy) return null;
+    }
+    return previousCopy(backupDir, rel, row);
+  };
+}
+
+/** Does backup_dir hold copies that may have no row (the seed's, or an older rrdsync's)? */
+export function hasLegacyCopies(backupDir: string): boolean {
   try {
-    // No fsync per file (it cost 1 ms each, most of an initial sync): temp + rename already means a crash leaves
-    // the old backup or the new one, never a torn one; after a power cut a lost backup only makes the next
-    // entry for that file say "no earlier copy" instead of a diff. The replica and the state never depend on it.
-    await Bun.write(tmp, Bun.file(srcPath));
-    renameSync(tmp, final);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
+    return readdirSync(backupDir).some((name) => !name.startsWith(".rrdsync-"));
+  } catch {
+    return false;
   }
 }
 
@@ -52,8 +109,9 @@ export function removeBackup(backupDir: string, relPath: string): void {
 }
 
 /**
- * Backups are staged (copied under the backup dir's staging area while the transfer runs) and published by a
- * rename once the destination confirmed the file: the copy costs nothing after the transfer, the publish is atomic.
+ * Copies of large text files are staged (copied under the backup dir's staging area while the transfer runs) and
+ * published by a rename once the destination confirmed the file: the copy costs nothing after the transfer, the
+ * publish is atomic. Backups are not fsynced one by one: a crash leaves the old copy or the new one, never a torn one.
  */
 export class BackupStager {
   readonly stagingDir: string;

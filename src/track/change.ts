@@ -1,7 +1,7 @@
 // What changed in a file since it was last synced, as a change-log entry: a diff for text, size and sha256 for binary.
 import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { RRD_NAME, readRrdProbe } from "./rrd-read.ts";
-import { backupPath } from "./backup.ts";
+import type { PreviousCopy } from "./backup.ts";
 import { isTextFile, SNIFF_BYTES, sha256File } from "./detect.ts";
 import { propertiesChanges } from "./properties.ts";
 import { describeCreatedRrd, describeUpdatedRrd, rrdDamage, type RrdProbe, type RrdSummary, summarize } from "./rrd.ts";
@@ -32,6 +32,13 @@ export interface ChangeRecord {
   size: number;
   /** a file named like an RRD that looks torn or corrupt (see rrdDamage) */
   damage?: string;
+  /** text files read whole (all but huge ones): the content described, for its backup copy */
+  content?: Buffer;
+  /**
+   * the summary and this many leading characters of the details are the same for every file of its layout (a new
+   * RRD's definition): the state DB keeps them once
+   */
+  shared?: number;
 }
 
 export interface DiffLimits {
@@ -43,14 +50,6 @@ export interface DiffLimits {
 export const DEFAULT_LIMITS: DiffLimits = { maxDiffBytes: 8 * 1024 * 1024, maxDiffLines: DEFAULT_MAX_DIFF_LINES };
 const CHUNK = 1024 * 1024;
 
-function sizeOrNull(path: string): number | null {
-  try {
-    return statSync(path).size;
-  } catch {
-    return null;
-  }
-}
-
 function countLines(text: string): number {
   return splitLines(text).length;
 }
@@ -58,13 +57,16 @@ function countLines(text: string): number {
 interface DescribeOptions {
   srcPath: string;
   relPath: string;
-  backupDir: string;
+  /** the text copy as last synced (the diff's "before"), if one is kept; asked for text files only */
+  copy: () => PreviousCopy | null;
   previous: PreviousVersion | null;
   limits?: Partial<DiffLimits>;
   /** the size the caller just stat'ed (saves a stat per file) */
   size?: number;
   /** the header the caller already read for this version (the torn-file hold check), if it did */
   probe?: RrdProbe;
+  /** the whole content, when the caller already read it (a small file read with its header) */
+  content?: Buffer | null;
 }
 
 /** null: the content is the same as the previous version (nothing to record). */
@@ -93,8 +95,9 @@ async function describeWith(probe: RrdProbe, opts: DescribeOptions): Promise<Cha
     const size = opts.size ?? statSync(srcPath).size;
     const summaryJson = JSON.stringify(summarize(rrd));
     if (previous === null) {
+      const d = describeCreatedRrd(rrd, size);
       return { path: relPath, kind: "created", fileKind: "rrd", added: 0, removed: 0, sha256: null, rrd: summaryJson, size,
-        summary: `rrd created, ${rrd.ds.length} DS, step ${rrd.step} s`, details: describeCreatedRrd(rrd, size) };
+        summary: `rrd created, ${rrd.ds.length} DS, step ${rrd.step} s`, details: d.text, shared: d.shared };
     }
     let prev: RrdSummary | null = null;
     try {
@@ -107,7 +110,7 @@ async function describeWith(probe: RrdProbe, opts: DescribeOptions): Promise<Cha
   }
 
   // Small files (nearly all of an RRD tree) are read once: sniffed, hashed and diffed from the same buffer.
-  const content = statSync(srcPath).size <= limits.maxDiffBytes ? readFileSync(srcPath) : null;
+  const content = opts.content ?? ((opts.size ?? statSync(srcPath).size) <= limits.maxDiffBytes ? readFileSync(srcPath) : null);
   const size = content ? content.length : statSync(srcPath).size;
   const sha256 = content ? new Bun.CryptoHasher("sha256").update(content).digest("hex") : await sha256File(srcPath);
   const base = { path: relPath, sha256, size };
@@ -126,45 +129,74 @@ async function describeWith(probe: RrdProbe, opts: DescribeOptions): Promise<Cha
       details: `${note}Binary file modified.\nSize: ${previous.size} → ${size} bytes\nSHA256: ${previous.sha256 ?? "unknown"} → ${sha256}` };
   }
 
-  const bpath = backupPath(opts.backupDir, relPath);
-  const bsize = sizeOrNull(bpath);
-  if (bsize === null) {
+  const copy = opts.copy();
+  if (copy === null) {
     if (previous === null) {
       const lines = content ? countLines(content.toString("utf8")) : await countLinesStreaming(srcPath, 0);
-      return { ...base, kind: "created", fileKind: "text", added: lines, removed: 0, summary: `created, ${lines} lines`,
+      return { ...base, content: content ?? undefined, kind: "created", fileKind: "text", added: lines, removed: 0, summary: `created, ${lines} lines`,
         details: `New file created with ${lines} lines.` };
     }
     if (previous.sha256 === sha256) return null;
-    return { ...base, kind: "modified", fileKind: "text", added: 0, removed: 0, summary: "modified (no previous copy)",
+    return { ...base, content: content ?? undefined, kind: "modified", fileKind: "text", added: 0, removed: 0, summary: "modified (no previous copy)",
       details: `Text file modified (no previous copy to diff against).\nSize: ${previous.size} → ${size} bytes\nSHA256: ${previous.sha256 ?? "unknown"} → ${sha256}` };
   }
 
+  const bsize = copy.size;
+  const small = bsize <= limits.maxDiffBytes;
+  // the copy in memory (read once) when it is small enough to diff; a huge one stays a file, read as a stream
+  const old = small ? copy.bytes() : null;
+  const copySha = async () => (old ? new Bun.CryptoHasher("sha256").update(old).digest("hex") : await sha256File(copy.path as string));
   const oldSha = previous?.sha256 ?? null;
-  if (oldSha === sha256 || (bsize === size && (await sha256File(bpath)) === sha256)) return null;
+  if (oldSha === sha256 || (bsize === size && (await copySha()) === sha256)) return null;
+  const withContent = { ...base, content: content ?? undefined };
 
   // Properties files: the keys that changed, then the diff (small files: both versions are read whole).
-  if (relPath.endsWith(".properties") && content !== null && bsize <= limits.maxDiffBytes) {
-    const before = await Bun.file(bpath).text();
+  if (relPath.endsWith(".properties") && content !== null && old !== null) {
+    const before = old.toString("utf8");
     const after = content.toString("utf8");
     const keys = propertiesChanges(before, after);
     const d = formatUnifiedDiff(before, after, { maxLines: limits.maxDiffLines });
     const keyNote = keys.length === 0 ? "no key changed" : `${keys.length} key${keys.length === 1 ? "" : "s"} changed`;
-    return { ...base, kind: "modified", fileKind: "text", added: d.added, removed: d.removed, summary: `+${d.added} −${d.removed} lines, ${keyNote}`,
+    return { ...withContent, kind: "modified", fileKind: "text", added: d.added, removed: d.removed, summary: `+${d.added} −${d.removed} lines, ${keyNote}`,
       details: keys.length > 0 ? `${keys.join("\n")}\n${d.text}` : d.text };
   }
 
-  if (size > bsize && (await isAppendOnly(bpath, srcPath, bsize))) {
+  if (size > bsize && (old ? isPrefixOf(old, content, srcPath) : await isAppendOnly(copy.path as string, srcPath, bsize))) {
     const { lines, total } = await readAppended(srcPath, bsize, limits.maxDiffLines);
-    const oldLines = await countLinesStreaming(bpath, 0);
+    const oldLines = old ? countNewlines(old) : await countLinesStreaming(copy.path as string, 0);
     const d = formatAppendDiff(oldLines, lines, total, limits.maxDiffLines);
-    return { ...base, kind: "modified", fileKind: "text", added: d.added, removed: 0, summary: `+${d.added} lines (appended)`, details: d.text };
+    return { ...withContent, kind: "modified", fileKind: "text", added: d.added, removed: 0, summary: `+${d.added} lines (appended)`, details: d.text };
   }
-  if (size <= limits.maxDiffBytes && bsize <= limits.maxDiffBytes) {
-    const d = formatUnifiedDiff(await Bun.file(bpath).text(), content ? content.toString("utf8") : await Bun.file(srcPath).text(), { maxLines: limits.maxDiffLines });
-    return { ...base, kind: "modified", fileKind: "text", added: d.added, removed: d.removed, summary: `+${d.added} −${d.removed} lines`, details: d.text };
+  if (size <= limits.maxDiffBytes && old !== null) {
+    const d = formatUnifiedDiff(old.toString("utf8"), content ? content.toString("utf8") : await Bun.file(srcPath).text(), { maxLines: limits.maxDiffLines });
+    return { ...withContent, kind: "modified", fileKind: "text", added: d.added, removed: d.removed, summary: `+${d.added} −${d.removed} lines`, details: d.text };
   }
-  return { ...base, kind: "modified", fileKind: "text", added: 0, removed: 0, summary: "modified (too large to diff)",
-    details: `Text file modified (too large to diff: ${bsize} → ${size} bytes).\nSHA256: ${oldSha ?? (await sha256File(bpath))} → ${sha256}` };
+  return { ...withContent, kind: "modified", fileKind: "text", added: 0, removed: 0, summary: "modified (too large to diff)",
+    details: `Text file modified (too large to diff: ${bsize} → ${size} bytes).\nSHA256: ${oldSha ?? (await copySha())} → ${sha256}` };
+}
+
+/** A copy held in memory is a prefix of the new file ending at a line break (the file only grew, like a log). */
+function isPrefixOf(old: Buffer, content: Buffer | null, srcPath: string): boolean {
+  if (old.length === 0) return true;
+  if (old[old.length - 1] !== 0x0a) return false; // a continued last line is a modification
+  let head = content?.subarray(0, old.length) ?? null;
+  if (head === null) {
+    const fd = openSync(srcPath, "r");
+    try {
+      const b = Buffer.alloc(old.length);
+      head = b.subarray(0, readSync(fd, b, 0, old.length, 0));
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return head.length === old.length && head.equals(old);
+}
+
+/** Lines in a buffer, as countLinesStreaming counts them in a file (a last line without a break counts). */
+function countNewlines(b: Buffer): number {
+  let n = 0;
+  for (let i = b.indexOf(0x0a); i >= 0; i = b.indexOf(0x0a, i + 1)) n++;
+  return b.length > 0 && b[b.length - 1] !== 0x0a ? n + 1 : n;
 }
 
 /** The old content is an unchanged prefix of the new, ending at a line break: compared chunk by chunk. */

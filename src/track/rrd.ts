@@ -98,16 +98,19 @@ const num = (v: number) => (Number.isNaN(v) ? "U" : String(v));
 const label = (h: RrdHeader) => (h.format === "jrobin" ? "JRobin file" : "RRD file");
 const sizeWarning = (h: RrdHeader, size: number) => `WARNING: the header needs ${h.expectedSize} bytes, the file has ${size} (truncated or still being written?)`;
 
-export function describeCreatedRrd(h: RrdHeader, size: number): string {
-  const lines = [
+/**
+ * A new RRD's definition, then its last update and size. `shared`: how many leading characters (the definition)
+ * depend only on the file's layout, so every file of one layout has them alike (the state DB keeps them once).
+ */
+export function describeCreatedRrd(h: RrdHeader, size: number): { text: string; shared: number } {
+  const head = [
     `${label(h)} created (${h.format === "jrobin" ? h.version : `format ${h.version}`}): step ${h.step} s, ${h.ds.length} data source${h.ds.length === 1 ? "" : "s"}, ${h.rra.length} archives`,
     ...h.ds.map((d) => `DS ${d.name} ${d.type} heartbeat ${d.heartbeat} min ${num(d.min)} max ${num(d.max)}`),
     ...h.rra.map((r) => `RRA ${r.cf} ${r.rows} rows × ${r.pdpPerRow} step${r.pdpPerRow === 1 ? "" : "s"} xff ${r.xff}`),
-    `Last update: ${iso(h.lastUpdate)}`,
-    `Size: ${size} bytes`,
-  ];
-  if (size !== h.expectedSize) lines.push(sizeWarning(h, size));
-  return lines.join("\n");
+  ].join("\n");
+  const tail = [`Last update: ${iso(h.lastUpdate)}`, `Size: ${size} bytes`];
+  if (size !== h.expectedSize) tail.push(sizeWarning(h, size));
+  return { text: `${head}\n${tail.join("\n")}`, shared: head.length + 1 };
 }
 
 /** Structure differences between two summaries, one line each (DS added/removed/retyped, step, archives). */

@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import type { RsyncOptions, Target } from "../config/types.ts";
 import { attributeErrors, isFileItem, ITEMIZE_MARKER, parseItemizeLine } from "./itemize.ts";
 import { hostKeyRefusal } from "./known-hosts.ts";
-import { buildDeleteArgv, buildRsyncArgv, deleteRules, NO_MASTER, sshCommand } from "./rsync-args.ts";
+import { buildDeleteArgv, buildRsyncArgv, deleteRules, NO_MASTER, sliceEntries, sshCommand } from "./rsync-args.ts";
 import { SshMaster } from "./ssh-master.ts";
 import { tiedToUs } from "./tied.ts";
 import type { BatchFile, BatchResult, DeleteResult, FileOutcome, MoveResult, SendOptions, Transport } from "./types.ts";
@@ -88,7 +88,7 @@ export class RsyncTransport implements Transport {
     let proc: ReturnType<typeof Bun.spawn>;
     try {
       if (Bun.which(argv[0] as string) === null) throw new Error("not found");
-      proc = (tree ? null : this.takeSpare(argv)) ?? Bun.spawn(tiedToUs(argv), { stdin: tree ? "ignore" : "pipe", stdout: "pipe", stderr: "pipe" });
+      proc = (tree ? null : this.takeSpare(argv)) ?? Bun.spawn(tiedToUs(argv), { stdin: tree && !tree.dirs ? "ignore" : "pipe", stdout: "pipe", stderr: "pipe" });
     } catch (e) {
       return failAll(await filesIn, `cannot run rsync: ${(e as Error).message} (is rsync installed and on PATH?)`);
     }
@@ -101,13 +101,13 @@ export class RsyncTransport implements Transport {
     if (signal?.aborted) onAbort();
 
     const feed = (async () => {
-      if (tree) return; // rsync walks the tree itself
+      if (tree && !tree.dirs) return; // rsync walks the tree itself
       // Written in chunks: a million paths never need to be one string.
       const sink = proc.stdin as import("bun").FileSink;
       try {
         let chunk = "";
-        for (const f of files) {
-          chunk += `${f.path}\0`;
+        for (const path of tree?.dirs ? sliceEntries(tree.dirs) : files.map((f) => f.path)) {
+          chunk += `${path}\0`;
           if (chunk.length > 65536) {
             sink.write(chunk);
             await sink.flush();

@@ -36,6 +36,11 @@ export interface TreeFilter {
   extensions: string[];
   /** paths relative to the source dir that are never sent (rrdsync's own files inside the tree) */
   exclude: string[];
+  /**
+   * a slice of the tree (first sync): only these directories ("" = the root), each with its own files (not its
+   * subdirectories' files, which belong to their own slices); absent: the whole tree
+   */
+  dirs?: string[];
 }
 
 export interface SendOptions {

@@ -1,4 +1,5 @@
 import { expect, test } from "bun:test";
+import { previousCopy } from "../../src/track/backup.ts";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -39,22 +40,22 @@ test("describeChange: binary by content, text created, appended, modified, uncha
   mkdirSync(backupDir);
   const bin = join(dir, "x.rrd");
   writeFileSync(bin, Buffer.from([1, 0, 2, 3]));
-  const created = await describeChange({ srcPath: bin, relPath: "x.rrd", backupDir, previous: null });
+  const created = await describeChange({ srcPath: bin, relPath: "x.rrd", copy: () => previousCopy(backupDir, "x.rrd", null), previous: null });
   expect(created?.details).toMatch(/^Binary file created\.\nSize: 4 bytes\nSHA256: [0-9a-f]{64}$/);
   writeFileSync(bin, Buffer.from([1, 0, 2, 3, 4]));
-  const mod = await describeChange({ srcPath: bin, relPath: "x.rrd", backupDir, previous: { size: 4, sha256: created!.sha256 } });
+  const mod = await describeChange({ srcPath: bin, relPath: "x.rrd", copy: () => previousCopy(backupDir, "x.rrd", null), previous: { size: 4, sha256: created!.sha256 } });
   expect(mod?.details).toBe(`Binary file modified.\nSize: 4 → 5 bytes\nSHA256: ${created!.sha256} → ${mod!.sha256}`);
 
   const txt = join(dir, "log.txt");
   writeFileSync(txt, "one\ntwo\nthree");
-  expect((await describeChange({ srcPath: txt, relPath: "log.txt", backupDir, previous: null }))?.details).toBe("New file created with 3 lines.");
+  expect((await describeChange({ srcPath: txt, relPath: "log.txt", copy: () => previousCopy(backupDir, "log.txt", null), previous: null }))?.details).toBe("New file created with 3 lines.");
   writeFileSync(join(backupDir, "log.txt"), "one\ntwo\n");
   writeFileSync(txt, "one\ntwo\nthree\nfour\n");
-  const grown = await describeChange({ srcPath: txt, relPath: "log.txt", backupDir, previous: { size: 8, sha256: null } });
+  const grown = await describeChange({ srcPath: txt, relPath: "log.txt", copy: () => previousCopy(backupDir, "log.txt", null), previous: { size: 8, sha256: null } });
   expect(grown?.details).toBe("--- before\n+++ after\n@@ -2,0 +3,2 @@\n+three\n+four");
   writeFileSync(txt, "one\nTWO\n");
-  const changed = await describeChange({ srcPath: txt, relPath: "log.txt", backupDir, previous: { size: 8, sha256: null } });
+  const changed = await describeChange({ srcPath: txt, relPath: "log.txt", copy: () => previousCopy(backupDir, "log.txt", null), previous: { size: 8, sha256: null } });
   expect(changed?.summary).toBe("+1 −1 lines");
   writeFileSync(txt, "one\ntwo\n");
-  expect(await describeChange({ srcPath: txt, relPath: "log.txt", backupDir, previous: { size: 8, sha256: null } })).toBeNull();
+  expect(await describeChange({ srcPath: txt, relPath: "log.txt", copy: () => previousCopy(backupDir, "log.txt", null), previous: { size: 8, sha256: null } })).toBeNull();
 });

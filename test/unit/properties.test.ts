@@ -1,4 +1,5 @@
 import { expect, test } from "bun:test";
+import { previousCopy } from "../../src/track/backup.ts";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,7 +24,7 @@ test("a modified strings.properties: key lines, then the unified diff", async ()
   writeFileSync(join(dir, "backup", "n", "strings.properties"), "#Mon\nifAlias=uplink\n");
   const src = join(dir, "strings.properties");
   writeFileSync(src, "#Tue\nifAlias=core uplink\n");
-  const rec = await describeChange({ srcPath: src, relPath: "n/strings.properties", backupDir: join(dir, "backup"), previous: { size: 21, sha256: null } });
+  const rec = await describeChange({ srcPath: src, relPath: "n/strings.properties", copy: () => previousCopy(join(dir, "backup"), "n/strings.properties", null), previous: { size: 21, sha256: null } });
   expect(rec?.summary).toBe("+2 −2 lines, 1 key changed");
   expect(rec?.details).toBe('ifAlias: "uplink" → "core uplink"\n--- before\n+++ after\n@@ -1,2 +1,2 @@\n-#Mon\n-ifAlias=uplink\n+#Tue\n+ifAlias=core uplink');
 });

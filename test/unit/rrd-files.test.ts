@@ -1,6 +1,7 @@
 // The header parsers against files the real tools made: rrdtool (run here; .ci/run installs it) checked field by
 // field against `rrdtool info`, and JRobin files made by the JRobin library (fixtures: test/fixtures/rrd/README.md).
 import { expect, test } from "bun:test";
+import { previousCopy } from "../../src/track/backup.ts";
 import { copyFileSync, mkdtempSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -94,10 +95,10 @@ test("a DS added with `rrdtool tune` is a structure change; the tuned file still
   rrdtool("create", "tune.rrd", "--start", "1700000000", "--step", "300", "DS:ifInOctets:COUNTER:600:0:U", "RRA:AVERAGE:0.5:1:10");
   rrdtool("update", "tune.rrd", "1700000300:100");
   const path = join(dir, "tune.rrd");
-  const first = await describeChange({ srcPath: path, relPath: "tune.rrd", backupDir: dir, previous: null });
+  const first = await describeChange({ srcPath: path, relPath: "tune.rrd", copy: () => previousCopy(dir, "tune.rrd", null), previous: null });
   rrdtool("tune", "tune.rrd", "DS:ifInErrors:DERIVE:600:0:U");
   const tuned = expectMatchesInfo("tune.rrd");
-  const rec = await describeChange({ srcPath: path, relPath: "tune.rrd", backupDir: dir, previous: { size: first!.size, sha256: null, rrd: first!.rrd } });
+  const rec = await describeChange({ srcPath: path, relPath: "tune.rrd", copy: () => previousCopy(dir, "tune.rrd", null), previous: { size: first!.size, sha256: null, rrd: first!.rrd } });
   expect(rec?.summary).toContain("STRUCTURE CHANGED");
   expect(rec?.details).toContain("STRUCTURE CHANGED: DS ifInErrors added (DERIVE)");
   expect(tuned.ds.map((d) => d.name)).toEqual(["ifInOctets", "ifInErrors"]);
@@ -142,9 +143,9 @@ test("JRobin files the JRobin library made: definitions, step, last update and l
 });
 
 test("a JRobin update is described like an RRD's; a truncated JRobin file is damage", async () => {
-  const before = await describeChange({ srcPath: join(fixtures, "multi.jrb"), relPath: "multi.jrb", backupDir: dir, previous: null });
+  const before = await describeChange({ srcPath: join(fixtures, "multi.jrb"), relPath: "multi.jrb", copy: () => previousCopy(dir, "multi.jrb", null), previous: null });
   expect(before?.details.split("\n")[0]).toBe("JRobin file created (JRobin, version 0.1): step 300 s, 3 data sources, 2 archives");
-  const after = await describeChange({ srcPath: join(fixtures, "multi-updated.jrb"), relPath: "multi.jrb", backupDir: dir, previous: { size: 1040, sha256: null, rrd: before!.rrd } });
+  const after = await describeChange({ srcPath: join(fixtures, "multi-updated.jrb"), relPath: "multi.jrb", copy: () => previousCopy(dir, "multi.jrb", null), previous: { size: 1040, sha256: null, rrd: before!.rrd } });
   expect(after?.summary).toBe("rrd +3 steps");
   expect(after?.details.split("\n")).toEqual([
     "JRobin file updated: last update 2023-11-14T22:23:20Z → 2023-11-14T22:38:20Z (+3 steps)",

@@ -1,4 +1,5 @@
 import { expect, test } from "bun:test";
+import { previousCopy } from "../../src/track/backup.ts";
 import { makeRrd, seededRandom, touchRrdUpdate } from "../../scripts/bench/generate-tree.ts";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -54,7 +55,7 @@ test("describeChange reads only the header of an RRD: created with its definitio
   const dir = mkdtempSync(join(tmpdir(), "rrdsync-rrd-"));
   const f = join(dir, "m.rrd");
   writeFileSync(f, multi());
-  const created = await describeChange({ srcPath: f, relPath: "m.rrd", backupDir: dir, previous: null });
+  const created = await describeChange({ srcPath: f, relPath: "m.rrd", copy: () => previousCopy(dir, "m.rrd", null), previous: null });
   expect(created?.fileKind).toBe("rrd");
   expect(created?.sha256).toBeNull();
   expect(created?.details.split("\n").slice(0, 2)).toEqual([
@@ -62,7 +63,7 @@ test("describeChange reads only the header of an RRD: created with its definitio
     "DS ifInOctets COUNTER heartbeat 600 min 0 max U",
   ]);
   writeFileSync(f, multi().subarray(0, 1800)); // torn: shorter than its header says
-  const torn = await describeChange({ srcPath: f, relPath: "m.rrd", backupDir: dir, previous: { size: 1936, sha256: null, rrd: created!.rrd } });
+  const torn = await describeChange({ srcPath: f, relPath: "m.rrd", copy: () => previousCopy(dir, "m.rrd", null), previous: { size: 1936, sha256: null, rrd: created!.rrd } });
   expect(torn?.details).toContain("WARNING: the header needs 1936 bytes, the file has 1800");
 });
 

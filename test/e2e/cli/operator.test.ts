@@ -1,12 +1,13 @@
 // End to end, the operator's commands against the sshd fixture: install (from the lone binary), init, check (healthy and broken),
 // status, log (filters, --json, --stat), retention (backup versions, change-log rotation) and restore.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { compiledBinary } from "../../helpers/binary.ts";
 import { e2eSuite } from "../../helpers/suite.ts";
-import { runRrdsync, TRANSPORT, type World, writeTree } from "../../helpers/world.ts";
+import { rrdsyncCommand, runRrdsync, TRANSPORT, type World, writeTree } from "../../helpers/world.ts";
 
 setDefaultTimeout(120_000);
 
@@ -211,6 +212,38 @@ describe("status, log and retention", () => {
     expect([bad.code, bad.stderr]).toEqual([2, 'rrdsync: --kind "moved": not a kind of change\n  hint: use one of created, modified, deleted, renamed\n']);
   });
 
+  test("log streams: `log | head -1` on a history of 300,000 changes exits 0 at once, in bounded memory", async () => {
+    const w = suite.world();
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 300; i++) files[`snmp/${i % 30}/r${i}/strings.properties`] = `ifAlias=${i}\n`;
+    writeTree(w.src, files);
+    const cfg = w.writeConfig({ change_tracking: { backup_dir: w.backupDir, change_log_file: w.changeLog, first_sync_entries: "summary" } });
+    expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
+    // a long history: the first sync's 300 rows, copied 1,000 times over (later ids, same files)
+    const db = new Database(w.stateFile);
+    db.exec("CREATE TEMP TABLE one AS SELECT * FROM changes");
+    const span = (db.query("SELECT max(id) - min(id) + 1 AS n FROM changes").get() as { n: number }).n;
+    const copy = db.query("INSERT INTO changes SELECT id + ?, dir, name, kind, summary, details, added, removed, head FROM temp.one");
+    db.transaction(() => {
+      for (let k = 1; k < 1000; k++) copy.run(k * span);
+    })();
+    expect((db.query("SELECT count(*) AS n FROM changes").get() as { n: number }).n).toBe(300_000);
+    db.close();
+    const out = join(w.dir, "time.txt");
+    const t0 = performance.now();
+    const r = Bun.spawnSync(["bash", "-c", 'cfg=$1 out=$2; shift 2; /usr/bin/time -f "%M" -o "$out" "$@" log --config "$cfg" | head -1; echo "exit ${PIPESTATUS[0]}"', "bash", cfg, out, ...rrdsyncCommand()], { env: { ...process.env, NO_COLOR: "1" } });
+    const seconds = (performance.now() - t0) / 1000;
+    expect(r.stdout.toString()).toMatch(/^Timestamp: .*\nexit 0\n$/);
+    expect(r.stderr.toString()).toBe("");
+    expect(seconds).toBeLessThan(2); // loading the whole history took 3.5 s and 600 MB here
+    expect(Number(readFileSync(out, "utf8").trim().split("\n").at(-1)) / 1024).toBeLessThan(150); // MiB
+    // and a query by directory is an index lookup, not a scan of the history
+    const t1 = performance.now();
+    const dirLog = await runRrdsync(["log", "--stat", "snmp/7/r7", "--config", cfg]);
+    expect(dirLog.stdout.trim().split("\n")).toHaveLength(1000);
+    expect((performance.now() - t1) / 1000).toBeLessThan(2);
+  });
+
   test("backup versions: keep_versions per file, restore of each kept version byte for byte, --list", async () => {
     const w = suite.world();
     const cfg = w.writeConfig({ change_tracking: { backup_dir: w.backupDir, change_log_file: w.changeLog, keep_versions: 3 } });
@@ -224,7 +257,8 @@ describe("status, log and retention", () => {
     const list = await runRrdsync(["restore", "n/ds.properties", "--list", "--config", cfg]);
     expect(list.stdout.trim().split("\n")).toHaveLength(3);
     expect(list.stdout.split("\n")[0]).toContain("(current)");
-    expect(readdirSync(join(w.backupDir, ".rrdsync-versions/n"))).toHaveLength(2);
+    // small copies are kept in the state DB, not as files of a 4 KiB block each
+    expect(existsSync(w.backupDir) ? readdirSync(w.backupDir).filter((n) => !n.startsWith(".rrdsync-")) : []).toEqual([]);
     for (const v of [3, 4, 5]) {
       const r = await runRrdsync(["restore", "n/ds.properties", "--at", at[v - 1] as string, "--config", cfg]);
       expect(r.stdout).toBe(`v=${v}\n${"x".repeat(v)}\n`);
@@ -241,15 +275,21 @@ describe("status, log and retention", () => {
   test("max_backup_bytes drops the oldest versions across files; the current copies stay", async () => {
     const w = suite.world();
     const cfg = w.writeConfig({ change_tracking: { backup_dir: w.backupDir, change_log_file: w.changeLog, keep_versions: 100, max_backup_bytes: 250 } });
+    const at: string[] = [];
     for (let v = 1; v <= 4; v++) {
       writeTree(w.src, { "a.txt": `${v}${"a".repeat(99)}`, "b.txt": `${v}${"b".repeat(99)}` });
       expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
+      at.push(new Date().toISOString());
       await Bun.sleep(5);
     }
-    const old = [...readdirSync(join(w.backupDir, ".rrdsync-versions"))].sort();
-    expect(old.length).toBe(2); // 6 superseded copies of 100 bytes, 250 allowed: the newest two stay
-    expect(old.map((n) => n.split("@")[0])).toEqual(["a.txt", "b.txt"]);
-    expect(readFileSync(join(w.backupDir, "a.txt"), "utf8")).toBe(`4${"a".repeat(99)}`);
+    // 6 superseded copies of 100 bytes, 250 allowed: the newest two stay (one per file), beside the current ones
+    for (const f of ["a.txt", "b.txt"]) {
+      const list = await runRrdsync(["restore", f, "--list", "--config", cfg]);
+      expect(list.stdout.trim().split("\n")).toHaveLength(2);
+      expect((await runRrdsync(["restore", f, "--at", at[2] as string, "--config", cfg])).stdout).toBe(`3${f[0]?.repeat(99)}`);
+      expect((await runRrdsync(["restore", f, "--at", at[1] as string, "--config", cfg])).code).toBe(1);
+    }
+    expect((await runRrdsync(["restore", "a.txt", "--config", cfg])).stdout).toBe(`4${"a".repeat(99)}`);
   });
 
   test("change-log rotation: past max_log_bytes it becomes .1.gz (keep_logs kept), also beside an external logrotate", async () => {

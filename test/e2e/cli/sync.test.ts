@@ -80,7 +80,7 @@ describe("rrdsync --once over ssh", () => {
     expect(got).toContain("File: node/new.txt\nChanges:\nNew file created with 3 lines.\n");
     expect(readFileSync(join(w.dest, "node/notes.txt"), "utf8")).toBe("a\n\nB\nc\n");
     // the backup now holds the new version, for the next diff
-    expect(readFileSync(join(w.backupDir, "node/notes.txt"), "utf8")).toBe("a\n\nB\nc\n");
+    expect((await runRrdsync(["restore", "node/notes.txt", "--config", w.configPath])).stdout).toBe("a\n\nB\nc\n");
   });
 
   test("a text file that only grew is logged as its appended lines", async () => {
