@@ -37,6 +37,7 @@ export const O_RDONLY = 0;
 export const O_DIRECTORY = 0o200000;
 export const O_NOFOLLOW = 0o400000;
 export const O_NONBLOCK = 0o4000;
+export const O_PATH = 0o10000000;
 export const O_CLOEXEC = 0o2000000;
 export const STATX_TYPE = 0x1;
 export const STATX_MODE = 0x2;

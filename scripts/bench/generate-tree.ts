@@ -82,15 +82,45 @@ export async function rrdtoolUpdates(files: string[], rand: () => number, at?: n
     const values = Array.from({ length: Number(head.readBigUInt64LE(24)) }, () => Math.floor(rand() * 1e9));
     return `update ${f} ${at ?? "N"}:${values.join(":")}\n`;
   });
-  const p = Bun.spawn(["rrdtool", "-"], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
-  // Read as it streams (one "OK u:… s:… r:…" line per command): an unread pipe would stall rrdtool.
-  const out = new Response(p.stdout).text();
-  const err = new Response(p.stderr).text();
-  for (const l of lines) p.stdin.write(l);
+  await rrdtoolPipe(lines);
+}
+
+/**
+ * Feeds `rrdtool -` one command per line, streamed both ways (an unread pipe would stall rrdtool; a million
+ * commands never sit in memory): the count of OK answers. Any ERROR line fails it with that line.
+ */
+export async function rrdtoolPipe(commands: Iterable<string>, cwd?: string): Promise<number> {
+  const p = Bun.spawn(["rrdtool", "-"], { cwd, stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+  let ok = 0;
+  const failed: string[] = [];
+  const read = (async () => {
+    let rest = "";
+    for await (const chunk of p.stdout as ReadableStream<Uint8Array>) {
+      rest += Buffer.from(chunk).toString("latin1");
+      const lines = rest.split("\n");
+      rest = lines.pop() ?? "";
+      for (const l of lines) {
+        if (l.startsWith("OK")) ok++;
+        else if (l.startsWith("ERROR") && failed.length < 3) failed.push(l);
+      }
+    }
+  })();
+  const errText = new Response(p.stderr).text();
+  let chunk = "";
+  for (const c of commands) {
+    chunk += c;
+    if (chunk.length > 1 << 16) {
+      p.stdin.write(chunk);
+      await p.stdin.flush();
+      chunk = "";
+    }
+  }
+  p.stdin.write(chunk);
   await p.stdin.end();
-  const [text, errText, code] = await Promise.all([out, err, p.exited]);
-  const failed = text.split("\n").filter((l) => l.startsWith("ERROR"));
-  if (code !== 0 || failed.length > 0) throw new Error(`rrdtool - failed (exit ${code}): ${[...failed.slice(0, 3), errText.trim()].join("; ")}`);
+  const code = await p.exited;
+  await read;
+  if (code !== 0 || failed.length > 0) throw new Error(`rrdtool - failed (exit ${code}): ${[...failed, (await errText).trim()].join("; ")}`);
+  return ok;
 }
 
 /**

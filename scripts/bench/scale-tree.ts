@@ -5,6 +5,7 @@
 // Usage: bun scripts/bench/scale-tree.ts DIR [--rrds 1000000]
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { rrdtoolPipe } from "./generate-tree.ts";
 
 /** RRDs per resource directory and resource directories per node: 1,000,000 RRDs → 200,000 dirs under 2,000 nodes. */
 export const PER_DIR = 5;
@@ -52,44 +53,6 @@ function properties(i: number): string {
   return `#${new Date(T0 * 1000).toUTCString()}\nifAlias=uplink ${node}/${ifc}\nifDescr=eth${ifc}\nifName=eth${ifc}\nifSpeed=10000000000\n`;
 }
 
-/**
- * Feeds `rrdtool -` one command per line and reads its answers as they come (an unread pipe would buffer without
- * bound); any "ERROR" line fails the generation with that line.
- */
-export async function rrdtoolPipe(cwd: string, commands: Iterable<string>): Promise<number> {
-  const p = Bun.spawn(["rrdtool", "-"], { cwd, stdin: "pipe", stdout: "pipe", stderr: "pipe" });
-  let ok = 0;
-  let error: string | null = null;
-  const read = (async () => {
-    let rest = "";
-    for await (const chunk of p.stdout as ReadableStream<Uint8Array>) {
-      rest += Buffer.from(chunk).toString("latin1");
-      const lines = rest.split("\n");
-      rest = lines.pop() ?? "";
-      for (const l of lines) {
-        if (l.startsWith("OK")) ok++;
-        else if (l.startsWith("ERROR")) error ??= l;
-      }
-    }
-  })();
-  const errText = new Response(p.stderr).text();
-  let chunk = "";
-  for (const c of commands) {
-    chunk += c;
-    if (chunk.length > 1 << 16) {
-      p.stdin.write(chunk);
-      await p.stdin.flush();
-      chunk = "";
-    }
-  }
-  p.stdin.write(chunk);
-  await p.stdin.end();
-  const code = await p.exited;
-  await read;
-  if (code !== 0 || error !== null) throw new Error(`rrdtool - failed (exit ${code}): ${error ?? (await errText).slice(-500)}`);
-  return ok;
-}
-
 function* range(from: number, to: number, step: number): Generator<number> {
   for (let n = from; n < to; n += step) yield n;
 }
@@ -106,9 +69,9 @@ export async function generateScaleTree(root: string, rrds: number): Promise<Sca
     writeFileSync(join(dir, "strings.properties"), properties(i));
   }
   // Two rrdtool processes (2 cores), each taking every other file.
-  const made = await Promise.all([0, 1].map((k) => rrdtoolPipe(root, (function* () {
+  const made = await Promise.all([0, 1].map((k) => rrdtoolPipe((function* () {
     for (const n of range(k, total, 2)) yield createCommand(n);
-  })())));
+  })(), root)));
   const sum = made.reduce((a, b) => a + b, 0);
   if (sum !== total) throw new Error(`rrdtool created ${sum} of ${total} RRDs`);
   checkSample(root, total);

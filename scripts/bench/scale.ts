@@ -16,8 +16,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { join } from "node:path";
 import { type SshdFixture, startSshd } from "../../test/helpers/sshd.ts";
 import { startDaemon } from "../../test/helpers/daemon.ts";
-import { cachedScaleTree, PER_DIR, resourceDir, rrdPath, rrdtoolPipe, T0 } from "./scale-tree.ts";
-import { seededRandom } from "./generate-tree.ts";
+import { cachedScaleTree, PER_DIR, resourceDir, rrdPath, T0 } from "./scale-tree.ts";
+import { rrdtoolPipe, seededRandom } from "./generate-tree.ts";
 import { benchSshCommand, benchUser, giveTo, opt, rrdsyncBin, writeBenchConfig } from "./user.ts";
 
 const args = process.argv.slice(2);
@@ -185,7 +185,7 @@ try {
     while (picked.size < updated) picked.add(Math.floor(rand() * tree.rrds));
     const when = T0 + 300 * (r + 1);
     const t = performance.now();
-    await rrdtoolPipe(src, [...picked].map((n) => `update ${rrdPath(n)} ${when}:${Math.floor(rand() * 1e9)}\n`));
+    await rrdtoolPipe([...picked].map((n) => `update ${rrdPath(n)} ${when}:${Math.floor(rand() * 1e9)}\n`), src);
     const texts = new Set<number>();
     while (texts.size < textChanged) texts.add(Math.floor(rand() * (tree.rrds / PER_DIR)));
     for (const i of texts) writeFileSync(join(src, resourceDir(i), "strings.properties"), `#${new Date((when) * 1000).toUTCString()}\nifAlias=changed in W3 run ${r + 1}\nifDescr=eth${i % 100}\n`);
@@ -237,7 +237,7 @@ try {
       const picked = new Set<number>();
       while (picked.size < 1000) picked.add(Math.floor(rand() * tree.rrds));
       const before = d.events.length;
-      await rrdtoolPipe(src, [...picked].map((n) => `update ${rrdPath(n)} ${T0 + 300 * (W3_RUNS + 1)}:${Math.floor(rand() * 1e9)}\n`));
+      await rrdtoolPipe([...picked].map((n) => `update ${rrdPath(n)} ${T0 + 300 * (W3_RUNS + 1)}:${Math.floor(rand() * 1e9)}\n`), src);
       const end = Date.now();
       const confirmed = () => d.events.slice(before).filter((e) => e.event === "batch").reduce((n, e) => n + Number(e.files), 0);
       await d.waitFor(() => confirmed() >= 1000, 120_000, "the burst confirmed");

@@ -170,7 +170,7 @@ function statNow(abs: string) {
 /** One directory of the slice: its files as they are now. */
 async function lookDir(t: TargetContext, p: PassState, dir: SliceDir, files: Planned[]): Promise<void> {
   const absDir = dir.rel === "" ? t.config.sourceDir : `${t.config.sourceDir}/${dir.rel}`;
-  const looker = new DirLooker(absDir);
+  const looker = new DirLooker(absDir, dir.rel === "");
   try {
     for (const name of dir.names) {
       const st = looker.look(name);
@@ -212,7 +212,7 @@ async function describeAll(t: TargetContext, files: Planned[]): Promise<Map<stri
       const dir = f.abs.slice(0, slash);
       if (looker === null || dir !== lookerDir) {
         looker?.close();
-        looker = new DirLooker(dir);
+        looker = new DirLooker(dir, dir === t.config.sourceDir);
         lookerDir = dir;
       }
       const name = f.abs.slice(slash + 1);

@@ -3,7 +3,7 @@ import { type BigIntStats, constants, lstatSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { ptr } from "bun:ffi";
 import {
-  AT_FDCWD, AT_SYMLINK_NOFOLLOW, fastLibc, type Libc, O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, STATX_CTIME, STATX_INO, STATX_MODE,
+  AT_FDCWD, AT_SYMLINK_NOFOLLOW, fastLibc, type Libc, O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_RDONLY, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, STATX_CTIME, STATX_INO, STATX_MODE,
   STATX_MTIME, STATX_SIZE, STATX_TYPE, SX,
 } from "../libc.ts";
 
@@ -44,7 +44,6 @@ export interface FileLook {
   ctimeNs: bigint;
 }
 
-const O_PATH = 0o10000000;
 const WANT = STATX_TYPE | STATX_MODE | STATX_SIZE | STATX_MTIME | STATX_CTIME | STATX_INO;
 const TWO32 = 4294967296;
 
@@ -60,9 +59,10 @@ export class DirLooker {
   private readonly name = Buffer.alloc(4096);
   private readonly namePtr = ptr(this.name);
 
-  constructor(private readonly abs: string) {
+  /** `root`: this is the tree's root, which may be a symlink (followed, as everywhere); no other directory is followed. */
+  constructor(private readonly abs: string, root = false) {
     const c = this.c;
-    this.fd = c === null ? -1 : c.openat(AT_FDCWD, Buffer.from(`${abs}\0`), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+    this.fd = c === null ? -1 : c.openat(AT_FDCWD, Buffer.from(`${abs}\0`), O_PATH | O_DIRECTORY | O_CLOEXEC | (root ? 0 : O_NOFOLLOW), 0);
   }
 
   /** The file `name` of this directory now, or null when it is not there (or cannot be looked at). */

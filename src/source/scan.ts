@@ -54,7 +54,8 @@ export function* scanTree(root: string, opts: ScanOptions): Generator<ScanItem> 
   }
   const s = new Scanner(c, opts);
   for (const rel of opts.subtrees ?? [""]) {
-    const fd = c.openat(AT_FDCWD, Buffer.from(`${rel === "" ? root : `${root}/${rel}`}\0`), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+    // The root itself may be a symlink (/var/opennms/rrd → /data/rrd) and is followed, as everywhere; nothing below it is.
+    const fd = c.openat(AT_FDCWD, Buffer.from(`${rel === "" ? root : `${root}/${rel}`}\0`), O_RDONLY | O_DIRECTORY | O_CLOEXEC | (rel === "" ? 0 : O_NOFOLLOW), 0);
     if (fd < 0) {
       const e = errnoName(c);
       if (rel === "" || (e !== "ENOENT" && e !== "ENOTDIR")) yield { kind: "problem", rel: rel || ".", reason: `cannot read directory: ${e}` };

@@ -1,7 +1,8 @@
 // The stat sweep: which tracked files changed or went away without any event (a writer that keeps the file mapped
 // and open, as JRobin's NIO backend or a pooled RRD handle does: inotify reports nothing until the close).
-import { dlopen, ptr } from "bun:ffi";
+import { ptr } from "bun:ffi";
 import { lstatSync } from "node:fs";
+import { AT_FDCWD, AT_SYMLINK_NOFOLLOW, fastLibc, O_CLOEXEC, O_DIRECTORY, O_PATH, STATX_INO, STATX_MTIME, STATX_SIZE } from "../libc.ts";
 
 export interface TrackedEntry {
   /** relative to the root, '/'-separated */
@@ -16,36 +17,10 @@ export interface SweepOptions {
   signal?: AbortSignal;
 }
 
-const AT_SYMLINK_NOFOLLOW = 0x100;
-const STATX_MTIME = 0x40;
-const STATX_INO = 0x100;
-const STATX_SIZE = 0x200;
 const NEEDED = STATX_MTIME | STATX_INO | STATX_SIZE;
-const O_DIRECTORY = 0o200000;
-const O_CLOEXEC = 0o2000000;
-const O_PATH = 0o10000000;
 const TWO32 = 4294967296;
 /** above this a u64 high word would make a double inexact: such values take the BigInt path */
 const HI_EXACT = 1 << 21;
-
-function bindLibc() {
-  return dlopen("libc.so.6", {
-    statx: { args: ["i32", "ptr", "i32", "u32", "ptr"], returns: "i32" },
-    open: { args: ["ptr", "i32"], returns: "i32" },
-    close: { args: ["i32"], returns: "i32" },
-  }).symbols;
-}
-let libc: ReturnType<typeof bindLibc> | null | undefined;
-function statxLibc(): ReturnType<typeof bindLibc> | null {
-  if (libc === undefined) {
-    try {
-      libc = bindLibc();
-    } catch {
-      libc = null; // not Linux/glibc (or glibc < 2.28 without statx): lstat does the same, at about twice the cost
-    }
-  }
-  return libc;
-}
 
 /**
  * Yields the rel of every entry whose file is gone or whose version key differs (size, mtime in ns, inode: a file
@@ -56,7 +31,7 @@ function statxLibc(): ReturnType<typeof bindLibc> | null {
  */
 export async function* sweepChanged(root: string, entries: Iterable<TrackedEntry>, opts: SweepOptions = {}): AsyncGenerator<string> {
   const sliceMs = opts.sliceMs ?? 10;
-  const c = statxLibc();
+  const c = fastLibc(); // null off glibc: lstat does the same, at about twice the cost
   let slice = performance.now();
   let n = 0;
   if (c === null) {
@@ -89,7 +64,7 @@ export async function* sweepChanged(root: string, entries: Iterable<TrackedEntry
         const w = dirBuf.write(dir === "" ? root : `${root}/${dir}`, 0);
         dirBuf[w] = 0;
         // A directory that cannot be opened (gone, unreadable): -1 makes every statx below fail, so all its files are yielded.
-        dirFd = w < dirBuf.length - 1 ? c.open(dirBuf, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+        dirFd = w < dirBuf.length - 1 ? c.openat(AT_FDCWD, dirBuf, O_PATH | O_DIRECTORY | O_CLOEXEC, 0) : -1;
       }
       const w = nameBuf.write(rel, 0);
       nameBuf[w] = 0;
