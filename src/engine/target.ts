@@ -12,6 +12,7 @@ import type { Transport } from "../transport/types.ts";
 import { Audit } from "./audit.ts";
 import type { TargetContext } from "./context.ts";
 import { TargetHealth } from "./health.ts";
+import { FIRST_SYNC_KEY } from "./first-sync.ts";
 import { Pass } from "./pass.ts";
 import { PendingQueue } from "./pending.ts";
 import type { EngineHooks, EngineLog, PassStats } from "./types.ts";
@@ -82,6 +83,12 @@ export class TargetEngine {
   async sendDue(now: number, gatherMs: number, signal?: AbortSignal): Promise<PassStats | null> {
     const due = this.ctx.queue.takeDue(now, gatherMs);
     if (due.length === 0) return null;
+    if (this.ctx.store.meta(FIRST_SYNC_KEY) !== null) {
+      // A first sync the standby cut short: only its failed slice waits in the queue, not the rest of the tree.
+      // When they may be retried, the whole pass resumes it (after its last committed slice), and covers them.
+      for (const r of due) this.ctx.queue.settle(r.path, { kind: "dropped" }, now);
+      return await new Pass(this.ctx, signal).full();
+    }
     return await new Pass(this.ctx, signal).records(due);
   }
 }

@@ -94,6 +94,29 @@ describe("full passes", () => {
     expect(st.pending).toBe(0);
   });
 
+  test("a first sync in slices cut short by the standby: committed slices stay, only the failed slice waits; the daemon's retry resumes the rest", async () => {
+    const w = setup({ slice_max_files: 3 }, true);
+    for (let d = 0; d < 4; d++) for (let i = 0; i < 3; i++) w.write(`d${d}/f${i}.txt`, `${d}${i}\n`);
+    let calls = 0;
+    const send = w.transport.sendBatch.bind(w.transport);
+    w.transport.sendBatch = async (files, signal, opts) => {
+      if (++calls === 3) w.transport.failWith = "cannot connect to standby:22: Connection refused";
+      return await send(files, signal, opts);
+    };
+    const s = await w.engine.runPass();
+    expect([s.sent, s.pending]).toEqual([6, 3]); // two slices committed, the third failed, the fourth never started
+    expect(w.store.countFiles()).toBe(6);
+    expect(w.store.meta<{ after: string }>("first_sync")?.after).toBe("d1");
+    expect(w.engine.queue.failed().map((r) => r.path)).toEqual(["d2/f0.txt", "d2/f1.txt", "d2/f2.txt"]);
+    w.transport.failWith = null;
+    const s2 = await w.engine.sendDue(Date.now() + 10 * 60_000, 0);
+    expect(s2?.sent).toBe(6); // the failed slice and the one never started
+    expect(w.store.countFiles()).toBe(12);
+    expect(w.store.meta("first_sync")).toBeNull();
+    expect(w.engine.queue.size).toBe(0);
+    expect(w.replica("d3/f2.txt")).toBe("32\n");
+  });
+
   test("a refused file stays pending and named; the others are recorded", async () => {
     const w = setup();
     w.write("ok.txt", "ok\n");
