@@ -2,8 +2,9 @@
 import { Database, type Statement } from "bun:sqlite";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync } from "node:fs";
 import { dirname } from "node:path";
-import { UserError } from "../errors.ts";
-import { changeId, ID_PER_MS, joinPath, KINDS, kindText, kindValue, migrate, splitPath, timeOfChange } from "./schema.ts";
+import { ExitCode, UserError } from "../errors.ts";
+import { acquireLock, lockHolder } from "./lock.ts";
+import { changeId, ID_PER_MS, joinPath, KINDS, kindText, kindValue, migrate, SCHEMA_VERSION, splitPath, timeOfChange } from "./schema.ts";
 import type { StatusRecord, StatusUpdate } from "./status.ts";
 
 export interface FileState {
@@ -218,9 +219,26 @@ export class StateStore {
     return copy;
   }
 
-  /** For the read-side commands (status, log, restore): the DB if rrdsync has made one at `path`, else null. */
+  /**
+   * For the read-side commands (status, log, restore): the DB if rrdsync has made one at `path`, else null. One
+   * made by an earlier version is upgraded here only while no rrdsync holds it (an older daemon still writing it
+   * would not find its tables): such a one is left alone, with an error saying what to do.
+   */
   static openExisting(path: string): StateStore | null {
     if (!existsSync(path) || !looksLikeSqlite(path)) return null;
+    if (needsUpgrade(path)) {
+      const pid = lockHolder(path);
+      if (pid !== null) {
+        throw new UserError(`state_file ${path}: made by an earlier rrdsync, which is running (pid ${pid}) and still uses it`, ExitCode.Locked,
+          "restart it with this version (it upgrades the state DB on start), then run this again");
+      }
+      const lock = acquireLock(path);
+      try {
+        return StateStore.open(path).store;
+      } finally {
+        lock.release();
+      }
+    }
     return StateStore.open(path).store;
   }
 
@@ -686,6 +704,19 @@ export class StateStore {
 
   close(): void {
     this.db.close();
+  }
+}
+
+/** Is the DB at `path` of an earlier layout (to be upgraded on open)? */
+function needsUpgrade(path: string): boolean {
+  const db = new Database(path, { readonly: true });
+  try {
+    const v = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+    return v < SCHEMA_VERSION && db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'files'").get() !== null;
+  } catch {
+    return false; // damaged or locked: open() says what it is
+  } finally {
+    db.close();
   }
 }
 

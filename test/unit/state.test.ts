@@ -2,7 +2,7 @@
 // and streamed, first-sync slices commit or roll back whole, backups live in the DB, and v1 DBs are upgraded on open.
 import { afterEach, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SCHEMA_VERSION } from "../../src/store/schema.ts";
@@ -176,6 +176,28 @@ test("a v1 DB (paths, text mtimes and inodes, hex hashes, JSON summaries, versio
   expect((raw.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(SCHEMA_VERSION);
   expect((raw.query("PRAGMA integrity_check").get() as { integrity_check: string }).integrity_check).toBe("ok");
   raw.close();
+});
+
+test("a read-side command upgrades a v1 DB only while no rrdsync holds it", () => {
+  const path = dbPath();
+  const db = new Database(path);
+  db.exec(V1);
+  db.query("INSERT INTO files VALUES ('a.txt', 1, '5', '6', NULL, NULL, NULL, 0)").run();
+  db.close();
+  const older = Bun.spawn(["sleep", "30"]); // an older rrdsync, still running with this state file
+  try {
+    writeFileSync(`${path}.lock`, `${older.pid}\n`);
+    expect(() => StateStore.openExisting(path)).toThrow(/made by an earlier rrdsync, which is running \(pid \d+\)/);
+    const raw = new Database(path, { readonly: true });
+    expect((raw.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(0); // untouched
+    raw.close();
+  } finally {
+    older.kill();
+  }
+  rmSync(`${path}.lock`);
+  const store = StateStore.openExisting(path) as StateStore;
+  expect(store.get("a.txt")?.mtimeNs).toBe("5");
+  store.close();
 });
 
 test("storage: at most 200 bytes per tracked file besides the change bodies (5,000 RRDs + 1,000 text files, OpenNMS names)", () => {
