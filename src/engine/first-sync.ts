@@ -1,35 +1,29 @@
-// The first sync (empty state): the tree goes in slices of whole directories (source/slices.ts), each one transfer
-// that walks its directories itself (rsync; SFTP is handed the list), while our walk goes beside it to know each
-// file's version and describe its change. A slice's state rows, change rows and backup copies are written ahead
-// into one open transaction as its files are described, and the slice commits once the destination vouched for
-// it: memory is bounded by a slice, whatever the tree's size, and a killed run resumes after the last slice it
-// committed (the `first_sync` meta record), with rsync's quick check skipping what the replica already got.
+// The first sync (empty state): every file is sent while our walk goes beside the transfer, in bounded pieces of
+// the tree (source/slices.ts), looking at each file, reading it once and describing its change; its state row,
+// change row and backup copy are written ahead into an open transaction at once, so nothing per file stays in
+// memory, whatever the tree's size. Through rsync it is ONE whole-tree run (first-sync-run.ts); through a transport
+// that needs a list (SFTP), one transfer and one commit per slice (first-sync-slices.ts). The helpers both use are here.
 import { lstatSync } from "node:fs";
 import { joinPath } from "../store/schema.ts";
 import type { ChangeRow } from "../store/state.ts";
 import { DirLooker } from "../source/look.ts";
-import { ownPathsInside } from "../source/own-files.ts";
 import { hasLegacyCopies } from "../track/backup.ts";
 import { readHead } from "../track/rrd-read.ts";
 import { type Slice, type SliceDir, treeSlices } from "../source/slices.ts";
-import type { BatchFile, BatchResult } from "../transport/types.ts";
+import type { BatchFile } from "../transport/types.ts";
 import { changeRowFor } from "./audit.ts";
 import type { PassState, TargetContext } from "./context.ts";
 import { type Described, describeFile, yieldToIO } from "./describe.ts";
 import { type Planned, sameVersion, statFacts } from "./plan.ts";
-import type { Sender } from "./send.ts";
 
-/**
- * A slice closes at slice_max_files files (default 50,000) or this many directories. Its transfer walks its
- * directories as one rsync run, so a slice costs one more ssh login and startup (~0.3 s here) over one run for
- * the whole tree; its memory is the slice's names and the files not confirmed yet.
- */
+
+/** A piece of the walk closes at slice_max_files files (default 50,000) or this many directories. */
 export const SLICE_MAX_DIRS = 10_000;
 /** first_sync_entries "auto": a first sync of up to this many files writes one change-log entry per file, a larger one a summary. */
 export const FIRST_SYNC_ENTRIES_MAX = 10_000;
 export const FIRST_SYNC_KEY = "first_sync";
 
-/** What the state DB keeps of a first sync in progress (committed with each slice). */
+/** What the state DB keeps of a sliced first sync in progress (committed with each slice). */
 export interface FirstSyncRecord {
   /** the last directory (walk order) whose files are synced */
   after: string | null;
@@ -47,11 +41,11 @@ export function firstSyncState(t: TargetContext): FirstSyncRecord | "new" | null
   return t.store.countFiles() === 0 ? "new" : null;
 }
 
-/** Runs the first sync's slices (after `resume.after` when resuming); true when it reached the end of the tree. */
-export async function firstSync(t: TargetContext, p: PassState, sender: Sender, resume: FirstSyncRecord | null): Promise<boolean> {
-  const { config, log, store } = t;
-  const slices = treeSlices(config.sourceDir, {
-    extensions: config.monitoredExtensions, exclude: t.own, maxFiles: config.sliceMaxFiles, maxDirs: Math.min(SLICE_MAX_DIRS, config.sliceMaxFiles), after: resume?.after ?? null,
+/** The tree's pieces as the walk lists them, after `after` (resuming), with problems counted and logged. */
+export function walkPieces(t: TargetContext, p: PassState, after: string | null): Generator<Slice> {
+  const { config, log } = t;
+  return treeSlices(config.sourceDir, {
+    extensions: config.monitoredExtensions, exclude: t.own, maxFiles: config.sliceMaxFiles, maxDirs: Math.min(SLICE_MAX_DIRS, config.sliceMaxFiles), after,
     onProblem: (rel, reason) => {
       p.stats.problems++;
       log.error(`${rel}: ${reason}`);
@@ -61,114 +55,36 @@ export async function firstSync(t: TargetContext, p: PassState, sender: Sender, 
       log.debug(`${rel}: symlink, not followed`);
     },
   });
-  let record = resume;
-  let n = 0;
-  for (const slice of slices) {
-    if (p.stopping || p.stats.targetError !== null) return false;
-    if (record === null) {
-      const mode = config.changeTracking.firstSyncEntries;
-      const small = slice.last && slice.files <= FIRST_SYNC_ENTRIES_MAX;
-      record = { after: null, entries: mode === "every" || (mode === "auto" && small) ? "every" : "summary", changesFrom: store.maxChangeId(), started: Date.now() };
-    }
-    n++;
-    log.debug(`first sync: slice ${n}: ${slice.files} files in ${slice.dirs.length} directories`);
-    if (!(await runSlice(t, p, sender, slice, record))) return false;
-    await sender.flush(); // what the slice could not vouch for goes now, in list batches
-  }
-  if (record === null) return true; // nothing at all to sync
-  if (p.stats.targetError !== null) return false;
-  summarize(t, record);
-  return true;
 }
 
-/** One slice: its transfer, our walk and descriptions beside it (written ahead), then its verdicts and commit. */
-async function runSlice(t: TargetContext, p: PassState, sender: Sender, slice: Slice, record: FirstSyncRecord): Promise<boolean> {
-  const { store, config, log, queue, health } = t;
-  const t0 = performance.now();
-  const sliceStart = Date.now();
-  const changesAfter = store.beginSlice();
-  let committed = false;
-  try {
-    let listed!: (files: BatchFile[]) => void;
-    const listedP = new Promise<BatchFile[]>((resolve) => {
-      listed = resolve;
-    });
-    const exclude = ownPathsInside(config.sourceDir, t.own);
-    const transfer = sender.transfer(listedP, { wholeTree: { extensions: config.monitoredExtensions, exclude, dirs: slice.dirs.map((d) => d.rel) } });
-    // The files as they are now (after the transfer started: the inode change time then tells whether rsync saw
-    // this version, see rsync.ts); the list goes to the transport at once (SFTP sends from it).
-    const files: Planned[] = [];
-    for (const dir of slice.dirs) await lookDir(t, p, dir, files);
-    listed(files.map((f) => ({ path: f.rel, size: f.facts.size, walked: { ...f.facts, ctimeNs: f.ctimeNs as bigint } })));
-    if (slice.last) p.progress.walking = false;
-    p.reportProgress();
-    // Described while the transfer runs, one by one, each written ahead at once: only the exceptions are kept.
-    const kept = await describeAll(t, files);
-    const result = await transfer;
-    if (result.error) {
-      store.abortSlice();
-      for (const d of kept.values()) t.audit.discard(d);
-      failSlice(t, p, files, result);
-      return false;
-    }
-
-    // Written ahead and vouched for: done. Everything else (not vouched for, damaged, not described) takes the
-    // usual confirm + audit path, whose commit joins this slice's transaction.
-    const exceptions: Planned[] = [];
-    const delivered: string[] = [];
-    let bytes = 0;
-    for (const f of files) {
-      const o = result.outcomes.get(f.rel);
-      const written = !kept.has(f.rel);
-      // the version the transport read must be the one described (a transport that does not say is asked the file)
-      if (written && o?.ok && sameVersion(o.seen ?? statNow(f.abs) ?? NONE, f.facts)) {
-        delivered.push(f.rel);
-        bytes += f.facts.size;
-        continue;
-      }
-      if (written) store.unwriteAhead(f.rel, changesAfter, sliceStart);
-      exceptions.push(f);
-    }
-    let problems = 0;
-    if (record.entries === "every") problems += logEntries(t, store.changesSince(changesAfter));
-    if (exceptions.length > 0) {
-      const described = { drain: async () => {}, take: (rel: string) => kept.get(rel) };
-      await sender.record(exceptions, { ...result, infoLines: [] }, described, t0);
-    }
-    const last = slice.dirs.at(-1)?.rel ?? record.after;
-    store.setMeta(FIRST_SYNC_KEY, { ...record, after: last });
-    record.after = last;
-    store.commitSlice();
-    committed = true;
-
-    const now = Date.now();
-    if (queue.size > 0) for (const rel of delivered) queue.settle(rel, { kind: "delivered" }, now);
-    p.stats.sent += delivered.length;
-    p.stats.bytes += bytes;
-    p.stats.changes += config.changeTracking.enabled ? delivered.length : 0;
-    p.stats.problems += problems;
-    p.progress.doneFiles += delivered.length;
-    p.progress.doneBytes += bytes;
-    p.reportProgress();
-    health.succeeded(delivered.length, bytes, now);
-    for (const line of result.infoLines) log.info(line);
-    // The live view hears of the slice as one batch; its changes are in the DB (a million lines help nobody).
-    t.hooks.onBatch?.({ files: delivered.length, bytes, seconds: (performance.now() - t0) / 1000, changes: [], pending: [], changed: [], error: null });
-    return true;
-  } finally {
-    if (!committed) store.abortSlice();
-  }
+/** Which change-log entries a first sync of `files` files writes (first_sync_entries). */
+export function entriesFor(t: TargetContext, files: number, complete: boolean): "every" | "summary" {
+  const mode = t.config.changeTracking.firstSyncEntries;
+  return mode === "every" || (mode === "auto" && complete && files <= FIRST_SYNC_ENTRIES_MAX) ? "every" : "summary";
 }
 
 const NONE = { size: -1, mtimeNs: "", ino: "" };
+
+/** Is the file at `abs` still the version the walk saw? (For a transport that does not say what it read.) */
+export function stillSame(abs: string, walked: { size: number; mtimeNs: string; ino: string }): boolean {
+  return sameVersion(statNow(abs) ?? NONE, walked);
+}
 
 function statNow(abs: string) {
   const st = lstatSync(abs, { bigint: true, throwIfNoEntry: false });
   return st === undefined ? null : statFacts(st);
 }
 
+/** One file of a piece of the walk: the small record a transfer's outcomes need (nothing else is kept per file). */
+export type SliceFile = BatchFile & { walked: NonNullable<BatchFile["walked"]> };
+
+/** A slice's file as the send, describe and audit stages take it (made when needed, not kept). */
+export function planned(t: TargetContext, f: SliceFile): Planned {
+  return { rel: f.path, abs: `${t.config.sourceDir}/${f.path}`, facts: f.walked, prev: null, ctimeNs: f.walked.ctimeNs };
+}
+
 /** One directory of the slice: its files as they are now. */
-async function lookDir(t: TargetContext, p: PassState, dir: SliceDir, files: Planned[]): Promise<void> {
+export async function lookDir(t: TargetContext, p: PassState, dir: SliceDir, files: SliceFile[]): Promise<void> {
   const absDir = dir.rel === "" ? t.config.sourceDir : `${t.config.sourceDir}/${dir.rel}`;
   const looker = new DirLooker(absDir, dir.rel === "");
   try {
@@ -180,7 +96,7 @@ async function lookDir(t: TargetContext, p: PassState, dir: SliceDir, files: Pla
         continue;
       }
       p.stats.scanned++;
-      files.push({ rel: joinPath(dir.rel, name), abs: `${absDir}/${name}`, facts: { size: st.size, mtimeNs: st.mtimeNs, ino: st.ino }, prev: null, ctimeNs: st.ctimeNs });
+      files.push({ path: joinPath(dir.rel, name), size: st.size, walked: { size: st.size, mtimeNs: st.mtimeNs, ino: st.ino, ctimeNs: st.ctimeNs } });
       p.progress.plannedFiles++;
       p.progress.plannedBytes += st.size;
       if (files.length % 4096 === 0) {
@@ -194,12 +110,15 @@ async function lookDir(t: TargetContext, p: PassState, dir: SliceDir, files: Pla
 }
 
 /**
- * Each file read once (header, and the whole content when small) and described, its rows written ahead at once;
- * the descriptions that cannot be (damaged, an error, a large copy to publish) are kept, by path. The transfer's
- * output is let through every few ms.
+ * Each file read once (header, and the whole content when small) and described, its rows written ahead at once
+ * unless `vouched` says no; the others (not vouched for, damaged, an error, a large copy to publish) go to
+ * `notWritten` with their description. The transfer's output is let through every few ms.
  */
-async function describeAll(t: TargetContext, files: Planned[]): Promise<Map<string, Described>> {
-  const kept = new Map<string, Described>();
+export async function describeAll(
+  t: TargetContext, files: SliceFile[], notWritten: (f: SliceFile, d: Described | null) => void, vouched?: (f: SliceFile) => boolean,
+): Promise<{ written: number; bytes: number }> {
+  let written = 0;
+  let bytes = 0;
   // The state is empty: a text file can have a copy only if backup_dir holds copies without rows (the seed's).
   const legacy = hasLegacyCopies(t.config.changeTracking.backupDir);
   const deps = { tracking: t.config.changeTracking, stager: t.stager, copies: legacy ? t.copies : () => null };
@@ -207,7 +126,12 @@ async function describeAll(t: TargetContext, files: Planned[]): Promise<Map<stri
   let looker: DirLooker | null = null;
   let lookerDir = "";
   try {
-    for (const f of files) {
+    for (const sf of files) {
+      if (vouched && !vouched(sf)) {
+        notWritten(sf, null); // changed around the run's start: described when it is sent again
+        continue;
+      }
+      const f = planned(t, sf);
       const slash = f.abs.lastIndexOf("/");
       const dir = f.abs.slice(0, slash);
       if (looker === null || dir !== lookerDir) {
@@ -230,7 +154,10 @@ async function describeAll(t: TargetContext, files: Planned[]): Promise<Map<stri
         }
       }
       const d = await describeFile(f, deps, content);
-      if (!writeAhead(t, f, d)) kept.set(f.rel, d);
+      if (writeAhead(t, f, d)) {
+        written++;
+        bytes += sf.size;
+      } else notWritten(sf, d);
       if (performance.now() - since > 4) {
         await yieldToIO();
         since = performance.now();
@@ -239,7 +166,7 @@ async function describeAll(t: TargetContext, files: Planned[]): Promise<Map<stri
   } finally {
     looker?.close();
   }
-  return kept;
+  return { written, bytes };
 }
 
 /** A file described during the transfer: its row, change and copy go into the slice's transaction at once. */
@@ -255,7 +182,7 @@ function writeAhead(t: TargetContext, f: Planned, d: Described): boolean {
 }
 
 /** The slice's entries (its rows read back from the open transaction), written before its commit; gaps counted. */
-function logEntries(t: TargetContext, rows: Iterable<ChangeRow>): number {
+export function logEntries(t: TargetContext, rows: Iterable<ChangeRow>): number {
   const { changeLog, log } = t;
   let n = 0;
   const names: string[] = [];
@@ -283,24 +210,11 @@ function logEntries(t: TargetContext, rows: Iterable<ChangeRow>): number {
   return n;
 }
 
-/** The slice's transfer failed as a whole: nothing of it was committed; its files wait (bounded: one slice). */
-function failSlice(t: TargetContext, p: PassState, files: Planned[], result: BatchResult): void {
-  const { log, queue, health, transport } = t;
-  const error = result.error as string;
-  const now = Date.now();
-  p.stats.targetError = error;
-  health.failed(transport.description, error, files.length, now, p.stopping);
-  for (const f of files) queue.settle(f.rel, { kind: "failed", error }, now, health.nextRetry);
-  p.stats.pending += files.length;
-  log.info(`first sync interrupted (${error}): ${files.length} files of this slice and the rest of the tree wait; the next run resumes after the last slice committed`);
-  t.hooks.onBatch?.({ files: 0, bytes: 0, seconds: 0, changes: [], pending: files.slice(0, 20).map((f) => f.rel), changed: [], error });
-}
-
-/** The end of a first sync: its summary entry (when not one per file), and the record goes. */
-function summarize(t: TargetContext, record: FirstSyncRecord): void {
+/** The end of a first sync: its summary entry (when not one per file), and the sliced one's record goes. */
+export function summarize(t: TargetContext, entries: "every" | "summary", changesFrom: number): void {
   const { store, changeLog, log, config } = t;
-  if (record.entries === "summary" && config.changeTracking.enabled) {
-    const kinds = store.changeKindsSince(record.changesFrom);
+  if (entries === "summary" && config.changeTracking.enabled) {
+    const kinds = store.changeKindsSince(changesFrom);
     const total = store.totals();
     const what = kinds.map((k) => `${k.n.toLocaleString("en-US")} ${k.kind}`).join(", ");
     const details = `First sync: ${total.files.toLocaleString("en-US")} files (${(total.bytes / 2 ** 30).toFixed(1)} GiB) are on the replica${what ? `: ${what}` : ""}.\n` +

@@ -11,7 +11,9 @@ import type { StateRow } from "../store/state.ts";
 import { PassState, type TargetContext } from "./context.ts";
 import { propagateDeletes, reallyGone } from "./deletes.ts";
 import { yieldToIO } from "./describe.ts";
-import { firstSync, firstSyncState } from "./first-sync.ts";
+import { firstSyncState } from "./first-sync.ts";
+import { firstSyncInOneRun } from "./first-sync-run.ts";
+import { firstSyncInSlices } from "./first-sync-slices.ts";
 import { splitScan } from "./scan-split.ts";
 import type { PendingFile } from "./pending.ts";
 import { decide, type Planned, statFacts } from "./plan.ts";
@@ -57,7 +59,9 @@ export class Pass {
       const resume = first === "new" ? null : first;
       if (resume?.after != null) await this.compareTree(resume.after);
       await this.sender.flush();
-      await firstSync(this.t, this.p, this.sender, resume);
+      // rsync walks the tree itself: one run; a transport that needs a list: one transfer per slice
+      const run = (await this.t.transport.walksTree?.()) ? firstSyncInOneRun : firstSyncInSlices;
+      if (!(await run(this.t, this.p, this.sender, resume))) this.p.stats.firstSyncUnfinished = true;
     }
     this.p.progress.walking = false;
     await this.waitForHolds();

@@ -12,7 +12,6 @@ import type { Transport } from "../transport/types.ts";
 import { Audit } from "./audit.ts";
 import type { TargetContext } from "./context.ts";
 import { TargetHealth } from "./health.ts";
-import { FIRST_SYNC_KEY } from "./first-sync.ts";
 import { Pass } from "./pass.ts";
 import { PendingQueue } from "./pending.ts";
 import type { EngineHooks, EngineLog, PassStats } from "./types.ts";
@@ -74,21 +73,26 @@ export class TargetEngine {
     return this.ctx.queue;
   }
 
+  /** a first sync the standby cut short: the daemon resumes it once the target may be tried again */
+  private firstSyncUnfinished = false;
+
   /** A full pass over the tree. */
-  runPass(signal?: AbortSignal): Promise<PassStats> {
-    return new Pass(this.ctx, signal).full();
+  async runPass(signal?: AbortSignal): Promise<PassStats> {
+    const s = await new Pass(this.ctx, signal).full();
+    this.firstSyncUnfinished = s.firstSyncUnfinished === true;
+    return s;
   }
 
   /** The queue's records due at `now` (and those due within `gatherMs`), or null when none is due. */
   async sendDue(now: number, gatherMs: number, signal?: AbortSignal): Promise<PassStats | null> {
+    if (this.firstSyncUnfinished && now >= this.ctx.health.nextRetry) {
+      // A first sync the standby cut short: the rest of the tree was never in the queue (at most a failed slice
+      // is). When the target may be tried again, the whole pass resumes it, and covers what waits in the queue.
+      for (const r of this.ctx.queue.takeDue(Number.POSITIVE_INFINITY, 0)) this.ctx.queue.settle(r.path, { kind: "dropped" }, now);
+      return await this.runPass(signal);
+    }
     const due = this.ctx.queue.takeDue(now, gatherMs);
     if (due.length === 0) return null;
-    if (this.ctx.store.meta(FIRST_SYNC_KEY) !== null) {
-      // A first sync the standby cut short: only its failed slice waits in the queue, not the rest of the tree.
-      // When they may be retried, the whole pass resumes it (after its last committed slice), and covers them.
-      for (const r of due) this.ctx.queue.settle(r.path, { kind: "dropped" }, now);
-      return await new Pass(this.ctx, signal).full();
-    }
     return await new Pass(this.ctx, signal).records(due);
   }
 }

@@ -33,6 +33,8 @@ export interface PassStats {
   seconds: number;
   /** the destination could not be reached or refused a whole batch */
   targetError: string | null;
+  /** a first sync did not reach its end (the transfer failed): a later pass resumes it */
+  firstSyncUnfinished?: boolean;
 }
 
 export function newStats(): PassStats {

@@ -442,6 +442,22 @@ export class StateStore {
     this.db.query("DELETE FROM backups WHERE dir = ? AND name = ? AND stored IS NULL AND synced_at >= ?").run(key[0], key[1], since);
   }
 
+  /**
+   * A first sync's resend list: files its run could not vouch for, kept in a temporary table (a million of them
+   * never sit in memory), read back in pieces after the commit.
+   */
+  resetResend(): void {
+    this.db.exec("CREATE TEMP TABLE IF NOT EXISTS resend (id INTEGER PRIMARY KEY, path TEXT NOT NULL); DELETE FROM temp.resend;");
+  }
+
+  markResend(path: string): void {
+    this.db.query("INSERT INTO temp.resend (path) VALUES (?)").run(path);
+  }
+
+  resendChunk(afterId: number, limit: number): Array<{ id: number; path: string }> {
+    return this.db.query<{ id: number; path: string }, [number, number]>("SELECT id, path FROM temp.resend WHERE id > ? ORDER BY id LIMIT ?").all(afterId, limit);
+  }
+
   maxChangeId(): number {
     return (this.db.query("SELECT coalesce(max(id), 0) AS n FROM changes").get() as { n: number }).n;
   }

@@ -60,6 +60,11 @@ class DeferredTransport implements Transport {
     return t;
   }
 
+  async walksTree(): Promise<boolean> {
+    const t = await this.get();
+    return typeof t !== "string" && (await t.walksTree?.()) === true;
+  }
+
   async sendBatch(files: BatchFile[] | Promise<BatchFile[]>, signal?: AbortSignal, opts?: SendOptions): Promise<BatchResult> {
     const t = await this.get();
     if (typeof t !== "string") return t.sendBatch(files, signal, opts);

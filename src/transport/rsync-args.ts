@@ -61,11 +61,7 @@ export function treeFilterArgs(tree: TreeFilter): string[] {
 export function buildRsyncArgv(opts: { target: Target; rsync: RsyncOptions; sourceDir: string; controlPath?: string | null }, tree?: TreeFilter, progress = false): string[] {
   const { target, rsync } = opts;
   const argv = ["rsync"];
-  if (tree?.dirs) {
-    // A slice: its directories listed as "dir/." (NUL-separated on stdin): each one's own files, rsync walking
-    // them itself; its subdirectories are made (empty) and filled by their own slices.
-    argv.push("--files-from=-", "--from0", ...treeFilterArgs(tree));
-  } else if (tree) {
+  if (tree) {
     argv.push("-r", ...treeFilterArgs(tree));
   } else {
     // --files-from implies -R (paths relative to the source root) and turns off -a's -r: exactly the listed files.
@@ -92,11 +88,6 @@ export function buildRsyncArgv(opts: { target: Target; rsync: RsyncOptions; sour
   if (target.host !== "") argv.push("-e", sshCommand(target, opts.controlPath).map(quoteForRsyncShell).join(" "));
   argv.push(`${opts.sourceDir}/`, destinationArg(target));
   return argv;
-}
-
-/** A slice's --files-from entries: each directory as "dir/." (its own contents, one level), the root as ".". */
-export function sliceEntries(dirs: string[]): string[] {
-  return dirs.map((d) => (d === "" ? "." : `${d}/.`));
 }
 
 /**

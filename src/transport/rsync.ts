@@ -2,12 +2,12 @@
 import { type BigIntStats, lstatSync, mkdirSync, renameSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { RsyncOptions, Target } from "../config/types.ts";
-import { attributeErrors, isFileItem, ITEMIZE_MARKER, parseItemizeLine } from "./itemize.ts";
+import { attributeErrors, decodeRsyncName, isFileItem, ITEMIZE_MARKER, namesInErrorLine, parseItemizeLine } from "./itemize.ts";
 import { hostKeyRefusal } from "./known-hosts.ts";
-import { buildDeleteArgv, buildRsyncArgv, deleteRules, NO_MASTER, sliceEntries, sshCommand } from "./rsync-args.ts";
+import { buildDeleteArgv, buildRsyncArgv, deleteRules, NO_MASTER, sshCommand } from "./rsync-args.ts";
 import { SshMaster } from "./ssh-master.ts";
 import { tiedToUs } from "./tied.ts";
-import type { BatchFile, BatchResult, DeleteResult, FileOutcome, MoveResult, SendOptions, Transport } from "./types.ts";
+import { type BatchFile, type BatchResult, type DeleteResult, type FileOutcome, type MoveResult, runVouches, type SendOptions, type Transport } from "./types.ts";
 
 /** rsync's exit codes for "some files were not transferred" and "some source files vanished": per-file outcomes hold. */
 const PARTIAL = new Set([23, 24]);
@@ -43,6 +43,11 @@ export class RsyncTransport implements Transport {
     const t = opts.target;
     this.master = opts.master ?? (t.host === "" ? null : new SshMaster(t));
     this.description = t.host === "" ? `rsync → ${t.destDir}` : `rsync → ${t.user ? `${t.user}@` : ""}${t.host}:${t.destDir}`;
+  }
+
+  /** rsync walks a whole tree itself: a first sync is one run (see engine/first-sync-run.ts). */
+  async walksTree(): Promise<boolean> {
+    return true;
   }
 
   /** The master connection, started or checked; why not, for people (null: ready, or a local target). */
@@ -88,7 +93,7 @@ export class RsyncTransport implements Transport {
     let proc: ReturnType<typeof Bun.spawn>;
     try {
       if (Bun.which(argv[0] as string) === null) throw new Error("not found");
-      proc = (tree ? null : this.takeSpare(argv)) ?? Bun.spawn(tiedToUs(argv), { stdin: tree && !tree.dirs ? "ignore" : "pipe", stdout: "pipe", stderr: "pipe" });
+      proc = (tree ? null : this.takeSpare(argv)) ?? Bun.spawn(tiedToUs(argv), { stdin: tree ? "ignore" : "pipe", stdout: "pipe", stderr: "pipe" });
     } catch (e) {
       return failAll(await filesIn, `cannot run rsync: ${(e as Error).message} (is rsync installed and on PATH?)`);
     }
@@ -101,13 +106,13 @@ export class RsyncTransport implements Transport {
     if (signal?.aborted) onAbort();
 
     const feed = (async () => {
-      if (tree && !tree.dirs) return; // rsync walks the tree itself
+      if (tree) return; // rsync walks the tree itself
       // Written in chunks: a million paths never need to be one string.
       const sink = proc.stdin as import("bun").FileSink;
       try {
         let chunk = "";
-        for (const path of tree?.dirs ? sliceEntries(tree.dirs) : files.map((f) => f.path)) {
-          chunk += `${path}\0`;
+        for (const f of files) {
+          chunk += `${f.path}\0`;
           if (chunk.length > 65536) {
             sink.write(chunk);
             await sink.flush();
@@ -148,7 +153,9 @@ export class RsyncTransport implements Transport {
     if (tree) files = await filesIn;
     const batch = new Set(files.map((f) => f.path));
 
-    if (tree && (code === 0 || PARTIAL.has(code))) return { outcomes: wholeTreeOutcomes(this.opts.sourceDir, files, code, startedNs), infoLines, bytesSent };
+    if (tree && (code === 0 || PARTIAL.has(code))) {
+      return { outcomes: wholeTreeOutcomes(this.opts.sourceDir, files, code, startedNs), infoLines, bytesSent, tree: treeErrors(code, stderrLines, this.opts) };
+    }
     if (code === 0) {
       const outcomes = new Map<string, FileOutcome>();
       for (const f of files) outcomes.set(f.path, { ok: true, bytes: confirmed.get(f.path) ?? 0 });
@@ -306,8 +313,8 @@ export class RsyncTransport implements Transport {
   }
 }
 
-/** A file whose inode last changed this long before the run started was seen, as it is now, by the run's walk. */
-const CTIME_MARGIN_NS = 2_000_000_000n; // > any file system's timestamp granularity and the kernel's coarse clock lag
+const RESEND_STARTED: FileOutcome = Object.freeze({ ok: false, resend: true, reason: "changed while the whole-tree run started" });
+
 
 /**
  * Whole-tree outcomes without per-file output. Exit 0 means rsync sent (or found identical) every file its walk
@@ -322,10 +329,8 @@ export function wholeTreeOutcomes(sourceDir: string, files: BatchFile[], code: n
     // identity in the state, so the next pass sees the change and sends it again; a newer identity than the
     // one sent can never be recorded. After exit 23/24 every file is resent anyway.
     if (f.walked && code === 0) {
-      const { ctimeNs, ...seen } = f.walked;
-      outcomes.set(f.path, ctimeNs < startedNs - CTIME_MARGIN_NS
-        ? { ok: true, bytes: f.size, seen }
-        : { ok: false, resend: true, reason: "changed while the whole-tree run started" });
+      // the walk's own record serves as what rsync saw (a million files: no second object each)
+      outcomes.set(f.path, runVouches(f.walked.ctimeNs, startedNs) ? { ok: true, bytes: f.size, seen: f.walked } : RESEND_STARTED);
       continue;
     }
     let st: BigIntStats;
@@ -335,13 +340,45 @@ export function wholeTreeOutcomes(sourceDir: string, files: BatchFile[], code: n
       outcomes.set(f.path, { ok: false, vanished: true, reason: "vanished from the source" });
       continue;
     }
-    if (code === 0 && st.ctimeNs < startedNs - CTIME_MARGIN_NS) {
+    if (code === 0 && runVouches(st.ctimeNs, startedNs)) {
       outcomes.set(f.path, { ok: true, bytes: f.size, seen: { size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ino: st.ino.toString() } });
     } else {
       outcomes.set(f.path, { ok: false, resend: true, reason: code === 0 ? "changed while the whole-tree run started" : `whole-tree run exited ${code}` });
     }
   }
   return outcomes;
+}
+
+/** rsync's closing lines after errors: they name no file, and say nothing the per-file lines did not. */
+const SUMMARY = /^rsync (error|warning): some files(\/attrs)? (were not transferred|vanished|could not be transferred)/;
+const VANISHED = /^file has vanished: "(.*)"$/;
+
+/**
+ * Which files a whole-tree run's error lines name (relative to the tree): vanished ones apart. A line that names
+ * no file of the tree (a receiver's temp name, a message of another shape) is "unattributed": then the caller
+ * cannot know which files are missing. Too many lines to have kept them all counts as unattributed too.
+ */
+export function treeErrors(code: number, stderr: string[], o: { sourceDir: string; target: Target }): NonNullable<BatchResult["tree"]> {
+  const out = { code, failed: [] as string[], vanished: [] as string[], unattributed: [] as string[] };
+  if (code === 0) return out;
+  const rel = (name: string): string | null => {
+    // the source's path (sender errors), or the destination's (receiver errors, as the standby names them)
+    for (const root of [o.sourceDir, o.target.destDir]) if (name.startsWith(`${root}/`)) return name.slice(root.length + 1);
+    // a receiver's relative name ("could not make way for new regular file: a/b.rrd"), if it is a path of the
+    // tree: anything else (a message's tail) names no file, and leaves the run unattributed
+    if (!name.startsWith("/") && !name.split("/").includes("..") && existsInSource(o.sourceDir, name.replace(/\/$/, ""))) return name.replace(/\/$/, "");
+    return null;
+  };
+  if (stderr.length >= KEEP_STDERR_LINES) out.unattributed.push(`more than ${KEEP_STDERR_LINES} error lines`);
+  for (const line of stderr) {
+    if (line.trim() === "" || SUMMARY.test(line)) continue;
+    const v = VANISHED.exec(line);
+    const name = v ? decodeRsyncName(v[1] as string) : null;
+    const r = name !== null ? rel(name) : namesInErrorLine(line).map(rel).find((x) => x !== null && !x.split("/").at(-1)?.startsWith("."));
+    if (r === null || r === undefined) out.unattributed.push(line);
+    else (v ? out.vanished : out.failed).push(r);
+  }
+  return out;
 }
 
 function existsInSource(sourceDir: string, rel: string): boolean {

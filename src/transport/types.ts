@@ -28,6 +28,22 @@ export interface BatchResult {
   infoLines: string[];
   /** total bytes sent over the wire, if the transport knows */
   bytesSent: number;
+  /**
+   * whole-tree runs: how the run ended and the files its error lines name (relative paths), so a caller that gave
+   * no file list can still tell which files failed; `unattributed`: error lines that name no file of the tree
+   */
+  tree?: { code: number; failed: string[]; vanished: string[]; unattributed: string[] };
+}
+
+/** A file whose inode last changed this long before a whole-tree run started was seen, as it is now, by the run's walk. */
+export const CTIME_MARGIN_NS = 2_000_000_000n; // > any file system's timestamp granularity and the kernel's coarse clock lag
+
+/**
+ * A whole-tree run that exited 0 vouches for a file looked at during it whose inode last changed before the run
+ * started (minus the margin): the run's walk saw that version, or a newer one (see rsync.ts wholeTreeOutcomes).
+ */
+export function runVouches(ctimeNs: bigint, startedNs: bigint): boolean {
+  return ctimeNs < startedNs - CTIME_MARGIN_NS;
 }
 
 /** What a whole-tree batch covers, so a transport may walk the tree itself instead of listing every file. */
@@ -36,11 +52,6 @@ export interface TreeFilter {
   extensions: string[];
   /** paths relative to the source dir that are never sent (rrdsync's own files inside the tree) */
   exclude: string[];
-  /**
-   * a slice of the tree (first sync): only these directories ("" = the root), each with its own files (not its
-   * subdirectories' files, which belong to their own slices); absent: the whole tree
-   */
-  dirs?: string[];
 }
 
 export interface SendOptions {
@@ -56,6 +67,11 @@ export interface SendOptions {
 export interface Transport {
   /** "rsync → user@host:/dest" for logs */
   readonly description: string;
+  /**
+   * Does a whole-tree send walk the tree itself, needing no file list (rsync)? Then a first sync is one run. (A
+   * transport chosen at first use may need to ask the standby to know.)
+   */
+  walksTree?(): Promise<boolean>;
   /**
    * Sends the files; resolves with one outcome per file. With `wholeTree`, `files` may still be a promise (the
    * engine is walking the tree while the transfer runs); it resolves before the transport needs it for outcomes.
