@@ -223,6 +223,13 @@ try {
   console.log(`state DB after W1: ${(db1.bytes / 1048576).toFixed(0)} MB for ${db1.files} files, ${db1.changes} change rows`);
 
   if (WATCH) {
+    // inotify needs a watch per directory: raise the limit if this machine's is too low (root; said so)
+    const limitPath = "/proc/sys/fs/inotify/max_user_watches";
+    const limit = Number(readFileSync(limitPath, "utf8"));
+    if (limit < 2 * tree.dirs) {
+      writeFileSync(limitPath, String(2 * tree.dirs));
+      console.log(`raised fs.inotify.max_user_watches from ${limit} to ${2 * tree.dirs} for the --watch phase`);
+    }
     const d = startDaemon(["--config", cfg]);
     try {
       const t = performance.now();

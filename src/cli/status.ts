@@ -7,7 +7,7 @@ import { ExitCode } from "../errors.ts";
 import { formatBytes, formatTimestamp } from "../log.ts";
 import { lockHolder } from "../store/lock.ts";
 import { StateStore } from "../store/state.ts";
-import type { StatusRecord } from "../store/status.ts";
+import { FIRST_SYNC_KEY, type StatusRecord } from "../store/status.ts";
 import { describeTarget } from "../transport/create.ts";
 
 /** One block (or one JSON line) per target; exit 1 if any target has files pending or is down. */
@@ -20,10 +20,12 @@ function showTarget(config: Config, flags: { json?: boolean }, env: Record<strin
   const store = StateStore.openExisting(config.stateFile);
   let files = 0;
   let st: StatusRecord = {};
+  let firstSync: { after: string | null; started: number } | null = null;
   if (store !== null) {
     try {
       files = store.countFiles();
       st = store.status();
+      firstSync = store.meta(FIRST_SYNC_KEY);
     } finally {
       store.close();
     }
@@ -37,6 +39,7 @@ function showTarget(config: Config, flags: { json?: boolean }, env: Record<strin
     target, source: config.sourceDir, sourceMissingSince: iso(st.sourceMissing), stateFile: config.stateFile, initialised: store !== null, files, pending,
     pendingSample: st.pendingSample ?? [], reachable: !down, downSince: iso(st.downSince), lastPass: withIso(st.lastPass),
     lastBatch: withIso(st.lastBatch), lastError: withIso(st.lastError), running: pid,
+    firstSyncUnfinished: firstSync === null ? null : { since: iso(firstSync.started), syncedThrough: firstSync.after },
   };
   if (flags.json) {
     process.stdout.write(`${JSON.stringify(report)}\n`);
@@ -46,7 +49,7 @@ function showTarget(config: Config, flags: { json?: boolean }, env: Record<strin
     const rows: Array<[string, string]> = [
       ["source", missing ? `${config.sourceDir} ${c.red(`MISSING since ${when(st.sourceMissing as number)}: nothing is replicated until it is back`)}` : config.sourceDir],
       ["state DB", store === null ? `${config.stateFile} ${c.yellow("(not created yet: run rrdsync --once)")}` : config.stateFile],
-      ["files tracked", files.toLocaleString("en-US")],
+      ["files tracked", `${files.toLocaleString("en-US")}${firstSync === null ? "" : c.yellow(` (a first sync begun ${when(firstSync.started)} is unfinished: synced through ${firstSync.after === null ? "nothing yet" : JSON.stringify(firstSync.after)}; the next run goes on from there)`)}`],
       ["pending", pending === 0 ? c.green("0") : c.red(`${pending}${st.pendingSample?.length ? `: ${st.pendingSample.slice(0, 5).map((p) => JSON.stringify(p)).join(", ")}${pending > 5 ? ", …" : ""}` : ""}`)],
       ["target", down ? c.red(`DOWN since ${when(st.downSince as number)}`) : st.lastBatch || st.lastPass ? c.green("reachable (last contact succeeded)") : "not contacted yet"],
       ["last pass", st.lastPass ? `${when(st.lastPass.time)}: ${st.lastPass.scanned} scanned, ${st.lastPass.sent} sent, ${st.lastPass.pending} pending, ${st.lastPass.seconds} s` : "none yet"],
@@ -56,7 +59,7 @@ function showTarget(config: Config, flags: { json?: boolean }, env: Record<strin
     ];
     process.stdout.write(`${c.bold(target)}\n${rows.map(([k, v]) => `  ${k.padEnd(14)}${v}`).join("\n")}\n`);
   }
-  return pending > 0 || down || missing ? ExitCode.Pending : ExitCode.Ok;
+  return pending > 0 || down || missing || firstSync !== null ? ExitCode.Pending : ExitCode.Ok;
 }
 
 const iso = (t: number | undefined) => (t === undefined ? null : new Date(t).toISOString());

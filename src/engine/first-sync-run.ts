@@ -11,7 +11,7 @@ import { lookAt } from "../source/look.ts";
 import { ownPathsInside } from "../source/own-files.ts";
 import { runVouches } from "../transport/types.ts";
 import type { PassState, TargetContext } from "./context.ts";
-import { describeAll, entriesFor, FIRST_SYNC_KEY, type FirstSyncRecord, logEntries, lookDir, type SliceFile, summarize, walkPieces } from "./first-sync.ts";
+import { describeAll, entriesFor, type FirstSyncRecord, logEntries, lookDir, type SliceFile, summarize, walkPieces } from "./first-sync.ts";
 import { statFacts } from "./plan.ts";
 import type { Sender } from "./send.ts";
 
@@ -30,6 +30,7 @@ export async function firstSyncInOneRun(t: TargetContext, p: PassState, sender: 
   try {
     const transfer = sender.transfer([], { wholeTree: { extensions: config.monitoredExtensions, exclude: ownPathsInside(config.sourceDir, t.own) } });
     let looked = 0;
+    const sample: string[] = []; // the first files looked at: named by status if the run fails
     let written = 0;
     let bytes = 0;
     for (const piece of walkPieces(t, p, resume?.after ?? null)) {
@@ -37,6 +38,7 @@ export async function firstSyncInOneRun(t: TargetContext, p: PassState, sender: 
       const files: SliceFile[] = [];
       for (const dir of piece.dirs) await lookDir(t, p, dir, files);
       looked += files.length;
+      for (const f of files) if (sample.length < 20) sample.push(f.path);
       if (piece.last) p.progress.walking = false;
       const r = await describeAll(
         t, files,
@@ -58,6 +60,7 @@ export async function firstSyncInOneRun(t: TargetContext, p: PassState, sender: 
       store.abortSlice();
       const why = result.error ?? `rsync exited ${tree?.code ?? "?"} with errors that name no file (${tree?.unattributed.slice(0, 3).join("; ") ?? ""})`;
       p.stats.pending += looked; // none of them is recorded
+      health.firstSyncUnsent(looked, sample);
       if (result.error) {
         p.stats.targetError = result.error;
         health.failed(t.transport.description, result.error, looked, Date.now(), p.stopping);
@@ -81,6 +84,7 @@ export async function firstSyncInOneRun(t: TargetContext, p: PassState, sender: 
     const problems = entries === "every" ? logEntries(t, store.changesSince(changesFrom)) : 0;
     store.commitSlice();
     committed = true;
+    health.firstSyncUnsent(0, []);
     const now = Date.now();
     const delivered = Math.max(0, written - lost);
     p.stats.sent += delivered;
@@ -94,8 +98,7 @@ export async function firstSyncInOneRun(t: TargetContext, p: PassState, sender: 
     t.hooks.onBatch?.({ files: delivered, bytes, seconds: (performance.now() - t0) / 1000, changes: [], pending: [], changed: [], error: null });
     await resendList(t, p, sender);
     if (p.stats.targetError !== null) return false;
-    summarize(t, entries, changesFrom);
-    if (resume !== null) store.setMeta(FIRST_SYNC_KEY, null); // a sliced one (SFTP) this run finished
+    summarize(t, entries, changesFrom); // also ends a sliced one (SFTP) this run finished
     return true;
   } finally {
     if (!committed) store.abortSlice();

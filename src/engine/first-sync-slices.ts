@@ -30,7 +30,6 @@ export async function firstSyncInSlices(t: TargetContext, p: PassState, sender: 
   if (record === null) return true; // nothing at all to sync
   if (p.stats.targetError !== null) return false;
   summarize(t, record.entries, record.changesFrom);
-  store.setMeta(FIRST_SYNC_KEY, null);
   return true;
 }
 

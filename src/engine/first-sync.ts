@@ -21,7 +21,9 @@ import { type Planned, sameVersion, statFacts } from "./plan.ts";
 export const SLICE_MAX_DIRS = 10_000;
 /** first_sync_entries "auto": a first sync of up to this many files writes one change-log entry per file, a larger one a summary. */
 export const FIRST_SYNC_ENTRIES_MAX = 10_000;
-export const FIRST_SYNC_KEY = "first_sync";
+import { FIRST_SYNC_KEY } from "../store/status.ts";
+
+export { FIRST_SYNC_KEY };
 
 /** What the state DB keeps of a sliced first sync in progress (committed with each slice). */
 export interface FirstSyncRecord {

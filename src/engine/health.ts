@@ -73,9 +73,20 @@ export class TargetHealth {
     this.retryAt = now + backoffDelay(this.failures++, this.backoff);
   }
 
+  /**
+   * Files of a first sync whose run failed: not in the queue (a million records would not be bounded memory),
+   * counted here until the first sync ends, so `status` names them with the queue's.
+   */
+  private unsent = { count: 0, sample: [] as string[] };
+
+  firstSyncUnsent(count: number, sample: string[]): void {
+    this.unsent = { count, sample };
+  }
+
   /** The pending files as `status` shows them. */
   pending(count: number, sample: string[]): void {
-    this.write({ pending: count, pendingSample: sample });
+    const u = this.unsent;
+    this.write({ pending: count + u.count, pendingSample: [...sample, ...u.sample].slice(0, Math.max(20, sample.length)) });
   }
 
   /** The source directory is gone (since), or back (null). */

@@ -18,3 +18,6 @@ export interface StatusRecord {
 
 /** An update: a key set to undefined is left as it is, null removes it. */
 export type StatusUpdate = { [K in keyof StatusRecord]?: StatusRecord[K] | null };
+
+/** The meta key of a sliced first sync in progress (engine/first-sync.ts FirstSyncRecord). */
+export const FIRST_SYNC_KEY = "first_sync";
