@@ -89,6 +89,7 @@ export class Pass {
       parallel: until === undefined && store.countDirs() >= PARALLEL_MIN_DIRS,
       stateFile: store.path,
       allDirs: deletes,
+      debug: (m) => log.debug(m),
     });
     let sinceYield = 0;
     for await (const item of scan) {

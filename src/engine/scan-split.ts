@@ -16,6 +16,7 @@ export interface SplitOptions extends ScanOptions {
   stateFile: string;
   /** every directory's item is needed (deletes are on) */
   allDirs: boolean;
+  debug?: (message: string) => void;
 }
 
 export async function* splitScan(root: string, opts: SplitOptions): AsyncGenerator<ScanItem> {
@@ -53,6 +54,7 @@ export async function* splitScan(root: string, opts: SplitOptions): AsyncGenerat
     };
     w.postMessage(job);
     worker = w;
+    opts.debug?.(`the walk goes on two threads from ${rel || "."}/: ${job.subtrees.length} of its ${subdirs.length} subdirectories in a worker`);
     return subdirs.filter((_, i) => i % 2 === 0);
   };
   const take = function* (): Generator<ScanItem> {
