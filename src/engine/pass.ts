@@ -85,6 +85,7 @@ export class Pass {
       exclude: [...this.t.own],
       until,
       trackedIn: (dir) => store.trackedIn(dir),
+      trackedChildren: (dir, limit) => store.trackedChildren(dir, limit),
       // a second thread for a big tree (not for a resumed first sync's part: that walk stops in the middle)
       parallel: until === undefined && store.countDirs() >= PARALLEL_MIN_DIRS,
       stateFile: store.path,

@@ -30,7 +30,7 @@ self.onmessage = (e: MessageEvent<ScanJob>) => {
   try {
     reader = new TrackedReader(job.stateFile);
     const r = reader;
-    for (const item of scanTree(job.root, { extensions: job.extensions, exclude: job.exclude, subtrees: job.subtrees, trackedIn: (d) => r.trackedIn(d) })) {
+    for (const item of scanTree(job.root, { extensions: job.extensions, exclude: job.exclude, subtrees: job.subtrees, trackedIn: (d) => r.trackedIn(d), trackedChildren: (d, n) => r.trackedChildren(d, n) })) {
       if (item.kind === "dir") {
         unchanged += item.unchanged;
         if (!job.allDirs && item.unseen.length === 0) continue;

@@ -29,6 +29,8 @@ export interface ScanOptions {
   exclude: string[];
   /** the tracked versions of a directory's files, by name */
   trackedIn: (dir: string) => Map<string, TrackedVersion>;
+  /** those of all of a directory's subdirectories in one go, by subdirectory (null above `limit` files) */
+  trackedChildren?: (dir: string, limit: number) => Map<string, Map<string, TrackedVersion>> | null;
   /** stop after this directory (walk order) */
   until?: string;
   /** only these subtrees (relative directories), each from its top: a worker's share of a split walk */
@@ -40,6 +42,8 @@ export interface ScanOptions {
   split?: (rel: string, subdirs: string[]) => string[];
 }
 
+/** A directory's subdirectories' tracked files are read in one query up to this many (else one query each). */
+const PREFETCH_MAX = 20_000;
 const NEEDED = STATX_TYPE | STATX_MODE | STATX_SIZE | STATX_MTIME | STATX_INO;
 const TWO32 = 4294967296;
 /** a high word from which a u64 is no longer exact as a double */
@@ -86,11 +90,11 @@ class Scanner {
     }
   }
 
-  /** One directory (its fd is closed here), then its subdirectories, recursively. */
-  *dir(fd: number, rel: string, abs: string): Generator<ScanItem> {
+  /** One directory (its fd is closed here), then its subdirectories, recursively. `known`: its tracked files, if read already. */
+  *dir(fd: number, rel: string, abs: string, known?: Map<string, TrackedVersion>): Generator<ScanItem> {
     const { c, buf, bufPtr, sx, view, opts } = this;
     try {
-      const tracked = opts.trackedIn(rel);
+      const tracked = known ?? opts.trackedIn(rel);
       const excluded = this.excludeByDir.get(abs);
       let subdirs: string[] = [];
       const changed: string[] = [];
@@ -160,6 +164,8 @@ class Scanner {
         if (mine.length < subdirs.length) this.splitting = false; // one split point: below it, each goes on alone
         subdirs = mine;
       }
+      // A directory of many subdirectories (a node's interfaces): their tracked files in one query, not one each.
+      const prefetched = subdirs.length >= 4 ? (opts.trackedChildren?.(rel, PREFETCH_MAX) ?? null) : null;
       for (const name of subdirs) {
         if (this.stopped) return;
         const childRel = join(rel, name);
@@ -178,7 +184,7 @@ class Scanner {
           else if (e !== "ENOENT" && e !== "ENOTDIR") yield { kind: "problem", rel: childRel, reason: `cannot read directory: ${e}` };
           continue;
         }
-        yield* this.dir(child, childRel, `${abs}/${name}`);
+        yield* this.dir(child, childRel, `${abs}/${name}`, prefetched === null ? undefined : (prefetched.get(childRel) ?? new Map()));
       }
     } finally {
       c.close(fd);

@@ -82,6 +82,28 @@ export type DirTracked = Map<string, Tracked>;
 const TRACKED_SQL =
   "SELECT name, size, mtime_ns / 1000000000, mtime_ns % 1000000000, ino FROM files WHERE dir = (SELECT id FROM dirs WHERE path = ?) AND size >= 0";
 
+/** The direct subdirectories' tracked files of a directory, in one statement (a range of the dirs index). */
+const CHILDREN_SQL =
+  "SELECT d.path, f.name, f.size, f.mtime_ns / 1000000000, f.mtime_ns % 1000000000, f.ino FROM dirs d JOIN files f ON f.dir = d.id " +
+  "WHERE d.path > ? AND d.path < ? AND d.path <> '' AND instr(substr(d.path, ?), '/') = 0 AND f.size >= 0 LIMIT ?";
+
+/**
+ * The tracked files of `dir`'s subdirectories by subdirectory, or null when there are more than `limit` (then
+ * each is read on its own: memory stays bounded).
+ */
+function childrenMap(q: Statement, dir: string, limit: number): Map<string, DirTracked> | null {
+  const rows = (dir === "" ? q.values("", "\u{10FFFF}", 1, limit + 1) : q.values(`${dir}/`, `${dir}0`, dir.length + 2, limit + 1)) as unknown[][];
+  if (rows.length > limit) return null;
+  const out = new Map<string, DirTracked>();
+  for (const r of rows) {
+    const d = r[0] as string;
+    let m = out.get(d);
+    if (m === undefined) out.set(d, (m = new Map()));
+    m.set(r[1] as string, [r[2] as number, r[3] as number, r[4] as number, r[5] as number]);
+  }
+  return out;
+}
+
 function trackedMap(rows: unknown[][]): DirTracked {
   const out: DirTracked = new Map();
   for (const r of rows) out.set(r[0] as string, [r[1] as number, r[2] as number, r[3] as number, r[4] as number]);
@@ -95,15 +117,21 @@ function trackedMap(rows: unknown[][]): DirTracked {
 export class TrackedReader {
   private readonly db: Database;
   private readonly q: Statement;
+  private readonly children: Statement;
 
   constructor(path: string) {
     this.db = new Database(path, { readonly: true });
     this.db.exec("PRAGMA busy_timeout = 5000;");
     this.q = this.db.query(TRACKED_SQL);
+    this.children = this.db.query(CHILDREN_SQL);
   }
 
   trackedIn(dir: string): DirTracked {
     return trackedMap(this.q.values(dir) as unknown[][]);
+  }
+
+  trackedChildren(dir: string, limit: number): Map<string, DirTracked> | null {
+    return childrenMap(this.children, dir, limit);
   }
 
   close(): void {
@@ -322,6 +350,11 @@ export class StateStore {
   /** A directory's tracked files: a full pass compares a listing with it, one query per directory. */
   trackedIn(dir: string): DirTracked {
     return trackedMap(this.db.query(TRACKED_SQL).values(dir) as unknown[][]);
+  }
+
+  /** The tracked files of a directory's subdirectories, in one query (null above `limit` files). */
+  trackedChildren(dir: string, limit: number): Map<string, DirTracked> | null {
+    return childrenMap(this.db.query(CHILDREN_SQL), dir, limit);
   }
 
   countDirs(): number {

@@ -59,13 +59,19 @@ test("a directory's tracked versions (size, mtime seconds and ns, inode); inode 
   expect([...tracked.keys()].sort()).toEqual(["x.rrd", "y.txt"]);
   expect(tracked.get("x.rrd")).toEqual([2904, 1700000000, 123456789, 7]);
   expect(store.trackedIn("nowhere").size).toBe(0);
+  // all of a directory's subdirectories at once (not deeper ones), or null past the limit
+  store.commit([{ path: "d/sub/deeper/q.txt", state: textState("11") }, { path: "é/😀/x.txt", state: textState("12") }], []);
+  expect([...(store.trackedChildren("d", 100) ?? new Map()).keys()]).toEqual(["d/sub"]);
+  expect([...(store.trackedChildren("", 100) ?? new Map()).keys()].sort()).toEqual(["d", "d0"]);
+  expect(store.trackedChildren("é", 100)?.get("é/😀")?.has("x.txt")).toBe(true);
+  expect(store.trackedChildren("d", 0)).toBeNull();
   expect(store.byInode("8").map((r) => r.path)).toEqual(["d/y.txt"]);
-  expect([...store.pathsUnder("d")].sort()).toEqual(["d/sub/z.txt", "d/x.rrd", "d/y.txt"]);
-  expect([...store.paths()].length).toBe(4);
+  expect([...store.pathsUnder("d")].sort()).toEqual(["d/sub/deeper/q.txt", "d/sub/z.txt", "d/x.rrd", "d/y.txt"]);
+  expect([...store.paths()].length).toBe(6);
   store.commitRenames([{ from: "d/y.txt", to: "e/y2.txt" }], [change("e/y2.txt", 5, "file renamed")]);
   expect(store.get("d/y.txt")).toBeNull();
   expect(store.get("e/y2.txt")?.ino).toBe("8");
-  expect(store.countFiles()).toBe(4);
+  expect(store.countFiles()).toBe(6);
   store.close();
 });
 
