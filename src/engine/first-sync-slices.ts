@@ -47,9 +47,8 @@ async function runSlice(t: TargetContext, p: PassState, sender: Sender, slice: S
     });
     const exclude = ownPathsInside(config.sourceDir, t.own);
     const transfer = sender.transfer(listedP, { wholeTree: { extensions: config.monitoredExtensions, exclude } });
-    // The files as they are now (after the transfer started: the inode change time then tells whether rsync saw
-    // this version, see rsync.ts); the list goes to the transport at once (SFTP sends from it).
-    // One small record per file is all a slice keeps (what the transport needs for its outcomes).
+    // The files as they are now; the list goes to the transport at once (SFTP sends from it). One small record per
+    // file is all a slice keeps (what the transport needs for its outcomes).
     const files: SliceFile[] = [];
     for (const dir of slice.dirs) await lookDir(t, p, dir, files);
     listed(files);
