@@ -37,8 +37,8 @@ export const DEFAULT_MAX_BACKUP_BYTES = 512 * 1024 ** 2;
 export const DEFAULT_MAX_LOG_BYTES = 100 * 1024 ** 2;
 export const DEFAULT_KEEP_LOGS = 5;
 export const DEFAULT_BATCH_MAX_FILES = 10_000;
-/** a first sync goes in slices of whole directories of about this many files: one transfer each, memory bounded by one */
-export const DEFAULT_SLICE_MAX_FILES = 50_000;
+/** a first sync walks the tree in pieces of whole directories of about this many files (memory bounded by one; through SFTP one transfer and commit each) */
+export const DEFAULT_SLICE_MAX_FILES = 10_000;
 export const DEFAULT_BATCH_MAX_BYTES = 1024 ** 3;
 
 /** max_delay defaults to a few debounce periods, so a continuously rewritten file still ships. */

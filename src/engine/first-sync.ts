@@ -17,7 +17,7 @@ import { type Described, describeFile, yieldToIO } from "./describe.ts";
 import { type Planned, sameVersion, statFacts } from "./plan.ts";
 
 
-/** A piece of the walk closes at slice_max_files files (default 50,000) or this many directories. */
+/** A piece of the walk closes at slice_max_files files (default 10,000) or this many directories. */
 export const SLICE_MAX_DIRS = 10_000;
 /** first_sync_entries "auto": a first sync of up to this many files writes one change-log entry per file, a larger one a summary. */
 export const FIRST_SYNC_ENTRIES_MAX = 10_000;
