@@ -7,11 +7,11 @@
 // transaction commits when rsync exited 0 (or 23/24 with every failed file named: those go on the resend list);
 // then the resend list goes in ordinary list batches, whose outcomes are exact. Anything else rolls it all back:
 // nothing unconfirmed is recorded, and the next run starts over, rsync's quick check skipping what arrived.
-import { lookAt } from "../source/look.ts";
+import { type DirLooker, lookAt } from "../source/look.ts";
 import { ownPathsInside } from "../source/own-files.ts";
 import { runVouches } from "../transport/types.ts";
 import type { PassState, TargetContext } from "./context.ts";
-import { describeAll, entriesFor, type FirstSyncRecord, logEntries, lookDir, type SliceFile, summarize, walkPieces } from "./first-sync.ts";
+import { entriesFor, FirstSyncDescriber, type FirstSyncRecord, logEntries, lookDir, type SliceFile, summarize, walkPieces } from "./first-sync.ts";
 import { statFacts } from "./plan.ts";
 import type { Sender } from "./send.ts";
 
@@ -33,25 +33,26 @@ export async function firstSyncInOneRun(t: TargetContext, p: PassState, sender: 
     const sample: string[] = []; // the first files looked at: named by status if the run fails
     let written = 0;
     let bytes = 0;
+    const describer = new FirstSyncDescriber(t, (f, d) => {
+      if (d?.staged) audit.discard(d); // a large copy staged for nothing: it is described again when sent
+      store.markResend(f.path);
+    });
+    // Each file looked at, read and described in one go through its directory's fd; one changed around the run's
+    // start cannot be vouched for: it goes again in a list batch (and is described then).
+    const each = async (looker: DirLooker, name: string, f: SliceFile) => {
+      looked++;
+      if (sample.length < 20) sample.push(f.path);
+      if (runVouches(f.walked.ctimeNs, startedNs)) await describer.file(looker, name, f);
+      else store.markResend(f.path);
+    };
     for (const piece of walkPieces(t, p, resume?.after ?? null)) {
       if (p.stopping) break;
-      const files: SliceFile[] = [];
-      for (const dir of piece.dirs) await lookDir(t, p, dir, files);
-      looked += files.length;
-      for (const f of files) if (sample.length < 20) sample.push(f.path);
       if (piece.last) p.progress.walking = false;
-      const r = await describeAll(
-        t, files,
-        (f, d) => {
-          if (d?.staged) audit.discard(d); // a large copy staged for nothing: it is described again when sent
-          store.markResend(f.path);
-        },
-        (f) => runVouches(f.walked.ctimeNs, startedNs),
-      );
-      written += r.written;
-      bytes += r.bytes;
-      log.debug(`first sync: ${files.length} files looked at, ${r.written} written ahead`);
+      for (const dir of piece.dirs) await lookDir(t, p, dir, null, each);
+      log.debug(`first sync: ${looked} files looked at, ${describer.written} written ahead`);
     }
+    written = describer.written;
+    bytes = describer.bytes;
     p.progress.walking = false;
     p.reportProgress();
     const result = await transfer;

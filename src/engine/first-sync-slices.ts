@@ -8,7 +8,7 @@ import type { BatchFile, BatchResult } from "../transport/types.ts";
 import type { PassState, TargetContext } from "./context.ts";
 import type { Described } from "./describe.ts";
 import {
-  describeAll, entriesFor, FIRST_SYNC_KEY, type FirstSyncRecord, logEntries, lookDir, planned, type SliceFile, stillSame, summarize, walkPieces,
+  entriesFor, FIRST_SYNC_KEY, FirstSyncDescriber, type FirstSyncRecord, logEntries, lookDir, planned, type SliceFile, stillSame, summarize, walkPieces,
 } from "./first-sync.ts";
 import { type Planned, sameVersion } from "./plan.ts";
 import type { Sender } from "./send.ts";
@@ -56,9 +56,9 @@ async function runSlice(t: TargetContext, p: PassState, sender: Sender, slice: S
     p.reportProgress();
     // Described while the transfer runs, one by one, each written ahead at once: only the exceptions are kept.
     const kept = new Map<string, Described>();
-    await describeAll(t, files, (f, d) => {
+    await new FirstSyncDescriber(t, (f, d) => {
       if (d !== null) kept.set(f.path, d);
-    });
+    }).all(files);
     const result = await transfer;
     if (result.error) {
       store.abortSlice();

@@ -13,7 +13,7 @@ import { type Slice, type SliceDir, treeSlices } from "../source/slices.ts";
 import type { BatchFile } from "../transport/types.ts";
 import { changeRowFor } from "./audit.ts";
 import type { PassState, TargetContext } from "./context.ts";
-import { type Described, describeFile, yieldToIO } from "./describe.ts";
+import { type DescribeDeps, type Described, describeFile, yieldToIO } from "./describe.ts";
 import { type Planned, sameVersion, statFacts } from "./plan.ts";
 
 
@@ -86,7 +86,11 @@ export function planned(t: TargetContext, f: SliceFile): Planned {
 }
 
 /** One directory of the slice: its files as they are now. */
-export async function lookDir(t: TargetContext, p: PassState, dir: SliceDir, files: SliceFile[]): Promise<void> {
+/**
+ * One directory of a piece: its files as they are now, each handed to `each` (with the directory's looker, so
+ * the file can be read through the same fd) or collected.
+ */
+export async function lookDir(t: TargetContext, p: PassState, dir: SliceDir, files: SliceFile[] | null, each?: (looker: DirLooker, name: string, f: SliceFile) => Promise<void>): Promise<void> {
   const absDir = dir.rel === "" ? t.config.sourceDir : `${t.config.sourceDir}/${dir.rel}`;
   const looker = new DirLooker(absDir, dir.rel === "");
   try {
@@ -98,10 +102,12 @@ export async function lookDir(t: TargetContext, p: PassState, dir: SliceDir, fil
         continue;
       }
       p.stats.scanned++;
-      files.push({ path: joinPath(dir.rel, name), size: st.size, walked: { size: st.size, mtimeNs: st.mtimeNs, ino: st.ino, ctimeNs: st.ctimeNs } });
+      const f: SliceFile = { path: joinPath(dir.rel, name), size: st.size, walked: { size: st.size, mtimeNs: st.mtimeNs, ino: st.ino, ctimeNs: st.ctimeNs } };
+      files?.push(f);
       p.progress.plannedFiles++;
       p.progress.plannedBytes += st.size;
-      if (files.length % 4096 === 0) {
+      if (each) await each(looker, name, f);
+      if (p.stats.scanned % 4096 === 0) {
         p.reportProgress();
         await yieldToIO(); // let rsync's output be read meanwhile
       }
@@ -112,63 +118,69 @@ export async function lookDir(t: TargetContext, p: PassState, dir: SliceDir, fil
 }
 
 /**
- * Each file read once (header, and the whole content when small) and described, its rows written ahead at once
- * unless `vouched` says no; the others (not vouched for, damaged, an error, a large copy to publish) go to
- * `notWritten` with their description. The transfer's output is let through every few ms.
+ * Describes a first sync's files one by one: each read once (header, and the whole content when small) through
+ * its directory's fd, described, and its rows written ahead at once; the others (damaged, an error, a large copy
+ * to publish) go to `notWritten` with their description. The transfer's output is let through every few ms.
  */
-export async function describeAll(
-  t: TargetContext, files: SliceFile[], notWritten: (f: SliceFile, d: Described | null) => void, vouched?: (f: SliceFile) => boolean,
-): Promise<{ written: number; bytes: number }> {
-  let written = 0;
-  let bytes = 0;
-  // The state is empty: a text file can have a copy only if backup_dir holds copies without rows (the seed's).
-  const legacy = hasLegacyCopies(t.config.changeTracking.backupDir);
-  const deps = { tracking: t.config.changeTracking, stager: t.stager, copies: legacy ? t.copies : () => null };
-  let since = performance.now();
-  let looker: DirLooker | null = null;
-  let lookerDir = "";
-  try {
-    for (const sf of files) {
-      if (vouched && !vouched(sf)) {
-        notWritten(sf, null); // changed around the run's start: described when it is sent again
-        continue;
-      }
-      const f = planned(t, sf);
-      const slash = f.abs.lastIndexOf("/");
-      const dir = f.abs.slice(0, slash);
-      if (looker === null || dir !== lookerDir) {
-        looker?.close();
-        looker = new DirLooker(dir, dir === t.config.sourceDir);
-        lookerDir = dir;
-      }
-      const name = f.abs.slice(slash + 1);
-      let content: Buffer | null = null;
-      if (t.config.changeTracking.enabled) {
-        const fd = looker.open(name);
-        if (fd !== null) {
-          try {
-            const head = readHead(fd, f.facts.size);
-            f.probe = head.probe;
-            content = head.content;
-          } catch {
-            // described the usual way below, which reports the error
-          }
+export class FirstSyncDescriber {
+  written = 0;
+  bytes = 0;
+  private readonly deps: DescribeDeps;
+  private since = performance.now();
+
+  constructor(private readonly t: TargetContext, private readonly notWritten: (f: SliceFile, d: Described | null) => void) {
+    // The state is empty: a text file can have a copy only if backup_dir holds copies without rows (the seed's).
+    const legacy = hasLegacyCopies(t.config.changeTracking.backupDir);
+    this.deps = { tracking: t.config.changeTracking, stager: t.stager, copies: legacy ? t.copies : () => null };
+  }
+
+  /** One file of the directory `looker` looks into. */
+  async file(looker: DirLooker, name: string, sf: SliceFile): Promise<void> {
+    const { t } = this;
+    const f = planned(t, sf);
+    let content: Buffer | null = null;
+    if (t.config.changeTracking.enabled) {
+      const fd = looker.open(name);
+      if (fd !== null) {
+        try {
+          const head = readHead(fd, f.facts.size);
+          f.probe = head.probe;
+          content = head.content;
+        } catch {
+          // described the usual way below, which reports the error
         }
       }
-      const d = await describeFile(f, deps, content);
-      if (writeAhead(t, f, d)) {
-        written++;
-        bytes += sf.size;
-      } else notWritten(sf, d);
-      if (performance.now() - since > 4) {
-        await yieldToIO();
-        since = performance.now();
-      }
     }
-  } finally {
-    looker?.close();
+    const d = await describeFile(f, this.deps, content);
+    if (writeAhead(t, f, d)) {
+      this.written++;
+      this.bytes += sf.size;
+    } else this.notWritten(sf, d);
+    if (performance.now() - this.since > 4) {
+      await yieldToIO();
+      this.since = performance.now();
+    }
   }
-  return { written, bytes };
+
+  /** A slice's files looked at already (SFTP): each described through its directory's fd. */
+  async all(files: SliceFile[]): Promise<void> {
+    let looker: DirLooker | null = null;
+    let lookerDir = "";
+    try {
+      for (const sf of files) {
+        const slash = sf.path.lastIndexOf("/");
+        const dir = slash < 0 ? "" : sf.path.slice(0, slash);
+        if (looker === null || dir !== lookerDir) {
+          looker?.close();
+          looker = new DirLooker(dir === "" ? this.t.config.sourceDir : `${this.t.config.sourceDir}/${dir}`, dir === "");
+          lookerDir = dir;
+        }
+        await this.file(looker, sf.path.slice(slash + 1), sf);
+      }
+    } finally {
+      looker?.close();
+    }
+  }
 }
 
 /** A file described during the transfer: its row, change and copy go into the slice's transaction at once. */

@@ -44,6 +44,10 @@ export interface FileLook {
   ctimeNs: bigint;
 }
 
+const SX_BUF = new Uint8Array(256);
+const SX_VIEW = new DataView(SX_BUF.buffer);
+const NAME_BUF = Buffer.alloc(4096);
+const NAME_PTR = ptr(NAME_BUF);
 const WANT = STATX_TYPE | STATX_MODE | STATX_SIZE | STATX_MTIME | STATX_CTIME | STATX_INO;
 const TWO32 = 4294967296;
 
@@ -54,10 +58,11 @@ const TWO32 = 4294967296;
 export class DirLooker {
   private readonly c: Libc | null = fastLibc();
   private readonly fd: number;
-  private readonly sx = new Uint8Array(256);
-  private readonly view = new DataView(this.sx.buffer);
-  private readonly name = Buffer.alloc(4096);
-  private readonly namePtr = ptr(this.name);
+  // one set of buffers for every looker: each call uses them and is done before it returns
+  private readonly sx = SX_BUF;
+  private readonly view = SX_VIEW;
+  private readonly name = NAME_BUF;
+  private readonly namePtr = NAME_PTR;
 
   /** `root`: this is the tree's root, which may be a symlink (followed, as everywhere); no other directory is followed. */
   constructor(private readonly abs: string, root = false) {

@@ -1,7 +1,8 @@
 // The tree cut into slices for a first sync: runs of whole directories (each with its own monitored files only) in
-// the walk's order, a bounded number of files each. Only names are listed here (readdir, no stat): the slice's
-// transfer starts at once, and the files are stat'ed and described while it runs.
-import { listDir, visitedBefore } from "./walk.ts";
+// the walk's order, a bounded number of files each. Only names are listed here (getdents, no stat): the files are
+// stat'ed and described while the transfer runs.
+import { listNames } from "./listing.ts";
+import { visitedBefore } from "./walk.ts";
 
 export interface SliceDir {
   /** relative to the root ("" = the root itself), '/'-separated */
@@ -37,7 +38,7 @@ export function* treeSlices(root: string, opts: SliceOptions): Generator<Slice> 
   let slice: Slice = { dirs: [], files: 0, last: false };
   while (stack.length > 0) {
     const rel = stack.pop() as string;
-    const listed = listDir(rel, rel === "" ? root : `${root}/${rel}`, opts);
+    const listed = listNames(rel, rel === "" ? root : `${root}/${rel}`, opts);
     if (listed === null) continue;
     const { subdirs, names } = listed;
     for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i] as string);

@@ -87,12 +87,16 @@ test("a symlinked root is followed (as everywhere); without the libc binding the
   const files = (items: ScanItem[]) => items.filter((i) => i.kind === "file").map((i) => i.rel).sort();
   expect(files(run(link, {}))).toEqual(["a.rrd", "b.txt", "n/1/x.rrd", "n/1/y.rrd", "n/10/w.rrd", "n/2/z.rrd"]);
   const script = `import { scanTree } from ${JSON.stringify(join(import.meta.dir, "../../src/source/scan.ts"))};
+    import { treeSlices } from ${JSON.stringify(join(import.meta.dir, "../../src/source/slices.ts"))};
     const items = [...scanTree(${JSON.stringify(root)}, { extensions: [".rrd", ".txt"], exclude: [${JSON.stringify(join(root, "own"))}], trackedIn: (d) => new Map(d === "n/1" ? [["x.rrd", [0, 0, 0, 0]], ["old.rrd", [0, 0, 0, 0]]] : []) })];
     const pick = (k) => items.filter((i) => i.kind === k).map((i) => i.kind === "dir" ? i.rel + ":" + i.unseen : i.rel).sort();
-    console.log(JSON.stringify([pick("file"), pick("symlink"), pick("dir").filter((d) => !d.endsWith(":"))]));`;
+    const links = [];
+    const slices = [...treeSlices(${JSON.stringify(root)}, { extensions: [".rrd", ".txt"], exclude: new Set([${JSON.stringify(join(root, "own"))}]), maxFiles: 3, maxDirs: 9, onProblem: () => {}, onSymlink: (r) => links.push(r) })];
+    console.log(JSON.stringify([pick("file"), pick("symlink"), pick("dir").filter((d) => !d.endsWith(":")), slices, links.sort()]));`;
   const node = Bun.spawnSync([process.execPath, "-e", script], { env: { ...process.env, RRDSYNC_NO_FFI: "1" } });
   const ffi = Bun.spawnSync([process.execPath, "-e", script]);
   expect(node.stderr.toString()).toBe("");
   expect(JSON.parse(node.stdout.toString())).toEqual(JSON.parse(ffi.stdout.toString()));
   expect(JSON.parse(ffi.stdout.toString())[2]).toEqual(["n/1:old.rrd"]);
+  expect(JSON.parse(ffi.stdout.toString())[3][0].dirs[0]).toEqual({ rel: "", names: ["a.rrd", "b.txt"] });
 });
