@@ -15,8 +15,6 @@ export interface Described {
   staged: string | null;
   /** the backup could not be made (backup dir full or unwritable): the entry is still logged */
   backupError?: string;
-  /** first sync: already written ahead into the slice's open transaction (nothing else is kept of it) */
-  written?: boolean;
 }
 
 /** What describing needs besides the file: the tracking config, where large copies are staged, the previous copies. */
@@ -60,21 +58,11 @@ export class Describer {
   constructor(
     private readonly describe: (f: Planned) => Promise<Described>,
     private readonly workers = 2,
-    /**
-     * each result as it is made: true when the callback took care of it (a first sync writes it ahead), so only a
-     * small marker is kept and the description itself is dropped at once
-     */
-    private readonly onDescribed?: (f: Planned, d: Described) => boolean,
   ) {}
 
   add(f: Planned): void {
     if (this.stopped) return;
     this.queue.push(f);
-    if (this.head > 4096 && this.head * 2 > this.queue.length) {
-      // drop what the workers are past: a long first-sync slice keeps only its backlog
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
     if (this.running.size < this.workers) {
       const w: Promise<void> = this.work().finally(() => this.running.delete(w));
       this.running.add(w);
@@ -86,7 +74,7 @@ export class Describer {
     while (this.head < this.queue.length && !this.stopped) {
       const f = this.queue[this.head++] as Planned;
       const d = await this.describe(f);
-      this.results.set(f.rel, !this.stopped && this.onDescribed?.(f, d) ? WRITTEN : d);
+      this.results.set(f.rel, d);
       // The describes are mostly synchronous reads: every few ms the transfer's output is let through (a turn of
       // the event loop per file cost more than the describe itself at a million files).
       if (performance.now() - since > YIELD_EVERY_MS) {
@@ -111,11 +99,6 @@ export class Describer {
     while (this.running.size > 0) await Promise.all(this.running);
   }
 
-  /** Was this file's description written ahead (first sync)? */
-  written(rel: string): boolean {
-    return this.results.get(rel)?.written === true;
-  }
-
   take(rel: string): Described | undefined {
     const d = this.results.get(rel);
     this.results.delete(rel);
@@ -124,8 +107,5 @@ export class Describer {
 }
 
 const YIELD_EVERY_MS = 4;
-
-/** The one marker every written-ahead file shares. */
-const WRITTEN: Described = Object.freeze({ rec: null, staged: null, written: true }) as Described;
 
 export const yieldToIO = () => new Promise<void>((resolve) => setImmediate(resolve));

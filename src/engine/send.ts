@@ -70,10 +70,10 @@ export class Sender {
     await this.record(files, result, describer, t0);
   }
 
-  describer(onDescribed?: ConstructorParameters<typeof Describer>[2]): Describer {
+  describer(): Describer {
     const { config, stager, copies } = this.t;
     const deps = { tracking: config.changeTracking, stager, copies };
-    return new Describer((f) => describeFile(f, deps), 2, onDescribed);
+    return new Describer((f) => describeFile(f, deps), 2);
   }
 
   /** One transport call; a transport that throws fails the batch like one that reports an error. */
