@@ -230,13 +230,15 @@ describe("status, log and retention", () => {
     expect((db.query("SELECT count(*) AS n FROM changes").get() as { n: number }).n).toBe(300_000);
     db.close();
     const out = join(w.dir, "time.txt");
+    const time = existsSync("/usr/bin/time"); // GNU time reads the peak RSS; without it only the time is checked
     const t0 = performance.now();
-    const r = Bun.spawnSync(["bash", "-c", 'cfg=$1 out=$2; shift 2; /usr/bin/time -f "%M" -o "$out" "$@" log --config "$cfg" | head -1; echo "exit ${PIPESTATUS[0]}"', "bash", cfg, out, ...rrdsyncCommand()], { env: { ...process.env, NO_COLOR: "1" } });
+    const script = `cfg=$1 out=$2; shift 2; ${time ? '/usr/bin/time -f "%M" -o "$out" ' : ""}"$@" log --config "$cfg" | head -1; echo "exit \${PIPESTATUS[0]}"`;
+    const r = Bun.spawnSync(["bash", "-c", script, "bash", cfg, out, ...rrdsyncCommand()], { env: { ...process.env, NO_COLOR: "1" } });
     const seconds = (performance.now() - t0) / 1000;
     expect(r.stdout.toString()).toMatch(/^Timestamp: .*\nexit 0\n$/);
     expect(r.stderr.toString()).toBe("");
     expect(seconds).toBeLessThan(2); // loading the whole history took 3.5 s and 600 MB here
-    expect(Number(readFileSync(out, "utf8").trim().split("\n").at(-1)) / 1024).toBeLessThan(150); // MiB
+    if (time) expect(Number(readFileSync(out, "utf8").trim().split("\n").at(-1)) / 1024).toBeLessThan(150); // MiB
     // and a query by directory is an index lookup, not a scan of the history
     const t1 = performance.now();
     const dirLog = await runRrdsync(["log", "--stat", "snmp/7/r7", "--config", cfg]);
