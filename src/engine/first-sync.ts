@@ -40,7 +40,7 @@ export interface FirstSyncRecord {
 export function firstSyncState(t: TargetContext): FirstSyncRecord | "new" | null {
   const r = t.store.meta<FirstSyncRecord>(FIRST_SYNC_KEY);
   if (r !== null) return r;
-  return t.store.countFiles() === 0 ? "new" : null;
+  return t.store.isEmpty() ? "new" : null;
 }
 
 /** The tree's pieces as the walk lists them, after `after` (resuming), with problems counted and logged. */

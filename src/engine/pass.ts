@@ -87,7 +87,7 @@ export class Pass {
       trackedIn: (dir) => store.trackedIn(dir),
       trackedChildren: (dir, limit) => store.trackedChildren(dir, limit),
       // a second thread for a big tree (not for a resumed first sync's part: that walk stops in the middle)
-      parallel: until === undefined && store.countDirs() >= PARALLEL_MIN_DIRS,
+      parallel: until === undefined && store.dirsEstimate() >= PARALLEL_MIN_DIRS,
       stateFile: store.path,
       allDirs: deletes,
       debug: (m) => log.debug(m),

@@ -360,8 +360,14 @@ export class StateStore {
     return childrenMap(this.db.query(CHILDREN_SQL), dir, limit);
   }
 
-  countDirs(): number {
-    return (this.db.query("SELECT count(*) AS n FROM dirs").get() as { n: number }).n;
+  /** About how many directories the state has seen (the largest id: no scan, for a pass's decisions). */
+  dirsEstimate(): number {
+    return (this.db.query("SELECT coalesce(max(id), 0) AS n FROM dirs").get() as { n: number }).n;
+  }
+
+  /** No file tracked (a first sync is due): one row looked at, not a count of a million. */
+  isEmpty(): boolean {
+    return this.db.query("SELECT 1 FROM files LIMIT 1").get() === null;
   }
 
   /** Every tracked file's version key, a directory's files together: what the stat sweep compares against. */
