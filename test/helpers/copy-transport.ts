@@ -1,7 +1,7 @@
 // A transport for the engine's unit tests: it really copies files into a local directory (so the replica can be
 // checked byte for byte), and lets a test script what the destination answers (a failed batch, a refused file, a
 // file changed during the send). The real transports are tested by the e2e suite against sshd and rsync.
-import { copyFileSync, existsSync, lstatSync, mkdirSync, renameSync, rmSync, statSync, utimesSync } from "node:fs";
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { BatchFile, BatchResult, DeleteResult, FileOutcome, MoveResult, SendOptions, Transport } from "../../src/transport/types.ts";
 
@@ -14,6 +14,11 @@ export class CopyTransport implements Transport {
   /** runs after the files are copied, before the outcomes are returned (a writer racing the transfer) */
   during: (() => void) | null = null;
   batches: string[][] = [];
+  /** answer as rsync does: a whole-tree send walks the tree itself (a first sync is one run) */
+  walks = false;
+  /** a whole-tree run's ending, as rsync's exit code and its error lines would tell it */
+  treeEnd: { code: number; failed: string[]; vanished: string[]; unattributed: string[] } = { code: 0, failed: [], vanished: [], unattributed: [] };
+  wholeTreeRuns = 0;
   deletes: string[][] = [];
   moves: Array<Array<{ from: string; to: string }>> = [];
 
@@ -21,7 +26,28 @@ export class CopyTransport implements Transport {
     this.description = `copy → ${dest}`;
   }
 
-  async sendBatch(filesIn: BatchFile[] | Promise<BatchFile[]>, _signal?: AbortSignal, _opts?: SendOptions): Promise<BatchResult> {
+  async walksTree(): Promise<boolean> {
+    return this.walks;
+  }
+
+  async sendBatch(filesIn: BatchFile[] | Promise<BatchFile[]>, _signal?: AbortSignal, opts?: SendOptions): Promise<BatchResult> {
+    if (this.walks && opts?.wholeTree) {
+      // rsync walking the tree itself: every monitored file copied, and only the run's ending told
+      this.wholeTreeRuns++;
+      if (this.failWith !== null) return { outcomes: new Map(), error: this.failWith, infoLines: [], bytesSent: 0 };
+      const copyAll = (rel: string) => {
+        for (const e of readdirSync(join(this.src, rel), { withFileTypes: true })) {
+          const r = rel ? `${rel}/${e.name}` : e.name;
+          if (e.isDirectory()) copyAll(r);
+          else if (e.isFile() && !this.treeEnd.failed.includes(r) && !opts.wholeTree?.exclude.includes(r)) {
+            mkdirSync(dirname(join(this.dest, r)), { recursive: true });
+            copyFileSync(join(this.src, r), join(this.dest, r));
+          }
+        }
+      };
+      copyAll("");
+      return { outcomes: new Map(), infoLines: [], bytesSent: 0, tree: this.treeEnd };
+    }
     const files = await filesIn;
     this.batches.push(files.map((f) => f.path));
     const outcomes = new Map<string, FileOutcome>();

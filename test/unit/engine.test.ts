@@ -72,6 +72,43 @@ describe("full passes", () => {
     expect(w.transport.batches.length).toBe(calls);
   });
 
+  test("a first sync through a transport that walks the tree: one run, each file written ahead and committed when it exits 0", async () => {
+    const w = setup({ slice_max_files: 2 });
+    w.transport.walks = true;
+    for (let i = 0; i < 5; i++) w.write(`d${i % 2}/f${i}.txt`, `${i}\n`);
+    await Bun.sleep(2100); // older than the run's 2 s margin: it vouches for them
+    w.write("fresh.txt", "new\n"); // changed around the run's start: sent again in a list batch
+    const s = await w.engine.runPass();
+    expect([s.sent, s.pending, w.transport.wholeTreeRuns]).toEqual([6, 0, 1]);
+    expect(w.transport.batches).toEqual([["fresh.txt"]]);
+    expect(w.store.countFiles()).toBe(6);
+    expect(w.changes()).toContain("File: d1/f3.txt\nChanges:\nNew file created with 1 lines.");
+    expect((await w.engine.runPass()).sent).toBe(0);
+  });
+
+  test("a whole-tree run that exits 23: the files its errors name go again; errors that name none leave nothing recorded", async () => {
+    const w = setup();
+    w.transport.walks = true;
+    for (let i = 0; i < 4; i++) w.write(`f${i}.txt`, `${i}\n`);
+    await Bun.sleep(2100);
+    w.transport.treeEnd = { code: 23, failed: ["f1.txt"], vanished: [], unattributed: [] };
+    w.transport.refuse.add("f1.txt"); // and its list batch fails too: it stays pending
+    const s = await w.engine.runPass();
+    expect([s.sent, s.pending]).toEqual([3, 1]);
+    expect(w.store.get("f1.txt")).toBeNull();
+    expect(w.store.countFiles()).toBe(3);
+
+    const v = setup();
+    v.transport.walks = true;
+    for (let i = 0; i < 4; i++) v.write(`f${i}.txt`, `${i}\n`);
+    await Bun.sleep(2100);
+    v.transport.treeEnd = { code: 23, failed: [], vanished: [], unattributed: ["rsync: something nobody can place"] };
+    const t = await v.engine.runPass();
+    expect([t.sent, t.pending, t.problems, t.firstSyncUnfinished]).toEqual([0, 4, 1, true]);
+    expect(v.store.countFiles()).toBe(0); // all or nothing
+    expect(v.log.count(/could not be vouched for/)).toBe(1);
+  });
+
   test("a down standby: nothing advances, the files wait in the queue with the error, status says DOWN; recovery clears it", async () => {
     const w = setup();
     w.write("a.txt", "a\n");
