@@ -30,10 +30,10 @@ self.onmessage = (e: MessageEvent<ScanJob>) => {
   try {
     reader = new TrackedReader(job.stateFile);
     const r = reader;
-    for (const item of scanTree(job.root, { extensions: job.extensions, exclude: job.exclude, subtrees: job.subtrees, trackedIn: (d) => r.trackedIn(d), trackedChildren: (d, n) => r.trackedChildren(d, n) })) {
+    for (const item of scanTree(job.root, { extensions: job.extensions, exclude: job.exclude, subtrees: job.subtrees, trackedIn: (d) => r.trackedIn(d), trackedChildren: (d, n) => r.trackedChildren(d, n), allDirs: job.allDirs })) {
       if (item.kind === "dir") {
         unchanged += item.unchanged;
-        if (!job.allDirs && item.unseen.length === 0) continue;
+        if (!job.allDirs && item.unseen.length === 0) continue; // a count only
         items.push({ ...item, unchanged: 0 });
       } else items.push(item);
       if (items.length >= 1024) post(false);

@@ -40,6 +40,11 @@ export interface ScanOptions {
    * split walk hands the others to a worker); called until it returns a shorter list
    */
   split?: (rel: string, subdirs: string[]) => string[];
+  /**
+   * every directory's item is wanted (deletes mark each one seen); else a directory whose tracked files were all
+   * found only adds to a count, given every few hundred directories (rel "") — a million files make 200,000 items less
+   */
+  allDirs?: boolean;
 }
 
 /** A directory's subdirectories' tracked files are read in one query up to this many (else one query each). */
@@ -67,6 +72,7 @@ export function* scanTree(root: string, opts: ScanOptions): Generator<ScanItem> 
     }
     yield* s.dir(fd, rel, rel === "" ? root : `${root}/${rel}`);
   }
+  if (s.pending) yield s.count();
 }
 
 class Scanner {
@@ -78,6 +84,21 @@ class Scanner {
   private readonly excludeByDir = new Map<string, Set<string>>();
   private stopped = false;
   private splitting: boolean;
+  /** unchanged files of directories not reported one by one (allDirs false), and how many directories */
+  private unchanged = 0;
+  private quiet = 0;
+
+  get pending(): boolean {
+    return this.quiet > 0;
+  }
+
+  /** The unchanged files counted since the last count, as one item. */
+  count(): ScanItem {
+    const item: ScanItem = { kind: "dir", rel: "", unchanged: this.unchanged, unseen: [] };
+    this.unchanged = 0;
+    this.quiet = 0;
+    return item;
+  }
 
   constructor(private readonly c: Libc, private readonly opts: ScanOptions) {
     this.exts = opts.extensions.map((e) => Buffer.from(e));
@@ -157,7 +178,11 @@ class Scanner {
       yield* later;
       changed.sort(byName); // stable, predictable batches
       for (const name of changed) yield { kind: "file", rel: join(rel, name), abs: `${abs}/${name}` };
-      yield { kind: "dir", rel, unchanged, unseen: [...tracked.keys()] };
+      if (opts.allDirs !== false || tracked.size > 0) yield { kind: "dir", rel, unchanged, unseen: [...tracked.keys()] };
+      else {
+        this.unchanged += unchanged;
+        if (++this.quiet >= 256) yield this.count();
+      }
       subdirs.sort(byName);
       if (this.splitting && opts.split) {
         const mine = opts.split(rel, subdirs);

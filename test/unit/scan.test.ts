@@ -100,3 +100,12 @@ test("a symlinked root is followed (as everywhere); without the libc binding the
   expect(JSON.parse(ffi.stdout.toString())[2]).toEqual(["n/1:old.rrd"]);
   expect(JSON.parse(ffi.stdout.toString())[3][0].dirs[0]).toEqual({ rel: "", names: ["a.rrd", "b.txt"] });
 });
+
+test("without deletes a directory whose tracked files were all found is only counted (no item each)", () => {
+  const root = tree();
+  const tracked = { "n/1": { "x.rrd": version(join(root, "n/1/x.rrd")) }, "": { "gone.txt": [1, 2, 3, 4] as TrackedVersion } };
+  const items = run(root, tracked, { allDirs: false });
+  expect(brief(items.filter((i) => i.kind === "dir" && i.rel !== ""))).toEqual([]);
+  expect(items.filter((i) => i.kind === "dir" && i.unseen.length > 0).map((i) => (i as { rel: string }).rel)).toEqual([""]);
+  expect(items.reduce((n, i) => n + (i.kind === "dir" ? i.unchanged : 0), 0)).toBe(1);
+});
