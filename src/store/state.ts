@@ -491,11 +491,11 @@ export class StateStore {
    * never sit in memory), read back in pieces after the commit.
    */
   resetResend(): void {
-    this.db.exec("CREATE TEMP TABLE IF NOT EXISTS resend (id INTEGER PRIMARY KEY, path TEXT NOT NULL); DELETE FROM temp.resend;");
+    this.db.exec("CREATE TEMP TABLE IF NOT EXISTS resend (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE); DELETE FROM temp.resend;");
   }
 
   markResend(path: string): void {
-    this.db.query("INSERT INTO temp.resend (path) VALUES (?)").run(path);
+    this.db.query("INSERT OR IGNORE INTO temp.resend (path) VALUES (?)").run(path);
   }
 
   resendChunk(afterId: number, limit: number): Array<{ id: number; path: string }> {
