@@ -1,7 +1,8 @@
 // A full pass's walk on both cores: the walk goes on alone until it meets a directory with many subdirectories
 // (OpenNMS's snmp/ with its nodes), then hands every other one to a worker thread, which walks them against its
 // own read-only connection to the state DB while this thread walks the rest and acts on what both find. The walk
-// is the floor of a pass where nothing changed: syscalls and comparisons, which two threads do in about half the time.
+// is the floor of a pass where nothing changed: syscalls and comparisons, which two threads share (as far as the
+// machine has a core to spare: rsync, its ssh and sshd want them too).
 import { scanTree, type ScanItem, type ScanOptions } from "../source/scan.ts";
 import type { ScanJob, ScanReply } from "./scan-worker.ts";
 
@@ -31,6 +32,7 @@ export async function* splitScan(root: string, opts: SplitOptions): AsyncGenerat
   let done = false;
   let error: string | null = null;
   let wake: (() => void) | null = null;
+  let handed: string[] = [];
   const split = (rel: string, subdirs: string[]): string[] => {
     if (subdirs.length < SPLIT_MIN) return subdirs;
     const job: ScanJob = {
@@ -54,6 +56,7 @@ export async function* splitScan(root: string, opts: SplitOptions): AsyncGenerat
     };
     w.postMessage(job);
     worker = w;
+    handed = job.subtrees;
     opts.debug?.(`the walk goes on two threads from ${rel || "."}/: ${job.subtrees.length} of its ${subdirs.length} subdirectories in a worker`);
     return subdirs.filter((_, i) => i % 2 === 0);
   };
@@ -79,7 +82,12 @@ export async function* splitScan(root: string, opts: SplitOptions): AsyncGenerat
       yield* take();
     }
     yield* take();
-    if (error !== null) throw new Error(`the walk's worker thread failed: ${error}`);
+    if (error !== null) {
+      // The worker could not do its share (its DB connection, say): this thread walks it, so nothing is left out
+      // (what the worker had reported comes twice: a file looked at twice is sent at most once more).
+      opts.debug?.(`the walk's worker failed (${error}): its ${handed.length} subtrees are walked here`);
+      yield* scanTree(root, { ...opts, split: undefined, subtrees: handed });
+    }
   } finally {
     (worker as Worker | null)?.terminate();
   }

@@ -109,3 +109,30 @@ test("without deletes a directory whose tracked files were all found is only cou
   expect(items.filter((i) => i.kind === "dir" && i.unseen.length > 0).map((i) => (i as { rel: string }).rel)).toEqual([""]);
   expect(items.reduce((n, i) => n + (i.kind === "dir" ? i.unchanged : 0), 0)).toBe(1);
 });
+
+test("the walk on two threads reports every file once, and the worker's share is walked here if the worker fails", async () => {
+  const root = mkdtempSync(join(tmpdir(), "rrdsync-split-"));
+  dirs.push(root);
+  const want: string[] = [];
+  for (let n = 0; n < 20; n++) for (let f = 0; f < 3; f++) {
+    mkdirSync(join(root, `snmp/${n}`), { recursive: true });
+    writeFileSync(join(root, `snmp/${n}/f${f}.rrd`), "x");
+    want.push(`snmp/${n}/f${f}.rrd`);
+  }
+  const { splitScan } = await import("../../src/engine/scan-split.ts");
+  const { StateStore } = await import("../../src/store/state.ts");
+  const db = join(root, "..", `${root.split("/").pop()}.db`);
+  dirs.push(db);
+  const store = StateStore.open(db).store; // empty: every file is new
+  for (const stateFile of [db, join(root, "no/such/state.db")]) {
+    const said: string[] = [];
+    const files: string[] = [];
+    for await (const item of splitScan(root, {
+      extensions: [".rrd"], exclude: [], trackedIn: (d) => store.trackedIn(d), parallel: true, stateFile, allDirs: false, debug: (m) => said.push(m),
+    })) if (item.kind === "file") files.push(item.rel);
+    expect(files.sort()).toEqual([...want].sort());
+    expect(said[0]).toContain("two threads from snmp/: 10 of its 20 subdirectories in a worker");
+    if (stateFile !== db) expect(said[1]).toContain("the walk's worker failed");
+  }
+  store.close();
+});
