@@ -46,9 +46,9 @@ export class ConfigError extends UserError {
 export class LockHeldError extends UserError {
   constructor(readonly pid: number, lockPath: string) {
     super(
-      `another rrdsync (pid ${pid}) is running with this state file (lock ${lockPath})`,
+      `another rrdsync (${Number.isNaN(pid) ? "its pid not recorded yet" : `pid ${pid}`}) is running with this state file (lock ${lockPath})`,
       ExitCode.Locked,
-      "wait for it to finish, or stop it; a lock left by a dead process is taken over automatically",
+      "wait for it to finish, or stop it; the lock goes with its process (the kernel releases it however it ends)",
     );
     this.name = "LockHeldError";
   }
