@@ -13,11 +13,20 @@ export function quoteForRsyncShell(arg: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "''")}'`;
 }
 
+/**
+ * A path as an ssh -o value: ssh splits it on whitespace (several known_hosts files) and expands % tokens, so a
+ * path with a space, a quote or a % would name other files. Double quotes group it (backslash escapes \ and ")
+ * and %% is a literal %.
+ */
+export function sshConfigPath(p: string): string {
+  return `"${p.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("%", "%%")}"`;
+}
+
 export function sshCommand(t: Target): string[] {
   const argv = [
     "ssh", "-p", String(t.port),
     // Never ask (cron has no terminal), never accept an unknown or changed host key.
-    "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${t.knownHostsFile}`,
+    "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${sshConfigPath(t.knownHostsFile)}`,
     "-o", "ConnectTimeout=15", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",
   ];
   if (t.sshKeyPath) argv.push("-i", t.sshKeyPath, "-o", "IdentitiesOnly=yes");
