@@ -3,6 +3,7 @@
 import { cac } from "cac";
 import { homedir } from "node:os";
 import pkg from "../package.json" with { type: "json" };
+import { isOutputClosed } from "./cli/out.ts";
 import { runChecks } from "./cli/check.ts";
 import { showLog } from "./cli/history.ts";
 import { initConfig } from "./cli/init.ts";
@@ -79,12 +80,20 @@ function buildCli() {
   cli
     .command("restore <path>", "Print a text file as it was synced (the newest kept version, or the one valid --at TIME), or write it --to FILE")
     .option("--at <time>", "The version that was current at TIME")
-    .option("--to <file>", "Write it to FILE (atomically) instead of stdout")
+    .option("--to <file>", "Write it to FILE (atomically) instead of stdout; an existing FILE only with --force")
+    .option("--force", "With --to: replace an existing FILE")
     .option("--list", "List the kept versions")
     .example("rrdsync restore snmp/1/ds.properties --at yesterday --to /tmp/ds.properties")
     .action(noop);
   cli.help((all) => {
     const sections = all.filter((s) => !s.title?.startsWith("For more info"));
+    // cac lists the default command under its empty name: a blank row. Name it as it is invoked.
+    const commands = sections.find((s) => s.title === "Commands");
+    if (commands) {
+      const rows = cli.commands.map((c) => [c.rawName === "" ? "[--once | --watch]" : c.rawName, c.description] as const);
+      const width = Math.max(...rows.map(([n]) => n.length));
+      commands.body = rows.map(([n, d]) => `  ${n.padEnd(width)}  ${d}`).join("\n");
+    }
     sections.splice(1, 0, { body: "Replicates a directory tree (OpenNMS RRD data) to a standby host over SSH (rsync, or SFTP built in), or to a local\ndirectory, and records what changed in each file (change log with unified diffs, state DB)." });
     sections.push({
       title: "Exit codes",
@@ -97,16 +106,46 @@ function buildCli() {
   return cli;
 }
 
+/** Options whose value may start with "-": an age written "-5d" (5 days ago) is a value, not options -5 -d. */
+const TIME_OPTIONS = new Set(["--since", "--until", "--at"]);
+
+function joinDashValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    const next = argv[i + 1];
+    if (TIME_OPTIONS.has(a) && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
+/** Values as strings (mri turns "30" into 30), each option at most once (twice would be an array). */
+function checkFlags(options: Record<string, unknown>): Flags {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(options)) {
+    if (Array.isArray(v) && k !== "kind" && k !== "--") {
+      throw new UserError(`--${k} is given ${v.length} times`, ExitCode.Usage, `give --${k} once`);
+    }
+    out[k] = typeof v === "number" ? String(v) : v;
+  }
+  return out as Flags;
+}
+
 async function main(argv: string[]): Promise<number> {
   const cli = buildCli();
-  const parsed = cli.parse(argv, { run: false });
+  const parsed = cli.parse(joinDashValues(argv), { run: false });
   if (parsed.options.help || parsed.options.version) return ExitCode.Ok;
   if (cli.matchedCommand === undefined) {
     throw new UserError(`unknown command "${parsed.args[0]}"`, ExitCode.Usage, "see rrdsync --help");
   }
   cli.runMatchedCommand(); // validates unknown options; the actions themselves are no-ops
   const command = cli.matchedCommandName ?? "";
-  const flags = parsed.options as Flags;
+  const flags = checkFlags(parsed.options);
   const env = process.env as Record<string, string | undefined>;
   if (command === "init") return initConfig(flags, env);
   const consoleOpts = consoleOptions(flags, env);
@@ -118,9 +157,9 @@ async function main(argv: string[]): Promise<number> {
   if (command !== "") {
     for (const w of warnings) process.stderr.write(`rrdsync: warning: ${w}\n`);
     if (command === "check") return await runChecks(config, env);
-    if (command === "status") return showStatus(config, flags, env);
-    if (command === "log") return await showLog(config, parsed.args[0] as string | undefined, flags, env);
-    if (command === "restore") return restoreFile(config, parsed.args[0] as string, flags);
+    if (command === "status") return await showStatus(config, flags, env);
+    if (command === "log") return await showLog(config, parsed.args[0] === undefined ? undefined : String(parsed.args[0]), flags, env);
+    if (command === "restore") return await restoreFile(config, String(parsed.args[0]), flags);
   }
   const log = new Logger(consoleOpts, config.logging.logFile ? { path: config.logging.logFile, level: config.logging.logLevel } : null);
   try {
@@ -142,6 +181,8 @@ async function main(argv: string[]): Promise<number> {
 }
 
 function reportError(e: unknown): number {
+  // `rrdsync log | head`: the reader has what it wanted; nothing failed.
+  if (isOutputClosed(e)) return ExitCode.Ok;
   if (e instanceof UserError) {
     process.stderr.write(`rrdsync: ${e.message}\n`);
     if (e.hint) process.stderr.write(`  hint: ${e.hint}\n`);

@@ -5,7 +5,9 @@ import type { Config } from "../config/types.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { formatTimestamp } from "../log.ts";
 import { type ChangeRow, StateStore } from "../store/state.ts";
+import { escapeLine, safeJson } from "../escape.ts";
 import { displayPath, formatEntry } from "../track/changelog.ts";
+import { writeOut } from "./out.ts";
 import { parseWhen } from "./when.ts";
 
 export const KINDS = ["created", "modified", "deleted", "renamed"] as const;
@@ -52,14 +54,15 @@ function globFor(pattern: string | undefined): string | undefined {
   return /[*?[]/.test(pattern) ? pattern : `${pattern.replace(/\/+$/, "").replace(/[[*?]/g, "[$&]")}*`;
 }
 
+/** Exact values (JSON escapes every control character, so the line is safe on a terminal as well). */
 function jsonLine(r: ChangeRow): string {
-  return `${JSON.stringify({ time: new Date(r.time).toISOString(), path: r.path, kind: r.kind, summary: r.summary, added: r.added, removed: r.removed, details: r.details })}\n`;
+  return `${safeJson({ time: new Date(r.time).toISOString(), path: r.path, kind: r.kind, summary: r.summary, added: r.added, removed: r.removed, details: r.details })}\n`;
 }
 
 function statLines(rows: ChangeRow[], tty: boolean): string {
   const c = pc.createColors(tty);
   return rows
-    .map((r) => `${formatTimestamp(new Date(r.time)).slice(0, 19)}  ${c.green(`+${r.added}`.padStart(6))} ${c.red(`−${r.removed}`.padStart(6))}  ${r.kind.padEnd(15)}  ${displayPath(r.path)}  ${c.dim(r.summary)}\n`)
+    .map((r) => `${formatTimestamp(new Date(r.time)).slice(0, 19)}  ${c.green(`+${r.added}`.padStart(6))} ${c.red(`−${r.removed}`.padStart(6))}  ${escapeLine(r.kind).padEnd(15)}  ${displayPath(r.path)}  ${c.dim(escapeLine(r.summary))}\n`)
     .join("");
 }
 
@@ -96,5 +99,5 @@ async function page(text: string, tty: boolean, env: Record<string, string | und
     await p.exited;
     return;
   }
-  await Bun.write(Bun.stdout, text);
+  await writeOut(text);
 }

@@ -4,6 +4,7 @@
 import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { ExitCode, LockHeldError, UserError } from "../errors.ts";
+import { describeFsError } from "../log.ts";
 
 export interface Lock {
   path: string;
@@ -154,15 +155,5 @@ function samePath(fd: number, path: string): boolean {
 
 /** A state directory or lock file that cannot be made: what is wrong with the place, and the fix. */
 function placeError(what: string, e: unknown): UserError {
-  const code = (e as NodeJS.ErrnoException).code ?? "";
-  const why: Record<string, string> = {
-    EACCES: "permission denied",
-    EPERM: "operation not permitted (an immutable directory? lsattr -d)",
-    EROFS: "read-only file system",
-    ENOTDIR: "a part of the path is a file, not a directory",
-    EEXIST: "a part of the path is a file, not a directory",
-    ENOSPC: "no space left on the device",
-  };
-  return new UserError(`${what}: ${why[code] ?? (code || (e as Error).message)}`, ExitCode.Usage,
-    "set state_file (or --state) to a writable place, or fix the directory's permissions");
+  return new UserError(`${what}: ${describeFsError(e)}`, ExitCode.Usage, "set state_file (or --state) to a writable place, or fix the directory's permissions");
 }
