@@ -147,7 +147,7 @@ async function main(argv: string[]): Promise<number> {
   const command = cli.matchedCommandName ?? "";
   const flags = checkFlags(parsed.options);
   const env = process.env as Record<string, string | undefined>;
-  if (command === "init") return initConfig(flags, env);
+  if (command === "init") return await initConfig(flags, env);
   const consoleOpts = consoleOptions(flags, env);
   const { config, warnings } = loadConfig({
     configPath: flags.config, source: flags.source, dest: flags.dest, stateFile: flags.state, transport: flags.transport, env, cwd: process.cwd(), home: homedir(),
@@ -165,7 +165,10 @@ async function main(argv: string[]): Promise<number> {
   try {
     for (const w of warnings) log.warn(w);
     if (flags.once && flags.watch) throw new UserError("--once and --watch exclude each other", ExitCode.Usage, "pick one");
-    if (flags.watch) return await watchDaemon(config, log, flags, env);
+    if (flags.watch) {
+      stopWhenStdoutCloses(log);
+      return await watchDaemon(config, log, flags, env);
+    }
     const ac = new AbortController();
     const onSignal = (sig: string) => {
       if (ac.signal.aborted) process.exit(ExitCode.Pending); // second signal: go now; unconfirmed files never advanced
@@ -178,6 +181,21 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     log.close();
   }
+}
+
+/**
+ * `rrdsync --watch --json | head`: once the reader is gone the daemon stops as on SIGTERM (the running transfer
+ * finishes, exit 0) instead of dying on the next line it prints. Once: a second SIGTERM would mean "exit now".
+ */
+function stopWhenStdoutCloses(log: Logger): void {
+  let closed = false;
+  process.stdout.on("error", (e) => {
+    if (!isOutputClosed(e)) throw e;
+    if (closed) return;
+    closed = true;
+    log.info("stdout was closed by its reader: stopping");
+    process.kill(process.pid, "SIGTERM");
+  });
 }
 
 function reportError(e: unknown): number {

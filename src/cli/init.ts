@@ -5,8 +5,9 @@ import { dirname, join, resolve } from "node:path";
 import { DEFAULT_CONFIG_PATH } from "../config/defaults.ts";
 import { parseDest } from "../config/dest.ts";
 import { ExitCode, UserError } from "../errors.ts";
+import { writeOut } from "./out.ts";
 
-export function initConfig(flags: { config?: string; source?: string; dest?: string; force?: boolean }, env: Record<string, string | undefined>): ExitCode {
+export async function initConfig(flags: { config?: string; source?: string; dest?: string; force?: boolean }, env: Record<string, string | undefined>): Promise<ExitCode> {
   const path = resolve(flags.config ?? env.RRDSYNC_CONFIG ?? DEFAULT_CONFIG_PATH);
   if (existsSync(path) && !flags.force) {
     throw new UserError(`${path} already exists; not overwritten`, ExitCode.Usage, "edit it, or pass --force to replace it with a new starter config");
@@ -66,6 +67,6 @@ export function initConfig(flags: { config?: string; source?: string; dest?: str
     rmSync(tmp, { force: true });
     throw new UserError(`cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, ExitCode.Usage, "pass --config PATH to write it elsewhere (or run as root for /etc)");
   }
-  process.stdout.write(`wrote ${path}\nnext: edit remote_sync, then: rrdsync check --config ${path}\n`);
+  await writeOut(`wrote ${path}\nnext: edit remote_sync, then: rrdsync check --config ${path}\n`);
   return ExitCode.Ok;
 }

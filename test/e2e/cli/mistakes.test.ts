@@ -169,6 +169,16 @@ describe("stdout: | head ends quietly, a slow reader gets every byte", () => {
     expect({ code: restored.code, bytes: Number(restored.out.trim()) }).toEqual({ code: 0, bytes: big.length });
   });
 
+  test("--watch into a pipe whose reader quits: the daemon stops as on SIGTERM, exit 0, no stack", async () => {
+    const w = world();
+    writeTree(w.src, { "a.txt": "a\n", "b.txt": "b\n" });
+    const t0 = Date.now();
+    const r = await piped(["--watch", "--config", w.writeConfig({ rescan_interval: 0 })], "head -1 >/dev/null");
+    expect({ code: r.code, stack: /internal error|\n\s+at /.test(r.stderr) }).toEqual({ code: 0, stack: false });
+    expect(Date.now() - t0).toBeLessThan(20_000);
+    expect(readFileSync(w.logFile, "utf8")).toContain("stdout was closed by its reader: stopping");
+  });
+
   test("--help lists the commands without a blank row for the default one", async () => {
     const r = await runRrdsync(["--help"]);
     const commands = r.stdout.split("Commands:\n")[1]?.split("\n\n")[0] ?? "";
