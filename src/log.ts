@@ -154,7 +154,3 @@ export function describeFsError(e: unknown): string {
   return why[code] ?? (code || (e as Error).message);
 }
 
-/** "1 file", "2 files", "0 files": every count printed for people. */
-export function count(n: number, singular: string, plural = `${singular}s`): string {
-  return `${n.toLocaleString("en-US")} ${n === 1 ? singular : plural}`;
-}

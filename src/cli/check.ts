@@ -6,7 +6,8 @@ import pc from "picocolors";
 import { allTargets, type Config } from "../config/types.ts";
 import { ExitCode } from "../errors.ts";
 import { escapeLine } from "../escape.ts";
-import { count, describeFsError, formatBytes } from "../log.ts";
+import { describeFsError, formatBytes } from "../log.ts";
+import { plural } from "../engine/health.ts";
 import { chooseTransport, describeTarget } from "../transport/create.ts";
 import { hostsFieldMatches, lookupName } from "../transport/known-hosts.ts";
 import { runRemote } from "../transport/probe.ts";
@@ -56,7 +57,7 @@ export async function runChecks(config: Config, env: Record<string, string | und
   for (const r of checkFreeSpace(config)) await add(r);
 
   const failed = results.filter((r) => r.verdict === "fail").length;
-  await writeOut(failed === 0 ? `${c.green("all checks passed")}\n` : `${c.red(`${count(failed, "check")} failed`)}\n`);
+  await writeOut(failed === 0 ? `${c.green("all checks passed")}\n` : `${c.red(`${plural(failed, "check")} failed`)}\n`);
   return failed === 0 ? ExitCode.Ok : ExitCode.Pending;
 }
 

@@ -5,7 +5,8 @@ import pc from "picocolors";
 import { allTargets, type Config } from "../config/types.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { escapeLine, safeJson } from "../escape.ts";
-import { count, formatBytes, formatTimestamp } from "../log.ts";
+import { formatBytes, formatTimestamp } from "../log.ts";
+import { plural } from "../engine/health.ts";
 import { lockHolder } from "../store/lock.ts";
 import { StateStore } from "../store/state.ts";
 import type { StatusRecord } from "../store/status.ts";
@@ -64,7 +65,7 @@ function showTarget(config: Config, flags: { json?: boolean }, env: Record<strin
     ["pending", pending === 0 ? c.green("0") : c.red(`${pending}${st.pendingSample?.length ? `: ${st.pendingSample.slice(0, 5).map((p) => safeJson(p)).join(", ")}${pending > 5 ? ", …" : ""}` : ""}`)],
     ["target", down ? c.red(`DOWN since ${when(st.downSince as number)}`) : st.lastBatch || st.lastPass ? c.green("reachable (last contact succeeded)") : "not contacted yet"],
     ["last pass", st.lastPass ? `${when(st.lastPass.time)}: ${st.lastPass.scanned} scanned, ${st.lastPass.sent} sent, ${st.lastPass.pending} pending, ${st.lastPass.seconds} s` : "none yet"],
-    ["last batch", st.lastBatch ? `${when(st.lastBatch.time)}: ${count(st.lastBatch.files, "file")}, ${formatBytes(st.lastBatch.bytes)}` : "none yet"],
+    ["last batch", st.lastBatch ? `${when(st.lastBatch.time)}: ${plural(st.lastBatch.files, "file")}, ${formatBytes(st.lastBatch.bytes)}` : "none yet"],
     ["last error", st.lastError ? `${when(st.lastError.time)}: ${escapeLine(st.lastError.message)}` : "none"],
     ["running", pid === null ? "no rrdsync running for this state file" : c.green(pid === 0 ? "yes (its pid is not written yet)" : `yes, pid ${pid}`)],
   ];
