@@ -505,8 +505,9 @@ const FOREIGN_MAGIC: Array<[string, string]> = [
  * What is at the state_file path, by content, never by name:
  * - nothing, or an empty file (SQLite makes a DB of it): "absent" / "empty";
  * - SQLite's header: "sqlite" (openDb then tells another program's DB, by its tables, from ours, and damage);
- * - text: the seed script's JSON state ("seed") if it parses as its object, else "foreign" (a config, a script, a
- *   log: somebody's file, not ours to move);
+ * - text: the seed script's JSON state ("seed") if it parses as its object; "damaged" if it starts like one but
+ *   does not parse (the seed rewrote it in place: a kill mid-write cuts it short); else "foreign" (a config, a
+ *   script, a log: somebody's file, not ours to move);
  * - a known other format (ELF, gzip, …): "foreign";
  * - any other bytes: "damaged". A DB whose first page was overwritten, or a file filled with garbage at our
  *   path, is most likely ours; moving it aside loses nothing (it is kept, renamed), whereas refusing would stop
@@ -541,6 +542,8 @@ export function classifyStateFile(path: string): StateFileKind {
       parseSeedState(text, path);
       return { kind: "seed", text };
     } catch {
+      // The seed script rewrote its JSON in place after every file: one killed mid-write left it cut short.
+      if (/^\s*\{\s*("|$)/.test(text)) return { kind: "damaged", why: "the seed script's JSON state, cut short or damaged" };
       return { kind: "foreign", why: "it is a text file, and not the seed script's JSON state" };
     }
   }

@@ -68,12 +68,13 @@ describe("ours and damaged: kept as .corrupt-<time>, rebuilt in the same run, no
     expect(readTree(w.dest)).toEqual(readTree(w.src));
   });
 
-  test("random bytes, a truncated DB, a zeroed header: each kept aside and rebuilt", async () => {
-    for (const damage of ["random", "truncated", "header"] as const) {
+  test("random bytes, a truncated DB, a zeroed header, the seed's JSON cut short: each kept aside and rebuilt", async () => {
+    for (const damage of ["random", "truncated", "header", "seed"] as const) {
       const { w, cfg } = await synced();
       if (damage === "random") writeFileSync(w.stateFile, crypto.getRandomValues(new Uint8Array(50_000)));
       if (damage === "truncated") truncateSync(w.stateFile, Math.floor(statSync(w.stateFile).size / 2));
       if (damage === "header") smashPage(w.stateFile, 0);
+      if (damage === "seed") writeFileSync(w.stateFile, '{\n    "n0/f0.txt": 1732000000.25,\n    "n1/f'); // the seed, killed mid-rewrite
       const kept = readFileSync(w.stateFile);
       const status = await runRrdsync(["status", "--config", cfg]);
       expect({ damage, code: status.code }).toEqual({ damage, code: 1 });
