@@ -3,6 +3,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import pc from "picocolors";
+import { NO_CONFIG_ORIGIN } from "../config/load.ts";
 import { allTargets, type Config } from "../config/types.ts";
 import { ExitCode } from "../errors.ts";
 import { escapeLine } from "../escape.ts";
@@ -27,7 +28,8 @@ const SSH_TIMEOUT_MS = 30_000;
 const MIN_FREE_BYTES = 100 * 1024 * 1024;
 
 export async function runChecks(config: Config, env: Record<string, string | undefined>): Promise<ExitCode> {
-  const results: Result[] = [{ verdict: "ok", label: "config", detail: `${config.origin} is valid` }];
+  const origin = config.origin === NO_CONFIG_ORIGIN ? "no config file: --source, --dest and the built-in defaults" : `${config.origin} is valid`;
+  const results: Result[] = [{ verdict: "ok", label: "config", detail: origin }];
   const c = pc.createColors(process.stdout.isTTY === true && !(env.NO_COLOR ?? ""));
   // Each line as soon as its check is done (a login can take seconds); details can quote the standby's stderr.
   const print = (r: Result) => {

@@ -33,11 +33,14 @@ export interface LoadOptions {
 
 type Obj = Record<string, any>;
 
+/** Config.origin when no config file was read (--source and --dest, and the defaults). */
+export const NO_CONFIG_ORIGIN = "built-in defaults";
+
 export function loadConfig(opts: LoadOptions): { config: Config; warnings: string[] } {
   const configPath = opts.configPath ?? opts.env.RRDSYNC_CONFIG ?? (existsSync(DEFAULT_CONFIG_PATH) ? DEFAULT_CONFIG_PATH : undefined);
   const warnings: string[] = [];
   let raw: Obj = {};
-  let origin = "built-in defaults";
+  let origin = NO_CONFIG_ORIGIN;
   if (configPath !== undefined) {
     const abs = resolve(opts.cwd, configPath);
     origin = configPath;

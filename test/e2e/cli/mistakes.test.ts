@@ -103,6 +103,8 @@ describe("mistakes are exit 2 (or 1) with the path and the fix, never an interna
       expect({ code: r.code, err: r.stderr }).toEqual({ code: 2, err: expect.stringContaining(`rrdsync: --dest: ${dest} ${says}`) });
       expect(r.stderr).not.toContain("built-in defaults");
     }
+    const check = await runRrdsync(["check", "--source", w.src, "--dest", w.dest]);
+    expect(check.stdout.split("\n")[0]).toBe("✓ config: no config file: --source, --dest and the built-in defaults");
   });
 
   test("restore: a path with .., and --to over an existing file (only with --force)", async () => {
