@@ -536,7 +536,8 @@ export function classifyStateFile(path: string): StateFileKind {
   const hex = head.subarray(0, 8).toString("hex");
   const magic = FOREIGN_MAGIC.find(([m]) => hex.startsWith(m));
   if (magic) return { kind: "foreign", why: `it is ${magic[1]}` };
-  if (isText(head)) {
+  // The seed's JSON holds a line per file (~100 bytes): 512 MiB is millions of files. A bigger text is not it.
+  if (isText(head) && st.size <= 512 * 1024 ** 2) {
     const text = readFileSync(path, "utf8");
     try {
       parseSeedState(text, path);
@@ -547,6 +548,7 @@ export function classifyStateFile(path: string): StateFileKind {
       return { kind: "foreign", why: "it is a text file, and not the seed script's JSON state" };
     }
   }
+  if (isText(head)) return { kind: "foreign", why: "it is a text file, and not the seed script's JSON state" };
   return { kind: "damaged", why: "it is neither a SQLite database nor any known format (overwritten or random bytes)" };
 }
 
