@@ -3,6 +3,7 @@ import { Database } from "bun:sqlite";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { ExitCode, UserError } from "../errors.ts";
+import { describeFsError } from "../log.ts";
 import type { StatusRecord, StatusUpdate } from "./status.ts";
 
 export interface FileState {
@@ -524,13 +525,17 @@ export function classifyStateFile(path: string): StateFileKind {
   if (st.isDirectory()) return { kind: "foreign", why: "it is a directory" };
   if (!st.isFile()) return { kind: "foreign", why: "it is not a regular file" };
   if (st.size === 0) return { kind: "empty" }; // a DB SQLite will initialise
-  const fd = openSync(path, "r");
   let head: Buffer;
   try {
-    head = Buffer.alloc(Math.min(st.size, 64 * 1024));
-    head = head.subarray(0, readSync(fd, head, 0, head.length, 0));
-  } finally {
-    closeSync(fd);
+    const fd = openSync(path, "r");
+    try {
+      head = Buffer.alloc(Math.min(st.size, 64 * 1024));
+      head = head.subarray(0, readSync(fd, head, 0, head.length, 0));
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    throw new UserError(`state_file ${path} cannot be read: ${describeFsError(e)}`, ExitCode.Usage, "run rrdsync as the user that owns it, or fix its permissions");
   }
   if (head.subarray(0, 16).toString("latin1") === SQLITE_MAGIC) return { kind: "sqlite" };
   const hex = head.subarray(0, 8).toString("hex");
