@@ -3,6 +3,7 @@
 // The file also holds the holder's pid, only for messages.
 import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
+import { dlopen, read as peek } from "bun:ffi";
 import { ExitCode, LockHeldError, UserError } from "../errors.ts";
 import { describeFsError } from "../log.ts";
 
@@ -18,26 +19,25 @@ const LOCK_UN = 8;
 /** EWOULDBLOCK (= EAGAIN on Linux): someone else holds the lock */
 const EWOULDBLOCK = 11;
 
-type Libc = { flock(fd: number, op: number): number; errno(): number };
-let libc: Libc | null = null;
+function bindLibc() {
+  return dlopen("libc.so.6", {
+    flock: { args: ["i32", "i32"], returns: "i32" },
+    __errno_location: { args: [], returns: "ptr" },
+  }).symbols;
+}
+let libc: ReturnType<typeof bindLibc> | null = null;
 
-/** bun:ffi's flock from libc (node:fs has none); loaded on first use, so the read-only commands pay nothing. */
-function loadLibc(): Libc {
-  if (libc !== null) return libc;
-  // Required lazily: a top-level import of bun:ffi would load it for every command.
-  const ffi = require("bun:ffi") as typeof import("bun:ffi");
-  const lib = ffi.dlopen("libc.so.6", {
-    flock: { args: [ffi.FFIType.i32, ffi.FFIType.i32], returns: ffi.FFIType.i32 },
-    __errno_location: { args: [], returns: ffi.FFIType.ptr },
-  });
-  libc = {
-    flock: (fd, op) => lib.symbols.flock(fd, op),
+/** node:fs has no flock: libc's, through bun:ffi, bound on first use (the read-side commands mostly never need it). */
+function loadLibc(): { flock(fd: number, op: number): number; errno(): number } {
+  libc ??= bindLibc();
+  const c = libc;
+  return {
+    flock: (fd, op) => c.flock(fd, op),
     errno: () => {
-      const p = lib.symbols.__errno_location();
-      return p === null ? 0 : ffi.read.i32(p, 0);
+      const p = c.__errno_location();
+      return p === null ? 0 : peek.i32(p, 0);
     },
   };
-  return libc;
 }
 
 /** flock with LOCK_NB: true when taken, false when someone else holds it; other failures throw. */
