@@ -1,4 +1,5 @@
 // Pure parsers for rsync's output: itemize lines (per-file outcomes) and error lines (which file failed, why).
+import { tempNameOwner } from "./temp-names.ts";
 
 /** The prefix of our --out-format lines, so they are never confused with --stats or warnings. */
 export const ITEMIZE_MARKER = "RRDSYNC> ";
@@ -60,9 +61,29 @@ export function namesInErrorLine(line: string): string[] {
   return out;
 }
 
-/** Which batch path a name from an error line refers to: the name itself or any '/'-suffix of it (absolute paths). */
-export function matchBatchPath(name: string, batch: ReadonlySet<string>): string | null {
-  let n = name.endsWith("/") ? name.slice(0, -1) : name;
+/**
+ * Which batch path a name from an error line refers to, else the file a temporary name stands for (the receiver
+ * names its mkstemp file: `.a.txt.XXXXXX`). Given `roots` (the source and destination dirs, under which rsync
+ * prints absolute paths), a name under one of them, or a relative one, must match exactly; without them, or for an
+ * absolute name elsewhere, a name matches itself or a '/'-suffix of it.
+ */
+export function matchBatchPath(name: string, batch: ReadonlySet<string>, roots: readonly string[] = []): string | null {
+  const n = name.endsWith("/") ? name.slice(0, -1) : name;
+  const owner = tempNameOwner(n);
+  return matchName(n, batch, roots) ?? (owner === null ? null : matchName(owner, batch, roots));
+}
+
+function matchName(name: string, batch: ReadonlySet<string>, roots: readonly string[]): string | null {
+  for (const root of roots) {
+    const prefix = root.endsWith("/") ? root : `${root}/`;
+    if (name.startsWith(prefix)) {
+      const rel = name.slice(prefix.length);
+      return batch.has(rel) ? rel : null;
+    }
+  }
+  // rsync prints other names relative to the transfer's root
+  if (roots.length > 0 && !name.startsWith("/")) return batch.has(name) ? name : null;
+  let n = name;
   // O(depth) set lookups, never O(batch) per line.
   for (;;) {
     if (batch.has(n)) return n;
@@ -73,11 +94,11 @@ export function matchBatchPath(name: string, batch: ReadonlySet<string>): string
 }
 
 /** Maps batch paths to the first error line naming them. */
-export function attributeErrors(lines: Iterable<string>, batch: ReadonlySet<string>): Map<string, string> {
+export function attributeErrors(lines: Iterable<string>, batch: ReadonlySet<string>, roots: readonly string[] = []): Map<string, string> {
   const out = new Map<string, string>();
   for (const line of lines) {
     for (const name of namesInErrorLine(line)) {
-      const p = matchBatchPath(name, batch);
+      const p = matchBatchPath(name, batch, roots);
       if (p !== null && !out.has(p)) out.set(p, UTF8.decode(Buffer.from(line, "latin1")));
     }
   }

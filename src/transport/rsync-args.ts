@@ -1,9 +1,9 @@
 // Pure: the rsync argv for a target and the config's rsync_options. Always an array; never a shell string.
 import type { RsyncOptions, Target } from "../config/types.ts";
 import { OUT_FORMAT } from "./itemize.ts";
+import { PARTIAL_DIR } from "./temp-names.ts";
 import type { TreeFilter } from "./types.ts";
 
-export const PARTIAL_DIR = ".rrdsync-partial";
 
 /**
  * rsync splits the -e string itself (main.c do_cmd): quotes group, a doubled quote inside quotes is a literal
@@ -58,7 +58,11 @@ export function treeFilterArgs(tree: TreeFilter): string[] {
   return args;
 }
 
-export function buildRsyncArgv(opts: { target: Target; rsync: RsyncOptions; sourceDir: string; controlPath?: string | null }, tree?: TreeFilter, progress = false): string[] {
+/**
+ * `sparse`: the batch holds a sparse file (see RsyncTransport); a whole-tree run always is, as it cannot know in
+ * advance and a first sync of sparse files must not fill the standby's disk.
+ */
+export function buildRsyncArgv(opts: { target: Target; rsync: RsyncOptions; sourceDir: string; controlPath?: string | null }, tree?: TreeFilter, progress = false, sparse = false): string[] {
   const { target, rsync } = opts;
   const argv = ["rsync"];
   if (tree) {
@@ -76,6 +80,10 @@ export function buildRsyncArgv(opts: { target: Target; rsync: RsyncOptions; sour
   if (rsync.archive) argv.push("-a");
   // The walk mirrors ours: regular files only (symlinks, devices, fifos never sent). After -a, which sets them.
   if (tree) argv.push("--no-links", "--no-devices", "--no-specials");
+  // Holes stay holes on the replica (a sparse 2 GB .rrd is not 2 GB there), and runs of zeros become holes. Safe
+  // with our temp file + rename (rsync refuses --sparse only with --inplace before 3.1.3; we never use --inplace).
+  // Not for every batch: the receiver then writes 1 KiB at a time (+25% for 20,000 RRDs copied locally, measured).
+  if (tree || sparse) argv.push("--sparse");
   if (rsync.compress) argv.push("-z");
   if (rsync.update) argv.push("--update");
   if (rsync.checksum) argv.push("--checksum");
@@ -88,6 +96,33 @@ export function buildRsyncArgv(opts: { target: Target; rsync: RsyncOptions; sour
   if (target.host !== "") argv.push("-e", sshCommand(target, opts.controlPath).map(quoteForRsyncShell).join(" "));
   argv.push(`${opts.sourceDir}/`, destinationArg(target));
   return argv;
+}
+
+/**
+ * A dry run that compares instead of sends: which files of a batch does the replica hold now? Used after rsync
+ * exited 23/24, when any file of the batch may have failed on the receiver although rsync itemized it as sent.
+ * rsync's quick check, size and mtime to the nanosecond (`--modify-window=-1`), where the receiver's rsync is
+ * 3.1.3 or later (`nanoseconds`): an older one reads -1 as "never equal". Otherwise, where mtimes are not kept
+ * (no -a), or where the config compares by checksum anyway: `--checksum` (both ends read the files).
+ */
+export function buildVerifyArgv(opts: { target: Target; rsync: RsyncOptions; sourceDir: string; controlPath?: string | null }, tree: TreeFilter | undefined, nanoseconds: boolean): string[] {
+  const { target, rsync } = opts;
+  const argv = ["rsync", "--dry-run"];
+  if (tree) argv.push("-r", ...treeFilterArgs(tree));
+  else argv.push("--files-from=-", "--from0");
+  argv.push("-ii", `--out-format=${OUT_FORMAT}`);
+  if (rsync.archive) argv.push("-a");
+  if (tree) argv.push("--no-links", "--no-devices", "--no-specials");
+  argv.push(rsync.archive && !rsync.checksum && nanoseconds ? "--modify-window=-1" : "--checksum");
+  if (target.host !== "") argv.push("-e", sshCommand(target, opts.controlPath).map(quoteForRsyncShell).join(" "));
+  argv.push(`${opts.sourceDir}/`, destinationArg(target));
+  return argv;
+}
+
+/** Does this rsync compare mtimes to the nanosecond with --modify-window=-1 (3.1.3 or later)? `version`: "rsync 3.2.7" */
+export function comparesNanoseconds(version: string): boolean {
+  const [major = 0, minor = 0, patch = 0] = (/(\d+)\.(\d+)(?:\.(\d+))?/.exec(version) ?? []).slice(1).map((n) => Number(n ?? 0));
+  return major > 3 || (major === 3 && (minor > 1 || (minor === 1 && patch >= 3)));
 }
 
 /**
