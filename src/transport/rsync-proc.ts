@@ -26,7 +26,7 @@ export async function runChild(
   onSpawn?: (p: Spawned) => void,
   started?: Spawned,
 ): Promise<ProcRun> {
-  if (!started && Bun.which(argv[0] as string) === null) throw new Error(`${argv[0]}: not found`);
+  if (!started && Bun.which(argv[0] as string) === null) throw new Error("not found");
   const proc = started ?? Bun.spawn(tiedToUs(argv), { stdin: input ? "pipe" : "ignore", stdout: "pipe", stderr: "pipe" });
   onSpawn?.(proc);
   const onAbort = () => {

@@ -97,28 +97,22 @@ export class RsyncTransport implements Transport {
     let doneBytes = 0;
 
     const startedNs = BigInt(Date.now()) * 1_000_000n;
-    let run: ProcRun;
-    try {
-      run = await runChild(argv, tree ? null : files.map((f) => `${f.path}\0`), (line) => {
-        const item = parseItemizeLine(line);
-        if (item) {
-          bytesSent += item.bytes;
-          if (isFileItem(item.flags)) {
-            confirmed.set(item.path, item.bytes);
-            if (sizeOf) opts.onBytes?.((doneBytes += sizeOf.get(item.path) ?? 0));
-          }
-          if (wantItemize && item.flags[0] !== ".") infoLines.push(`${item.flags} ${item.path}`);
-        } else if (tree && opts.onBytes && PROGRESS2.test(line)) {
-          opts.onBytes(Number((PROGRESS2.exec(line) as RegExpExecArray)[1]?.replaceAll(",", "")));
-        } else if (rsync.stats && line.trim() !== "" && !line.startsWith(ITEMIZE_MARKER)) {
-          if (infoLines.length < 10_000) infoLines.push(line);
+    const run = await this.run(argv, tree ? null : files.map((f) => `${f.path}\0`), (line) => {
+      const item = parseItemizeLine(line);
+      if (item) {
+        bytesSent += item.bytes;
+        if (isFileItem(item.flags)) {
+          confirmed.set(item.path, item.bytes);
+          if (sizeOf) opts.onBytes?.((doneBytes += sizeOf.get(item.path) ?? 0));
         }
-      }, signal, (p) => (this.running = p), tree ? undefined : (this.takeSpare(argv) ?? undefined));
-    } catch (e) {
-      return failAll(await filesIn, `cannot run rsync: ${(e as Error).message} (is rsync installed and on PATH?)`);
-    } finally {
-      this.running = null;
-    }
+        if (wantItemize && item.flags[0] !== ".") infoLines.push(`${item.flags} ${item.path}`);
+      } else if (tree && opts.onBytes && PROGRESS2.test(line)) {
+        opts.onBytes(Number((PROGRESS2.exec(line) as RegExpExecArray)[1]?.replaceAll(",", "")));
+      } else if (rsync.stats && line.trim() !== "" && !line.startsWith(ITEMIZE_MARKER)) {
+        if (infoLines.length < 10_000) infoLines.push(line);
+      }
+    }, signal, tree ? undefined : (this.takeSpare(argv) ?? undefined));
+    if (typeof run === "string") return failAll(await filesIn, `cannot run rsync: ${run} (is rsync installed and on PATH?)`);
     const { code, stderr } = run;
     this.lost(code);
     if (!signal?.aborted && (code === 0 || PARTIAL.has(code))) this.scheduleSpare();
@@ -167,16 +161,21 @@ export class RsyncTransport implements Transport {
    */
   private async heldByReplica(files: BatchFile[] | null, tree: TreeFilter | undefined, signal?: AbortSignal): Promise<Set<string>> {
     const held = new Set<string>();
+    this.nanoseconds ??= receiverComparesNanoseconds(this.opts.target, this.master?.controlPath);
+    const r = await this.run(buildVerifyArgv({ ...this.opts, controlPath: this.master?.controlPath }, tree, await this.nanoseconds), files ? files.map((f) => `${f.path}\0`) : null, (line) => {
+      const item = parseItemizeLine(line);
+      // ".f": nothing to send, the content is there (attribute letters may follow: they are not content)
+      if (item && item.flags[0] === "." && isFileItem(item.flags)) held.add(item.path);
+    }, signal);
+    return typeof r !== "string" && (r.code === 0 || PARTIAL.has(r.code)) ? held : new Set();
+  }
+
+  /** runChild, as the process close() stops; the reason if it cannot be started. */
+  private async run(argv: string[], input: Iterable<string> | null, onLine: (line: string) => void, signal?: AbortSignal, started?: Spawned): Promise<ProcRun | string> {
     try {
-      this.nanoseconds ??= receiverComparesNanoseconds(this.opts.target, this.master?.controlPath);
-      const r = await runChild(buildVerifyArgv({ ...this.opts, controlPath: this.master?.controlPath }, tree, await this.nanoseconds), files ? files.map((f) => `${f.path}\0`) : null, (line) => {
-        const item = parseItemizeLine(line);
-        // ".f": nothing to send, the content is there (attribute letters may follow: they are not content)
-        if (item && item.flags[0] === "." && isFileItem(item.flags)) held.add(item.path);
-      }, signal, (p) => (this.running = p));
-      return r.code === 0 || PARTIAL.has(r.code) ? held : new Set();
-    } catch {
-      return new Set();
+      return await runChild(argv, input, onLine, signal, (p) => (this.running = p), started);
+    } catch (e) {
+      return (e as Error).message;
     } finally {
       this.running = null;
     }
@@ -190,17 +189,11 @@ export class RsyncTransport implements Transport {
     // behind it is touched.
     const unreachable = await this.connect(signal);
     if (unreachable !== null) return { deleted, error: unreachable };
-    let r: ProcRun;
-    try {
-      r = await runChild(buildDeleteArgv({ ...this.opts, controlPath: this.master?.controlPath }), [`${deleteRules(paths).join("\0")}\0`], (line) => {
-        const item = parseItemizeLine(line);
-        if (item?.flags.startsWith("*deleting")) deleted.add(item.path);
-      }, signal, (p) => (this.running = p));
-    } catch {
-      return { deleted, error: "cannot run rsync (is rsync installed and on PATH?)" };
-    } finally {
-      this.running = null;
-    }
+    const r = await this.run(buildDeleteArgv({ ...this.opts, controlPath: this.master?.controlPath }), [`${deleteRules(paths).join("\0")}\0`], (line) => {
+      const item = parseItemizeLine(line);
+      if (item?.flags.startsWith("*deleting")) deleted.add(item.path);
+    }, signal);
+    if (typeof r === "string") return { deleted, error: "cannot run rsync (is rsync installed and on PATH?)" };
     this.lost(r.code);
     // "cannot delete non-empty directory" is a warning with exit 0: that directory holds other files, as intended.
     if (r.code === 0) return { deleted, error: null };
@@ -219,18 +212,12 @@ export class RsyncTransport implements Transport {
     // which reports each move it did.
     const unreachable = await this.connect(signal);
     if (unreachable !== null) return { moved, error: unreachable };
-    let r: ProcRun;
-    try {
-      r = await runChild([...sshCommand(t, this.master?.controlPath), "--", `${t.user ? `${t.user}@` : ""}${t.host}`, "sh -s"], [moveScript(t.destDir, moves)], (line) => {
-        const m = /^rrdsync-moved (\d+)$/.exec(line);
-        const move = m ? moves[Number(m[1])] : undefined;
-        if (move) moved.add(move.to);
-      }, signal, (p) => (this.running = p));
-    } catch {
-      return { moved, error: "cannot run ssh (is openssh-client installed and on PATH?)" };
-    } finally {
-      this.running = null;
-    }
+    const r = await this.run([...sshCommand(t, this.master?.controlPath), "--", `${t.user ? `${t.user}@` : ""}${t.host}`, "sh -s"], [moveScript(t.destDir, moves)], (line) => {
+      const m = /^rrdsync-moved (\d+)$/.exec(line);
+      const move = m ? moves[Number(m[1])] : undefined;
+      if (move) moved.add(move.to);
+    }, signal);
+    if (typeof r === "string") return { moved, error: "cannot run ssh (is openssh-client installed and on PATH?)" };
     this.lost(r.code);
     return { moved, error: r.code === 255 ? await this.explain(r.code, r.stderr) : null };
   }
