@@ -82,7 +82,7 @@ export function buildRsyncArgv(opts: { target: Target; rsync: RsyncOptions; sour
   if (tree) argv.push("--no-links", "--no-devices", "--no-specials");
   // Holes stay holes on the replica (a sparse 2 GB .rrd is not 2 GB there), and runs of zeros become holes. Safe
   // with our temp file + rename (rsync refuses --sparse only with --inplace before 3.1.3; we never use --inplace).
-  // Not for every batch: the receiver then writes 1 KiB at a time (+25% for 20,000 RRDs copied locally, measured).
+  // Not for every batch: it costs the receiver CPU (20,000 RRDs copied locally: 2.65 s instead of 2.12 s).
   if (tree || sparse) argv.push("--sparse");
   if (rsync.compress) argv.push("-z");
   if (rsync.update) argv.push("--update");
