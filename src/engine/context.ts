@@ -5,6 +5,7 @@ import type { BackupStager } from "../track/backup.ts";
 import type { Transport } from "../transport/types.ts";
 import type { Audit } from "./audit.ts";
 import type { TargetHealth } from "./health.ts";
+import type { TargetCounters } from "./metrics.ts";
 import type { PendingQueue } from "./pending.ts";
 import { type EngineHooks, type EngineLog, newStats, type PassStats, type Progress } from "./types.ts";
 
@@ -19,6 +20,8 @@ export interface TargetContext {
   readonly stager: BackupStager;
   readonly queue: PendingQueue;
   readonly health: TargetHealth;
+  /** monitoring's counters (files, bytes, deletes, renames, repairs, errors) */
+  readonly counters: TargetCounters;
   readonly log: EngineLog;
   readonly hooks: EngineHooks;
   /** rrdsync's own files (never replicated) */

@@ -4,6 +4,8 @@ import { OUT_FORMAT } from "./itemize.ts";
 import type { TreeFilter } from "./types.ts";
 
 export const PARTIAL_DIR = ".rrdsync-partial";
+/** The SFTP transport writes each file under ".<name>" + this suffix, then renames it into place. */
+export const SFTP_TMP_SUFFIX = ".rrdsync-tmp";
 
 /**
  * rsync splits the -e string itself (main.c do_cmd): quotes group, a doubled quote inside quotes is a literal
@@ -34,10 +36,12 @@ export function sshCommand(t: Target, controlPath?: string | null): string[] {
 /** what ssh says when a command meant for the master found none (the ProxyCommand above) */
 export const NO_MASTER = "Connection closed by UNKNOWN port 65535";
 
-export function destinationArg(t: Target): string {
-  if (t.host === "") return `${t.destDir}/`;
+/** The destination (or a directory `sub` inside it) as rsync's last argument. */
+export function destinationArg(t: Target, sub = ""): string {
+  const dir = sub === "" ? `${t.destDir}/` : `${t.destDir}/${sub}/`;
+  if (t.host === "") return dir;
   const host = t.host.includes(":") ? `[${t.host}]` : t.host;
-  return `${t.user ? `${t.user}@` : ""}${host}:${t.destDir}/`;
+  return `${t.user ? `${t.user}@` : ""}${host}:${dir}`;
 }
 
 /**
@@ -111,4 +115,37 @@ export function deleteRules(paths: string[]): string[] {
     for (let i = 1; i < parts.length; i++) dirs.add(`/${parts.slice(0, i).join("/")}/`);
   }
   return [...[...dirs].map((d) => escapeFilterPattern(d)), ...paths.map((p) => escapeFilterPattern(`/${p}`))];
+}
+
+/**
+ * Filter rules for `verify`: the whole-tree rules, plus the leftovers a transfer may leave on the replica (rsync's
+ * partial dir, SFTP's temporary names), which are neither ours to compare nor extra files.
+ */
+export function verifyFilterArgs(tree: TreeFilter): string[] {
+  return [`--exclude=${PARTIAL_DIR}/`, `--exclude=.*${SFTP_TMP_SUFFIX}`, ...treeFilterArgs(tree)];
+}
+
+/**
+ * `verify`'s comparison: a dry run (nothing is written on either side) with --checksum, so the standby's rsync
+ * hashes its own copies and only checksums cross the link; -r without -a compares content, not owners or modes.
+ * `--update` + `--info=skip1` names the files whose replica copy is newer ("NAME is newer"). A subtree run
+ * (`tree`) walks it on both sides and, with --delete (a dry run: nothing is deleted), names the extra files;
+ * otherwise exactly the listed files (stdin, NUL-separated) are compared.
+ */
+export function buildVerifyArgv(opts: { target: Target; sourceDir: string }, tree?: { root: string; filter: TreeFilter }): string[] {
+  const argv = ["rsync", "--dry-run", "--checksum", "--update", "--info=skip1", "-ii", `--out-format=${OUT_FORMAT}`];
+  if (tree) argv.push("-r", "--delete", ...verifyFilterArgs(tree.filter));
+  else argv.push("--files-from=-", "--from0");
+  if (opts.target.host !== "") argv.push("-e", sshCommand(opts.target).map(quoteForRsyncShell).join(" "));
+  const root = tree?.root ?? "";
+  argv.push(root === "" ? `${opts.sourceDir}/` : `${opts.sourceDir}/${root}/`, destinationArg(opts.target, root));
+  return argv;
+}
+
+/** Lists the replica's files under `sub` (names, sizes, mtimes; nothing is read): where `verify` looks for extras. */
+export function buildListArgv(target: Target, sub: string, filter: TreeFilter): string[] {
+  const argv = ["rsync", "-r", "--list-only", "--no-h", ...verifyFilterArgs(filter)];
+  if (target.host !== "") argv.push("-e", sshCommand(target).map(quoteForRsyncShell).join(" "));
+  argv.push(destinationArg(target, sub));
+  return argv;
 }

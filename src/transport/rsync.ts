@@ -7,7 +7,7 @@ import { hostKeyRefusal } from "./known-hosts.ts";
 import { buildDeleteArgv, buildRsyncArgv, deleteRules, NO_MASTER, sshCommand } from "./rsync-args.ts";
 import { SshMaster } from "./ssh-master.ts";
 import { tiedToUs } from "./tied.ts";
-import type { BatchFile, BatchResult, DeleteResult, FileOutcome, MoveResult, SendOptions, Transport } from "./types.ts";
+import type { BatchFile, BatchResult, DeleteResult, FileOutcome, MoveResult, SendOptions, Transport, VerifyRequest, VerifyResult } from "./types.ts";
 
 /** rsync's exit codes for "some files were not transferred" and "some source files vanished": per-file outcomes hold. */
 const PARTIAL = new Set([23, 24]);
@@ -100,26 +100,8 @@ export class RsyncTransport implements Transport {
     signal?.addEventListener("abort", onAbort, { once: true });
     if (signal?.aborted) onAbort();
 
-    const feed = (async () => {
-      if (tree) return; // rsync walks the tree itself
-      // Written in chunks: a million paths never need to be one string.
-      const sink = proc.stdin as import("bun").FileSink;
-      try {
-        let chunk = "";
-        for (const f of files) {
-          chunk += `${f.path}\0`;
-          if (chunk.length > 65536) {
-            sink.write(chunk);
-            await sink.flush();
-            chunk = "";
-          }
-        }
-        sink.write(chunk);
-        await sink.end();
-      } catch {
-        // rsync exited early (e.g. ssh failed): its exit code and stderr tell why
-      }
-    })();
+    // rsync walks the tree itself in a whole-tree run
+    const feed = tree ? Promise.resolve() : feedPaths(proc.stdin as import("bun").FileSink, files.map((f) => f.path));
     const out = readLines(proc.stdout as ReadableStream<Uint8Array>, (line) => {
       const item = parseItemizeLine(line);
       if (item) {
@@ -298,11 +280,36 @@ export class RsyncTransport implements Transport {
     return null;
   }
 
+  /** A --checksum dry run: the standby hashes its own copies (src/transport/rsync-verify.ts). */
+  async verifyFiles(req: VerifyRequest, signal?: AbortSignal): Promise<VerifyResult> {
+    const { rsyncVerify } = await import("./rsync-verify.ts");
+    return rsyncVerify(this.opts, req, signal);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.takeSpare([]); // no command line matches: the spare is stopped
     this.running?.kill("SIGTERM");
     await this.master?.close();
+  }
+}
+
+/** Writes the paths NUL-separated to rsync's stdin, in chunks: a million paths never need to be one string. */
+export async function feedPaths(sink: import("bun").FileSink, paths: Iterable<string>): Promise<void> {
+  try {
+    let chunk = "";
+    for (const p of paths) {
+      chunk += `${p}\0`;
+      if (chunk.length > 65536) {
+        sink.write(chunk);
+        await sink.flush();
+        chunk = "";
+      }
+    }
+    sink.write(chunk);
+    await sink.end();
+  } catch {
+    // rsync exited early (e.g. ssh failed): its exit code and stderr tell why
   }
 }
 
@@ -344,7 +351,7 @@ export function wholeTreeOutcomes(sourceDir: string, files: BatchFile[], code: n
   return outcomes;
 }
 
-function existsInSource(sourceDir: string, rel: string): boolean {
+export function existsInSource(sourceDir: string, rel: string): boolean {
   try {
     lstatSync(join(sourceDir, rel));
     return true;
@@ -388,7 +395,7 @@ function nextBreak(s: string, from: number): number {
   return r < 0 ? n : n < 0 ? r : Math.min(n, r);
 }
 
-async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> {
+export async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> {
   let buf = "";
   for await (const chunk of stream) {
     buf += Buffer.from(chunk).toString("latin1");

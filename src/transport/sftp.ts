@@ -5,9 +5,11 @@ import { homedir } from "node:os";
 import { basename, dirname, join, posix } from "node:path";
 import type { Stats as SftpStats, SFTPWrapper } from "ssh2";
 import type { Target } from "../config/types.ts";
+import { SFTP_TMP_SUFFIX } from "./rsync-args.ts";
+import { forEachLimited, verifySftp } from "./sftp-verify.ts";
 import { loadIdentity, SshAuthError, type SshIdentity } from "./ssh-auth.ts";
 import { SshConnectError, SshSession } from "./ssh-session.ts";
-import type { BatchFile, BatchResult, DeleteResult, FileOutcome, MoveResult, SendOptions, Transport, TransportLog } from "./types.ts";
+import type { BatchFile, BatchResult, DeleteResult, FileOutcome, MoveResult, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult } from "./types.ts";
 
 /** SFTP status codes (draft-ietf-secsh-filexfer-02) */
 const NO_SUCH_FILE = 2;
@@ -22,7 +24,6 @@ const CHUNK_BYTES = 261_120;
  * Fresh buffers per chunk cost an allocation and page faults per 255 KiB.
  */
 const readBuffer = Buffer.allocUnsafe(CHUNK_BYTES);
-const TMP_SUFFIX = ".rrdsync-tmp";
 /**
  * Small requests (listings, lstat, mkdir, renames and deletes on the replica) in flight at once: over a WAN each is
  * a round trip, so a batch asks for all of its directories together instead of one slot at a time.
@@ -48,8 +49,8 @@ interface Prepared {
 export function tempNameFor(relPath: string): string {
   const base = basename(relPath);
   const dir = dirname(relPath);
-  let tmp = `.${base}${TMP_SUFFIX}`;
-  if (Buffer.byteLength(tmp) > NAME_MAX) tmp = `.${createHash("sha256").update(base).digest("hex").slice(0, 32)}${TMP_SUFFIX}`;
+  let tmp = `.${base}${SFTP_TMP_SUFFIX}`;
+  if (Buffer.byteLength(tmp) > NAME_MAX) tmp = `.${createHash("sha256").update(base).digest("hex").slice(0, 32)}${SFTP_TMP_SUFFIX}`;
   return dir === "." ? tmp : `${dir}/${tmp}`;
 }
 
@@ -409,6 +410,20 @@ export class SftpTransport implements Transport {
     return { moved, error: s.ended };
   }
 
+  /** Compares the replica with the source: listings, and each file of the same size read back (sftp-verify.ts). */
+  async verifyFiles(req: VerifyRequest, signal?: AbortSignal): Promise<VerifyResult> {
+    const s = await this.connectOrError(signal);
+    if (typeof s === "string") return { error: s, bytesRead: 0 };
+    const onAbort = () => s.destroy();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const r = await verifySftp(s, { sourceDir: this.opts.sourceDir, remote: (rel) => this.remote(rel), parallel: this.opts.target.sftpParallelFiles }, req);
+      return signal?.aborted ? { error: "interrupted", bytesRead: r.bytesRead } : r;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
   /** For `check`: log in, then create the destination and write and remove a file there, as a transfer would. */
   async probeDestination(): Promise<{ login: string | null; dest: string | null; detail: string }> {
     const s = await this.connectOrError();
@@ -475,14 +490,6 @@ async function writeAll(s: SshSession, handle: Buffer, fd: number, size: number,
     return written;
   });
   return { done };
-}
-
-async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /** The largest write the server takes in one request (ssh2 learns it from limits@openssh.com; no public accessor). */
