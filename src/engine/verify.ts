@@ -83,7 +83,7 @@ export async function verifyReplica(t: VerifyTarget, o: VerifyOptions): Promise<
   const treeRoot = o.samplePercent === null && (!pattern || (!pattern.glob && at.kind === "dir")) ? (pattern?.text ?? "") : null;
   const s: VerifySummary = {
     checked: 0, same: 0, differs: 0, missing: 0, newer: 0, extra: 0, errors: 0, known: 0, sample: null,
-    extrasChecked: o.samplePercent === null, seconds: 0, bytesRead: 0, error: null, drift: [],
+    extrasChecked: o.samplePercent === null && at.kind !== "file", seconds: 0, bytesRead: 0, error: null, drift: [],
   };
   let total: number | null = treeRoot === "" && store ? store.countFiles() : null;
 
@@ -140,7 +140,8 @@ export async function verifyReplica(t: VerifyTarget, o: VerifyOptions): Promise<
     {
       files,
       tree: treeRoot === null ? undefined : { root: treeRoot, filter: filterAt(treeRoot) },
-      extras: o.samplePercent !== null ? undefined : { under: pattern?.base ?? "", filter: filterAt(pattern?.base ?? ""), match: (rel) => !pattern || pattern.match(rel) },
+      // A sample has no share of the extras; a single file has none to look for.
+      extras: o.samplePercent !== null || at.kind === "file" ? undefined : { under: pattern?.base ?? "", filter: filterAt(pattern?.base ?? ""), match: (rel) => !pattern || pattern.match(rel) },
       onFile: (path, v) => {
         s.checked++;
         const kind = kindOf(v);

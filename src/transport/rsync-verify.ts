@@ -98,8 +98,8 @@ async function listExtras(t: Target, x: NonNullable<VerifyRequest["extras"]>, so
     const rel = under + name;
     if (!source.has(rel) && x.match(rel)) found.push(rel);
   }, signal);
-  // A directory the replica does not have holds no extras (rsync: "change_dir … failed", exit 23).
-  if (l.code === 0 || (PARTIAL.has(l.code) && l.stderr.some((s) => /No such file or directory/.test(s)))) return found;
+  // A directory the replica does not have (or has as a file) holds no extras: rsync's "change_dir … failed", exit 23.
+  if (l.code === 0 || (PARTIAL.has(l.code) && l.stderr.some((s) => /No such file or directory|Not a directory/.test(s)))) return found;
   return explainFailure(l.code, l.stderr, t);
 }
 
