@@ -1,0 +1,113 @@
+// verify: `rrdsync verify` of an N-file OpenNMS-like tree against a replica that matches, beside plain
+// `rsync -a --checksum --dry-run` of the same tree to the same replica, in the same run, alternating which goes
+// first (target ≤ 1.2×). Also `verify` via SFTP (every same-size file is read back: what that costs), and the
+// bytes each one moves across the loopback (a TCP relay in front of sshd counts them).
+// Usage: bun scripts/bench/verify.ts [--files 20000] [--runs 5] [--bin dist/rrdsync] [--no-sftp]
+// As root it logs in as a plain-shell bench user (see user.ts). Run it under the heavy lock.
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { connect, createServer } from "node:net";
+import { join, resolve } from "node:path";
+import { startSshd } from "../../test/helpers/sshd.ts";
+import { cachedBenchTree } from "./generate-tree.ts";
+import { benchSshCommand, benchUser, destRootFor, giveTo, opt, rrdsyncBin, writeBenchConfig } from "./user.ts";
+
+const FILES = Number(opt("--files", "20000"));
+const RUNS = Number(opt("--runs", "5"));
+const SFTP = !process.argv.includes("--no-sftp");
+const root = resolve(import.meta.dir, "../../.bench");
+const bin = rrdsyncBin();
+const destRoot = destRootFor("rrdsync-bench-verify", root);
+const src = await cachedBenchTree(root, FILES);
+
+const user = benchUser();
+const sshd = await startSshd(user ? { user: user.name } : {});
+
+/** A relay in front of sshd: every byte each way is counted. */
+const wire = { up: 0, down: 0 };
+const relay = createServer((c) => {
+  const s = connect({ host: "127.0.0.1", port: sshd.port });
+  c.on("data", (b) => {
+    wire.up += b.length;
+    s.write(b);
+  });
+  s.on("data", (b) => {
+    wire.down += b.length;
+    c.write(b);
+  });
+  const end = () => {
+    c.destroy();
+    s.destroy();
+  };
+  c.on("close", end).on("error", end);
+  s.on("close", end).on("error", end);
+});
+await new Promise<void>((r) => relay.listen(0, "127.0.0.1", r));
+const relayPort = (relay.address() as { port: number }).port;
+const known = join(sshd.dir, "relay_known_hosts");
+writeFileSync(known, `[127.0.0.1]:${relayPort} ${sshd.hostKeys.ed25519}\n`);
+
+async function timed(argv: string[], okCodes = [0]): Promise<{ s: number; up: number; down: number; err: string }> {
+  wire.up = 0;
+  wire.down = 0;
+  const t = performance.now();
+  const p = Bun.spawn(argv, { stdout: "ignore", stderr: "pipe" });
+  const err = await new Response(p.stderr).text();
+  const code = await p.exited;
+  const s = (performance.now() - t) / 1000;
+  if (!okCodes.includes(code)) throw new Error(`${argv.join(" ")} exited ${code}: ${err.slice(-2000)}`);
+  await Bun.sleep(50);
+  return { s, up: wire.up, down: wire.down, err };
+}
+
+const dest = join(destRoot, "replica");
+const state = join(destRoot, "state");
+rmSync(destRoot, { recursive: true, force: true });
+mkdirSync(dest, { recursive: true });
+mkdirSync(state, { recursive: true });
+giveTo(user, destRoot);
+giveTo(user, dest);
+const remote = { remote_user: sshd.user, remote_host: "127.0.0.1", port: relayPort, remote_dest_dir: dest, ssh_key_path: sshd.clientKey, known_hosts_file: known };
+const cfg = (transport: string) => {
+  const dir = join(state, transport);
+  mkdirSync(dir, { recursive: true });
+  return writeBenchConfig(dir, { src, dest, sshd, extra: { state_file: join(state, "state.db"), remote_sync: { ...remote, transport } } });
+};
+const cfgRsync = cfg("rsync");
+const cfgSftp = cfg("sftp");
+// rsync -a's own ssh, through the same relay
+const ssh = benchSshCommand(sshd).replace(`-p ${sshd.port}`, `-p ${relayPort}`).replace(`UserKnownHostsFile=${sshd.knownHosts}`, `UserKnownHostsFile=${known}`);
+const rsyncArgv = ["rsync", "-a", "--checksum", "--dry-run", "--exclude=.complete", "-e", ssh, `${src}/`, `${sshd.user}@127.0.0.1:${dest}/`];
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+const kb = (n: number) => `${(n / 1024).toFixed(0)} KiB`;
+const times = { rsync: [] as number[], verify: [] as number[], sftp: [] as number[] };
+const bytes = { rsync: { up: 0, down: 0 }, verify: { up: 0, down: 0 }, sftp: { up: 0, down: 0 } };
+try {
+  const first = await timed([...bin, "--once", "--quiet", "--config", cfgRsync]);
+  console.log(`first sync ${first.s.toFixed(2)} s; replica ready (${FILES} files)`);
+  for (let r = 0; r < RUNS; r++) {
+    const order = r % 2 === 0 ? (["rsync", "verify"] as const) : (["verify", "rsync"] as const);
+    for (const who of order) {
+      const x = who === "rsync" ? await timed(rsyncArgv) : await timed([...bin, "verify", "--quiet", "--config", cfgRsync]);
+      times[who].push(x.s);
+      bytes[who] = { up: x.up, down: x.down };
+      console.log(`run ${r + 1} ${who === "rsync" ? "rsync -a --checksum --dry-run" : "rrdsync verify (rsync)     "} ${x.s.toFixed(2)} s  (${kb(x.up)} to the standby, ${kb(x.down)} back)`);
+    }
+    if (SFTP) {
+      const x = await timed([...bin, "verify", "--quiet", "--config", cfgSftp]);
+      times.sftp.push(x.s);
+      bytes.sftp = { up: x.up, down: x.down };
+      console.log(`run ${r + 1} rrdsync verify (sftp)      ${x.s.toFixed(2)} s  (${kb(x.up)} to the standby, ${kb(x.down)} back)`);
+    }
+  }
+} finally {
+  relay.close();
+  await sshd.cleanup();
+  rmSync(destRoot, { recursive: true, force: true });
+}
+const a = median(times.verify);
+const b = median(times.rsync);
+console.log(`\n${FILES} files, median of ${RUNS} runs, binary: ${bin.join(" ")}`);
+console.log(`rrdsync verify ${a.toFixed(2)} s, rsync -a --checksum --dry-run ${b.toFixed(2)} s: ${(a / b).toFixed(2)}× (target ≤ 1.2×)`);
+console.log(`  on the wire: verify ${kb(bytes.verify.up)} up / ${kb(bytes.verify.down)} down; rsync ${kb(bytes.rsync.up)} up / ${kb(bytes.rsync.down)} down`);
+if (SFTP) console.log(`rrdsync verify via SFTP ${median(times.sftp).toFixed(2)} s (${(median(times.sftp) / b).toFixed(2)}× rsync --checksum), ${kb(bytes.sftp.up)} up / ${kb(bytes.sftp.down)} down`);
