@@ -5,8 +5,8 @@
 // Usage: bun scripts/bench/verify.ts [--files 20000] [--runs 5] [--bin dist/rrdsync] [--no-sftp]
 // As root it logs in as a plain-shell bench user (see user.ts). Run it under the heavy lock.
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer } from "node:net";
 import { join, resolve } from "node:path";
+import { countingRelay } from "../../test/helpers/relay.ts";
 import { startSshd } from "../../test/helpers/sshd.ts";
 import { cachedBenchTree } from "./generate-tree.ts";
 import { benchSshCommand, benchUser, destRootFor, giveTo, opt, rrdsyncBin, writeBenchConfig } from "./user.ts";
@@ -22,33 +22,13 @@ const src = await cachedBenchTree(root, FILES);
 const user = benchUser();
 const sshd = await startSshd(user ? { user: user.name } : {});
 
-/** A relay in front of sshd: every byte each way is counted. */
-const wire = { up: 0, down: 0 };
-const relay = createServer((c) => {
-  const s = connect({ host: "127.0.0.1", port: sshd.port });
-  c.on("data", (b) => {
-    wire.up += b.length;
-    s.write(b);
-  });
-  s.on("data", (b) => {
-    wire.down += b.length;
-    c.write(b);
-  });
-  const end = () => {
-    c.destroy();
-    s.destroy();
-  };
-  c.on("close", end).on("error", end);
-  s.on("close", end).on("error", end);
-});
-await new Promise<void>((r) => relay.listen(0, "127.0.0.1", r));
-const relayPort = (relay.address() as { port: number }).port;
+const relay = await countingRelay(sshd.port);
+const relayPort = relay.port;
 const known = join(sshd.dir, "relay_known_hosts");
 writeFileSync(known, `[127.0.0.1]:${relayPort} ${sshd.hostKeys.ed25519}\n`);
 
 async function timed(argv: string[], okCodes = [0]): Promise<{ s: number; up: number; down: number; err: string }> {
-  wire.up = 0;
-  wire.down = 0;
+  relay.reset();
   const t = performance.now();
   const p = Bun.spawn(argv, { stdout: "ignore", stderr: "pipe" });
   const err = await new Response(p.stderr).text();
@@ -56,7 +36,7 @@ async function timed(argv: string[], okCodes = [0]): Promise<{ s: number; up: nu
   const s = (performance.now() - t) / 1000;
   if (!okCodes.includes(code)) throw new Error(`${argv.join(" ")} exited ${code}: ${err.slice(-2000)}`);
   await Bun.sleep(50);
-  return { s, up: wire.up, down: wire.down, err };
+  return { s, up: relay.toStandby, down: relay.fromStandby, err };
 }
 
 const dest = join(destRoot, "replica");

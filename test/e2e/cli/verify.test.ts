@@ -4,9 +4,9 @@
 // no file data sent for an unchanged tree (bytes counted on the wire), beside a daemon, `| head`.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
-import { connect, createServer, type Server } from "node:net";
 import { join } from "node:path";
 import type { Daemon } from "../../helpers/daemon.ts";
+import { countingRelay } from "../../helpers/relay.ts";
 import { e2eSuite } from "../../helpers/suite.ts";
 import { fakeBinary, readTree, runRrdsync, TRANSPORT, type World, writeTree } from "../../helpers/world.ts";
 
@@ -236,29 +236,3 @@ describe(`verify (${TRANSPORT})`, () => {
     expect(err).not.toContain("internal error");
   });
 });
-
-/** A TCP relay in front of sshd that counts the bytes each way (what crosses "the link"). */
-async function countingRelay(target: number): Promise<{ port: number; toStandby: number; fromStandby: number; reset(): void; close(): void }> {
-  const r = { port: 0, toStandby: 0, fromStandby: 0, reset: () => void Object.assign(r, { toStandby: 0, fromStandby: 0 }), close: () => server.close() };
-  const server: Server = createServer((client) => {
-    const up = connect({ host: "127.0.0.1", port: target });
-    client.on("data", (b) => {
-      r.toStandby += b.length;
-      up.write(b);
-    });
-    up.on("data", (b) => {
-      r.fromStandby += b.length;
-      client.write(b);
-    });
-    const end = () => {
-      client.destroy();
-      up.destroy();
-    };
-    client.on("close", end).on("error", end);
-    up.on("close", end).on("error", end);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const a = server.address();
-  r.port = typeof a === "object" && a ? a.port : 0;
-  return r;
-}
