@@ -172,7 +172,8 @@ function summaryText(name: string, s: VerifySummary, x: Ctx, repaired: number, r
   const parts = ([["differ (*)", s.differs], ["missing (-)", s.missing], ["newer on the replica (>)", s.newer], ["extra on the replica (+)", s.extra], ["could not be read (!)", s.errors]] as const)
     .filter(([, v]) => v > 0)
     .map(([k, v]) => `${n(v)} ${k}`);
-  if (parts.length === 0) parts.push("the replica matches");
+  // Nothing rrdsync did not know of; the replica only "matches" when nothing differs at all.
+  if (parts.length === 0) parts.push(s.known === 0 ? "the replica matches" : "no drift");
   if (s.known > 0) parts.push(`${n(s.known)} pending or kept (~: rrdsync knows of them)`);
   if (!s.extrasChecked) parts.push("extra files not looked for (--sample)");
   if (repaired + repairFailed > 0) parts.push(`${n(repaired)} repaired${repairFailed > 0 ? `, ${n(repairFailed)} could not be` : ""}`);

@@ -55,33 +55,36 @@ describe(`verify (${TRANSPORT})`, () => {
 
   test("a replica file changed behind rrdsync's back with the same size and mtime is found (exit 1, named) and repaired", async () => {
     const w = suite.world();
-    const cfg = await synced(w, { "a.txt": "alpha\n", "n/b.bin": fakeBinary(300_000, 2), "n/c.txt": "gamma\n" });
+    const odd = "n/sp ace é\nline.txt"; // a name with a newline: JSON-quoted in the report, as in the change log
+    const cfg = await synced(w, { "a.txt": "alpha\n", "n/b.bin": fakeBinary(300_000, 2), "n/c.txt": "gamma\n", [odd]: "odd name\n" });
     tamper(w, "n/b.bin");
     tamper(w, "a.txt");
+    tamper(w, odd);
     // An ordinary pass does not see it: the source did not change.
     expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
     expect(readFileSync(join(w.dest, "n/b.bin")).equals(readFileSync(join(w.src, "n/b.bin")))).toBe(false);
 
     const r = await verify(cfg);
     expect(r.code).toBe(1);
-    expect(lines(r.stdout)).toEqual(["* a.txt", "* n/b.bin"]);
-    expect(r.stderr).toMatch(/✗ verify .*: 3 files checked .*: 2 differ \(\*\), rrdsync verify --repair sends them again/);
+    expect(lines(r.stdout)).toEqual([`* ${JSON.stringify(odd)}`, "* a.txt", "* n/b.bin"]);
+    expect(r.stderr).toMatch(/✗ verify .*: 4 files checked .*: 3 differ \(\*\), rrdsync verify --repair sends them again/);
+    expect(JSON.parse((await verify(cfg, "--json")).stdout).files.map((f: { path: string }) => f.path)).toContain(odd);
 
     const fix = await verify(cfg, "--repair");
     expect(fix.code).toBe(0);
-    expect(fix.stderr).toContain("2 repaired");
+    expect(fix.stderr).toContain("3 repaired");
     expect(readTree(w.dest)).toEqual(readTree(w.src));
     expect((await verify(cfg)).code).toBe(0);
 
     const log = await runRrdsync(["log", "--kind", "repaired", "--json", "--config", cfg]);
     const entries = log.stdout.trim().split("\n").map((l) => JSON.parse(l));
-    expect(entries.map((e) => `${e.kind} ${e.path}`).sort()).toEqual(["file repaired a.txt", "file repaired n/b.bin"]);
+    expect(entries.map((e) => `${e.kind} ${e.path}`).sort()).toEqual(["file repaired a.txt", "file repaired n/b.bin", `file repaired ${odd}`]);
     expect(entries[0].details).toMatch(/^Repaired: the replica's copy had other content; sent again \(\d+ bytes\)\./);
     expect(w.changes()).toContain("Repaired: the replica's copy had other content; sent again (300000 bytes).");
     const st = JSON.parse((await runRrdsync(["status", "--json", "--config", cfg])).stdout);
-    expect([st.lastVerify.checked, st.lastVerify.differs, st.lastVerify.repaired]).toEqual([3, 0, 0]); // the last run: clean
+    expect([st.lastVerify.checked, st.lastVerify.differs, st.lastVerify.repaired]).toEqual([4, 0, 0]); // the last run: clean
     const check = await runRrdsync(["check", "--config", cfg]);
-    expect(check.stdout).toMatch(/✓ last verify: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d: 3 files in [\d.]+ s: the replica matches\n/);
+    expect(check.stdout).toMatch(/✓ last verify: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d: 4 files in [\d.]+ s: the replica matches\n/);
   });
 
   test("missing, extra and newer files; --repair sends the missing and newer ones, never deletes the extra", async () => {
@@ -123,6 +126,7 @@ describe(`verify (${TRANSPORT})`, () => {
     const r = await verify(cfg);
     expect(r.code).toBe(0);
     expect(lines(r.stdout)).toEqual(["~ a.txt", "~ gone.txt", "~ new.txt"]);
+    expect(r.stderr).toContain("no drift, 3 pending or kept (~: rrdsync knows of them)");
     const js = JSON.parse((await verify(cfg, "--json")).stdout);
     expect(js.files.map((f: { path: string; known: string }) => `${f.path}: ${f.known}`).sort()).toEqual([
       "a.txt: changed since the last sync", "gone.txt: deleted from the source; kept on the replica (delete is off)", "new.txt: not synced yet",
