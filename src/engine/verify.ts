@@ -100,7 +100,9 @@ export async function verifyReplica(t: VerifyTarget, o: VerifyOptions): Promise<
       if (!own.has(join(src, pattern.text))) take(pattern.text, at.stat.size);
     } else if (lookAt(src, base).kind === "dir") {
       const prefix = base === "" ? "" : `${base}/`;
-      for (const f of walkTree(base === "" ? src : join(src, base), { extensions: config.monitoredExtensions, exclude: own, onProblem: () => undefined })) {
+      // An unreadable directory (or a name that cannot be decoded) is an error of the check, as of a pass.
+      const onProblem = (rel: string, reason: string) => report({ path: rel === "." ? base || "." : prefix + rel, kind: "error", known: null, error: reason });
+      for (const f of walkTree(base === "" ? src : join(src, base), { extensions: config.monitoredExtensions, exclude: own, onProblem })) {
         take(prefix + f.rel, f.stat.size);
       }
     }
