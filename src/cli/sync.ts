@@ -1,6 +1,5 @@
 // The sync command (--once): one pass per target (in parallel: a down standby costs the others nothing), the
 // summary line, the exit code, and the metrics file for node_exporter's textfile collector.
-import { renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { allTargets, type Config } from "../config/types.ts";
 import { storedSnapshot } from "../engine/metrics.ts";
 import { passOnce } from "../engine/target.ts";
@@ -9,7 +8,7 @@ import { ExitCode } from "../errors.ts";
 import { formatBytes, type Logger } from "../log.ts";
 import { StateStore } from "../store/state.ts";
 import { describeTarget } from "../transport/create.ts";
-import { renderMetrics } from "../watch/prometheus.ts";
+import { errorText, renderMetrics, writeTextfile } from "../watch/prometheus.ts";
 import { ProgressLine } from "./progress.ts";
 
 export async function syncOnce(config: Config, log: Logger, signal?: AbortSignal): Promise<ExitCode> {
@@ -26,14 +25,9 @@ export async function syncOnce(config: Config, log: Logger, signal?: AbortSignal
   return Math.max(...codes) as ExitCode;
 }
 
-/**
- * Every target's metrics, as its state DB now says, replaced in one rename: node_exporter's textfile collector
- * (or any reader) sees the old file or the new one, never half of one. A failure is an error in the log; the
- * run's own outcome stands.
- */
+/** Every target's metrics, as its state DB now says. A failure is an error in the log; the run's own outcome stands. */
 export function writeMetricsFile(config: Config, log: Logger): void {
   const file = config.metricsFile;
-  const tmp = `${file}.tmp`; // not *.prom: the collector never reads it
   try {
     const snapshots = allTargets(config).flatMap((c) => {
       const store = StateStore.openExisting(c.stateFile);
@@ -44,15 +38,9 @@ export function writeMetricsFile(config: Config, log: Logger): void {
         store.close();
       }
     });
-    writeFileSync(tmp, renderMetrics(snapshots, null), { mode: 0o644 });
-    renameSync(tmp, file);
+    writeTextfile(file, renderMetrics(snapshots, null));
   } catch (e) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // never made
-    }
-    log.error(`metrics_file ${file}: not written: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (is its directory there and writable?)`);
+    log.error(`metrics_file ${file}: not written: ${errorText(e)}`);
   }
 }
 

@@ -16,7 +16,7 @@ import { type Action, classifyEvent } from "./classify.ts";
 import type { WatchEvent } from "./events.ts";
 import { Lane } from "./lane.ts";
 import { systemdNotifier } from "./notify.ts"; // systemd: Type=notify + WatchdogSec
-import { renderMetrics, serveMetrics } from "./prometheus.ts";
+import { renderMetrics, startMetricsOutputs } from "./prometheus.ts";
 import { createTreeWatcher, inotifyWatchLimit } from "./watcher.ts";
 
 /** The live view the daemon reports to (the cli renders it: colours on a terminal, plain lines, or JSON). */
@@ -212,10 +212,11 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
   const runs: Array<Promise<void>> = [];
   let metrics: { stop(): void } | null = null;
   try {
-    if (config.metricsListen) {
-      metrics = serveMetrics(config.metricsListen, () => renderMetrics(lanes.map((l) => l.engine.snapshot()), { ...processMetrics, inotifyWatches: watcher.watchCount() }));
-      log.info(`metrics at http://${config.metricsListen.host.includes(":") ? `[${config.metricsListen.host}]` : config.metricsListen.host}:${config.metricsListen.port}/metrics`);
-    }
+    metrics = startMetricsOutputs(
+      { listen: config.metricsListen, file: config.metricsFile },
+      () => renderMetrics(lanes.map((l) => l.engine.snapshot()), { ...processMetrics, inotifyWatches: watcher.watchCount() }),
+      log,
+    );
     // Watch first, then the full pass: whatever changes during the pass is queued, never missed. The pass waits
     // until every directory is watched (a change before its watch existed is found by the pass).
     watcher.start();

@@ -1,7 +1,9 @@
-// The engine's metrics in Prometheus's text exposition format (0.0.4), and the daemon's /metrics server. Names
-// follow Prometheus's conventions: the rrdsync_ prefix, base units (seconds, bytes), _total for counters, one
-// `target` label per standby. --once writes the same text to metrics_file (src/cli/sync.ts).
+// The engine's metrics in Prometheus's text exposition format (0.0.4), the daemon's /metrics server and the
+// textfile writer. Names follow Prometheus's conventions: the rrdsync_ prefix, base units (seconds, bytes), _total
+// for counters, one `target` label per standby. --once writes the textfile after its run (src/cli/sync.ts).
+import { renameSync, unlinkSync, writeFileSync } from "node:fs";
 import type { TargetSnapshot } from "../engine/metrics.ts";
+import type { EngineLog } from "../engine/types.ts";
 import { ExitCode, UserError } from "../errors.ts";
 
 type Sample = { labels: Record<string, string>; value: number };
@@ -101,4 +103,61 @@ export function serveMetrics(listen: { host: string; port: number }, render: () 
     throw new UserError(`metrics_listen ${listen.host}:${listen.port}: cannot listen: ${why}`, ExitCode.Usage, 'pick a free address and port in the config, or set metrics_listen to "" to turn the endpoint off');
   }
   return { stop: () => server.stop(true), port: server.port ?? listen.port };
+}
+
+/**
+ * Replaces `file` by a rename: node_exporter's textfile collector (or any reader) sees the old file or the new
+ * one, never half of one. The temporary name does not end in .prom, so the collector never reads it.
+ */
+export function writeTextfile(file: string, text: string): void {
+  const tmp = `${file}.tmp`;
+  try {
+    writeFileSync(tmp, text, { mode: 0o644 });
+    renameSync(tmp, file);
+  } catch (e) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // never made
+    }
+    throw e;
+  }
+}
+
+/** How often the daemon rewrites metrics_file (node_exporter's scrapes are usually 15–60 s apart). */
+const TEXTFILE_EVERY_MS = 15_000;
+
+/**
+ * The daemon's outputs: /metrics when metrics_listen is set, and metrics_file rewritten every 15 s when that is
+ * set (and once more at stop). A failed write is logged once until one succeeds again.
+ */
+export function startMetricsOutputs(o: { listen: { host: string; port: number } | null; file: string }, render: () => string, log: EngineLog): { stop(): void } {
+  const server = o.listen ? serveMetrics(o.listen, render) : null;
+  if (o.listen) log.info(`metrics at http://${o.listen.host.includes(":") ? `[${o.listen.host}]` : o.listen.host}:${o.listen.port}/metrics`);
+  let failing = false;
+  const write = () => {
+    try {
+      writeTextfile(o.file, render());
+      failing = false;
+    } catch (e) {
+      if (!failing) log.error(`metrics_file ${o.file}: not written: ${errorText(e)}`);
+      failing = true;
+    }
+  };
+  const timer = o.file ? setInterval(write, TEXTFILE_EVERY_MS) : null;
+  if (o.file) write();
+  return {
+    stop() {
+      server?.stop();
+      if (timer) {
+        clearInterval(timer);
+        write();
+      }
+    },
+  };
+}
+
+export function errorText(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  return `${code ?? (e as Error).message}${code === "ENOENT" ? " (is its directory there?)" : code === "EACCES" ? " (permission denied)" : ""}`;
 }

@@ -105,7 +105,8 @@ describe(`metrics (${TRANSPORT})`, () => {
     const port = await freePort();
     const local = join(w.dir, 'lo"c\\al dest'); // a target whose label value needs escaping
     writeTree(w.src, { "a.txt": "a\n", "n/b.txt": "b\n" });
-    const cfg = w.writeConfig({ metrics_listen: `127.0.0.1:${port}`, debounce_time: 0.2, targets: [{ name: "local", remote_dest_dir: local, state_file: join(w.dir, "state", "local.db") }] });
+    const textfile = join(w.dir, "daemon.prom");
+    const cfg = w.writeConfig({ metrics_listen: `127.0.0.1:${port}`, metrics_file: textfile, debounce_time: 0.2, targets: [{ name: "local", remote_dest_dir: local, state_file: join(w.dir, "state", "local.db") }] });
     const d = suite.daemon(["--config", cfg]);
     await d.waitFor(() => d.events.filter((e) => e.event === "pass").length === 2, 30_000, "both targets' initial passes");
     const url = `http://127.0.0.1:${port}`;
@@ -144,6 +145,10 @@ describe(`metrics (${TRANSPORT})`, () => {
     for (const path of ["/", "/metrics/", "/metricsx", "/status", "/metrics/../x"]) expect((await fetch(`${url}${path}`)).status).toBe(404);
     expect((await fetch(`${url}/metrics`, { method: "POST" })).status).toBe(405);
     expect(await d.stop()).toBe(0);
+    // The daemon keeps metrics_file too (every 15 s, and at stop): the same text as the endpoint.
+    const file = parseExposition(await Bun.file(textfile).text());
+    expect(value(file.samples, "rrdsync_files_transferred_total", main)).toBe(3);
+    expect(file.types.has("rrdsync_queue_overflows_total")).toBe(true);
   });
 
   test("a metrics_listen that cannot be used stops the daemon with a message naming the key (exit 2)", async () => {
