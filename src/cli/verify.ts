@@ -130,7 +130,7 @@ async function verifyTarget(config: Config, x: Ctx): Promise<ExitCode> {
     const todo = flags.repair && s.error === null && !signal.aborted ? repairable(s, { keepNewer: config.rsync.update && config.target.transport !== "sftp" }) : [];
     if (todo.length > 0 && opened) {
       log.info(`verify --repair: sending ${todo.length} files again to ${name}`);
-      const engine = new TargetEngine(opened, log, { onProgress: line ? (p) => line.update(p) : undefined }, { daemon: false });
+      const engine = new TargetEngine(opened, log, { onProgress: line ? (p) => line.update(p) : undefined }, { daemon: false, repairOnly: true });
       const ps = await engine.repair(todo, signal);
       line?.clear();
       repaired = ps.repaired;

@@ -28,6 +28,8 @@ export interface TargetContext {
   readonly own: Set<string>;
   /** --once: the pass waits for its held RRDs; the daemon's queue brings them back by itself */
   readonly waitForHolds: boolean;
+  /** the queue holds every pending file of the target, so `status` may show it (not so for verify --repair's) */
+  readonly reportsPending: boolean;
 }
 
 /** One pass's figures and signal, shared by its stages; thrown away with the pass. */

@@ -210,6 +210,7 @@ export class Sender {
 
   /** `status` shows the files the destination has refused, wherever they wait. */
   notePending(): void {
+    if (!this.t.reportsPending) return;
     const failed = this.t.queue.failed();
     this.t.health.pending(failed.length, failed.slice(0, 20).map((r) => ({ path: r.path, since: r.first })));
   }

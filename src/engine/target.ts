@@ -56,7 +56,8 @@ export class TargetEngine {
   /** full passes finished: until the first, files changed while rrdsync was away are not in the queue yet */
   private passes = 0;
 
-  constructor(o: OpenTarget, log: EngineLog, hooks: EngineHooks, mode: { daemon: boolean }) {
+  /** `repairOnly`: verify --repair's engine, whose queue knows only the files it repairs (status keeps the last run's pending). */
+  constructor(o: OpenTarget, log: EngineLog, hooks: EngineHooks, mode: { daemon: boolean; repairOnly?: boolean }) {
     const { config, store, transport, changeLog } = o;
     const ct = config.changeTracking;
     const stager = new BackupStager(ct.backupDir);
@@ -70,6 +71,7 @@ export class TargetEngine {
       health: new TargetHealth(name, store, log, { initialMs: config.retry.initialSeconds * 1000, maxMs: config.retry.maxSeconds * 1000 }, mode.daemon),
       counters: new TargetCounters(store, log),
       waitForHolds: !mode.daemon,
+      reportsPending: mode.repairOnly !== true,
     };
   }
 

@@ -158,8 +158,12 @@ describe("drift and what rrdsync knows of, over a scripted transport", () => {
     expect(repairable(s, { keepNewer: false }).map((r) => r.path).sort()).toEqual(["missing.txt", "newer.txt", "tracked.txt"]);
     expect(repairable(s, { keepNewer: true }).map((r) => r.path).sort()).toEqual(["missing.txt", "tracked.txt"]);
 
-    // --repair: through the send stage and the one audit commit, recorded as repaired
-    const ps = await engine.repair(repairable(s, { keepNewer: false }));
+    // --repair: through the send stage and the one audit commit, recorded as repaired; its engine's queue knows
+    // only the repaired files, so the pending count the last run recorded for `status` stays
+    store.setStatus({ pending: 5 });
+    const repairer = new TargetEngine({ config, lock, store, transport: copy, changeLog: openChangeLog(config, log) }, log, {}, { daemon: false, repairOnly: true });
+    const ps = await repairer.repair(repairable(s, { keepNewer: false }));
+    expect(store.status().pending).toBe(5);
     expect([ps.sent, ps.repaired]).toEqual([3, 3]);
     const rows = store.changes({ kinds: ["repaired"] });
     expect(rows.map((r) => `${r.kind} ${r.path}: ${r.summary}`).sort()).toEqual([
