@@ -1,7 +1,7 @@
 // What monitoring reads, counted in one place (the Prometheus names and the HTTP server are at the edge:
 // src/watch/prometheus.ts). Per target: totals since its state DB was made, kept in the status record so they only
 // ever grow (across --once runs and daemon restarts, as Prometheus counters must), and a snapshot of its gauges;
-// per process: the watcher's inotify watches and its queue overflows.
+// per process: the watcher's queue overflows (its inotify watches are read from the watcher when rendered).
 import type { StateStore } from "../store/state.ts";
 import type { StatusRecord, Totals } from "../store/status.ts";
 import { type ReplicaLag, replicaLag } from "./lag.ts";
@@ -44,13 +44,8 @@ export class TargetCounters {
   }
 }
 
-/** The daemon's own gauges: one watcher per process. */
-export const processMetrics = { inotifyWatches: null as number | null, queueOverflows: 0 };
-
-/** The watcher reports how many inotify watches it holds (after its initial walk and as directories come and go). */
-export function setInotifyWatches(n: number): void {
-  processMetrics.inotifyWatches = n;
-}
+/** The daemon's own counter: one watcher per process. */
+export const processMetrics = { queueOverflows: 0 };
 
 /** The kernel's event queue overflowed (events were lost; a rescan follows). */
 export function countQueueOverflow(): void {

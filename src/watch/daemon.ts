@@ -214,7 +214,7 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
   try {
     metrics = startMetricsOutputs(
       { listen: config.metricsListen, file: config.metricsFile },
-      () => renderMetrics(lanes.map((l) => l.engine.snapshot()), { ...processMetrics, inotifyWatches: watcher.watchCount() }),
+      () => renderMetrics(lanes.map((l) => l.engine.snapshot()), { queueOverflows: processMetrics.queueOverflows, inotifyWatches: watcher.watchCount() }),
       log,
     );
     // Watch first, then the full pass: whatever changes during the pass is queued, never missed. The pass waits

@@ -127,6 +127,7 @@ describe(`metrics (${TRANSPORT})`, () => {
       expect([name, value(first.samples, name, main) !== undefined, value(first.samples, name, local) !== undefined]).toEqual([name, true, true]);
     }
     expect(value(first.samples, "rrdsync_queue_overflows_total")).toBe(0);
+    expect(value(first.samples, "rrdsync_inotify_watches")).toBe(2); // the source and n/
     expect(value(first.samples, "rrdsync_files_transferred_total", main)).toBe(2);
     expect(value(first.samples, "rrdsync_transferred_bytes_total", main)).toBe(4);
     expect(value(first.samples, "rrdsync_target_up", main)).toBe(1);
