@@ -112,6 +112,7 @@ async function verifyTarget(config: Config, x: Ctx): Promise<ExitCode> {
       pattern: x.pattern,
       samplePercent: x.sample,
       signal,
+      nameSame: flags.combined === true,
       onEntry: (e) => {
         if (e.kind === "same" && !flags.combined) return;
         if (flags.json) {

@@ -35,6 +35,8 @@ export interface VerifyOptions {
   samplePercent: number | null;
   random?: () => number;
   signal?: AbortSignal;
+  /** every file found the same goes to onEntry (a --combined report); otherwise they may only be counted */
+  nameSame?: boolean;
   onEntry?: (e: VerifyEntry) => void;
   /** files checked so far, of a total when it is known */
   onProgress?: (checked: number, total: number | null) => void;
@@ -85,7 +87,7 @@ export async function verifyReplica(t: VerifyTarget, o: VerifyOptions): Promise<
     checked: 0, same: 0, differs: 0, missing: 0, newer: 0, extra: 0, errors: 0, known: 0, sample: null,
     extrasChecked: o.samplePercent === null && at.kind !== "file", seconds: 0, bytesRead: 0, error: null, drift: [],
   };
-  let total: number | null = treeRoot === "" && store ? store.countFiles() : null;
+  let total: number | null = treeRoot === "" && store && o.onProgress ? store.countFiles() : null;
 
   const files = (): BatchFile[] => {
     const out: BatchFile[] = [];
@@ -141,6 +143,7 @@ export async function verifyReplica(t: VerifyTarget, o: VerifyOptions): Promise<
   const r = await transport.verifyFiles?.(
     {
       files,
+      nameSame: o.nameSame === true || o.onProgress !== undefined,
       tree: treeRoot === null ? undefined : { root: treeRoot, filter: filterAt(treeRoot) },
       // A sample has no share of the extras; a single file has none to look for.
       extras: o.samplePercent !== null || at.kind === "file" ? undefined : { under: pattern?.base ?? "", filter: filterAt(pattern?.base ?? ""), match: (rel) => !pattern || pattern.match(rel) },
@@ -160,6 +163,8 @@ export async function verifyReplica(t: VerifyTarget, o: VerifyOptions): Promise<
   ) ?? { error: `${transport.description} cannot compare the replica`, bytesRead: 0 };
   s.error = r.error ?? null;
   s.bytesRead = r.bytesRead;
+  s.same += r.sameUnnamed ?? 0;
+  s.checked += r.sameUnnamed ?? 0;
   s.seconds = (performance.now() - started) / 1000;
   return s;
 }

@@ -127,13 +127,18 @@ export function verifyFilterArgs(tree: TreeFilter): string[] {
 
 /**
  * `verify`'s comparison: a dry run (nothing is written on either side) with --checksum, so the standby's rsync
- * hashes its own copies and only checksums cross the link; -r without -a compares content, not owners or modes.
+ * hashes its own copies and only checksums cross the link; -r without -a compares content, not owners or modes
+ * (so a file that is the same has nothing to itemize: -i is silent about it).
  * `--update` + `--info=skip1` names the files whose replica copy is newer ("NAME is newer"). A subtree run
  * (`tree`) walks it on both sides and, with --delete (a dry run: nothing is deleted), names the extra files;
  * otherwise exactly the listed files (stdin, NUL-separated) are compared.
  */
-export function buildVerifyArgv(opts: { target: Target; sourceDir: string }, tree?: { root: string; filter: TreeFilter }): string[] {
-  const argv = ["rsync", "--dry-run", "--checksum", "--update", "--info=skip1", "-ii", `--out-format=${OUT_FORMAT}`];
+export function buildVerifyArgv(opts: { target: Target; sourceDir: string }, tree?: { root: string; filter: TreeFilter }, nameSame = true): string[] {
+  const argv = ["rsync", "--dry-run", "--checksum", "--update", "--info=skip1"];
+  // A line per file is work for both rsyncs and for us; a subtree run can do with the differences alone (-i) and
+  // --stats' count of the files it compared. A list run names each file (-ii): a listed file it is silent about
+  // is then never taken for the same.
+  argv.push(...(tree && !nameSame ? ["-i", "--stats"] : ["-ii"]), `--out-format=${OUT_FORMAT}`);
   if (tree) argv.push("-r", "--delete", ...verifyFilterArgs(tree.filter));
   else argv.push("--files-from=-", "--from0");
   if (opts.target.host !== "") argv.push("-e", sshCommand(opts.target).map(quoteForRsyncShell).join(" "));

@@ -47,13 +47,16 @@ export async function rsyncVerify(opts: { target: Target; sourceDir: string }, r
   const listed = tree ? null : req.files().map((f) => f.path);
   const waiting = listed ? new Set(listed) : null;
   let checked = 0;
+  /** --stats' "Number of files: 22,069 (reg: 20,000, dir: 2,069)": the regular files the run compared */
+  let compared: number | null = null;
+  const countOnly = tree !== undefined && !req.nameSame;
   const judge = (path: string, v: FileVerdict) => {
     if (waiting && !waiting.delete(path)) return; // not one of ours (cannot happen with --files-from; defensive)
     req.onFile(path, v);
     req.onChecked?.(++checked);
   };
   if (listed && listed.length === 0 && !req.extras) return { bytesRead: 0 };
-  const r = listed?.length === 0 ? { code: 0, stderr: [] } : await run(buildVerifyArgv(opts, tree), listed, (line) => {
+  const r = listed?.length === 0 ? { code: 0, stderr: [] } : await run(buildVerifyArgv(opts, tree, !countOnly), listed, (line) => {
     const item = parseItemizeLine(line);
     if (item) {
       if (item.flags.startsWith("*deleting")) {
@@ -64,7 +67,8 @@ export async function rsyncVerify(opts: { target: Target; sourceDir: string }, r
       return;
     }
     const newer = parseNewerLine(line);
-    if (newer !== null) judge(prefix + newer, "newer");
+    if (newer !== null) return judge(prefix + newer, "newer");
+    if (countOnly && line.startsWith("Number of files: ")) compared = Number((/reg: ([\d,]+)/.exec(line)?.[1] ?? "0").replaceAll(",", ""));
   }, signal);
   if (signal?.aborted) return { error: "interrupted", bytesRead: 0 };
   if (r.code !== 0 && !PARTIAL.has(r.code)) return { error: explainFailure(r.code, r.stderr, target), bytesRead: 0 };
@@ -85,7 +89,10 @@ export async function rsyncVerify(opts: { target: Target; sourceDir: string }, r
     if (typeof e === "string") return { error: e, bytesRead: 0 };
     for (const p of e) req.onExtra(p);
   }
-  return { bytesRead: 0 };
+  if (!countOnly) return { bytesRead: 0 };
+  // Every compared file rsync did not name is the same: it itemizes any difference, and stderr named the failures.
+  if (compared === null) return { error: "rsync printed no --stats count of the files it compared", bytesRead: 0 };
+  return { bytesRead: 0, sameUnnamed: Math.max(0, compared - checked) };
 }
 
 /** The replica's files under `x.under` that the source list lacks and `x.match` accepts (a listing: nothing is read). */

@@ -96,6 +96,11 @@ export interface VerifyRequest {
   tree?: { root: string; filter: TreeFilter };
   /** where to look for extra files on the replica (files not in the source), with the same filter; `match` narrows */
   extras?: { under: string; filter: TreeFilter; match: (rel: string) => boolean };
+  /**
+   * Every file found the same must be named through onFile (a --combined report, a per-file progress line);
+   * otherwise a transport may only count them (VerifyResult.sameUnnamed), which spares rsync a line per file.
+   */
+  nameSame?: boolean;
   onFile: (path: string, verdict: FileVerdict) => void;
   onExtra: (path: string) => void;
   /** files judged so far (for a progress line) */
@@ -107,6 +112,8 @@ export interface VerifyResult {
   error?: string;
   /** file data read back from the standby to compare (SFTP), 0 when the standby hashed its own files (rsync) */
   bytesRead: number;
+  /** files found the same that were not named through onFile (only when `nameSame` was not asked) */
+  sameUnnamed?: number;
 }
 
 export interface MoveResult {

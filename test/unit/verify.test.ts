@@ -33,6 +33,10 @@ describe("rsync's side", () => {
       expect(a).not.toContain("--inplace");
     }
     expect(tree).toContain("--delete");
+    expect(tree).toContain("-ii"); // every file named (--combined, a progress line)
+    const counted = buildVerifyArgv({ target, sourceDir: "/s" }, { root: "", filter }, false);
+    expect([counted.includes("-i"), counted.includes("--stats"), counted.includes("-ii")]).toEqual([true, true, false]);
+    expect(buildVerifyArgv({ target, sourceDir: "/s" }, undefined, false)).toContain("-ii"); // a list run always names
     expect(tree).toContain("--exclude=/state.db");
     expect(tree).toContain("--exclude=.rrdsync-partial/");
     expect(tree).toContain("--exclude=.*.rrdsync-tmp");
