@@ -133,7 +133,7 @@ export function verifyFilterArgs(tree: TreeFilter): string[] {
  * (`tree`) walks it on both sides and, with --delete (a dry run: nothing is deleted), names the extra files;
  * otherwise exactly the listed files (stdin, NUL-separated) are compared.
  */
-export function buildVerifyArgv(opts: { target: Target; sourceDir: string }, tree?: { root: string; filter: TreeFilter }, nameSame = true): string[] {
+export function buildVerifyArgv(opts: { target: Target; sourceDir: string; controlPath?: string | null }, tree?: { root: string; filter: TreeFilter }, nameSame = true): string[] {
   const argv = ["rsync", "--dry-run", "--checksum", "--update", "--info=skip1"];
   // A line per file is work for both rsyncs and for us; a subtree run can do with the differences alone (-i) and
   // --stats' count of the files it compared. A list run names each file (-ii): a listed file it is silent about
@@ -141,16 +141,16 @@ export function buildVerifyArgv(opts: { target: Target; sourceDir: string }, tre
   argv.push(...(tree && !nameSame ? ["-i", "--stats"] : ["-ii"]), `--out-format=${OUT_FORMAT}`);
   if (tree) argv.push("-r", "--delete", ...verifyFilterArgs(tree.filter));
   else argv.push("--files-from=-", "--from0");
-  if (opts.target.host !== "") argv.push("-e", sshCommand(opts.target).map(quoteForRsyncShell).join(" "));
+  if (opts.target.host !== "") argv.push("-e", sshCommand(opts.target, opts.controlPath).map(quoteForRsyncShell).join(" "));
   const root = tree?.root ?? "";
   argv.push(root === "" ? `${opts.sourceDir}/` : `${opts.sourceDir}/${root}/`, destinationArg(opts.target, root));
   return argv;
 }
 
 /** Lists the replica's files under `sub` (names, sizes, mtimes; nothing is read): where `verify` looks for extras. */
-export function buildListArgv(target: Target, sub: string, filter: TreeFilter): string[] {
+export function buildListArgv(o: { target: Target; controlPath?: string | null }, sub: string, filter: TreeFilter): string[] {
   const argv = ["rsync", "-r", "--list-only", "--no-h", ...verifyFilterArgs(filter)];
-  if (target.host !== "") argv.push("-e", sshCommand(target).map(quoteForRsyncShell).join(" "));
-  argv.push(destinationArg(target, sub));
+  if (o.target.host !== "") argv.push("-e", sshCommand(o.target, o.controlPath).map(quoteForRsyncShell).join(" "));
+  argv.push(destinationArg(o.target, sub));
   return argv;
 }

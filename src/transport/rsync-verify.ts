@@ -39,8 +39,14 @@ async function run(argv: string[], input: string[] | null, onLine: (line: string
   return { code: proc.signalCode ? -1 : code, stderr };
 }
 
-export async function rsyncVerify(opts: { target: Target; sourceDir: string }, req: VerifyRequest, signal?: AbortSignal): Promise<VerifyResult> {
-  const { target, sourceDir } = opts;
+/** `explain`: why a run failed, for people (the transport's, which knows its ssh master). */
+export async function rsyncVerify(
+  opts: { target: Target; sourceDir: string; controlPath?: string | null },
+  req: VerifyRequest,
+  signal?: AbortSignal,
+  explain: (code: number, stderr: string[]) => string = (code, stderr) => explainFailure(code, stderr, opts.target),
+): Promise<VerifyResult> {
+  const { sourceDir } = opts;
   const tree = req.tree;
   const prefix = tree && tree.root !== "" ? `${tree.root}/` : "";
   // A list run: every listed path must get a verdict; those rsync is silent about are reported, not assumed same.
@@ -71,7 +77,7 @@ export async function rsyncVerify(opts: { target: Target; sourceDir: string }, r
     if (countOnly && line.startsWith("Number of files: ")) compared = Number((/reg: ([\d,]+)/.exec(line)?.[1] ?? "0").replaceAll(",", ""));
   }, signal);
   if (signal?.aborted) return { error: "interrupted", bytesRead: 0 };
-  if (r.code !== 0 && !PARTIAL.has(r.code)) return { error: explainFailure(r.code, r.stderr, target), bytesRead: 0 };
+  if (r.code !== 0 && !PARTIAL.has(r.code)) return { error: explain(r.code, r.stderr), bytesRead: 0 };
   if (PARTIAL.has(r.code)) {
     // Some files could not be compared (unreadable here or there, vanished): each one named is an error, unless
     // it is simply gone from the source now (deleted meanwhile: nothing to compare).
@@ -85,7 +91,7 @@ export async function rsyncVerify(opts: { target: Target; sourceDir: string }, r
     if (existsInSource(sourceDir, path)) judge(path, { error: `not compared by rsync (exit ${r.code})` });
   }
   if (!tree && req.extras) {
-    const e = await listExtras(target, req.extras, new Set(listed), signal);
+    const e = await listExtras(opts, req.extras, new Set(listed), explain, signal);
     if (typeof e === "string") return { error: e, bytesRead: 0 };
     for (const p of e) req.onExtra(p);
   }
@@ -96,10 +102,16 @@ export async function rsyncVerify(opts: { target: Target; sourceDir: string }, r
 }
 
 /** The replica's files under `x.under` that the source list lacks and `x.match` accepts (a listing: nothing is read). */
-async function listExtras(t: Target, x: NonNullable<VerifyRequest["extras"]>, source: Set<string>, signal?: AbortSignal): Promise<string[] | string> {
+async function listExtras(
+  o: { target: Target; controlPath?: string | null },
+  x: NonNullable<VerifyRequest["extras"]>,
+  source: Set<string>,
+  explain: (code: number, stderr: string[]) => string,
+  signal?: AbortSignal,
+): Promise<string[] | string> {
   const found: string[] = [];
   const under = x.under === "" ? "" : `${x.under}/`;
-  const l = await run(buildListArgv(t, x.under, x.filter), null, (line) => {
+  const l = await run(buildListArgv(o, x.under, x.filter), null, (line) => {
     const name = parseListOnlyFile(line);
     if (name === null) return;
     const rel = under + name;
@@ -107,7 +119,7 @@ async function listExtras(t: Target, x: NonNullable<VerifyRequest["extras"]>, so
   }, signal);
   // A directory the replica does not have (or has as a file) holds no extras: rsync's "change_dir … failed", exit 23.
   if (l.code === 0 || (PARTIAL.has(l.code) && l.stderr.some((s) => /No such file or directory|Not a directory/.test(s)))) return found;
-  return explainFailure(l.code, l.stderr, t);
+  return explain(l.code, l.stderr);
 }
 
 /** A subtree run's error lines: the quoted names in them (absolute, or relative to the root) as source paths. */

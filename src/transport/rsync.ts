@@ -282,8 +282,14 @@ export class RsyncTransport implements Transport {
 
   /** A --checksum dry run: the standby hashes its own copies (src/transport/rsync-verify.ts). */
   async verifyFiles(req: VerifyRequest, signal?: AbortSignal): Promise<VerifyResult> {
+    const unreachable = await this.connect(signal);
+    if (unreachable !== null) return { error: unreachable, bytesRead: 0 };
     const { rsyncVerify } = await import("./rsync-verify.ts");
-    return rsyncVerify(this.opts, req, signal);
+    // Through the master, as the transfers go: the dry run and the listing for extras share one login.
+    return rsyncVerify({ ...this.opts, controlPath: this.master?.controlPath }, req, signal, (code, stderr) => {
+      this.lost(code);
+      return this.explain(code, stderr);
+    });
   }
 
   async close(): Promise<void> {

@@ -44,8 +44,11 @@ describe("rsync's side", () => {
     expect(sub.slice(-2)).toEqual(["/s/snmp/1/", "u@standby:/r/snmp/1/"]);
     expect(list).toContain("--files-from=-");
     expect(list).not.toContain("--delete");
-    expect(buildListArgv(target, "snmp", filter)).toContain("--list-only");
-    expect(buildListArgv({ ...target, host: "" }, "", filter).at(-1)).toBe("/r/");
+    expect(buildListArgv({ target }, "snmp", filter)).toContain("--list-only");
+    expect(buildListArgv({ target: { ...target, host: "" } }, "", filter).at(-1)).toBe("/r/");
+    // through the transfers' ssh master when there is one
+    expect(buildVerifyArgv({ target, sourceDir: "/s", controlPath: "/run/m0" }).join(" ")).toContain("ControlPath=/run/m0");
+    expect(buildListArgv({ target, controlPath: "/run/m0" }, "", filter).join(" ")).toContain("ControlPath=/run/m0");
   });
 
   test("verdicts from a --checksum dry run's itemize flags", () => {

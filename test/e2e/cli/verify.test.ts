@@ -144,8 +144,11 @@ describe(`verify (${TRANSPORT})`, () => {
     tamper(w, "n1/a.txt");
     tamper(w, "n2/a.txt");
     writeTree(w.dest, { "n1/x.txt": "x\n", "n2/y.txt": "y\n" });
+    const logins = suite.sshd().logins();
     const glob = await verify(cfg, "n1/*");
     expect([glob.code, lines(glob.stdout)]).toEqual([1, ["* n1/a.txt", "+ n1/x.txt"]]);
+    await Bun.sleep(200); // sshd's log line for the login
+    expect(suite.sshd().logins() - logins).toBe(1); // the comparison and the listing for extras share one login
     const dir = await verify(cfg, "n2/");
     expect([dir.code, lines(dir.stdout)]).toEqual([1, ["* n2/a.txt", "+ n2/y.txt"]]);
     const file = await verify(cfg, join(w.src, "n1/b.txt")); // absolute inside source_dir works too
