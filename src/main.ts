@@ -9,6 +9,7 @@ import { installCommand, uninstallCommand } from "./cli/install.ts";
 import { restoreFile } from "./cli/restore.ts";
 import { showStatus } from "./cli/status.ts";
 import { syncOnce } from "./cli/sync.ts";
+import { verifyCommand } from "./cli/verify.ts";
 import { watchDaemon } from "./cli/watch.ts";
 import { loadConfig } from "./config/load.ts";
 import { EXIT_CODE_TABLE, ExitCode, UserError } from "./errors.ts";
@@ -35,6 +36,9 @@ interface Flags {
   to?: string;
   list?: boolean;
   version?: boolean;
+  repair?: boolean;
+  sample?: string;
+  combined?: boolean;
 }
 
 /** cac checks a command's options only when it has an action; main() dispatches itself. */
@@ -91,10 +95,21 @@ function buildCli() {
     .option("--json", "One JSON object")
     .action(noop);
   cli
+    .command("verify [pattern]", "Compare the replica with the source by content (the standby hashes its copies); PATTERN: a path or glob as for log. Exit 0 if it matches, 1 with every difference named")
+    .usage("verify [PATH|GLOB] [--repair] [--sample N%] [--combined | --json]")
+    .option("--repair", "Send every differing, missing or newer file again through the normal engine, recorded as repaired (takes the lock: not beside a running daemon)")
+    .option("--sample <share>", "Check a random share of the files, e.g. 10% (for a nightly cron on a big tree); extra files are then not looked for")
+    .option("--combined", "List every file checked, the same ones as = too (by default only differences are listed)")
+    .option("--json", "One JSON object per target instead of the marker lines")
+    .example("rrdsync verify                      # one line per difference: * differs, - missing, + extra, > newer on the replica, ! unreadable, ~ pending")
+    .example("rrdsync verify 'snmp/*/strings.properties' --combined")
+    .example("rrdsync verify --sample 10%         # nightly")
+    .action(noop);
+  cli
     .command("log [pattern]", "The change history from the state DB; PATTERN is a path (file or directory) or a glob (* also crosses /)")
     .option("--since <time>", 'Only changes at or after TIME ("2024-12-12", "2024-12-12 15:05", "2h", "3d", "yesterday")')
     .option("--until <time>", "Only changes at or before TIME")
-    .option("--kind <kind>", "created, modified, deleted or renamed (repeat or comma-separate for several)")
+    .option("--kind <kind>", "created, modified, deleted, renamed or repaired (repeat or comma-separate for several)")
     .option("--stat", "One line per change: time, +added −removed lines, kind, path, summary")
     .option("--json", "One JSON object per change (with its diff or RRD note in details)")
     .example("rrdsync log 'snmp/*/strings.properties' --since 1d")
@@ -110,6 +125,23 @@ function buildCli() {
     const sections = all.filter((s) => !s.title?.startsWith("For more info"));
     if (sections[0] !== undefined && sections[0].title === undefined) sections[0] = { body: versionLine() }; // cac's header would be a bare "rrdsync"
     sections.splice(1, 0, { body: "Replicates a directory tree (OpenNMS RRD data) to a standby host over SSH (rsync, or SFTP built in), or to a local\ndirectory, and records what changed in each file (change log with unified diffs, state DB)." });
+    if (cli.matchedCommandName === "verify") {
+      sections.push({
+        title: "Report (rclone check's --combined markers, one line per file: MARKER PATH)",
+        body: [
+          "  =  the same content (listed with --combined)",
+          "  *  differs: the replica's copy has other bytes (same size and mtime included: the standby hashes its copies)",
+          "  -  missing on the replica",
+          "  +  extra: a monitored file on the replica that the source lacks",
+          "  >  newer: the replica's copy has a later mtime than ours (written there)",
+          "  !  could not be compared (unreadable)",
+          "  ~  differs, but rrdsync knows why: changed since the last sync or not synced yet (the next pass sends it),",
+          "     or deleted from the source and kept (delete off) or about to be deleted. Not a failure.",
+          "  Exit 0 when nothing but = and ~ is found; 1 otherwise (with --repair: 1 if anything is left unrepaired).",
+          "  A plain verify only reads: it runs beside a daemon. --repair takes the lock (exit 3 while a daemon runs).",
+        ].join("\n"),
+      });
+    }
     sections.push({
       title: "Exit codes",
       body: EXIT_CODE_TABLE.map(([code, text]) => `  ${String(code).padEnd(4)}${text}`).join("\n"),
@@ -157,6 +189,11 @@ async function main(argv: string[]): Promise<number> {
     if (flags.once && flags.watch) throw new UserError("--once and --watch exclude each other", ExitCode.Usage, "pick one");
     if (flags.watch) return await watchDaemon(config, log, flags, env);
     const ac = new AbortController();
+    if (command === "verify") {
+      process.on("SIGINT", () => ac.abort());
+      process.on("SIGTERM", () => ac.abort());
+      return await verifyCommand(config, parsed.args[0] as string | undefined, flags, log, ac.signal);
+    }
     const onSignal = (sig: string) => {
       if (ac.signal.aborted) process.exit(ExitCode.Pending); // second signal: go now; unconfirmed files never advanced
       log.warn(`${sig}: stopping; files not yet confirmed stay pending`);

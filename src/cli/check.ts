@@ -5,11 +5,13 @@ import { dirname, join } from "node:path";
 import pc from "picocolors";
 import { allTargets, type Config } from "../config/types.ts";
 import { ExitCode } from "../errors.ts";
-import { formatBytes } from "../log.ts";
+import { formatBytes, formatTimestamp } from "../log.ts";
+import { StateStore } from "../store/state.ts";
 import { chooseTransport, describeTarget } from "../transport/create.ts";
 import { hostsFieldMatches, lookupName } from "../transport/known-hosts.ts";
 import { runRemote } from "../transport/probe.ts";
 import { countDirs } from "../source/walk.ts";
+import { verifyLine } from "./status.ts";
 
 type Verdict = "ok" | "fail" | "warn";
 interface Result {
@@ -48,6 +50,8 @@ export async function runChecks(config: Config, env: Record<string, string | und
   for (const c of all) {
     const suffix = all.length > 1 ? ` (${describeTarget(c)})` : "";
     for await (const r of checkTarget(c, env)) add({ ...r, label: `${r.label}${suffix}` });
+    const v = checkLastVerify(c);
+    add({ ...v, label: `${v.label}${suffix}` });
   }
   add(checkInotify(config));
   for (const r of checkFreeSpace(config)) add(r);
@@ -109,6 +113,28 @@ async function* checkSftp(config: Config, env: Record<string, string | undefined
   yield r.dest === null
     ? { verdict: "ok", label: "destination", detail: `${t.destDir} on the standby is writable` }
     : { verdict: "fail", label: "destination", detail: r.dest, fix: `on the standby: mkdir -p ${t.destDir} && chown ${t.user || "<remote_user>"} ${t.destDir}` };
+}
+
+/** When `rrdsync verify` last compared the replica with the source, and what it found (never a failure of the setup). */
+function checkLastVerify(config: Config): Result {
+  let v: ReturnType<StateStore["status"]>["lastVerify"];
+  try {
+    const store = StateStore.openExisting(config.stateFile);
+    try {
+      v = store?.status().lastVerify;
+    } finally {
+      store?.close();
+    }
+  } catch (e) {
+    return { verdict: "warn", label: "last verify", detail: `cannot read ${config.stateFile}: ${(e as Error).message}` };
+  }
+  const fix = "rrdsync verify (it compares by content; nightly from cron on a big tree: rrdsync verify --sample 10%)";
+  if (v === undefined) return { verdict: "warn", label: "last verify", detail: "never run: nothing has compared the replica with the source yet", fix };
+  const detail = `${formatTimestamp(new Date(v.time)).slice(0, 19)}: ${verifyLine(v)}`;
+  if (v.error) return { verdict: "warn", label: "last verify", detail, fix };
+  const drift = v.differs + v.missing + v.newer + v.extra + v.errors;
+  if (drift > v.repaired) return { verdict: "warn", label: "last verify", detail, fix: "rrdsync verify to see the differences, rrdsync verify --repair to send them again" };
+  return { verdict: "ok", label: "last verify", detail };
 }
 
 function checkSource(config: Config): Result {

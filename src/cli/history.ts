@@ -8,7 +8,7 @@ import { type ChangeRow, StateStore } from "../store/state.ts";
 import { displayPath, formatEntry } from "../track/changelog.ts";
 import { parseWhen } from "./when.ts";
 
-export const KINDS = ["created", "modified", "deleted", "renamed"] as const;
+export const KINDS = ["created", "modified", "deleted", "renamed", "repaired"] as const;
 
 export interface LogFlags {
   since?: string;

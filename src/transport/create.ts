@@ -4,7 +4,7 @@ import { probeRemoteRsync } from "./probe.ts";
 import { RsyncTransport } from "./rsync.ts";
 import { explainFailureOnline } from "./rsync-errors.ts";
 import { SshMaster } from "./ssh-master.ts";
-import type { BatchFile, BatchResult, DeleteResult, MoveResult, SendOptions, Transport, TransportLog } from "./types.ts";
+import type { BatchFile, BatchResult, DeleteResult, MoveResult, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult } from "./types.ts";
 
 export function createTransport(config: Config, log?: TransportLog): Transport {
   const t = config.target;
@@ -82,6 +82,12 @@ class DeferredTransport implements Transport {
   async warm(signal?: AbortSignal): Promise<void> {
     const t = await this.get();
     if (typeof t !== "string") await t.warm?.(signal);
+  }
+
+  async verifyFiles(req: VerifyRequest, signal?: AbortSignal): Promise<VerifyResult> {
+    const t = await this.get();
+    if (typeof t === "string") return { error: t, bytesRead: 0 };
+    return t.verifyFiles ? t.verifyFiles(req, signal) : { error: `${t.description} cannot compare the replica`, bytesRead: 0 };
   }
 
   async close(): Promise<void> {

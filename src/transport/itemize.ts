@@ -29,6 +29,8 @@ export interface ItemizeLine {
   flags: string;
   bytes: number;
   path: string;
+  /** rsync names directories with a trailing '/' (stripped from `path`) */
+  dir: boolean;
 }
 
 /** `line` is latin1-decoded (see decodeRsyncName); null for lines that are not ours. */
@@ -40,8 +42,26 @@ export function parseItemizeLine(line: string): ItemizeLine | null {
   const m = /^ (\d+) (.*)$/s.exec(rest.slice(11));
   if (flags.length !== 11 || !m) return null;
   let path = decodeRsyncName(m[2] as string);
-  if (path.endsWith("/")) path = path.slice(0, -1);
-  return { flags, bytes: Number(m[1]), path };
+  const dir = path.endsWith("/");
+  if (dir) path = path.slice(0, -1);
+  return { flags, bytes: Number(m[1]), path, dir };
+}
+
+const NEWER = " is newer";
+
+/**
+ * `--update` with `--info=skip1`: the receiver prints "NAME is newer" for a file whose copy there has a later
+ * mtime, and skips it (no itemize line). null for any other line.
+ */
+export function parseNewerLine(line: string): string | null {
+  if (line.startsWith(ITEMIZE_MARKER) || !line.endsWith(NEWER) || line.length === NEWER.length) return null;
+  return decodeRsyncName(line.slice(0, -NEWER.length));
+}
+
+/** A `--list-only --no-h` line: "-rw-r--r--          1234 2024/12/12 15:05:40 a/b.rrd"; regular files only. */
+export function parseListOnlyFile(line: string): string | null {
+  const m = /^-\S{9} +\d+ \d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d (.+)$/s.exec(line);
+  return m ? decodeRsyncName(m[1] as string) : null;
 }
 
 /** Is this itemize line about a regular file (sent, or already up to date)? */

@@ -1,7 +1,7 @@
 // Pure: the rsync argv for a target and the config's rsync_options. Always an array; never a shell string.
 import type { RsyncOptions, Target } from "../config/types.ts";
 import { OUT_FORMAT } from "./itemize.ts";
-import { PARTIAL_DIR } from "./temp-names.ts";
+import { PARTIAL_DIR, SFTP_TMP_SUFFIX } from "./temp-names.ts";
 import type { TreeFilter } from "./types.ts";
 
 
@@ -34,10 +34,12 @@ export function sshCommand(t: Target, controlPath?: string | null): string[] {
 /** what ssh says when a command meant for the master found none (the ProxyCommand above) */
 export const NO_MASTER = "Connection closed by UNKNOWN port 65535";
 
-export function destinationArg(t: Target): string {
-  if (t.host === "") return `${t.destDir}/`;
+/** The destination (or a directory `sub` inside it) as rsync's last argument. */
+export function destinationArg(t: Target, sub = ""): string {
+  const dir = sub === "" ? `${t.destDir}/` : `${t.destDir}/${sub}/`;
+  if (t.host === "") return dir;
   const host = t.host.includes(":") ? `[${t.host}]` : t.host;
-  return `${t.user ? `${t.user}@` : ""}${host}:${t.destDir}/`;
+  return `${t.user ? `${t.user}@` : ""}${host}:${dir}`;
 }
 
 /**
@@ -105,7 +107,7 @@ export function buildRsyncArgv(opts: { target: Target; rsync: RsyncOptions; sour
  * 3.1.3 or later (`nanoseconds`): an older one reads -1 as "never equal". Otherwise, where mtimes are not kept
  * (no -a), or where the config compares by checksum anyway: `--checksum` (both ends read the files).
  */
-export function buildVerifyArgv(opts: { target: Target; rsync: RsyncOptions; sourceDir: string; controlPath?: string | null }, tree: TreeFilter | undefined, nanoseconds: boolean): string[] {
+export function buildHeldArgv(opts: { target: Target; rsync: RsyncOptions; sourceDir: string; controlPath?: string | null }, tree: TreeFilter | undefined, nanoseconds: boolean): string[] {
   const { target, rsync } = opts;
   const argv = ["rsync", "--dry-run"];
   if (tree) argv.push("-r", ...treeFilterArgs(tree));
@@ -146,4 +148,42 @@ export function deleteRules(paths: string[]): string[] {
     for (let i = 1; i < parts.length; i++) dirs.add(`/${parts.slice(0, i).join("/")}/`);
   }
   return [...[...dirs].map((d) => escapeFilterPattern(d)), ...paths.map((p) => escapeFilterPattern(`/${p}`))];
+}
+
+/**
+ * Filter rules for `verify`: the whole-tree rules, plus the leftovers a transfer may leave on the replica (rsync's
+ * partial dir, SFTP's temporary names), which are neither ours to compare nor extra files.
+ */
+export function verifyFilterArgs(tree: TreeFilter): string[] {
+  return [`--exclude=${PARTIAL_DIR}/`, `--exclude=.*${SFTP_TMP_SUFFIX}`, ...treeFilterArgs(tree)];
+}
+
+/**
+ * `verify`'s comparison: a dry run (nothing is written on either side) with --checksum, so the standby's rsync
+ * hashes its own copies and only checksums cross the link; -r without -a compares content, not owners or modes
+ * (so a file that is the same has nothing to itemize: -i is silent about it).
+ * `--update` + `--info=skip1` names the files whose replica copy is newer ("NAME is newer"). A subtree run
+ * (`tree`) walks it on both sides and, with --delete (a dry run: nothing is deleted), names the extra files;
+ * otherwise exactly the listed files (stdin, NUL-separated) are compared.
+ */
+export function buildVerifyArgv(opts: { target: Target; sourceDir: string; controlPath?: string | null }, tree?: { root: string; filter: TreeFilter }, nameSame = true): string[] {
+  const argv = ["rsync", "--dry-run", "--checksum", "--update", "--info=skip1"];
+  // A line per file is work for both rsyncs and for us; a subtree run can do with the differences alone (-i) and
+  // --stats' count of the files it compared. A list run names each file (-ii): a listed file it is silent about
+  // is then never taken for the same.
+  argv.push(...(tree && !nameSame ? ["-i", "--stats"] : ["-ii"]), `--out-format=${OUT_FORMAT}`);
+  if (tree) argv.push("-r", "--delete", ...verifyFilterArgs(tree.filter));
+  else argv.push("--files-from=-", "--from0");
+  if (opts.target.host !== "") argv.push("-e", sshCommand(opts.target, opts.controlPath).map(quoteForRsyncShell).join(" "));
+  const root = tree?.root ?? "";
+  argv.push(root === "" ? `${opts.sourceDir}/` : `${opts.sourceDir}/${root}/`, destinationArg(opts.target, root));
+  return argv;
+}
+
+/** Lists the replica's files under `sub` (names, sizes, mtimes; nothing is read): where `verify` looks for extras. */
+export function buildListArgv(o: { target: Target; controlPath?: string | null }, sub: string, filter: TreeFilter): string[] {
+  const argv = ["rsync", "-r", "--list-only", "--no-h", ...verifyFilterArgs(filter)];
+  if (o.target.host !== "") argv.push("-e", sshCommand(o.target, o.controlPath).map(quoteForRsyncShell).join(" "));
+  argv.push(destinationArg(o.target, sub));
+  return argv;
 }

@@ -6,12 +6,12 @@ import type { RsyncOptions, Target } from "../config/types.ts";
 import { attributeErrors, isFileItem, ITEMIZE_MARKER, parseItemizeLine } from "./itemize.ts";
 import { probeRemoteRsync } from "./probe.ts";
 import { moveLocally, moveScript } from "./replica-moves.ts";
-import { buildDeleteArgv, buildRsyncArgv, buildVerifyArgv, comparesNanoseconds, deleteRules, NO_MASTER, sshCommand } from "./rsync-args.ts";
+import { buildDeleteArgv, buildRsyncArgv, buildHeldArgv, comparesNanoseconds, deleteRules, NO_MASTER, sshCommand } from "./rsync-args.ts";
 import { explainFailureOnline, rootCause } from "./rsync-errors.ts";
 import { type ProcRun, runChild, type Spawned } from "./rsync-proc.ts";
 import { SshMaster } from "./ssh-master.ts";
 import { tiedToUs } from "./tied.ts";
-import type { BatchFile, BatchResult, DeleteResult, FileOutcome, MoveResult, SendOptions, Transport, TreeFilter } from "./types.ts";
+import type { BatchFile, BatchResult, DeleteResult, FileOutcome, MoveResult, SendOptions, Transport, TreeFilter, VerifyRequest, VerifyResult } from "./types.ts";
 
 /** rsync's exit codes for "some files were not transferred" and "some source files vanished". */
 const PARTIAL = new Set([23, 24]);
@@ -157,12 +157,12 @@ export class RsyncTransport implements Transport {
 
   /**
    * The paths (of `files`, or of the whole tree) that the replica holds as the source has them now, by a dry run
-   * (buildVerifyArgv). Empty when that run fails: nothing is proven then.
+   * (buildHeldArgv). Empty when that run fails: nothing is proven then.
    */
   private async heldByReplica(files: BatchFile[] | null, tree: TreeFilter | undefined, signal?: AbortSignal): Promise<Set<string>> {
     const held = new Set<string>();
     this.nanoseconds ??= receiverComparesNanoseconds(this.opts.target, this.master?.controlPath);
-    const r = await this.run(buildVerifyArgv({ ...this.opts, controlPath: this.master?.controlPath }, tree, await this.nanoseconds), files ? files.map((f) => `${f.path}\0`) : null, (line) => {
+    const r = await this.run(buildHeldArgv({ ...this.opts, controlPath: this.master?.controlPath }, tree, await this.nanoseconds), files ? files.map((f) => `${f.path}\0`) : null, (line) => {
       const item = parseItemizeLine(line);
       // ".f": nothing to send, the content is there (attribute letters may follow: they are not content)
       if (item && item.flags[0] === "." && isFileItem(item.flags)) held.add(item.path);
@@ -254,6 +254,18 @@ export class RsyncTransport implements Transport {
     if (s.proc.exitCode === null && s.argv === argv.join("\0")) return s.proc;
     s.proc.kill("SIGTERM");
     return null;
+  }
+
+  /** A --checksum dry run: the standby hashes its own copies (src/transport/rsync-verify.ts). */
+  async verifyFiles(req: VerifyRequest, signal?: AbortSignal): Promise<VerifyResult> {
+    const unreachable = await this.connect(signal);
+    if (unreachable !== null) return { error: unreachable, bytesRead: 0 };
+    const { rsyncVerify } = await import("./rsync-verify.ts");
+    // Through the master, as the transfers go: the dry run and the listing for extras share one login.
+    return rsyncVerify({ ...this.opts, controlPath: this.master?.controlPath }, req, signal, (code, stderr) => {
+      this.lost(code);
+      return this.explain(code, stderr);
+    });
   }
 
   async close(): Promise<void> {

@@ -4,12 +4,13 @@ import { homedir } from "node:os";
 import { basename, dirname, join, posix } from "node:path";
 import type { Stats as SftpStats, SFTPWrapper } from "ssh2";
 import type { Target } from "../config/types.ts";
+import { forEachLimited, verifySftp } from "./sftp-verify.ts";
 import { loadIdentity, SshAuthError, type SshIdentity } from "./ssh-auth.ts";
 import { describeSftpError, isBareFailure, labelled, NO_SUCH_FILE, type SftpError, statvfs } from "./sftp-errors.ts";
 import { clearJournal, readJournal, writeJournal } from "./sftp-journal.ts";
 import { SshConnectError, SshSession } from "./ssh-session.ts";
 import { isSftpTempName, tempNameFor } from "./temp-names.ts";
-import type { BatchFile, BatchResult, DeleteResult, FileOutcome, MoveResult, SendOptions, Transport, TransportLog } from "./types.ts";
+import type { BatchFile, BatchResult, DeleteResult, FileOutcome, MoveResult, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult } from "./types.ts";
 
 /** writes in flight per file: 16 × 255 KiB keeps a fast link busy without holding much memory */
 const WRITES_IN_FLIGHT = 16;
@@ -503,6 +504,20 @@ export class SftpTransport implements Transport {
     return { moved, error: s.ended };
   }
 
+  /** Compares the replica with the source: listings, and each file of the same size read back (sftp-verify.ts). */
+  async verifyFiles(req: VerifyRequest, signal?: AbortSignal): Promise<VerifyResult> {
+    const s = await this.connectOrError(signal);
+    if (typeof s === "string") return { error: s, bytesRead: 0 };
+    const onAbort = () => s.destroy();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const r = await verifySftp(s, { sourceDir: this.opts.sourceDir, remote: (rel) => this.remote(rel), parallel: this.opts.target.sftpParallelFiles }, req);
+      return signal?.aborted ? { error: "interrupted", bytesRead: r.bytesRead } : r;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
   /** For `check`: log in, then create the destination and write and remove a file there, as a transfer would. */
   async probeDestination(): Promise<{ login: string | null; dest: string | null; detail: string }> {
     const s = await this.connectOrError();
@@ -578,14 +593,6 @@ async function writeAll(s: SshSession, handle: Buffer, tmp: string, fd: number, 
     return covered;
   });
   return { done, length: pos, dataEnd: end };
-}
-
-async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /** The largest write the server takes in one request (ssh2 learns it from limits@openssh.com; no public accessor). */

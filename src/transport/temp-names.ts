@@ -4,7 +4,8 @@ import { basename, dirname } from "node:path";
 
 /** rsync's --partial-dir: resumable pieces, kept away from final names */
 export const PARTIAL_DIR = ".rrdsync-partial";
-const SFTP_TMP_SUFFIX = ".rrdsync-tmp";
+/** The SFTP transport writes each file under ".<name>" + this suffix, then renames it into place. */
+export const SFTP_TMP_SUFFIX = ".rrdsync-tmp";
 const NAME_MAX = 255;
 
 /**

@@ -105,3 +105,22 @@ test("--source/--dest need no config file; --dest forms", () => {
   expect(parseDest("/local/dir")).toEqual({ user: "", host: "", destDir: "/local/dir" });
   expect(message(() => parseDest("host:relative"))).toMatch(/must be absolute/);
 });
+
+test("metrics_listen and metrics_file: off by default; HOST:PORT checked; the file absolute, warned about without .prom, never replicated", async () => {
+  const { src, load } = sandbox();
+  const base = { source_dir: src, remote_sync: { remote_dest_dir: "/r" } };
+  const d = load(base).config;
+  expect([d.metricsListen, d.metricsFile]).toEqual([null, ""]);
+  expect(load({ ...base, metrics_listen: "127.0.0.1:9717" }).config.metricsListen).toEqual({ host: "127.0.0.1", port: 9717 });
+  expect(load({ ...base, metrics_listen: "[::1]:9717" }).config.metricsListen).toEqual({ host: "::1", port: 9717 });
+  expect(load({ ...base, metrics_listen: "" }).config.metricsListen).toBeNull();
+  for (const bad of ["9717", ":9717", "localhost:0", "localhost:70000", "a b:1", "http://x:1"]) {
+    expect(message(() => load({ ...base, metrics_listen: bad }))).toContain('metrics_listen: expected "HOST:PORT" like "127.0.0.1:9717"');
+  }
+  expect(message(() => load({ ...base, metrics_file: "rrdsync.prom" }))).toContain("metrics_file: expected an absolute path");
+  const inTree = load({ ...base, metrics_file: `${src}/rrdsync.txt` });
+  expect(inTree.warnings.join("\n")).toContain("does not end in .prom");
+  const { ownFiles } = await import("../../src/source/own-files.ts");
+  expect(ownFiles(inTree.config).has(`${src}/rrdsync.txt`)).toBe(true);
+  expect(ownFiles(inTree.config).has(`${src}/rrdsync.txt.tmp`)).toBe(true);
+});

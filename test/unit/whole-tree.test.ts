@@ -2,7 +2,7 @@ import { expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildRsyncArgv, buildVerifyArgv, comparesNanoseconds, treeFilterArgs } from "../../src/transport/rsync-args.ts";
+import { buildRsyncArgv, buildHeldArgv, comparesNanoseconds, treeFilterArgs } from "../../src/transport/rsync-args.ts";
 import { wholeTreeOutcomes } from "../../src/transport/rsync.ts";
 
 const target = { user: "u", host: "h", port: 22, destDir: "/d", sshKeyPath: "", knownHostsFile: "/k", sshCiphers: "", transport: "rsync" as const, sftpParallelFiles: 8, sshPassphraseFile: "" };
@@ -79,12 +79,12 @@ test("a whole-tree run walks (-r, no list), skips symlinks/devices after -a, and
 });
 
 test("the check after exit 23/24: a dry run, nanosecond mtimes where the receiver compares them, else checksums", () => {
-  const list = buildVerifyArgv({ target, rsync, sourceDir: "/src" }, undefined, true);
+  const list = buildHeldArgv({ target, rsync, sourceDir: "/src" }, undefined, true);
   expect(list).toEqual(expect.arrayContaining(["--dry-run", "--files-from=-", "--from0", "-ii", "-a", "--modify-window=-1"]));
   expect(list).not.toContain("--ignore-times");
-  expect(buildVerifyArgv({ target, rsync, sourceDir: "/src" }, undefined, false)).toContain("--checksum");
-  expect(buildVerifyArgv({ target, rsync: { ...rsync, archive: false }, sourceDir: "/src" }, undefined, true)).toContain("--checksum");
-  const tree = buildVerifyArgv({ target, rsync, sourceDir: "/src" }, { extensions: [".rrd"], exclude: [] }, true);
+  expect(buildHeldArgv({ target, rsync, sourceDir: "/src" }, undefined, false)).toContain("--checksum");
+  expect(buildHeldArgv({ target, rsync: { ...rsync, archive: false }, sourceDir: "/src" }, undefined, true)).toContain("--checksum");
+  const tree = buildHeldArgv({ target, rsync, sourceDir: "/src" }, { extensions: [".rrd"], exclude: [] }, true);
   expect(tree).toEqual(expect.arrayContaining(["-r", "--include=*.rrd", "--no-links"]));
   expect(tree.slice(-2)).toEqual(["/src/", "u@h:/d/"]);
   expect([comparesNanoseconds("rsync 3.1.2"), comparesNanoseconds("rsync 3.1.3"), comparesNanoseconds("3.2.7"), comparesNanoseconds("rsync 3.5.0"), comparesNanoseconds("")]).toEqual([false, true, true, true, false]);

@@ -176,7 +176,7 @@ describe("status, log and retention", () => {
     const r = await runRrdsync(["status", "--config", cfg]);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/target +DOWN since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\n/);
-    expect(r.stdout).toMatch(/pending +2: "a.txt", "b.txt"\n/);
+    expect(r.stdout).toMatch(/pending +2: "a.txt" \(\d+ s\), "b.txt" \(\d+ s\)\n/);
     expect(r.stdout).toMatch(/last error +.*cannot connect/);
     await suite.sshd().start();
     expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
@@ -208,7 +208,7 @@ describe("status, log and retention", () => {
     const stat = await runRrdsync(["log", "--stat", "--kind", "modified", "--config", cfg]);
     expect(stat.stdout).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +\+1 +−1 +text modified +n1\/strings\.properties +\+1 −1 lines, 1 key changed\n$/);
     const bad = await runRrdsync(["log", "--kind", "moved", "--config", cfg]);
-    expect([bad.code, bad.stderr]).toEqual([2, 'rrdsync: --kind "moved": not a kind of change\n  hint: use one of created, modified, deleted, renamed\n']);
+    expect([bad.code, bad.stderr]).toEqual([2, 'rrdsync: --kind "moved": not a kind of change\n  hint: use one of created, modified, deleted, renamed, repaired\n']);
   });
 
   test("backup versions: keep_versions per file, restore of each kept version byte for byte, --list", async () => {
