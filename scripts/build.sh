@@ -1,11 +1,6 @@
 #!/usr/bin/env bash
-# Builds dist/rrdsync, one standalone executable.
-# ssh2's native addons cannot load under Bun; left in, they would be embedded and unpacked to /tmp at every start.
-# --bytecode: precompiled JS starts ~20 ms faster (60 → 40 ms measured), which every cron run pays.
+# Builds dist/rrdsync, one standalone executable for this machine (the tests run it). The flags and the embedded
+# build facts live in scripts/compile.ts, shared with `bun run release` (every target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p dist
-bun build src/main.ts --compile --minify --bytecode --sourcemap=none \
-  --external cpu-features --external '*.node' \
-  --outfile dist/rrdsync
-ls -l dist/rrdsync
+bun scripts/compile.ts --outfile dist/rrdsync

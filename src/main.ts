@@ -2,18 +2,20 @@
 // Entry point: the command table, and the one place where errors become exit codes.
 import { cac } from "cac";
 import { homedir } from "node:os";
-import pkg from "../package.json" with { type: "json" };
-import { isOutputClosed } from "./cli/out.ts";
+import { isOutputClosed, writeOut } from "./cli/out.ts";
 import { runChecks } from "./cli/check.ts";
 import { showLog } from "./cli/history.ts";
 import { initConfig } from "./cli/init.ts";
+import { installCommand, uninstallCommand } from "./cli/install.ts";
 import { restoreFile } from "./cli/restore.ts";
 import { showStatus } from "./cli/status.ts";
 import { syncOnce } from "./cli/sync.ts";
+import { verifyCommand } from "./cli/verify.ts";
 import { watchDaemon } from "./cli/watch.ts";
 import { loadConfig } from "./config/load.ts";
 import { EXIT_CODE_TABLE, ExitCode, UserError } from "./errors.ts";
 import { consoleOptions, Logger } from "./log.ts";
+import { versionLine } from "./version.ts";
 
 interface Flags {
   config?: string;
@@ -34,6 +36,10 @@ interface Flags {
   at?: string;
   to?: string;
   list?: boolean;
+  version?: boolean;
+  repair?: boolean;
+  sample?: string;
+  combined?: boolean;
 }
 
 /** cac checks a command's options only when it has an action; main() dispatches itself. */
@@ -48,7 +54,8 @@ function buildCli() {
     .option("--state <file>", "State DB path (overrides state_file)")
     .option("--transport <kind>", "rsync (default), sftp (built-in SSH client, no rsync needed on the standby) or auto (overrides remote_sync.transport)")
     .option("-q, --quiet", "Print only errors (no summary)")
-    .option("-v, --verbose", "Print every log line (DEBUG) on the console too");
+    .option("-v, --verbose", "Print every log line (DEBUG) on the console too")
+    .option("-V, --version", "Print the version, the commit and date it was built from, and the target");
   cli
     .command("", "Replicate the tree to the standby, recording what changed (--once, the default; or --watch)")
     .usage("[--once | --watch] [--config PATH] [--source DIR] [--dest [USER@]HOST:/PATH | /PATH]")
@@ -63,16 +70,47 @@ function buildCli() {
     .option("--force", "Replace an existing config file")
     .example("rrdsync init --config /etc/rrdsync/config.json --source /opt/opennms/share/rrd --dest opennms@standby:/opt/opennms/share/rrd")
     .action(noop);
+  const pathOptions = (c: ReturnType<typeof cli.command>) =>
+    c
+      .option("--etc <dir>", "Config directory: ETC/config.json, and the install manifest (default /etc/rrdsync)")
+      .option("--root <dir>", "Write (or remove) everything under DIR, as a package build or an image does; the files name the paths without it")
+      .option("--dry-run", "Print what would be done; change nothing");
+  pathOptions(cli.command("install", "Install this binary, the systemd unit and logrotate snippet (both built in), a starter config if there is none, and the state and log directories; print the next steps"))
+    .usage("install [--dry-run] [--user NAME] [--source DIR --dest DEST] [--prefix DIR] [--etc DIR] [--state-dir DIR] [--log-dir DIR] [--root DIR] …")
+    .option("--prefix <dir>", "The binary goes to PREFIX/bin/rrdsync (default /usr/local)")
+    .option("--state-dir <dir>", "State DB and backups (default /var/lib/rrdsync)")
+    .option("--log-dir <dir>", "Log and change log (default /var/log/rrdsync)")
+    .option("--systemd-dir <dir>", "Where the unit goes (default /etc/systemd/system)")
+    .option("--without-systemd", "No systemd unit (run from cron)")
+    .option("--logrotate-dir <dir>", "Where the logrotate snippet goes (default /etc/logrotate.d)")
+    .option("--user <name>", "Run the daemon as NAME (an existing user that can read the tree): User= in the unit, the state and log directories NAME's")
+    .example("sudo ./rrdsync-0.2.0-linux-x64 install --user opennms")
+    .action(noop);
+  pathOptions(cli.command("uninstall", "Remove what install wrote, as its manifest lists it (a file changed since stays); the config, state and logs stay unless --purge"))
+    .usage("uninstall [--dry-run] [--purge] [--etc DIR] [--root DIR]")
+    .option("--purge", "Also remove the config, and the state and log directories install created")
+    .action(noop);
   cli.command("check", "Verify the setup (config, source, key, host key, ssh login, remote rsync, destination, inotify, free space); exit 0 only if all pass").action(noop);
   cli
     .command("status", "Files tracked, pending, last pass and batch, target reachable or down since, last error, running pid; exit 1 if pending or down")
     .option("--json", "One JSON object")
     .action(noop);
   cli
+    .command("verify [pattern]", "Compare the replica with the source by content (the standby hashes its copies); PATTERN: a path or glob as for log. Exit 0 if it matches, 1 with every difference named")
+    .usage("verify [PATH|GLOB] [--repair] [--sample N%] [--combined | --json]")
+    .option("--repair", "Send every differing, missing or newer file again through the normal engine, recorded as repaired (takes the lock: not beside a running daemon)")
+    .option("--sample <share>", "Check a random share of the files, e.g. 10% (for a nightly cron on a big tree); extra files are then not looked for")
+    .option("--combined", "List every file checked, the same ones as = too (by default only differences are listed)")
+    .option("--json", "One JSON object per target instead of the marker lines")
+    .example("rrdsync verify                      # one line per difference: * differs, - missing, + extra, > newer on the replica, ! unreadable, ~ pending")
+    .example("rrdsync verify 'snmp/*/strings.properties' --combined")
+    .example("rrdsync verify --sample 10%         # nightly")
+    .action(noop);
+  cli
     .command("log [pattern]", "The change history from the state DB; PATTERN is a path (file or directory) or a glob (* also crosses /)")
     .option("--since <time>", 'Only changes at or after TIME ("2024-12-12", "2024-12-12 15:05", "2h", "3d", "yesterday")')
     .option("--until <time>", "Only changes at or before TIME")
-    .option("--kind <kind>", "created, modified, deleted or renamed (repeat or comma-separate for several)")
+    .option("--kind <kind>", "created, modified, deleted, renamed or repaired (repeat or comma-separate for several)")
     .option("--stat", "One line per change: time, +added −removed lines, kind, path, summary")
     .option("--json", "One JSON object per change (with its diff or RRD note in details)")
     .example("rrdsync log 'snmp/*/strings.properties' --since 1d")
@@ -87,6 +125,7 @@ function buildCli() {
     .action(noop);
   cli.help((all) => {
     const sections = all.filter((s) => !s.title?.startsWith("For more info"));
+    if (sections[0] !== undefined && sections[0].title === undefined) sections[0] = { body: versionLine() }; // cac's header would be a bare "rrdsync"
     // cac lists the default command under its empty name: a blank row. Name it as it is invoked.
     const commands = sections.find((s) => s.title === "Commands");
     if (commands) {
@@ -95,6 +134,23 @@ function buildCli() {
       commands.body = rows.map(([n, d]) => `  ${n.padEnd(width)}  ${d}`).join("\n");
     }
     sections.splice(1, 0, { body: "Replicates a directory tree (OpenNMS RRD data) to a standby host over SSH (rsync, or SFTP built in), or to a local\ndirectory, and records what changed in each file (change log with unified diffs, state DB)." });
+    if (cli.matchedCommandName === "verify") {
+      sections.push({
+        title: "Report (rclone check's --combined markers, one line per file: MARKER PATH)",
+        body: [
+          "  =  the same content (listed with --combined)",
+          "  *  differs: the replica's copy has other bytes (same size and mtime included: the standby hashes its copies)",
+          "  -  missing on the replica",
+          "  +  extra: a monitored file on the replica that the source lacks",
+          "  >  newer: the replica's copy has a later mtime than ours (written there)",
+          "  !  could not be compared (unreadable)",
+          "  ~  differs, but rrdsync knows why: changed since the last sync or not synced yet (the next pass sends it),",
+          "     or deleted from the source and kept (delete off) or about to be deleted. Not a failure.",
+          "  Exit 0 when nothing but = and ~ is found; 1 otherwise (with --repair: 1 if anything is left unrepaired).",
+          "  A plain verify only reads: it runs beside a daemon. --repair takes the lock (exit 3 while a daemon runs).",
+        ].join("\n"),
+      });
+    }
     sections.push({
       title: "Exit codes",
       body: EXIT_CODE_TABLE.map(([code, text]) => `  ${String(code).padEnd(4)}${text}`).join("\n"),
@@ -102,7 +158,6 @@ function buildCli() {
     sections.push({ title: "Docs", body: "  rrdsync COMMAND --help for a command's options; README.md: config reference, install, cron and systemd" });
     return sections;
   });
-  cli.version(pkg.version, "-V, --version");
   return cli;
 }
 
@@ -139,7 +194,11 @@ function checkFlags(options: Record<string, unknown>): Flags {
 async function main(argv: string[]): Promise<number> {
   const cli = buildCli();
   const parsed = cli.parse(joinDashValues(argv), { run: false });
-  if (parsed.options.help || parsed.options.version) return ExitCode.Ok;
+  if (parsed.options.help) return ExitCode.Ok;
+  if (parsed.options.version) {
+    await writeOut(`${versionLine()}\n`);
+    return ExitCode.Ok;
+  }
   if (cli.matchedCommand === undefined) {
     throw new UserError(`unknown command "${parsed.args[0]}"`, ExitCode.Usage, "see rrdsync --help");
   }
@@ -148,6 +207,8 @@ async function main(argv: string[]): Promise<number> {
   const flags = checkFlags(parsed.options);
   const env = process.env as Record<string, string | undefined>;
   if (command === "init") return await initConfig(flags, env);
+  if (command === "install") return await installCommand(parsed.options);
+  if (command === "uninstall") return await uninstallCommand(parsed.options);
   const consoleOpts = consoleOptions(flags, env);
   const { config, warnings } = loadConfig({
     configPath: flags.config, source: flags.source, dest: flags.dest, stateFile: flags.state, transport: flags.transport, env, cwd: process.cwd(), home: homedir(),
@@ -170,6 +231,11 @@ async function main(argv: string[]): Promise<number> {
       return await watchDaemon(config, log, flags, env);
     }
     const ac = new AbortController();
+    if (command === "verify") {
+      process.on("SIGINT", () => ac.abort());
+      process.on("SIGTERM", () => ac.abort());
+      return await verifyCommand(config, parsed.args[0] as string | undefined, flags, log, ac.signal);
+    }
     const onSignal = (sig: string) => {
       if (ac.signal.aborted) process.exit(ExitCode.Pending); // second signal: go now; unconfirmed files never advanced
       log.warn(`${sig}: stopping; files not yet confirmed stay pending`);

@@ -7,13 +7,15 @@ import { NO_CONFIG_ORIGIN } from "../config/load.ts";
 import { allTargets, type Config } from "../config/types.ts";
 import { ExitCode } from "../errors.ts";
 import { escapeLine } from "../escape.ts";
-import { describeFsError, formatBytes } from "../log.ts";
+import { describeFsError, formatBytes, formatTimestamp } from "../log.ts";
 import { plural } from "../engine/health.ts";
+import { StateStore } from "../store/state.ts";
 import { chooseTransport, describeTarget } from "../transport/create.ts";
 import { hostsFieldMatches, lookupName } from "../transport/known-hosts.ts";
 import { runRemote } from "../transport/probe.ts";
 import { countDirs } from "../source/walk.ts";
 import { writeOut } from "./out.ts";
+import { verifyLine } from "./status.ts";
 
 type Verdict = "ok" | "fail" | "warn";
 interface Result {
@@ -54,6 +56,8 @@ export async function runChecks(config: Config, env: Record<string, string | und
   for (const c of all) {
     const suffix = all.length > 1 ? ` (${describeTarget(c)})` : "";
     for await (const r of checkTarget(c, env)) await add({ ...r, label: `${r.label}${suffix}` });
+    const v = checkLastVerify(c);
+    await add({ ...v, label: `${v.label}${suffix}` });
   }
   await add(checkInotify(config));
   for (const r of checkFreeSpace(config)) await add(r);
@@ -115,6 +119,28 @@ async function* checkSftp(config: Config, env: Record<string, string | undefined
   yield r.dest === null
     ? { verdict: "ok", label: "destination", detail: `${t.destDir} on the standby is writable` }
     : { verdict: "fail", label: "destination", detail: r.dest, fix: destinationFix(r.dest, t.destDir, t.user, "sftp") };
+}
+
+/** When `rrdsync verify` last compared the replica with the source, and what it found (never a failure of the setup). */
+function checkLastVerify(config: Config): Result {
+  let v: ReturnType<StateStore["status"]>["lastVerify"];
+  try {
+    const store = StateStore.openExisting(config.stateFile);
+    try {
+      v = store?.status().lastVerify;
+    } finally {
+      store?.close();
+    }
+  } catch (e) {
+    return { verdict: "warn", label: "last verify", detail: `cannot read ${config.stateFile}: ${(e as Error).message}` };
+  }
+  const fix = "rrdsync verify (it compares by content; nightly from cron on a big tree: rrdsync verify --sample 10%)";
+  if (v === undefined) return { verdict: "warn", label: "last verify", detail: "never run: nothing has compared the replica with the source yet", fix };
+  const detail = `${formatTimestamp(new Date(v.time)).slice(0, 19)}: ${verifyLine(v)}`;
+  if (v.error) return { verdict: "warn", label: "last verify", detail, fix };
+  const drift = v.differs + v.missing + v.newer + v.extra + v.errors;
+  if (drift > v.repaired) return { verdict: "warn", label: "last verify", detail, fix: "rrdsync verify to see the differences, rrdsync verify --repair to send them again" };
+  return { verdict: "ok", label: "last verify", detail };
 }
 
 function checkSource(config: Config): Result {

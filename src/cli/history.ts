@@ -10,7 +10,7 @@ import { displayPath, formatEntry } from "../track/changelog.ts";
 import { writeOut } from "./out.ts";
 import { parseWhen } from "./when.ts";
 
-export const KINDS = ["created", "modified", "deleted", "renamed"] as const;
+export const KINDS = ["created", "modified", "deleted", "renamed", "repaired"] as const;
 
 export interface LogFlags {
   since?: string;

@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { DEFAULT_CONFIG_PATH } from "../config/defaults.ts";
+import { DEFAULT_CONFIG_PATH, DEFAULT_LOG_DIR, DEFAULT_STATE_DIR } from "../config/defaults.ts";
 import { parseDest } from "../config/dest.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { writeOut } from "./out.ts";
@@ -12,19 +12,32 @@ export async function initConfig(flags: { config?: string; source?: string; dest
   if (existsSync(path) && !flags.force) {
     throw new UserError(`${path} already exists; not overwritten`, ExitCode.Usage, "edit it, or pass --force to replace it with a new starter config");
   }
-  const dest = parseDest(flags.dest ?? "opennms@standby.example.org:/opt/opennms/share/rrd");
   // The system install keeps state and logs in the usual places; any other config keeps them beside itself.
   const system = path === DEFAULT_CONFIG_PATH;
-  const stateDir = system ? "/var/lib/rrdsync" : dirname(path);
-  const logDir = system ? "/var/log/rrdsync" : dirname(path);
-  const home = homedir();
+  const text = starterConfig({
+    path, source: flags.source, dest: flags.dest, home: homedir(),
+    stateDir: system ? DEFAULT_STATE_DIR : dirname(path),
+    logDir: system ? DEFAULT_LOG_DIR : dirname(path),
+  });
+  writeConfigFile(path, text);
+  await writeOut(`wrote ${path}\nnext: edit remote_sync, then: rrdsync check --config ${path}\n`);
+  return ExitCode.Ok;
+}
+
+/**
+ * The commented starter config (also what `rrdsync install` writes). `path` is where it will live (named in its
+ * comments), `home` whose ~/.ssh it points at; state and logs go to stateDir and logDir.
+ */
+export function starterConfig(o: { path: string; source?: string; dest?: string; home: string; stateDir: string; logDir: string }): string {
+  const dest = parseDest(o.dest ?? "opennms@standby.example.org:/opt/opennms/share/rrd");
+  const { path, home, stateDir, logDir } = o;
   const key = ["id_ed25519", "id_ecdsa", "id_rsa"].map((k) => join(home, ".ssh", k)).find((k) => existsSync(k)) ?? "";
   const q = JSON.stringify;
-  const text = `# rrdsync config: JSON with # and // comments. Every key: README.md, "Config reference".
+  return `# rrdsync config: JSON with # and // comments. Every key: README.md, "Config reference".
 # Next: fill in the standby, then run: rrdsync check --config ${path}
 {
   # The tree to replicate (OpenNMS: share/rrd).
-  "source_dir": ${q(resolve(flags.source ?? "/opt/opennms/share/rrd"))},
+  "source_dir": ${q(resolve(o.source ?? "/opt/opennms/share/rrd"))},
   # SQLite state: what the standby has, the change history, status. A lock sits beside it.
   "state_file": ${q(join(stateDir, "state.db"))},
   "remote_sync": {
@@ -58,6 +71,10 @@ export async function initConfig(flags: { config?: string; source?: string; dest
   }
 }
 `;
+}
+
+/** Writes a config atomically (temp + rename): a reader never sees half a file. */
+export function writeConfigFile(path: string, text: string): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}`;
   try {
@@ -67,6 +84,4 @@ export async function initConfig(flags: { config?: string; source?: string; dest
     rmSync(tmp, { force: true });
     throw new UserError(`cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, ExitCode.Usage, "pass --config PATH to write it elsewhere (or run as root for /etc)");
   }
-  await writeOut(`wrote ${path}\nnext: edit remote_sync, then: rrdsync check --config ${path}\n`);
-  return ExitCode.Ok;
 }

@@ -4,6 +4,9 @@ import { join } from "node:path";
 
 export const DEFAULT_EXTENSIONS = [".rrd", ".jrb", ".txt", ".properties", ".meta"];
 export const DEFAULT_CONFIG_PATH = "/etc/rrdsync/config.json";
+/** Where the system install (init's default config, `rrdsync install`) keeps the state DB and backups, and the logs. */
+export const DEFAULT_STATE_DIR = "/var/lib/rrdsync";
+export const DEFAULT_LOG_DIR = "/var/log/rrdsync";
 export const DEFAULT_DEBOUNCE_S = 5;
 export const DEFAULT_RESCAN_INTERVAL_S = 3600;
 /**

@@ -163,10 +163,15 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
     rrdHold: { attempts: c.rrd_hold?.attempts ?? DEFAULT_RRD_HOLD_ATTEMPTS, delaySeconds: c.rrd_hold?.delay ?? DEFAULT_RRD_HOLD_DELAY_S },
     batchMaxFiles: c.batch_max_files ?? DEFAULT_BATCH_MAX_FILES,
     batchMaxBytes: c.batch_max_bytes ?? DEFAULT_BATCH_MAX_BYTES,
+    metricsListen: c.metrics_listen ?? null,
+    metricsFile: c.metrics_file ?? "",
   };
   // backup_dir and change_log_file are not checked here: an audit trail that cannot be written never stops
   // replication (each gap is an error of its own, exit 1: README, When things go wrong).
   if (config.logging.logFile) checkFilePlace(`${origin}: logging.log_file`, config.logging.logFile);
+  if (config.metricsFile !== "" && !config.metricsFile.endsWith(".prom")) {
+    warnings.push(`${origin}: metrics_file: ${config.metricsFile} does not end in .prom: node_exporter's textfile collector reads only *.prom files`);
+  }
   if (config.retry.maxSeconds < config.retry.initialSeconds) {
     throw new ConfigError(`${origin}: retry.max`, `(${config.retry.maxSeconds}) is shorter than retry.initial (${config.retry.initialSeconds})`, "make retry.max at least retry.initial");
   }

@@ -108,6 +108,16 @@ const ciphers: Rule = (v, where, ctx) => {
 /** rsync keeps --bwlimit in KiB/s as a C int: a larger value wraps round to nonsense. */
 export const MAX_BWLIMIT = 2_147_483_647;
 
+/** "127.0.0.1:9717", "[::1]:9717", "0.0.0.0:9717" (a host is required: never every interface by accident); "" = off. */
+const listenAddress: Rule = (v, where, ctx) => {
+  const s = str(v, where, ctx) as string;
+  if (s === "") return null;
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(s);
+  const port = m ? Number(m[3]) : 0;
+  if (!m || port < 1 || port > 65535) return fail(ctx, where, `expected "HOST:PORT" like "127.0.0.1:9717", got ${show(v)}`, 'use "127.0.0.1:9717" for a local Prometheus or node_exporter, "0.0.0.0:9717" for every interface, "" for off');
+  return { host: (m[1] ?? m[2]) as string, port };
+};
+
 const maxDelete: Rule = (v, where, ctx) =>
   parseMaxDelete(v) ?? fail(ctx, where, `expected a number of files or a percentage like "10%", got ${show(v)}`);
 
@@ -176,6 +186,8 @@ export const SCHEMA: Schema = {
     attempts: int(0, 1000),
     delay: seconds(0),
   },
+  metrics_listen: listenAddress,
+  metrics_file: path({ allowEmpty: true }),
   batch_max_files: int(1, 10_000_000),
   batch_max_bytes: int(1, Number.MAX_SAFE_INTEGER),
 };

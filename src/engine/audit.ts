@@ -52,7 +52,16 @@ export class Audit {
     try {
       const rec = d.rec;
       if (rec instanceof Error) throw rec;
-      if (rec === null) {
+      if (f.repair && this.d.tracking.enabled) {
+        // Sent again because the replica's copy was wrong: an entry whether or not the source changed too.
+        const time = new Date();
+        const change = repairedRowFor(f, rec, time.getTime());
+        changeLog.append(time, f.rel, change.details);
+        if (rec && d.staged) this.publishBackup(f.rel, d.staged, rec.size, time.getTime(), b);
+        b.changes.push(change);
+        log.info(`repaired ${f.rel}: ${f.repair}`);
+        id = rec ? { sha256: rec.sha256, rrd: rec.rrd ?? null } : { sha256: f.prev?.sha256 ?? null, rrd: f.prev?.rrd ?? null };
+      } else if (rec === null) {
         id = { sha256: f.prev?.sha256 ?? null, rrd: f.prev?.rrd ?? null };
       } else {
         // Written ahead (first sync): the same row objects and the entry text made during the transfer.
@@ -61,12 +70,7 @@ export class Audit {
         const change = ahead?.change ?? changeRowFor(f, rec, time.getTime());
         if (ahead?.entry) changeLog.appendFormatted(ahead.entry);
         else changeLog.append(time, f.rel, change.details);
-        if (d.staged) {
-          const old = this.d.versions.supersede(f.rel);
-          if (old) b.versions.push(old);
-          this.d.stager.publish(d.staged, f.rel);
-          b.versions.push({ path: f.rel, syncedAt: time.getTime(), size: rec.size, stored: f.rel });
-        }
+        if (d.staged) this.publishBackup(f.rel, d.staged, rec.size, time.getTime(), b);
         b.changes.push(change);
         if (d.backupError) {
           b.problems++;
@@ -83,6 +87,14 @@ export class Audit {
     }
     const ahead = f.ahead?.state;
     b.rows.push({ path: f.rel, state: ahead && ahead.sha256 === id.sha256 && ahead.rrd === id.rrd ? ahead : { ...f.facts, ...id } });
+  }
+
+  /** The staged copy becomes the current backup; the one it replaces is kept as an old version. */
+  private publishBackup(rel: string, staged: string, size: number, syncedAt: number, b: AuditBatch): void {
+    const old = this.d.versions.supersede(rel);
+    if (old) b.versions.push(old);
+    this.d.stager.publish(staged, rel);
+    b.versions.push({ path: rel, syncedAt, size, stored: rel });
   }
 
   /** A staged backup whose file was not confirmed is garbage. */
@@ -168,6 +180,13 @@ export class Audit {
       this.d.log.warn(`backup retention failed (old versions are kept): ${(e as Error).message}`);
     }
   }
+}
+
+/** The change row of a file verify --repair sent again: why, and what changed in the source too, if anything. */
+export function repairedRowFor(f: Planned, rec: ChangeRecord | null, time: number): ChangeRow {
+  const fileKind = rec?.fileKind ?? (f.prev?.rrd ? "rrd" : "file");
+  const details = `Repaired: ${f.repair}; sent again (${f.facts.size} bytes).${rec ? `\n${rec.details}` : ""}`;
+  return { time, path: f.rel, kind: `${fileKind} repaired`, summary: `repaired: ${f.repair}`, details, added: rec?.added ?? 0, removed: rec?.removed ?? 0 };
 }
 
 /** The change row (and change-log body) of a recorded file: a file shipped despite damage says so first. */

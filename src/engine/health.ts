@@ -13,6 +13,8 @@ export class TargetHealth {
   private reported: string | null = null;
   private failures = 0;
   private retryAt = 0;
+  /** since when each file `status` lists has been pending, as earlier runs recorded it (--once starts afresh) */
+  private pendingSince: Map<string, number>;
 
   constructor(
     private readonly name: string,
@@ -24,6 +26,7 @@ export class TargetHealth {
   ) {
     const st = store.status();
     this.downSince = typeof st.downSince === "number" ? st.downSince : null;
+    this.pendingSince = new Map((st.pendingFiles ?? []).map((p) => [p.path, p.since]));
   }
 
   get down(): boolean {
@@ -73,9 +76,11 @@ export class TargetHealth {
     this.retryAt = now + backoffDelay(this.failures++, this.backoff);
   }
 
-  /** The pending files as `status` shows them. */
-  pending(count: number, sample: string[]): void {
-    this.write({ pending: count, pendingSample: sample });
+  /** The pending files as `status` shows them: how many, and the first with their age. */
+  pending(count: number, sample: Array<{ path: string; since: number }>): void {
+    const files = sample.map((p) => ({ path: p.path, since: Math.min(p.since, this.pendingSince.get(p.path) ?? p.since) }));
+    this.pendingSince = new Map(files.map((p) => [p.path, p.since]));
+    this.write({ pending: count, pendingSample: files.map((p) => p.path), pendingFiles: files });
   }
 
   /** The source directory is gone (since), or back (null). */

@@ -299,6 +299,21 @@ export class StateStore {
     })();
   }
 
+  /**
+   * Every tracked RRD with its identity and the last update its header had when the replica confirmed it (replica
+   * lag: src/engine/lag.ts). Streams; the JSON is read by SQLite, not parsed here.
+   */
+  *syncedRrds(): Generator<{ path: string; size: number; mtimeNs: string; ino: string; last: number }> {
+    const q = this.db.query<{ path: string; size: number; mtimeNs: string; ino: string; last: number | null }, []>(
+      "SELECT path, size, mtime_ns AS mtimeNs, ino, json_extract(rrd, '$.last') AS last FROM files WHERE rrd IS NOT NULL",
+    );
+    for (const r of q.iterate()) if (typeof r.last === "number") yield r as { path: string; size: number; mtimeNs: string; ino: string; last: number };
+  }
+
+  countRrds(): number {
+    return (this.db.query("SELECT count(*) AS n FROM files WHERE rrd IS NOT NULL").get() as { n: number }).n;
+  }
+
   /** Every tracked path (a pass looks for the ones gone from the source). */
   *paths(): Generator<string> {
     for (const r of this.db.query<{ path: string }, []>("SELECT path FROM files").iterate()) yield r.path;

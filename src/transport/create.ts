@@ -2,31 +2,40 @@
 import type { Config, Target } from "../config/types.ts";
 import { probeRemoteRsync } from "./probe.ts";
 import { RsyncTransport } from "./rsync.ts";
-import type { BatchFile, BatchResult, DeleteResult, MoveResult, SendOptions, Transport, TransportLog } from "./types.ts";
+import { explainFailureOnline } from "./rsync-errors.ts";
+import { SshMaster } from "./ssh-master.ts";
+import type { BatchFile, BatchResult, DeleteResult, MoveResult, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult } from "./types.ts";
 
 export function createTransport(config: Config, log?: TransportLog): Transport {
   const t = config.target;
   // The SFTP client (ssh2) loads only when a target uses it: ~10 MB and start-up time every cron run would pay.
   if (t.transport === "sftp") {
     const description = `sftp → ${t.user ? `${t.user}@` : ""}${t.host}:${t.destDir}`;
-    return new DeferredTransport(description, async () => new (await import("./sftp.ts")).SftpTransport({ target: t, sourceDir: config.sourceDir, log }));
+    const journal = `${config.stateFile}.sftp-inflight`;
+    return new DeferredTransport(description, async () => new (await import("./sftp.ts")).SftpTransport({ target: t, sourceDir: config.sourceDir, log, journal }));
   }
   if (t.transport === "auto" && t.host !== "") {
     return new DeferredTransport(`auto → ${t.user ? `${t.user}@` : ""}${t.host}:${t.destDir}`, async () => {
-      const c = await chooseTransport(t);
+      // The probe's connection becomes the rsync transport's: one login for both.
+      const master = new SshMaster(t);
+      const c = await chooseTransport(t, master);
+      if ("error" in c || c.kind === "sftp") await master.close();
       if ("error" in c) return c.error;
       log?.info(`transport: ${c.kind} (auto: ${c.why})`);
-      return createTransport({ ...config, target: { ...t, transport: c.kind } }, log);
+      const chosen = { ...config, target: { ...t, transport: c.kind } };
+      return c.kind === "rsync" ? new RsyncTransport({ target: chosen.target, rsync: config.rsync, sourceDir: config.sourceDir, master }) : createTransport(chosen, log);
     });
   }
   return new RsyncTransport({ target: t, rsync: config.rsync, sourceDir: config.sourceDir });
 }
 
-/** Why auto picks what it picks, for the log and `check`. */
-export async function chooseTransport(t: Target): Promise<{ kind: "rsync" | "sftp"; why: string } | { error: string }> {
+/** Why auto picks what it picks, for the log and `check`. `master`: ask through it (started here if need be). */
+export async function chooseTransport(t: Target, master?: SshMaster): Promise<{ kind: "rsync" | "sftp"; why: string } | { error: string }> {
   if (Bun.which("rsync") === null) return { kind: "sftp", why: "rsync is not installed here" };
   if (Bun.which("ssh") === null) return { kind: "sftp", why: "the ssh client is not installed here" };
-  const p = await probeRemoteRsync(t);
+  const failed = await master?.ensure();
+  if (failed) return { error: await explainFailureOnline(failed.code, failed.stderr, t) };
+  const p = await probeRemoteRsync(t, master?.controlPath);
   if (p.kind === "unreachable") return { error: p.error };
   if (p.kind === "present") return { kind: "rsync", why: `${p.version} on the standby` };
   return { kind: "sftp", why: `the standby has no rsync (${p.detail})` };
@@ -68,6 +77,17 @@ class DeferredTransport implements Transport {
   async moveFiles(moves: Array<{ from: string; to: string }>, signal?: AbortSignal): Promise<MoveResult> {
     const t = await this.get();
     return typeof t === "string" ? { moved: new Set(), error: t } : t.moveFiles(moves, signal);
+  }
+
+  async warm(signal?: AbortSignal): Promise<void> {
+    const t = await this.get();
+    if (typeof t !== "string") await t.warm?.(signal);
+  }
+
+  async verifyFiles(req: VerifyRequest, signal?: AbortSignal): Promise<VerifyResult> {
+    const t = await this.get();
+    if (typeof t === "string") return { error: t, bytesRead: 0 };
+    return t.verifyFiles ? t.verifyFiles(req, signal) : { error: `${t.description} cannot compare the replica`, bytesRead: 0 };
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,7 @@
 // engine's (queue, retries, holds) and classify.ts's (what an event means).
 import { join } from "node:path";
 import { allTargets, type Config } from "../config/types.ts";
+import { countQueueOverflow, processMetrics } from "../engine/metrics.ts";
 import { closeTarget, type OpenTarget, openTarget, TargetEngine } from "../engine/target.ts";
 import { ExitCode } from "../errors.ts";
 import type { BatchReport, Progress } from "../engine/types.ts";
@@ -14,6 +15,8 @@ import { describeTarget } from "../transport/create.ts";
 import { type Action, classifyEvent } from "./classify.ts";
 import type { WatchEvent } from "./events.ts";
 import { Lane } from "./lane.ts";
+import { systemdNotifier } from "./notify.ts"; // systemd: Type=notify + WatchdogSec
+import { renderMetrics, startMetricsOutputs } from "./prometheus.ts";
 import { createTreeWatcher, inotifyWatchLimit } from "./watcher.ts";
 
 /** The live view the daemon reports to (the cli renders it: colours on a terminal, plain lines, or JSON). */
@@ -44,6 +47,7 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
   }
   const primary = opened[0] as OpenTarget;
   const limit = inotifyWatchLimit();
+  const sd = systemdNotifier(process.env, (m) => log.warn(m)); // a no-op unless NOTIFY_SOCKET is set
   let rescanWanted = false;
   let polling = false;
   let stopping = false;
@@ -66,10 +70,13 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
         return;
       }
       view.event("pass", { ...s, target: name }, `initial pass: ${s.sent} files sent, ${s.scanned} scanned in ${s.seconds.toFixed(1)} s${i === 0 ? "" : ` → ${name}`}`);
+      // The daemon's one SSH connection is opened now, not by the first burst (whose latency would pay the login).
+      void o.transport.warm?.(ac.signal);
       // A first sync holds every file's plan and description until its one batch is committed; a daemon should
       // not keep that peak for weeks (measured: 300 MiB → 70 MiB after the first sync of 100,000 files).
       releaseMemory();
       if (i === 0) {
+        sd.ready(`watching ${root} → ${lanes.map((l) => l.name).join(", ")}`); // READY=1 once the first target's initial pass is done
         const dirs = countDirs(root);
         if (limit !== null && dirs > limit * 0.9) {
           log.warn(`${dirs} directories to watch and fs.inotify.max_user_watches is ${limit}: raise it (sysctl fs.inotify.max_user_watches=${dirs * 2})`);
@@ -144,6 +151,7 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
   const look = (rel: string) => lookAt(root, rel);
   const onEvent = (e: WatchEvent) => {
     if (stopping) return;
+    if (e.type === "overflow") countQueueOverflow();
     for (const a of classifyEvent(e, look, classifyCtx)) {
       if (a.kind !== "ignore") log.debug(`event ${e.type} → ${JSON.stringify(a)}`);
       act(a);
@@ -182,6 +190,7 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
       process.exit(130);
     }
     stopping = true;
+    sd.stopping(`${sig}: stopping`);
     log.info(`${sig}: stopping; the running transfer may finish (at most ${STOP_TIMEOUT_MS / 1000} s)`);
     void watcher.close();
     setTimeout(() => ac.abort(), STOP_TIMEOUT_MS).unref();
@@ -201,7 +210,13 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
   const watcher = createTreeWatcher(root, onEvent, log);
   classifyCtx.reportsNewDirFiles = watcher.kind === "inotify";
   const runs: Array<Promise<void>> = [];
+  let metrics: { stop(): void } | null = null;
   try {
+    metrics = startMetricsOutputs(
+      { listen: config.metricsListen, file: config.metricsFile },
+      () => renderMetrics(lanes.map((l) => l.engine.snapshot()), { queueOverflows: processMetrics.queueOverflows, inotifyWatches: watcher.watchCount() }),
+      log,
+    );
     // Watch first, then the full pass: whatever changes during the pass is queued, never missed. The pass waits
     // until every directory is watched (a change before its watch existed is found by the pass).
     watcher.start();
@@ -222,6 +237,7 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
     let nextPoll = Infinity;
     let nextSweep = config.pollInterval > 0 ? Date.now() + config.pollInterval * 1000 : Infinity;
     while (!stopping) {
+      sd.watchdog(); // from this loop only: if it stops coming round, systemd restarts the daemon
       const now = Date.now();
       if (polling && nextPoll === Infinity) nextPoll = now + POLL_INTERVAL_MS;
       if (sourceMissing === null && (rescanWanted || now >= nextRescan || now >= nextPoll)) {
@@ -238,7 +254,7 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
       }
       const waitMs = Math.max(0, Math.min(nextRescan, nextPoll, nextSweep) - Date.now());
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(waitMs, 60_000));
+        const t = setTimeout(resolve, Math.min(waitMs, 60_000, sd.wakeEveryMs)); // the watchdog needs a ping at least this often
         wake = () => {
           clearTimeout(t);
           resolve();
@@ -251,6 +267,7 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
     log.info("stopped");
     return forced ? (130 as ExitCode) : ExitCode.Ok;
   } finally {
+    metrics?.stop();
     await watcher.close();
     for (const l of lanes) l.stop();
     await Promise.allSettled(runs);

@@ -16,12 +16,12 @@ export interface Daemon {
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number>;
 }
 
-export function startDaemon(args: string[]): Daemon {
+export function startDaemon(args: string[], env: Record<string, string> = {}): Daemon {
   const proc = Bun.spawn([...rrdsyncCommand(), "--watch", "--json", ...args], {
     stdout: "pipe",
     stderr: "pipe",
     stdin: "ignore",
-    env: { ...process.env, NO_COLOR: "1" },
+    env: { ...process.env, NO_COLOR: "1", ...env },
   });
   const events: DaemonEvent[] = [];
   const waiters: Array<() => void> = [];

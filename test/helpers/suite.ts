@@ -8,7 +8,7 @@ import { makeWorld, type World } from "./world.ts";
 export interface E2eSuite {
   sshd(): SshdFixture;
   world(): World;
-  daemon(args: string[]): Daemon;
+  daemon(args: string[], env?: Record<string, string>): Daemon;
 }
 
 export function e2eSuite(name: string, sshdOpts: Parameters<typeof startSshd>[0] = {}): E2eSuite {
@@ -37,8 +37,8 @@ export function e2eSuite(name: string, sshdOpts: Parameters<typeof startSshd>[0]
       worlds.push(w);
       return w;
     },
-    daemon(args) {
-      const d = startDaemon(args);
+    daemon(args, env) {
+      const d = startDaemon(args, env);
       daemons.push(d);
       return d;
     },

@@ -196,3 +196,22 @@ test("a state_file or log_file that is a directory (or under a file) is exit 2 n
   expect(message(() => s.load({ ...base, logging: { log_file: join(s.dir, "afile/x.log") } }))).toMatch(/logging\.log_file: .*afile is a file/);
   expect(message(() => s.load({ ...base, state_file: s.dir }))).toMatch(/state_file: .* is a directory/);
 });
+
+test("metrics_listen and metrics_file: off by default; HOST:PORT checked; the file absolute, warned about without .prom, never replicated", async () => {
+  const { src, load } = sandbox();
+  const base = { source_dir: src, remote_sync: { remote_dest_dir: "/r" } };
+  const d = load(base).config;
+  expect([d.metricsListen, d.metricsFile]).toEqual([null, ""]);
+  expect(load({ ...base, metrics_listen: "127.0.0.1:9717" }).config.metricsListen).toEqual({ host: "127.0.0.1", port: 9717 });
+  expect(load({ ...base, metrics_listen: "[::1]:9717" }).config.metricsListen).toEqual({ host: "::1", port: 9717 });
+  expect(load({ ...base, metrics_listen: "" }).config.metricsListen).toBeNull();
+  for (const bad of ["9717", ":9717", "localhost:0", "localhost:70000", "a b:1", "http://x:1"]) {
+    expect(message(() => load({ ...base, metrics_listen: bad }))).toContain('metrics_listen: expected "HOST:PORT" like "127.0.0.1:9717"');
+  }
+  expect(message(() => load({ ...base, metrics_file: "rrdsync.prom" }))).toContain("metrics_file: expected an absolute path");
+  const inTree = load({ ...base, metrics_file: `${src}/rrdsync.txt` });
+  expect(inTree.warnings.join("\n")).toContain("does not end in .prom");
+  const { ownFiles } = await import("../../src/source/own-files.ts");
+  expect(ownFiles(inTree.config).has(`${src}/rrdsync.txt`)).toBe(true);
+  expect(ownFiles(inTree.config).has(`${src}/rrdsync.txt.tmp`)).toBe(true);
+});

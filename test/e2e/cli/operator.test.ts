@@ -1,8 +1,8 @@
-// End to end, the operator's commands against the sshd fixture: install.sh, init, check (healthy and broken),
+// End to end, the operator's commands against the sshd fixture: install (from the lone binary), init, check (healthy and broken),
 // status, log (filters, --json, --stat), retention (backup versions, change-log rotation) and restore.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { compiledBinary } from "../../helpers/binary.ts";
 import { e2eSuite } from "../../helpers/suite.ts";
@@ -11,10 +11,9 @@ import { runRrdsync, TRANSPORT, type World, writeTree } from "../../helpers/worl
 setDefaultTimeout(120_000);
 
 const suite = e2eSuite("ops");
-const REPO = resolve(import.meta.dir, "../../..");
 
-async function run(bin: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
-  const p = Bun.spawn([bin, ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore", env: { ...process.env, NO_COLOR: "1", ...env } });
+async function run(bin: string, args: string[], env: Record<string, string> = {}, cwd?: string): Promise<{ code: number; out: string; err: string }> {
+  const p = Bun.spawn([bin, ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore", cwd, env: { ...process.env, NO_COLOR: "1", ...env } });
   const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   return { code, out, err };
 }
@@ -26,18 +25,36 @@ describe("a new user, from the README: install, init, check, --once, status, log
     const w = suite.world();
     const sshd = suite.sshd();
     const root = join(w.dir, "root");
-    const inst = await run("bash", [join(REPO, "scripts/install.sh"), "--bin", compiledBinary(), "--prefix", `${root}/usr/local`, "--etc", `${root}/etc/rrdsync`, "--systemd", `${root}/systemd`, "--logrotate", `${root}/logrotate.d`]);
-    expect(inst.code).toBe(0);
+    // A machine with only the binary: it alone in an empty directory, run from there, no Bun on the PATH.
+    const lone = join(w.dir, "download");
+    mkdirSync(lone);
+    const exe = join(lone, "rrdsync-0.2.0-linux-x64");
+    copyFileSync(compiledBinary(), exe);
+    const onlyBinary = { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" };
+    const paths = [
+      "--prefix", `${root}/usr/local`, "--etc", `${root}/etc/rrdsync`, "--state-dir", `${root}/var/lib/rrdsync`,
+      "--log-dir", `${root}/var/log/rrdsync`, "--systemd-dir", `${root}/systemd`, "--logrotate-dir", `${root}/logrotate.d`,
+    ];
     const bin = `${root}/usr/local/bin/rrdsync`;
     const config = `${root}/etc/rrdsync/config.json`;
-    expect(inst.out).toContain(`*/5 * * * * ${bin} --once --quiet --config ${config}`);
-    expect(readFileSync(`${root}/systemd/rrdsync.service`, "utf8")).toContain(`ExecStart=${bin} --watch --config ${config}`);
-    expect(existsSync(`${root}/logrotate.d/rrdsync`)).toBe(true);
+    const dry = await run(exe, ["install", "--dry-run", ...paths], onlyBinary, lone);
+    expect(dry.code).toBe(0);
+    expect(dry.out).toContain(`would install ${bin} (rrdsync 0.2.0 (`);
+    expect(existsSync(root)).toBe(false); // a dry run writes nothing
+    const inst = await run(exe, ["install", ...paths, "--source", w.src, "--dest", `${sshd.user}@127.0.0.1:${w.dest}`], onlyBinary, lone);
+    expect({ code: inst.code, err: inst.err }).toEqual({ code: 0, err: "" });
+    expect(inst.out).toContain(`*/5 * * * * root ${bin} --once --quiet --config ${config}`);
+    expect(inst.out).toContain(`${bin} check --config ${config}`);
+    expect(inst.out).toContain("systemctl enable --now rrdsync");
+    const unit = readFileSync(`${root}/systemd/rrdsync.service`, "utf8");
+    expect(unit).toContain(`\nExecStart=${bin} --watch --config ${config}\n`);
+    expect(unit).toContain(`\nReadWritePaths=${root}/var/lib/rrdsync ${root}/var/log/rrdsync\n`);
+    expect(readFileSync(`${root}/logrotate.d/rrdsync`, "utf8")).toContain(`${root}/var/log/rrdsync/rrdsync.log ${root}/var/log/rrdsync/change_log.txt {`);
+    expect((await run(bin, ["--version"])).out).toBe((await run(exe, ["--version"])).out);
 
-    // install.sh wrote a starter config; init with the real source and standby replaces it (--force)
-    expect((await run(bin, ["init", "--config", config])).code).toBe(2); // never over an existing one
-    const init = await run(bin, ["init", "--force", "--config", config, "--source", w.src, "--dest", `${sshd.user}@127.0.0.1:${w.dest}`]);
-    expect(init.code).toBe(0);
+    // install wrote a starter config with the source and standby given; init never writes over it
+    expect((await run(bin, ["init", "--config", config])).code).toBe(2);
+    expect(readFileSync(config, "utf8")).toContain(`"state_file": "${root}/var/lib/rrdsync/state.db"`);
     // the user edits remote_sync (port, key, known_hosts) as the starter config's comments say; its comments stay
     const text = readFileSync(config, "utf8")
       .replace('"port": 22', `"port": ${sshd.port}`)
@@ -77,6 +94,12 @@ describe("a new user, from the README: install, init, check, --once, status, log
 
     const restored = await run(bin, ["restore", "snmp/1/ds.properties", "--at", first, "--config", config]);
     expect({ code: restored.code, out: restored.out }).toEqual({ code: 0, out: "ifAlias=uplink\n" });
+
+    // uninstall removes the binary, the unit and the snippet; the config, the state and the logs stay
+    const un = await run(bin, ["uninstall", "--etc", `${root}/etc/rrdsync`], onlyBinary);
+    expect({ code: un.code, err: un.err }).toEqual({ code: 0, err: "" });
+    for (const gone of [bin, `${root}/systemd/rrdsync.service`, `${root}/logrotate.d/rrdsync`]) expect(existsSync(gone)).toBe(false);
+    for (const kept of [config, `${root}/var/lib/rrdsync`, `${root}/var/log/rrdsync`]) expect(existsSync(kept)).toBe(true);
   });
 });
 
@@ -179,7 +202,7 @@ describe("status, log and retention", () => {
     const r = await runRrdsync(["status", "--config", cfg]);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/target +DOWN since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\n/);
-    expect(r.stdout).toMatch(/pending +2: "a.txt", "b.txt"\n/);
+    expect(r.stdout).toMatch(/pending +2: "a.txt" \(\d+ s\), "b.txt" \(\d+ s\)\n/);
     expect(r.stdout).toMatch(/last error +.*cannot connect/);
     await suite.sshd().start();
     expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
@@ -211,7 +234,7 @@ describe("status, log and retention", () => {
     const stat = await runRrdsync(["log", "--stat", "--kind", "modified", "--config", cfg]);
     expect(stat.stdout).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +\+1 +−1 +text modified +n1\/strings\.properties +\+1 −1 lines, 1 key changed\n$/);
     const bad = await runRrdsync(["log", "--kind", "moved", "--config", cfg]);
-    expect([bad.code, bad.stderr]).toEqual([2, 'rrdsync: --kind "moved": not a kind of change\n  hint: use one of created, modified, deleted, renamed\n']);
+    expect([bad.code, bad.stderr]).toEqual([2, 'rrdsync: --kind "moved": not a kind of change\n  hint: use one of created, modified, deleted, renamed, repaired\n']);
   });
 
   test("backup versions: keep_versions per file, restore of each kept version byte for byte, --list", async () => {

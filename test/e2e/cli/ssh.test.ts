@@ -44,12 +44,13 @@ describe(`host keys are never accepted blindly (${TRANSPORT})`, () => {
     return r.stderr;
   }
 
-  test("an unknown host is refused, with the command that adds its key (SFTP: and the offered key's fingerprint)", async () => {
+  test("an unknown host is refused, with the offered key's fingerprint and the command that adds it", async () => {
     const w = suite.world();
     const kh = knownHostsWith(w, [`[127.0.0.1]:1 ${suite.sshd().hostKeys.ed25519}`]); // same key, another port
     const err = await refused(kh);
     expect(err).toContain(`host key of [127.0.0.1]:${suite.sshd().port} is not in ${kh}`);
-    if (TRANSPORT === "sftp") expect(err).toContain(`(the standby offered ${fingerprintOf(suite.sshd().hostKeys.ed25519 as string)})`);
+    // OpenSSH offers its preferred key type to a host it knows no key of: ed25519 here, as ssh2 does
+    expect(err).toContain(`(the standby offered ${fingerprintOf(suite.sshd().hostKeys.ed25519 as string)})`);
   });
 
   test("a missing known_hosts file is an unknown host", async () => {

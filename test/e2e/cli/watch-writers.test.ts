@@ -53,6 +53,12 @@ function updatedBytes(w: World, path: string, at: number): Buffer {
 function python(script: string, args: string[]): ReturnType<typeof Bun.spawn> {
   return Bun.spawn(["python3", "-c", script, ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
 }
+/** Runs a python writer to its end; its stderr is the message when it fails. */
+async function pythonDone(script: string, args: string[]): Promise<void> {
+  const p = python(script, args);
+  const [err, code] = await Promise.all([new Response(p.stderr as ReadableStream<Uint8Array>).text(), p.exited]);
+  if (code !== 0) throw new Error(`python writer exited ${code}: ${err}`);
+}
 // Writes new bytes into the file through a shared mapping (as librrd, jrrd2 and JRobin's NIO backend do), then
 // either closes it or keeps it mapped and open until killed.
 const MMAP_WRITER = `
@@ -86,14 +92,12 @@ describe("rrdsync --watch and the real writers", () => {
     const a = join(w.src, "snmp/1/a.rrd");
     const viaMmap = join(w.dir, "mmap-bytes.rrd");
     writeFileSync(viaMmap, updatedBytes(w, a, T0 + 300));
-    const p = python(MMAP_WRITER, [a, viaMmap, "close"]);
-    expect(await p.exited).toBe(0);
+    await pythonDone(MMAP_WRITER, [a, viaMmap, "close"]);
     await eventually(same(w, "snmp/1/a.rrd"), 10_000, "the mmap write");
 
     const b = join(w.src, "snmp/1/b.rrd");
     const bytes = updatedBytes(w, b, T0 + 300);
-    const q = python("import sys\nf = open(sys.argv[1], 'r+b')\nf.write(open(sys.argv[2], 'rb').read())\nf.close()", [b, join(w.dir, `scratch-${T0 + 300}.rrd`)]);
-    expect(await q.exited).toBe(0);
+    await pythonDone("import sys\nf = open(sys.argv[1], 'r+b')\nf.write(open(sys.argv[2], 'rb').read())\nf.close()", [b, join(w.dir, `scratch-${T0 + 300}.rrd`)]);
     expect(readFileSync(b).equals(bytes)).toBe(true);
     await eventually(same(w, "snmp/1/b.rrd"), 10_000, "the write() in place");
 

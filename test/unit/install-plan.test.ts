@@ -1,0 +1,78 @@
+// install's plan as data: the steps and their order, the unit and logrotate texts for other paths and a user, the
+// paths refused because systemd or logrotate would read them differently; and NOTIFY_SOCKET's address encoding.
+import { describe, expect, test } from "bun:test";
+import { INSTALL_DEFAULTS, type InstallOptions, nextSteps, planInstall, renderLogrotate, renderUnit, unsafeForUnitFiles } from "../../src/install/plan.ts";
+import { notifySockaddr } from "../../src/watch/notify.ts";
+
+const base: InstallOptions = {
+  prefix: "/usr/local", etcDir: "/etc/rrdsync", configPath: "/etc/rrdsync/config.json", stateDir: "/var/lib/rrdsync",
+  logDir: "/var/log/rrdsync", systemdDir: "/etc/systemd/system", logrotateDir: "/etc/logrotate.d", root: "", user: null,
+};
+const user = { name: "opennms", group: "opennms", uid: 990, gid: 990, home: "/opt/opennms" };
+
+describe("planInstall", () => {
+  test("directories first, the manifest last; no unit with --without-systemd", () => {
+    const kinds = planInstall(base).map((s) => `${s.kind}:${s.path}`);
+    expect(kinds[0]).toBe("dir:/usr/local/bin");
+    expect(kinds.at(-1)).toBe("manifest:/etc/rrdsync/install-manifest.json");
+    expect(kinds).toContain("file:/etc/systemd/system/rrdsync.service");
+    const cronOnly = planInstall({ ...base, systemdDir: null }).map((s) => s.path);
+    expect(cronOnly.some((p) => p.includes("systemd"))).toBe(false);
+  });
+
+  test("the state and log directories are the daemon user's, 0750; the rest root's", () => {
+    const dirs = planInstall({ ...base, user }).filter((s) => s.kind === "dir");
+    for (const d of dirs) {
+      const own = d.role === "state" || d.role === "log";
+      expect({ path: d.path, owner: d.owner, mode: d.mode }).toEqual({ path: d.path, owner: own ? { uid: 990, gid: 990 } : null, mode: own ? 0o750 : 0o755 });
+    }
+  });
+});
+
+describe("the unit and the logrotate snippet", () => {
+  test("the embedded unit with the defaults is the template itself", () => {
+    const t = renderUnit(base);
+    expect(t).toContain(`\nExecStart=${INSTALL_DEFAULTS.prefix}/bin/rrdsync --watch --config /etc/rrdsync/config.json\n`);
+    for (const line of ["Type=notify", "WatchdogSec=120", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=read-only", "PrivateTmp=yes", "CapabilityBoundingSet=CAP_DAC_READ_SEARCH"]) {
+      expect(t).toContain(`\n${line}\n`);
+    }
+    expect(t).not.toMatch(/^MemoryDenyWriteExecute=/m);
+  });
+
+  test("other paths and a user", () => {
+    const o = { ...base, prefix: "/opt/rrdsync", configPath: "/srv/rrdsync.json", stateDir: "/srv/state", logDir: "/srv/log", user };
+    const t = renderUnit(o);
+    expect(t).toContain("\nExecStart=/opt/rrdsync/bin/rrdsync --watch --config /srv/rrdsync.json\n");
+    expect(t).toContain("\nReadWritePaths=/srv/state /srv/log\n");
+    expect(t).toContain("\nUser=opennms\nGroup=opennms\nCapabilityBoundingSet=\nRemoveIPC=yes\n");
+    expect(t).not.toContain("/var/lib/rrdsync /var/log/rrdsync");
+    const l = renderLogrotate(o);
+    expect(l).toContain("/srv/log/rrdsync.log /srv/log/change_log.txt {\n    su opennms opennms\n    weekly\n");
+    expect(renderLogrotate(base)).not.toContain(" su ");
+  });
+
+  test("next steps: the cron line names the user; without --dest, filling in the config comes first", () => {
+    const n = nextSteps({ ...base, user }, { knownHosts: "/opt/opennms/.ssh/known_hosts", keyPath: "/opt/opennms/.ssh/id_ed25519", destGiven: false });
+    expect(n).toContain("fill in /etc/rrdsync/config.json");
+    expect(n).toContain("sudo -u opennms ssh-keyscan -p 22 STANDBY >> /opt/opennms/.ssh/known_hosts");
+    expect(n).toContain("*/5 * * * * opennms /usr/local/bin/rrdsync --once --quiet --config /etc/rrdsync/config.json");
+    expect(n).toContain("systemctl enable --now rrdsync");
+  });
+
+  test("paths systemd or logrotate would read differently are refused", () => {
+    for (const ok of ["/usr/local", "/opt/opennms-2/rrd_sync.d", "/srv/a.b/c-d_e"]) expect(unsafeForUnitFiles(ok)).toBeNull();
+    for (const bad of ["relative/path", "/opt/my tools", "/var/log/%n", "/a\"b", "/a'b", "/a\\b", "/a;b", "/a$b", "/a\nb", "/a\tb"]) {
+      expect(unsafeForUnitFiles(bad)).not.toBeNull();
+    }
+  });
+});
+
+describe("NOTIFY_SOCKET's address", () => {
+  test("a path is NUL-terminated; @name is abstract (a leading NUL, no terminator); anything else is refused", () => {
+    expect([...(notifySockaddr("/run/systemd/notify") as Uint8Array)]).toEqual([1, 0, ...Buffer.from("/run/systemd/notify"), 0]);
+    expect([...(notifySockaddr("@sd-notify") as Uint8Array)]).toEqual([1, 0, 0, ...Buffer.from("sd-notify")]);
+    expect(notifySockaddr("run/relative")).toBeNull();
+    expect(notifySockaddr(`/${"x".repeat(106)}`)).not.toBeNull(); // 107 bytes + NUL = 108, the limit
+    expect(notifySockaddr(`/${"x".repeat(107)}`)).toBeNull();
+  });
+});
