@@ -17,7 +17,7 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 /** The table printed by --help and copied into the README. */
 export const EXIT_CODE_TABLE: ReadonlyArray<readonly [number, string]> = [
   [ExitCode.Ok, "all files synced and recorded"],
-  [ExitCode.Pending, "some files failed and stay pending (named in the log); the next run retries them.\n      check: a check failed; status: files pending or the target down; restore: no such version"],
+  [ExitCode.Pending, "some files failed and stay pending (named in the log); the next run retries them.\n      check: a check failed; status: files pending or the target down; restore: no such version;\n      verify: the replica differs from the source, or could not be compared"],
   [ExitCode.Usage, "usage or config error; nothing was done"],
   [ExitCode.Locked, "another rrdsync is running with the same state file"],
   [ExitCode.Internal, "internal error (a bug): please report it with the message"],
@@ -46,9 +46,9 @@ export class ConfigError extends UserError {
 export class LockHeldError extends UserError {
   constructor(readonly pid: number, lockPath: string) {
     super(
-      `another rrdsync (pid ${pid}) is running with this state file (lock ${lockPath})`,
+      `another rrdsync (${Number.isNaN(pid) ? "its pid not recorded yet" : `pid ${pid}`}) is running with this state file (lock ${lockPath})`,
       ExitCode.Locked,
-      "wait for it to finish, or stop it; a lock left by a dead process is taken over automatically",
+      "wait for it to finish, or stop it; the lock goes with its process (the kernel releases it however it ends)",
     );
     this.name = "LockHeldError";
   }

@@ -3,6 +3,8 @@ import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import pc from "picocolors";
 import type { LogLevel } from "./config/types.ts";
+import { ExitCode, UserError } from "./errors.ts";
+import { escapeLine } from "./escape.ts";
 
 const RANK: Record<LogLevel, number> = { DEBUG: 10, INFO: 20, WARNING: 30, ERROR: 40, CRITICAL: 50 };
 
@@ -34,18 +36,30 @@ export class Logger {
     this.openFile();
   }
 
+  /** A log file that cannot be opened is the user's to fix: exit 2 naming it, before anything is done. */
   private openFile(): void {
     if (!this.file?.path) return;
-    mkdirSync(dirname(this.file.path), { recursive: true });
-    // O_APPEND: each line is one write, so concurrent writers and crashes never interleave half lines.
-    this.fd = openSync(this.file.path, "a", 0o644);
+    const path = this.file.path;
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+      // O_APPEND: each line is one write, so concurrent writers and crashes never interleave half lines.
+      this.fd = openSync(path, "a", 0o644);
+    } catch (e) {
+      throw new UserError(`logging.log_file ${path}: cannot be opened: ${describeFsError(e)}`, ExitCode.Usage,
+        "point logging.log_file at a file this user can write (its directory is created if missing), or set it to \"\" to log to the console only");
+    }
   }
 
   /** For logrotate (SIGHUP): the old file was renamed; write to a new one at the configured path. */
   reopen(): void {
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
-    this.openFile();
+    try {
+      this.openFile();
+    } catch (e) {
+      // A daemon keeps running: its lines still reach the console (journald) while the file cannot be written.
+      process.stderr.write(`rrdsync: ${(e as Error).message}; logging to the console only until the next SIGHUP\n`);
+    }
   }
 
   close(): void {
@@ -58,8 +72,10 @@ export class Logger {
   warn(msg: string): void { this.log("WARNING", msg); }
   error(msg: string): void { this.log("ERROR", msg); }
 
-  log(level: LogLevel, message: string): void {
+  log(level: LogLevel, raw: string): void {
     const now = new Date();
+    // Messages carry file names and remote error text: neither may drive a terminal nor split a log line.
+    const message = escapeLine(raw);
     if (this.fd !== null && this.file && RANK[level] >= RANK[this.file.level]) {
       writeSync(this.fd, formatLogLine(now, level, message));
     }
@@ -120,3 +136,21 @@ export function formatBytes(n: number): string {
   while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
   return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
 }
+
+/** An fs error as people read it: what is wrong, not only the code. */
+export function describeFsError(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code ?? "";
+  const why: Record<string, string> = {
+    EACCES: "permission denied",
+    EPERM: "operation not permitted (immutable? lsattr shows it)",
+    EROFS: "read-only file system",
+    EISDIR: "it is a directory",
+    ENOTDIR: "a part of the path is a file, not a directory",
+    EEXIST: "a part of the path is a file, not a directory",
+    ENOSPC: "no space left on the device",
+    EDQUOT: "disk quota exceeded",
+    ENOENT: "no such file or directory",
+  };
+  return why[code] ?? (code || (e as Error).message);
+}
+

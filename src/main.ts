@@ -2,6 +2,7 @@
 // Entry point: the command table, and the one place where errors become exit codes.
 import { cac } from "cac";
 import { homedir } from "node:os";
+import { isOutputClosed, writeOut } from "./cli/out.ts";
 import { runChecks } from "./cli/check.ts";
 import { showLog } from "./cli/history.ts";
 import { initConfig } from "./cli/init.ts";
@@ -9,6 +10,7 @@ import { installCommand, uninstallCommand } from "./cli/install.ts";
 import { restoreFile } from "./cli/restore.ts";
 import { showStatus } from "./cli/status.ts";
 import { syncOnce } from "./cli/sync.ts";
+import { verifyCommand } from "./cli/verify.ts";
 import { watchDaemon } from "./cli/watch.ts";
 import { loadConfig } from "./config/load.ts";
 import { EXIT_CODE_TABLE, ExitCode, UserError } from "./errors.ts";
@@ -35,6 +37,9 @@ interface Flags {
   to?: string;
   list?: boolean;
   version?: boolean;
+  repair?: boolean;
+  sample?: string;
+  combined?: boolean;
 }
 
 /** cac checks a command's options only when it has an action; main() dispatches itself. */
@@ -91,10 +96,21 @@ function buildCli() {
     .option("--json", "One JSON object")
     .action(noop);
   cli
+    .command("verify [pattern]", "Compare the replica with the source by content (the standby hashes its copies); PATTERN: a path or glob as for log. Exit 0 if it matches, 1 with every difference named")
+    .usage("verify [PATH|GLOB] [--repair] [--sample N%] [--combined | --json]")
+    .option("--repair", "Send every differing, missing or newer file again through the normal engine, recorded as repaired (takes the lock: not beside a running daemon)")
+    .option("--sample <share>", "Check a random share of the files, e.g. 10% (for a nightly cron on a big tree); extra files are then not looked for")
+    .option("--combined", "List every file checked, the same ones as = too (by default only differences are listed)")
+    .option("--json", "One JSON object per target instead of the marker lines")
+    .example("rrdsync verify                      # one line per difference: * differs, - missing, + extra, > newer on the replica, ! unreadable, ~ pending")
+    .example("rrdsync verify 'snmp/*/strings.properties' --combined")
+    .example("rrdsync verify --sample 10%         # nightly")
+    .action(noop);
+  cli
     .command("log [pattern]", "The change history from the state DB; PATTERN is a path (file or directory) or a glob (* also crosses /)")
     .option("--since <time>", 'Only changes at or after TIME ("2024-12-12", "2024-12-12 15:05", "2h", "3d", "yesterday")')
     .option("--until <time>", "Only changes at or before TIME")
-    .option("--kind <kind>", "created, modified, deleted or renamed (repeat or comma-separate for several)")
+    .option("--kind <kind>", "created, modified, deleted, renamed or repaired (repeat or comma-separate for several)")
     .option("--stat", "One line per change: time, +added −removed lines, kind, path, summary")
     .option("--json", "One JSON object per change (with its diff or RRD note in details)")
     .example("rrdsync log 'snmp/*/strings.properties' --since 1d")
@@ -102,14 +118,39 @@ function buildCli() {
   cli
     .command("restore <path>", "Print a text file as it was synced (the newest kept version, or the one valid --at TIME), or write it --to FILE")
     .option("--at <time>", "The version that was current at TIME")
-    .option("--to <file>", "Write it to FILE (atomically) instead of stdout")
+    .option("--to <file>", "Write it to FILE (atomically) instead of stdout; an existing FILE only with --force")
+    .option("--force", "With --to: replace an existing FILE")
     .option("--list", "List the kept versions")
     .example("rrdsync restore snmp/1/ds.properties --at yesterday --to /tmp/ds.properties")
     .action(noop);
   cli.help((all) => {
     const sections = all.filter((s) => !s.title?.startsWith("For more info"));
     if (sections[0] !== undefined && sections[0].title === undefined) sections[0] = { body: versionLine() }; // cac's header would be a bare "rrdsync"
+    // cac lists the default command under its empty name: a blank row. Name it as it is invoked.
+    const commands = sections.find((s) => s.title === "Commands");
+    if (commands) {
+      const rows = cli.commands.map((c) => [c.rawName === "" ? "[--once | --watch]" : c.rawName, c.description] as const);
+      const width = Math.max(...rows.map(([n]) => n.length));
+      commands.body = rows.map(([n, d]) => `  ${n.padEnd(width)}  ${d}`).join("\n");
+    }
     sections.splice(1, 0, { body: "Replicates a directory tree (OpenNMS RRD data) to a standby host over SSH (rsync, or SFTP built in), or to a local\ndirectory, and records what changed in each file (change log with unified diffs, state DB)." });
+    if (cli.matchedCommandName === "verify") {
+      sections.push({
+        title: "Report (rclone check's --combined markers, one line per file: MARKER PATH)",
+        body: [
+          "  =  the same content (listed with --combined)",
+          "  *  differs: the replica's copy has other bytes (same size and mtime included: the standby hashes its copies)",
+          "  -  missing on the replica",
+          "  +  extra: a monitored file on the replica that the source lacks",
+          "  >  newer: the replica's copy has a later mtime than ours (written there)",
+          "  !  could not be compared (unreadable)",
+          "  ~  differs, but rrdsync knows why: changed since the last sync or not synced yet (the next pass sends it),",
+          "     or deleted from the source and kept (delete off) or about to be deleted. Not a failure.",
+          "  Exit 0 when nothing but = and ~ is found; 1 otherwise (with --repair: 1 if anything is left unrepaired).",
+          "  A plain verify only reads: it runs beside a daemon. --repair takes the lock (exit 3 while a daemon runs).",
+        ].join("\n"),
+      });
+    }
     sections.push({
       title: "Exit codes",
       body: EXIT_CODE_TABLE.map(([code, text]) => `  ${String(code).padEnd(4)}${text}`).join("\n"),
@@ -120,12 +161,42 @@ function buildCli() {
   return cli;
 }
 
+/** Options whose value may start with "-": an age written "-5d" (5 days ago) is a value, not options -5 -d. */
+const TIME_OPTIONS = new Set(["--since", "--until", "--at"]);
+
+function joinDashValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    const next = argv[i + 1];
+    if (TIME_OPTIONS.has(a) && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
+/** Values as strings (mri turns "30" into 30), each option at most once (twice would be an array). */
+function checkFlags(options: Record<string, unknown>): Flags {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(options)) {
+    if (Array.isArray(v) && k !== "kind" && k !== "--") {
+      throw new UserError(`--${k} is given ${v.length} times`, ExitCode.Usage, `give --${k} once`);
+    }
+    out[k] = typeof v === "number" ? String(v) : v;
+  }
+  return out as Flags;
+}
+
 async function main(argv: string[]): Promise<number> {
   const cli = buildCli();
-  const parsed = cli.parse(argv, { run: false });
+  const parsed = cli.parse(joinDashValues(argv), { run: false });
   if (parsed.options.help) return ExitCode.Ok;
   if (parsed.options.version) {
-    process.stdout.write(`${versionLine()}\n`);
+    await writeOut(`${versionLine()}\n`);
     return ExitCode.Ok;
   }
   if (cli.matchedCommand === undefined) {
@@ -133,9 +204,9 @@ async function main(argv: string[]): Promise<number> {
   }
   cli.runMatchedCommand(); // validates unknown options; the actions themselves are no-ops
   const command = cli.matchedCommandName ?? "";
-  const flags = parsed.options as Flags;
+  const flags = checkFlags(parsed.options);
   const env = process.env as Record<string, string | undefined>;
-  if (command === "init") return initConfig(flags, env);
+  if (command === "init") return await initConfig(flags, env);
   if (command === "install") return await installCommand(parsed.options);
   if (command === "uninstall") return await uninstallCommand(parsed.options);
   const consoleOpts = consoleOptions(flags, env);
@@ -147,16 +218,24 @@ async function main(argv: string[]): Promise<number> {
   if (command !== "") {
     for (const w of warnings) process.stderr.write(`rrdsync: warning: ${w}\n`);
     if (command === "check") return await runChecks(config, env);
-    if (command === "status") return showStatus(config, flags, env);
-    if (command === "log") return await showLog(config, parsed.args[0] as string | undefined, flags, env);
-    if (command === "restore") return restoreFile(config, parsed.args[0] as string, flags);
+    if (command === "status") return await showStatus(config, flags, env);
+    if (command === "log") return await showLog(config, parsed.args[0] === undefined ? undefined : String(parsed.args[0]), flags, env);
+    if (command === "restore") return await restoreFile(config, String(parsed.args[0]), flags);
   }
   const log = new Logger(consoleOpts, config.logging.logFile ? { path: config.logging.logFile, level: config.logging.logLevel } : null);
   try {
     for (const w of warnings) log.warn(w);
     if (flags.once && flags.watch) throw new UserError("--once and --watch exclude each other", ExitCode.Usage, "pick one");
-    if (flags.watch) return await watchDaemon(config, log, flags, env);
+    if (flags.watch) {
+      stopWhenStdoutCloses(log);
+      return await watchDaemon(config, log, flags, env);
+    }
     const ac = new AbortController();
+    if (command === "verify") {
+      process.on("SIGINT", () => ac.abort());
+      process.on("SIGTERM", () => ac.abort());
+      return await verifyCommand(config, parsed.args[0] as string | undefined, flags, log, ac.signal);
+    }
     const onSignal = (sig: string) => {
       if (ac.signal.aborted) process.exit(ExitCode.Pending); // second signal: go now; unconfirmed files never advanced
       log.warn(`${sig}: stopping; files not yet confirmed stay pending`);
@@ -170,7 +249,24 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * `rrdsync --watch --json | head`: once the reader is gone the daemon stops as on SIGTERM (the running transfer
+ * finishes, exit 0) instead of dying on the next line it prints. Once: a second SIGTERM would mean "exit now".
+ */
+function stopWhenStdoutCloses(log: Logger): void {
+  let closed = false;
+  process.stdout.on("error", (e) => {
+    if (!isOutputClosed(e)) throw e;
+    if (closed) return;
+    closed = true;
+    log.info("stdout was closed by its reader: stopping");
+    process.kill(process.pid, "SIGTERM");
+  });
+}
+
 function reportError(e: unknown): number {
+  // `rrdsync log | head`: the reader has what it wanted; nothing failed.
+  if (isOutputClosed(e)) return ExitCode.Ok;
   if (e instanceof UserError) {
     process.stderr.write(`rrdsync: ${e.message}\n`);
     if (e.hint) process.stderr.write(`  hint: ${e.hint}\n`);

@@ -1,15 +1,21 @@
 // `rrdsync check`: one screen of ✓/✗ lines, each ✗ with how to fix it; exit 0 only if nothing failed.
 // It runs the same ssh command line the transfers use, so a ✓ here means rsync's ssh will get in too.
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, statfsSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import pc from "picocolors";
+import { NO_CONFIG_ORIGIN } from "../config/load.ts";
 import { allTargets, type Config } from "../config/types.ts";
 import { ExitCode } from "../errors.ts";
-import { formatBytes } from "../log.ts";
+import { escapeLine } from "../escape.ts";
+import { describeFsError, formatBytes, formatTimestamp } from "../log.ts";
+import { plural } from "../engine/health.ts";
+import { StateStore } from "../store/state.ts";
 import { chooseTransport, describeTarget } from "../transport/create.ts";
 import { hostsFieldMatches, lookupName } from "../transport/known-hosts.ts";
 import { runRemote } from "../transport/probe.ts";
 import { countDirs } from "../source/walk.ts";
+import { writeOut } from "./out.ts";
+import { verifyLine } from "./status.ts";
 
 type Verdict = "ok" | "fail" | "warn";
 interface Result {
@@ -24,36 +30,40 @@ const SSH_TIMEOUT_MS = 30_000;
 const MIN_FREE_BYTES = 100 * 1024 * 1024;
 
 export async function runChecks(config: Config, env: Record<string, string | undefined>): Promise<ExitCode> {
-  const results: Result[] = [{ verdict: "ok", label: "config", detail: `${config.origin} is valid` }];
+  const origin = config.origin === NO_CONFIG_ORIGIN ? "no config file: --source, --dest and the built-in defaults" : `${config.origin} is valid`;
+  const results: Result[] = [{ verdict: "ok", label: "config", detail: origin }];
   const c = pc.createColors(process.stdout.isTTY === true && !(env.NO_COLOR ?? ""));
+  // Each line as soon as its check is done (a login can take seconds); details can quote the standby's stderr.
   const print = (r: Result) => {
     const mark = r.verdict === "ok" ? c.green("✓") : r.verdict === "warn" ? c.yellow("!") : c.red("✗");
-    process.stdout.write(`${mark} ${r.label}: ${r.detail}\n${r.fix ? `    ${c.dim("fix:")} ${r.fix}\n` : ""}`);
+    return writeOut(`${mark} ${r.label}: ${escapeLine(r.detail)}\n${r.fix ? `    ${c.dim("fix:")} ${escapeLine(r.fix)}\n` : ""}`);
   };
-  print(results[0] as Result);
-  const add = (r: Result) => {
+  await print(results[0] as Result);
+  const add = async (r: Result) => {
     results.push(r);
-    print(r);
+    await print(r);
   };
 
-  add(checkSource(config));
+  await add(checkSource(config));
   // Every target: with several, each line names the one it is about.
   const all = allTargets(config);
   // rsync here matters only to targets that use it; "auto" does without it.
   const kinds = new Set(all.map((c) => (c.target.host === "" ? "rsync" : c.target.transport)));
   if (kinds.has("rsync") || kinds.has("auto")) {
     const r = await checkLocalRsync();
-    add(r.verdict === "fail" && !kinds.has("rsync") ? { ...r, verdict: "warn", detail: "not found: auto uses sftp" } : r);
+    await add(r.verdict === "fail" && !kinds.has("rsync") ? { ...r, verdict: "warn", detail: "not found: auto uses sftp" } : r);
   }
   for (const c of all) {
     const suffix = all.length > 1 ? ` (${describeTarget(c)})` : "";
-    for await (const r of checkTarget(c, env)) add({ ...r, label: `${r.label}${suffix}` });
+    for await (const r of checkTarget(c, env)) await add({ ...r, label: `${r.label}${suffix}` });
+    const v = checkLastVerify(c);
+    await add({ ...v, label: `${v.label}${suffix}` });
   }
-  add(checkInotify(config));
-  for (const r of checkFreeSpace(config)) add(r);
+  await add(checkInotify(config));
+  for (const r of checkFreeSpace(config)) await add(r);
 
   const failed = results.filter((r) => r.verdict === "fail").length;
-  process.stdout.write(failed === 0 ? `${c.green("all checks passed")}\n` : `${c.red(`${failed} check${failed === 1 ? "" : "s"} failed`)}\n`);
+  await writeOut(failed === 0 ? `${c.green("all checks passed")}\n` : `${c.red(`${plural(failed, "check")} failed`)}\n`);
   return failed === 0 ? ExitCode.Ok : ExitCode.Pending;
 }
 
@@ -108,7 +118,29 @@ async function* checkSftp(config: Config, env: Record<string, string | undefined
   yield { verdict: "ok", label: "transport", detail: `sftp${t.transport === "auto" ? "" : " (configured)"}: ${r.detail}` };
   yield r.dest === null
     ? { verdict: "ok", label: "destination", detail: `${t.destDir} on the standby is writable` }
-    : { verdict: "fail", label: "destination", detail: r.dest, fix: `on the standby: mkdir -p ${t.destDir} && chown ${t.user || "<remote_user>"} ${t.destDir}` };
+    : { verdict: "fail", label: "destination", detail: r.dest, fix: destinationFix(r.dest, t.destDir, t.user, "sftp") };
+}
+
+/** When `rrdsync verify` last compared the replica with the source, and what it found (never a failure of the setup). */
+function checkLastVerify(config: Config): Result {
+  let v: ReturnType<StateStore["status"]>["lastVerify"];
+  try {
+    const store = StateStore.openExisting(config.stateFile);
+    try {
+      v = store?.status().lastVerify;
+    } finally {
+      store?.close();
+    }
+  } catch (e) {
+    return { verdict: "warn", label: "last verify", detail: `cannot read ${config.stateFile}: ${(e as Error).message}` };
+  }
+  const fix = "rrdsync verify (it compares by content; nightly from cron on a big tree: rrdsync verify --sample 10%)";
+  if (v === undefined) return { verdict: "warn", label: "last verify", detail: "never run: nothing has compared the replica with the source yet", fix };
+  const detail = `${formatTimestamp(new Date(v.time)).slice(0, 19)}: ${verifyLine(v)}`;
+  if (v.error) return { verdict: "warn", label: "last verify", detail, fix };
+  const drift = v.differs + v.missing + v.newer + v.extra + v.errors;
+  if (drift > v.repaired) return { verdict: "warn", label: "last verify", detail, fix: "rrdsync verify to see the differences, rrdsync verify --repair to send them again" };
+  return { verdict: "ok", label: "last verify", detail };
 }
 
 function checkSource(config: Config): Result {
@@ -127,14 +159,36 @@ async function checkLocalRsync(): Promise<Result> {
   return { verdict: "ok", label: "rsync (here)", detail: rsyncVersion(r.out) ?? "present" };
 }
 
+/** A real write (a temp file made and removed): access(2) says nothing true about immutable dirs, ACLs or NFS. */
 function checkLocalDest(dir: string): Result {
   try {
     mkdirSync(dir, { recursive: true });
-    accessSync(dir, constants.W_OK);
+    const probe = join(dir, `.rrdsync-check-${process.pid}`);
+    writeFileSync(probe, "", { flag: "wx" });
+    rmSync(probe, { force: true });
     return { verdict: "ok", label: "destination", detail: `${dir} (local directory) is writable` };
   } catch (e) {
-    return { verdict: "fail", label: "destination", detail: `${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, fix: "make it writable for this user, or point remote_dest_dir elsewhere" };
+    const why = describeFsError(e);
+    return { verdict: "fail", label: "destination", detail: `${dir}: ${why}`, fix: destinationFix(why, dir, "", "local") };
   }
+}
+
+/**
+ * The fix for a destination that refuses writes, from what refused it: a read-only mount, an immutable
+ * directory, a full disk and plain permissions each have their own (mkdir/chown fixes only the last).
+ */
+export function destinationFix(error: string, dir: string, user: string, via: "local" | "ssh" | "sftp"): string {
+  const where = via === "local" ? "" : "on the standby: ";
+  if (/read-only file system|EROFS/i.test(error)) return `${where}the file system holding ${dir} is mounted read-only: remount it read-write (mount -o remount,rw MOUNTPOINT), or point remote_dest_dir at a writable one`;
+  if (/no space|ENOSPC|quota|EDQUOT/i.test(error)) return `${where}the file system holding ${dir} is full (or the user's quota is): free some space (df -h ${dir})`;
+  if (/operation not permitted|EPERM|immutable/i.test(error)) return `${where}${dir} (or a directory above it) is immutable or append-only: lsattr -d ${dir}, then chattr -i (or -a) on it`;
+  const chown = `${where}mkdir -p ${dir} && chown ${user || (via === "local" ? "$(id -un)" : "<remote_user>")} ${dir}`;
+  if (/permission denied|EACCES/i.test(error)) {
+    // SFTP's "permission denied" also covers EPERM: an immutable directory reads the same.
+    return via === "sftp" ? `${chown} (if it already belongs to that user: lsattr -d ${dir} for an immutable directory)` : chown;
+  }
+  if (via === "sftp" && /\bfailure\b/i.test(error)) return `${where}the SFTP server refused without a reason: a read-only file system, a full disk or a quota on ${dir} are the usual causes (mount, df -h ${dir})`;
+  return `${chown}, and check that its file system is mounted read-write and not full`;
 }
 
 function checkKey(key: string, transport: string): Result {
@@ -182,9 +236,11 @@ async function checkRemoteRsync(config: Config): Promise<Result> {
 async function checkRemoteDest(config: Config): Promise<Result> {
   const d = config.target.destDir;
   const q = `'${d.replaceAll("'", "'\\''")}'`;
-  const r = await runRemote(config.target, `mkdir -p -- ${q} && test -w ${q} && test -d ${q}`);
+  // A real write, as in checkLocalDest: `test -w` is true for root on an immutable directory or a read-only mount.
+  const r = await runRemote(config.target, `mkdir -p -- ${q} && t=$(mktemp -p ${q} .rrdsync-check.XXXXXX) && rm -f -- "$t"`);
   if (r.code !== 0) {
-    return { verdict: "fail", label: "destination", detail: `${d} on the standby is not writable${r.err.trim() ? `: ${lastLine(r.err)}` : ""}`, fix: `on the standby: mkdir -p ${d} && chown ${config.target.user || "<remote_user>"} ${d}` };
+    const why = lastLine(r.err);
+    return { verdict: "fail", label: "destination", detail: `${d} on the standby is not writable${why ? `: ${why}` : ""}`, fix: destinationFix(why, d, config.target.user, "ssh") };
   }
   return { verdict: "ok", label: "destination", detail: `${d} on the standby is writable` };
 }

@@ -5,10 +5,12 @@ import type { Config } from "../config/types.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { formatTimestamp } from "../log.ts";
 import { type ChangeRow, StateStore } from "../store/state.ts";
+import { escapeLine, safeJson } from "../escape.ts";
 import { displayPath, formatEntry } from "../track/changelog.ts";
+import { isOutputClosed, writeOut } from "./out.ts";
 import { parseWhen } from "./when.ts";
 
-export const KINDS = ["created", "modified", "deleted", "renamed"] as const;
+export const KINDS = ["created", "modified", "deleted", "renamed", "repaired"] as const;
 
 export interface LogFlags {
   since?: string;
@@ -47,13 +49,14 @@ function* mapRows(rows: Iterable<ChangeRow>, render: (r: ChangeRow) => string): 
   for (const r of rows) yield render(r);
 }
 
+/** Exact values (JSON escapes every control character, so the line is safe on a terminal as well). */
 function jsonLine(r: ChangeRow): string {
-  return `${JSON.stringify({ time: new Date(r.time).toISOString(), path: r.path, kind: r.kind, summary: r.summary, added: r.added, removed: r.removed, details: r.details })}\n`;
+  return `${safeJson({ time: new Date(r.time).toISOString(), path: r.path, kind: r.kind, summary: r.summary, added: r.added, removed: r.removed, details: r.details })}\n`;
 }
 
 function statLine(r: ChangeRow, tty: boolean): string {
   const c = pc.createColors(tty);
-  return `${formatTimestamp(new Date(r.time)).slice(0, 19)}  ${c.green(`+${r.added}`.padStart(6))} ${c.red(`−${r.removed}`.padStart(6))}  ${r.kind.padEnd(15)}  ${displayPath(r.path)}  ${c.dim(r.summary)}\n`;
+  return `${formatTimestamp(new Date(r.time)).slice(0, 19)}  ${c.green(`+${r.added}`.padStart(6))} ${c.red(`−${r.removed}`.padStart(6))}  ${escapeLine(r.kind).padEnd(15)}  ${displayPath(r.path)}  ${c.dim(escapeLine(r.summary))}\n`;
 }
 
 /** An entry as the change log has it; rows from before details were kept show their summary instead. */
@@ -94,18 +97,23 @@ async function page(chunks: Iterable<string>, tty: boolean, env: Record<string, 
     }
     if (lines > screen) {
       const p = Bun.spawn(pager, { stdin: "pipe", stdout: "inherit", stderr: "inherit", env: { LESS: "FRX", ...env } });
-      await pipeOut(p.stdin, [head, it]);
+      await pipeOut(sinkWriter(p.stdin), [head, it], async () => {
+        await p.stdin.end();
+      });
       await p.exited;
       return;
     }
-    await pipeOut(Bun.stdout.writer(), [head]);
+    await pipeOut(writeOut, [head]);
     return;
   }
-  await pipeOut(Bun.stdout.writer(), [it]);
+  await pipeOut(writeOut, [it]);
 }
 
-/** Writes in chunks of ~64 KiB, waiting for each to drain; a closed reader (EPIPE) stops it without an error. */
-async function pipeOut(sink: import("bun").FileSink, parts: Array<Iterable<string> | Iterator<string>>): Promise<void> {
+/**
+ * Writes in chunks of ~64 KiB, waiting for each to be taken (stdout through writeOut: see out.ts for why not
+ * Bun.stdout); a closed reader (EPIPE) stops it without an error.
+ */
+async function pipeOut(write: (chunk: string) => Promise<void>, parts: Array<Iterable<string> | Iterator<string>>, end?: () => Promise<unknown>): Promise<void> {
   let buf = "";
   try {
     for (const part of parts) {
@@ -113,17 +121,24 @@ async function pipeOut(sink: import("bun").FileSink, parts: Array<Iterable<strin
       for (const s of iterable) {
         buf += s;
         if (buf.length >= 65536) {
-          sink.write(buf);
+          await write(buf);
           buf = "";
-          await sink.flush();
         }
       }
     }
-    if (buf !== "") sink.write(buf);
-    await sink.end();
+    if (buf !== "") await write(buf);
+    await end?.();
   } catch (e) {
-    if (!isClosedPipe(e)) throw e;
+    if (!isOutputClosed(e) && !isClosedPipe(e)) throw e;
   }
+}
+
+/** The pager's stdin: each chunk flushed before the next is made. */
+function sinkWriter(sink: import("bun").FileSink): (chunk: string) => Promise<void> {
+  return async (chunk) => {
+    sink.write(chunk);
+    await sink.flush();
+  };
 }
 
 function isClosedPipe(e: unknown): boolean {

@@ -5,8 +5,9 @@ import { dirname, join, resolve } from "node:path";
 import { DEFAULT_CONFIG_PATH, DEFAULT_LOG_DIR, DEFAULT_STATE_DIR } from "../config/defaults.ts";
 import { parseDest } from "../config/dest.ts";
 import { ExitCode, UserError } from "../errors.ts";
+import { writeOut } from "./out.ts";
 
-export function initConfig(flags: { config?: string; source?: string; dest?: string; force?: boolean }, env: Record<string, string | undefined>): ExitCode {
+export async function initConfig(flags: { config?: string; source?: string; dest?: string; force?: boolean }, env: Record<string, string | undefined>): Promise<ExitCode> {
   const path = resolve(flags.config ?? env.RRDSYNC_CONFIG ?? DEFAULT_CONFIG_PATH);
   if (existsSync(path) && !flags.force) {
     throw new UserError(`${path} already exists; not overwritten`, ExitCode.Usage, "edit it, or pass --force to replace it with a new starter config");
@@ -19,7 +20,7 @@ export function initConfig(flags: { config?: string; source?: string; dest?: str
     logDir: system ? DEFAULT_LOG_DIR : dirname(path),
   });
   writeConfigFile(path, text);
-  process.stdout.write(`wrote ${path}\nnext: edit remote_sync, then: rrdsync check --config ${path}\n`);
+  await writeOut(`wrote ${path}\nnext: edit remote_sync, then: rrdsync check --config ${path}\n`);
   return ExitCode.Ok;
 }
 

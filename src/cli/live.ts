@@ -1,6 +1,8 @@
 // Live output of the daemon: coloured lines on a TTY, timestamped plain lines otherwise, JSON lines with --json.
 import pc from "picocolors";
+import { escapeLine, safeJson } from "../escape.ts";
 import { formatBytes, formatTimestamp } from "../log.ts";
+import { plural } from "../engine/health.ts";
 import type { BatchReport, Progress } from "../engine/types.ts";
 import { ProgressLine } from "./progress.ts";
 
@@ -34,7 +36,7 @@ export class Live {
     if (this.mode === "off") return;
     this.line.clear();
     if (this.mode === "json") {
-      process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), event: type, ...fields })}\n`);
+      process.stdout.write(`${safeJson({ time: new Date().toISOString(), event: type, ...fields })}\n`);
       return;
     }
     const stamp = this.mode === "tty" ? this.c.dim(new Date().toTimeString().slice(0, 8)) : formatTimestamp(new Date());
@@ -45,14 +47,14 @@ export class Live {
     const c = this.c;
     if (b.files > 0) {
       this.event("batch", { files: b.files, bytes: b.bytes, seconds: Number(b.seconds.toFixed(3)), target: this.target, pending: b.pending.length },
-        `${c.green("↑")} ${c.bold(String(b.files))} files ${formatBytes(b.bytes)} in ${b.seconds.toFixed(2)} s → ${this.target}`);
+        `${c.green("↑")} ${c.bold(plural(b.files, "file"))} ${formatBytes(b.bytes)} in ${b.seconds.toFixed(2)} s → ${this.target}`);
     }
     for (const ch of b.changes) {
       const mark = ch.kind.endsWith("created") ? c.green("+") : c.yellow("~");
-      this.event("change", { path: ch.path, kind: ch.kind, summary: ch.summary }, `  ${mark} ${JSON.stringify(ch.path).slice(1, -1)} ${c.dim(ch.summary)}`);
+      this.event("change", { path: ch.path, kind: ch.kind, summary: ch.summary }, `  ${mark} ${escapeLine(ch.path)} ${c.dim(escapeLine(ch.summary))}`);
     }
     if (b.pending.length > 0) {
-      this.event("pending", { files: b.pending.length, error: b.error }, `${c.red("!")} ${b.pending.length} files pending${b.error ? `: ${b.error}` : ""}`);
+      this.event("pending", { files: b.pending.length, error: b.error }, `${c.red("!")} ${plural(b.pending.length, "file")} pending${b.error ? `: ${escapeLine(b.error)}` : ""}`);
     }
   }
 }

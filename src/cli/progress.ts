@@ -34,10 +34,15 @@ export class ProgressLine {
   constructor(private readonly out: NodeJS.WriteStream, private readonly dim: (s: string) => string) {}
 
   update(p: Progress): void {
+    this.show((elapsedS) => formatProgress(p, elapsedS));
+  }
+
+  /** Any text (made only when the line is due): verify's "files checked" line. */
+  show(text: (elapsedS: number) => string): void {
     const now = performance.now();
     if (now - this.last < 200) return;
     this.last = now;
-    this.out.write(`\r${this.dim(formatProgress(p, (now - this.started) / 1000))}\x1b[K`);
+    this.out.write(`\r${this.dim(text((now - this.started) / 1000))}\x1b[K`);
     this.shown = true;
   }
 

@@ -1,26 +1,27 @@
 // `rrdsync restore PATH [--at TIME] [--to FILE] [--list]`: a text file as it was synced at a time, from the kept
 // backup versions (change_tracking.keep_versions). To stdout by default, so nothing is overwritten by accident.
-import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, linkSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import type { Config } from "../config/types.ts";
 import { ExitCode, UserError } from "../errors.ts";
-import { formatTimestamp } from "../log.ts";
+import { describeFsError, formatTimestamp } from "../log.ts";
 import { type BackupVersion, StateStore } from "../store/state.ts";
 import { backupPath, decodeBackup } from "../track/backup.ts";
+import { writeOut } from "./out.ts";
 import { parseWhen } from "./when.ts";
 
-export function restoreFile(config: Config, target: string, flags: { at?: string; to?: string; list?: boolean }): ExitCode {
+export async function restoreFile(config: Config, target: string, flags: { at?: string; to?: string; list?: boolean; force?: boolean }): Promise<ExitCode> {
   const rel = toRelative(config, target);
   const at = flags.at !== undefined ? parseWhen(flags.at, "--at") : Number.POSITIVE_INFINITY;
   const store = StateStore.openExisting(config.stateFile);
   try {
-    return restoreFrom(config, store, rel, at, flags);
+    return await restoreFrom(config, store, rel, at, flags);
   } finally {
     store?.close();
   }
 }
 
-function restoreFrom(config: Config, store: StateStore | null, rel: string, at: number, flags: { to?: string; list?: boolean }): ExitCode {
+async function restoreFrom(config: Config, store: StateStore | null, rel: string, at: number, flags: { to?: string; list?: boolean; force?: boolean }): Promise<ExitCode> {
   let versions = store?.versionsOf(rel) ?? [];
   const backupDir = config.changeTracking.backupDir;
   if (versions.length === 0 && existsSync(backupPath(backupDir, rel))) {
@@ -30,7 +31,7 @@ function restoreFrom(config: Config, store: StateStore | null, rel: string, at: 
   }
   const when = (t: number) => formatTimestamp(new Date(t)).slice(0, 19);
   if (flags.list) {
-    versions.forEach((v, i) => process.stdout.write(`${when(v.syncedAt)}  ${String(v.size).padStart(10)} bytes${i === 0 ? "  (current)" : ""}\n`));
+    await writeOut(versions.map((v, i) => `${when(v.syncedAt)}  ${String(v.size).padStart(10)} bytes${i === 0 ? "  (current)" : ""}\n`).join(""));
     return versions.length > 0 ? ExitCode.Ok : ExitCode.Pending;
   }
   if (versions.length === 0) {
@@ -43,19 +44,12 @@ function restoreFrom(config: Config, store: StateStore | null, rel: string, at: 
   }
   const data = content(backupDir, store, v);
   if (flags.to === undefined || flags.to === "-") {
-    process.stdout.write(data);
-  } else {
-    const to = resolve(flags.to);
-    const tmp = join(dirname(to), `.${basename(to)}.rrdsync-restore-${process.pid}`);
-    try {
-      writeFileSync(tmp, data, { mode: 0o644 });
-      renameSync(tmp, to);
-    } catch (e) {
-      rmSync(tmp, { force: true });
-      throw new UserError(`--to ${flags.to}: cannot write: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, ExitCode.Usage, "pick a writable path");
-    }
-    process.stderr.write(`restored ${rel} as synced at ${when(v.syncedAt)} (${data.length} bytes) to ${to}\n`);
+    await writeOut(data); // the exact bytes, as cat would: this is the file itself, not a report about it
+    return ExitCode.Ok;
   }
+  const to = resolve(flags.to);
+  writeAtomically(to, data, flags.force === true, flags.to);
+  process.stderr.write(`restored ${rel} as synced at ${when(v.syncedAt)} (${data.length} bytes) to ${to}\n`);
   return ExitCode.Ok;
 }
 
@@ -67,11 +61,47 @@ function content(backupDir: string, store: StateStore | null, v: BackupVersion):
   return decodeBackup(row.data, row.codec);
 }
 
-/** A path as given (absolute inside source_dir, or relative to it) → the tree-relative path the DB uses. */
+/**
+ * Through a temp file in the same directory, so `to` is never half written. Without `force` an existing file is
+ * never replaced: link() fails on it atomically (no window between a check and the write).
+ */
+function writeAtomically(to: string, data: Uint8Array, force: boolean, given: string): void {
+  const tmp = join(dirname(to), `.${basename(to)}.rrdsync-restore-${process.pid}`);
+  try {
+    writeFileSync(tmp, data, { mode: 0o644 });
+    if (force) {
+      renameSync(tmp, to);
+    } else {
+      linkSync(tmp, to);
+      rmSync(tmp, { force: true });
+    }
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") throw new UserError(`--to ${given}: ${to} exists; not overwritten`, ExitCode.Usage, "pass --force to replace it, or pick another path");
+    if (code === "EISDIR" || (code === "EPERM" && isDirectory(to))) throw new UserError(`--to ${given}: ${to} is a directory`, ExitCode.Usage, "give a file path");
+    throw new UserError(`--to ${given}: cannot write: ${describeFsError(e)}`, ExitCode.Usage, "pick a writable path");
+  }
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A path as given (absolute inside source_dir, or relative to it) → the tree-relative path the DB uses. A ".."
+ * anywhere is refused: the backup dir mirrors the tree, so it would reach files outside it.
+ */
 function toRelative(config: Config, target: string): string {
-  const rel = isAbsolute(target) ? relative(config.sourceDir, target) : target.replace(/^\.\//, "");
+  const hint = "give the path inside the tree, e.g. snmp/1/ds.properties";
+  if (target.split("/").includes("..")) throw new UserError(`${JSON.stringify(target)}: a path with ".." is not restored`, ExitCode.Usage, hint);
+  const rel = (isAbsolute(target) ? relative(config.sourceDir, target) : target).split("/").filter((p) => p !== "" && p !== ".").join("/");
   if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) {
-    throw new UserError(`${target}: not a file of source_dir ${config.sourceDir}`, ExitCode.Usage, "give the path inside the tree, e.g. snmp/1/ds.properties");
+    throw new UserError(`${target}: not a file of source_dir ${config.sourceDir}`, ExitCode.Usage, hint);
   }
   return rel;
 }

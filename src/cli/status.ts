@@ -1,65 +1,115 @@
-// `rrdsync status`: what the state DB says about the target: files tracked, pending, the last pass and batch,
-// reachable or down since when, the last error; and whether an rrdsync is running now. Exit 1 when something is
-// pending or the target is down, so a monitoring check can use it as is.
+// `rrdsync status`: what the state DB says about the target: files tracked, pending (with their age), the replica
+// lag of its RRDs, the last pass, batch and verify, reachable or down since when, the last error; and whether an
+// rrdsync is running now. Exit 1 when something is pending or the target is down, so a monitoring check can use
+// it as is.
 import pc from "picocolors";
 import { allTargets, type Config } from "../config/types.ts";
-import { ExitCode } from "../errors.ts";
+import { type ReplicaLag, replicaLag } from "../engine/lag.ts";
+import { ExitCode, UserError } from "../errors.ts";
+import { escapeLine, safeJson } from "../escape.ts";
 import { formatBytes, formatTimestamp } from "../log.ts";
+import { plural } from "../engine/health.ts";
 import { lockHolder } from "../store/lock.ts";
 import { StateStore } from "../store/state.ts";
-import { FIRST_SYNC_KEY, type StatusRecord } from "../store/status.ts";
+import { FIRST_SYNC_KEY, type StatusRecord, type VerifyRecord } from "../store/status.ts";
 import { describeTarget } from "../transport/create.ts";
+import { writeOut } from "./out.ts";
 
-/** One block (or one JSON line) per target; exit 1 if any target has files pending or is down. */
-export function showStatus(config: Config, flags: { json?: boolean }, env: Record<string, string | undefined>): ExitCode {
-  const codes = allTargets(config).map((c) => showTarget(c, flags, env));
-  return Math.max(...codes) as ExitCode;
+/**
+ * One block (or one JSON line) per target; exit 1 if any target has files pending or is down (or its state DB is
+ * damaged), 2 if a state_file is some other program's file.
+ */
+export async function showStatus(config: Config, flags: { json?: boolean }, env: Record<string, string | undefined>): Promise<ExitCode> {
+  const shown = allTargets(config).map((c) => showTarget(c, flags, env));
+  await writeOut(shown.map((s) => s.text).join(""));
+  return Math.max(...shown.map((s) => s.code)) as ExitCode;
 }
 
-function showTarget(config: Config, flags: { json?: boolean }, env: Record<string, string | undefined>): ExitCode {
-  const store = StateStore.openExisting(config.stateFile);
-  let files = 0;
-  let st: StatusRecord = {};
-  let firstSync: { after: string | null; started: number } | null = null;
-  if (store !== null) {
-    try {
-      files = store.countFiles();
-      st = store.status();
-      firstSync = store.meta(FIRST_SYNC_KEY);
-    } finally {
-      store.close();
-    }
+/** The state DB's numbers, or why there are none: not made yet, or a file that is not (or no longer) a sound DB. */
+type FirstSync = { after: string | null; started: number } | null;
+
+function readState(stateFile: string, sourceDir: string): { files: number; st: StatusRecord; lag: ReplicaLag | null; firstSync: FirstSync; problem: UserError | null; initialised: boolean } {
+  let store: StateStore | null;
+  try {
+    store = StateStore.openExisting(stateFile);
+  } catch (e) {
+    if (e instanceof UserError) return { files: 0, st: {}, lag: null, firstSync: null, problem: e, initialised: false };
+    throw e;
   }
-  const pid = lockHolder(config.stateFile);
+  if (store === null) return { files: 0, st: {}, lag: null, firstSync: null, problem: null, initialised: false };
+  try {
+    const st = store.status();
+    // A missing source says nothing about how far behind the replica is.
+    const lag = st.sourceMissing === undefined ? replicaLag(store, sourceDir) : null;
+    return { files: store.countFiles(), st, lag, firstSync: store.meta(FIRST_SYNC_KEY), problem: null, initialised: true };
+  } finally {
+    store.close();
+  }
+}
+
+function showTarget(config: Config, flags: { json?: boolean }, env: Record<string, string | undefined>): { text: string; code: ExitCode } {
+  const { files, st, lag, firstSync, problem, initialised } = readState(config.stateFile, config.sourceDir);
+  const held = lockHolder(config.stateFile);
+  const pid = held !== null && Number.isNaN(held) ? 0 : held; // 0: running, its pid not written yet
   const target = describeTarget(config);
   const pending = st.pending ?? 0;
   const down = st.downSince !== undefined;
   const missing = st.sourceMissing !== undefined;
+  const now = Date.now();
+  // Older DBs kept only names; their age is unknown.
+  const pendingFiles = st.pendingFiles ?? (st.pendingSample ?? []).map((path) => ({ path, since: null as number | null }));
   const report = {
-    target, source: config.sourceDir, sourceMissingSince: iso(st.sourceMissing), stateFile: config.stateFile, initialised: store !== null, files, pending,
-    pendingSample: st.pendingSample ?? [], reachable: !down, downSince: iso(st.downSince), lastPass: withIso(st.lastPass),
-    lastBatch: withIso(st.lastBatch), lastError: withIso(st.lastError), running: pid,
+    target, source: config.sourceDir, sourceMissingSince: iso(st.sourceMissing), stateFile: config.stateFile, initialised, stateProblem: problem?.message ?? null, files, pending,
+    pendingSample: pendingFiles.map((p) => p.path),
+    pendingFiles: pendingFiles.map((p) => ({ path: p.path, since: iso(p.since ?? undefined), ageSeconds: p.since === null ? null : Math.round((now - p.since) / 1000) })),
+    lag, reachable: !down, downSince: iso(st.downSince), lastPass: withIso(st.lastPass),
+    lastBatch: withIso(st.lastBatch), lastVerify: withIso(st.lastVerify), lastError: withIso(st.lastError), running: pid,
     firstSyncUnfinished: firstSync === null ? null : { since: iso(firstSync.started), syncedThrough: firstSync.after },
   };
-  if (flags.json) {
-    process.stdout.write(`${JSON.stringify(report)}\n`);
-  } else {
-    const c = pc.createColors(process.stdout.isTTY === true && !(env.NO_COLOR ?? ""));
-    const when = (t: number) => formatTimestamp(new Date(t)).slice(0, 19);
-    const rows: Array<[string, string]> = [
-      ["source", missing ? `${config.sourceDir} ${c.red(`MISSING since ${when(st.sourceMissing as number)}: nothing is replicated until it is back`)}` : config.sourceDir],
-      ["state DB", store === null ? `${config.stateFile} ${c.yellow("(not created yet: run rrdsync --once)")}` : config.stateFile],
-      ["files tracked", `${files.toLocaleString("en-US")}${firstSync === null ? "" : c.yellow(` (a first sync begun ${when(firstSync.started)} is unfinished: synced through ${firstSync.after === null ? "nothing yet" : JSON.stringify(firstSync.after)}; the next run goes on from there)`)}`],
-      ["pending", pending === 0 ? c.green("0") : c.red(`${pending}${st.pendingSample?.length ? `: ${st.pendingSample.slice(0, 5).map((p) => JSON.stringify(p)).join(", ")}${pending > 5 ? ", …" : ""}` : ""}`)],
-      ["target", down ? c.red(`DOWN since ${when(st.downSince as number)}`) : st.lastBatch || st.lastPass ? c.green("reachable (last contact succeeded)") : "not contacted yet"],
-      ["last pass", st.lastPass ? `${when(st.lastPass.time)}: ${st.lastPass.scanned} scanned, ${st.lastPass.sent} sent, ${st.lastPass.pending} pending, ${st.lastPass.seconds} s` : "none yet"],
-      ["last batch", st.lastBatch ? `${when(st.lastBatch.time)}: ${st.lastBatch.files} files, ${formatBytes(st.lastBatch.bytes)}` : "none yet"],
-      ["last error", st.lastError ? `${when(st.lastError.time)}: ${st.lastError.message}` : "none"],
-      ["running", pid === null ? "no rrdsync running for this state file" : c.green(`yes, pid ${pid}`)],
-    ];
-    process.stdout.write(`${c.bold(target)}\n${rows.map(([k, v]) => `  ${k.padEnd(14)}${v}`).join("\n")}\n`);
-  }
-  return pending > 0 || down || missing || firstSync !== null ? ExitCode.Pending : ExitCode.Ok;
+  const code = problem !== null ? problem.exitCode : pending > 0 || down || missing || firstSync !== null ? ExitCode.Pending : ExitCode.Ok;
+  if (flags.json) return { text: `${safeJson(report)}\n`, code };
+  const c = pc.createColors(process.stdout.isTTY === true && !(env.NO_COLOR ?? ""));
+  const when = (t: number) => formatTimestamp(new Date(t)).slice(0, 19);
+  const rows: Array<[string, string]> = [
+    ["source", missing ? `${config.sourceDir} ${c.red(`MISSING since ${when(st.sourceMissing as number)}: nothing is replicated until it is back`)}` : config.sourceDir],
+    ["state DB", problem !== null ? `${config.stateFile} ${c.red(`(${problem.message.replace(`state_file ${config.stateFile}`, "").replace(/^[:\s]+/, "")})`)}`
+      : initialised ? config.stateFile : `${config.stateFile} ${c.yellow("(not created yet: run rrdsync --once)")}`],
+    ["files tracked", `${files.toLocaleString("en-US")}${firstSync === null ? "" : c.yellow(` (a first sync begun ${when(firstSync.started)} is unfinished: synced through ${firstSync.after === null ? "nothing yet" : safeJson(firstSync.after)}; the next run goes on from there)`)}`],
+    ["pending", pending === 0 ? c.green("0") : c.red(`${pending}${pendingFiles.length ? `: ${pendingFiles.slice(0, 5).map((p) => `${safeJson(p.path)}${p.since === null ? "" : ` (${age(now - p.since)})`}`).join(", ")}${pending > 5 ? ", …" : ""}` : ""}`)],
+    ["replica lag", missing ? "unknown while the source is missing" : lag === null || lag.rrds === 0 ? "no RRDs tracked" : lagLine(lag, c)],
+    ["target", down ? c.red(`DOWN since ${when(st.downSince as number)}`) : st.lastBatch || st.lastPass ? c.green("reachable (last contact succeeded)") : "not contacted yet"],
+    ["last pass", st.lastPass ? `${when(st.lastPass.time)}: ${st.lastPass.scanned} scanned, ${st.lastPass.sent} sent, ${st.lastPass.pending} pending, ${st.lastPass.seconds} s` : "none yet"],
+    ["last batch", st.lastBatch ? `${when(st.lastBatch.time)}: ${plural(st.lastBatch.files, "file")}, ${formatBytes(st.lastBatch.bytes)}` : "none yet"],
+    ["last verify", st.lastVerify ? `${when(st.lastVerify.time)}: ${verifyLine(st.lastVerify)}` : "never (rrdsync verify)"],
+    ["last error", st.lastError ? `${when(st.lastError.time)}: ${escapeLine(st.lastError.message)}` : "none"],
+    ["running", pid === null ? "no rrdsync running for this state file" : c.green(pid === 0 ? "yes (its pid is not written yet)" : `yes, pid ${pid}`)],
+  ];
+  if (problem?.hint) rows.splice(2, 0, ["", c.dim(problem.hint)]);
+  return { text: `${c.bold(target)}\n${rows.map(([k, v]) => `  ${k.padEnd(14)}${v}`).join("\n")}\n`, code };
+}
+
+/** "0 s", "42 s", "12 min", "3.5 h", "2.1 d": an age or a lag at a glance. */
+export function age(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  if (s < 172_800) return `${(s / 3600).toFixed(1)} h`;
+  return `${(s / 86_400).toFixed(1)} d`;
+}
+
+function lagLine(l: ReplicaLag, c: ReturnType<typeof pc.createColors>): string {
+  const text = `max ${age(l.maxSeconds * 1000)}, median ${age(l.medianSeconds * 1000)} (${l.behind.toLocaleString("en-US")} of ${l.rrds.toLocaleString("en-US")} RRDs behind${l.estimated > 0 ? `; ${l.estimated} estimated from their mtime` : ""})`;
+  return l.behind === 0 ? c.green(text) : l.maxSeconds > 900 ? c.red(text) : c.yellow(text);
+}
+
+/** One line for a verify record (status, check). */
+export function verifyLine(v: VerifyRecord): string {
+  if (v.error) return `could not complete: ${v.error}`;
+  const what = `${v.checked.toLocaleString("en-US")} files${v.sample !== null ? ` (a ${v.sample}% sample)` : ""}${v.pattern ? ` matching ${JSON.stringify(v.pattern)}` : ""} in ${v.seconds} s`;
+  const drift = v.differs + v.missing + v.newer + v.extra + v.errors;
+  if (drift === 0) return `${what}: the replica matches${v.known > 0 ? ` (${v.known} pending or kept)` : ""}`;
+  const parts = ([["differ", v.differs], ["missing", v.missing], ["newer there", v.newer], ["extra", v.extra], ["unreadable", v.errors]] as const).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`);
+  return `${what}: ${parts.join(", ")}${v.repaired + v.repairFailed > 0 ? `; ${v.repaired} repaired${v.repairFailed > 0 ? `, ${v.repairFailed} not` : ""}` : ""}`;
 }
 
 const iso = (t: number | undefined) => (t === undefined ? null : new Date(t).toISOString());

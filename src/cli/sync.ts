@@ -1,11 +1,14 @@
 // The sync command (--once): one pass per target (in parallel: a down standby costs the others nothing), the
-// summary line, the exit code.
+// summary line, the exit code, and the metrics file for node_exporter's textfile collector.
 import { allTargets, type Config } from "../config/types.ts";
+import { storedSnapshot } from "../engine/metrics.ts";
 import { passOnce } from "../engine/target.ts";
 import type { PassStats } from "../engine/types.ts";
 import { ExitCode } from "../errors.ts";
 import { formatBytes, type Logger } from "../log.ts";
+import { StateStore } from "../store/state.ts";
 import { describeTarget } from "../transport/create.ts";
+import { errorText, renderMetrics, writeTextfile } from "../watch/prometheus.ts";
 import { ProgressLine } from "./progress.ts";
 
 export async function syncOnce(config: Config, log: Logger, signal?: AbortSignal): Promise<ExitCode> {
@@ -18,7 +21,27 @@ export async function syncOnce(config: Config, log: Logger, signal?: AbortSignal
     line?.clear();
     return summarize(c, s, log);
   }));
+  if (config.metricsFile !== "") writeMetricsFile(config, log);
   return Math.max(...codes) as ExitCode;
+}
+
+/** Every target's metrics, as its state DB now says. A failure is an error in the log; the run's own outcome stands. */
+export function writeMetricsFile(config: Config, log: Logger): void {
+  const file = config.metricsFile;
+  try {
+    const snapshots = allTargets(config).flatMap((c) => {
+      const store = StateStore.openExisting(c.stateFile);
+      if (store === null) return [];
+      try {
+        return [storedSnapshot(describeTarget(c), store, c.sourceDir)];
+      } finally {
+        store.close();
+      }
+    });
+    writeTextfile(file, renderMetrics(snapshots, null));
+  } catch (e) {
+    log.error(`metrics_file ${file}: not written: ${errorText(e)}`);
+  }
 }
 
 function summarize(config: Config, s: PassStats, log: Logger): ExitCode {

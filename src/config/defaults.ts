@@ -47,11 +47,13 @@ export function defaultMaxDelay(debounce: number): number {
 }
 
 /**
- * One state DB per (source, destination) pair, so two configs never share pending state.
- * Lives under $XDG_STATE_HOME (systemd's StateDirectory= sets it), else ~/.local/state.
+ * Without a state_file, everything rrdsync keeps for one (source, destination) pair is named by one key: its state
+ * DB, its backups and its change log, so two trees never share any of them (tree B's first sync must not read as a
+ * change of tree A's file, nor `restore` return A's content). They live under $XDG_STATE_HOME (systemd's
+ * StateDirectory= sets it), else ~/.local/state. (`state-<key>.db` is the name earlier versions used.)
  */
-export function defaultStateFile(sourceDir: string, destKey: string, env: Record<string, string | undefined>, home: string): string {
-  const base = env.XDG_STATE_HOME || join(home, ".local", "state");
+export function defaultPaths(sourceDir: string, destKey: string, env: Record<string, string | undefined>, home: string): { stateFile: string; backupDir: string; changeLogFile: string } {
+  const base = join(env.XDG_STATE_HOME || join(home, ".local", "state"), "rrdsync");
   const id = createHash("sha256").update(`${sourceDir}\0${destKey}`).digest("hex").slice(0, 12);
-  return join(base, "rrdsync", `state-${id}.db`);
+  return { stateFile: join(base, `state-${id}.db`), backupDir: join(base, `backup-${id}`), changeLogFile: join(base, `change_log-${id}.txt`) };
 }

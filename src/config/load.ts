@@ -4,12 +4,14 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { ConfigError, ExitCode, UserError } from "../errors.ts";
 import {
-  DEFAULT_BATCH_MAX_BYTES, DEFAULT_BATCH_MAX_FILES, DEFAULT_SLICE_MAX_FILES, DEFAULT_CONFIG_PATH, DEFAULT_DEBOUNCE_S, DEFAULT_RRD_HOLD_ATTEMPTS, DEFAULT_RRD_HOLD_DELAY_S, DEFAULT_KEEP_VERSIONS, DEFAULT_MAX_BACKUP_BYTES, DEFAULT_MAX_LOG_BYTES, DEFAULT_KEEP_LOGS, DEFAULT_SFTP_PARALLEL_FILES, DEFAULT_SSH_CIPHERS, DEFAULT_MAX_DELETE, DEFAULT_EXTENSIONS,
-  DEFAULT_POLL_INTERVAL_S, DEFAULT_RESCAN_INTERVAL_S, defaultMaxDelay, defaultStateFile,
+  DEFAULT_BATCH_MAX_BYTES, DEFAULT_BATCH_MAX_FILES, DEFAULT_SLICE_MAX_FILES, DEFAULT_CONFIG_PATH, DEFAULT_DEBOUNCE_S, DEFAULT_RRD_HOLD_ATTEMPTS, DEFAULT_RRD_HOLD_DELAY_S, DEFAULT_KEEP_VERSIONS, DEFAULT_MAX_BACKUP_BYTES, DEFAULT_MAX_LOG_BYTES, DEFAULT_KEEP_LOGS, DEFAULT_MAX_DELETE, DEFAULT_EXTENSIONS,
+  DEFAULT_POLL_INTERVAL_S, DEFAULT_RESCAN_INTERVAL_S, defaultMaxDelay, defaultPaths,
 } from "./defaults.ts";
-import { checkHostish, parseDest } from "./dest.ts";
+import { parseDest } from "./dest.ts";
+import { checkFilePlace } from "./places.ts";
+import { checkDistinct, extraStateFile, makeTarget } from "./targets.ts";
 import { parseConfigText } from "./read.ts";
-import type { Config, LogLevel, Target, TransportKind } from "./types.ts";
+import type { Config, LogLevel, TransportKind } from "./types.ts";
 import { type Ctx, checkAgainstSchema, oneOf, path } from "./validate.ts";
 
 export interface LoadOptions {
@@ -31,11 +33,14 @@ export interface LoadOptions {
 
 type Obj = Record<string, any>;
 
+/** Config.origin when no config file was read (--source and --dest, and the defaults). */
+export const NO_CONFIG_ORIGIN = "built-in defaults";
+
 export function loadConfig(opts: LoadOptions): { config: Config; warnings: string[] } {
   const configPath = opts.configPath ?? opts.env.RRDSYNC_CONFIG ?? (existsSync(DEFAULT_CONFIG_PATH) ? DEFAULT_CONFIG_PATH : undefined);
   const warnings: string[] = [];
   let raw: Obj = {};
-  let origin = "built-in defaults";
+  let origin = NO_CONFIG_ORIGIN;
   if (configPath !== undefined) {
     const abs = resolve(opts.cwd, configPath);
     origin = configPath;
@@ -58,9 +63,9 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
   const ctx: Ctx = { origin, home: opts.home, warnings };
   const c = checkAgainstSchema(raw, ctx) as Obj;
 
-  // Flags override the file; they are checked with the same rules, reported under their own name.
+  // Flags override the file; they are checked with the same rules, and messages name the flag, not the file.
   const flagCtx: Ctx = { origin: "command line", home: opts.home, warnings };
-  const abs = (p: string) => resolve(opts.cwd, p.startsWith("~") ? p : p);
+  const abs = (p: string) => resolve(opts.cwd, p);
   if (opts.source !== undefined) c.source_dir = path({ allowEmpty: false })(abs(opts.source), "--source", flagCtx);
   if (opts.stateFile !== undefined) c.state_file = path({ allowEmpty: false })(abs(opts.stateFile), "--state", flagCtx);
   const flagTransport = opts.transport === undefined ? undefined : (oneOf(["rsync", "sftp", "auto"])(opts.transport, "--transport", flagCtx) as TransportKind);
@@ -71,73 +76,50 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
     rs.remote_host = d.host;
     rs.remote_dest_dir = d.destDir;
   }
+  const key = (k: string, flag: string | undefined) => (flag !== undefined ? flag : `${origin}: ${k}`);
 
   if (c.source_dir === undefined) throw new ConfigError(`${origin}: source_dir`, "is missing", 'set "source_dir": "/opt/opennms/share/rrd" (the tree to replicate), or pass --source');
   const sourceDir: string = c.source_dir;
+  const sourceKey = key("source_dir", opts.source === undefined ? undefined : "--source");
   if (opts.requireSource !== false) {
     let st;
     try {
       st = statSync(sourceDir);
     } catch {
-      throw new ConfigError(`${origin}: source_dir`, `${sourceDir} does not exist`, "check the path (is the volume mounted?)");
+      throw new ConfigError(sourceKey, `${sourceDir} does not exist`, "check the path (is the volume mounted?)");
     }
-    if (!st.isDirectory()) throw new ConfigError(`${origin}: source_dir`, `${sourceDir} is not a directory`);
+    if (!st.isDirectory()) throw new ConfigError(sourceKey, `${sourceDir} is not a directory`);
   }
 
   const extra: Obj[] = c.targets ?? [];
   // remote_sync is the first target; "targets" adds more (or, without remote_sync, lists them all).
   const primaryRaw: Obj = rs.remote_dest_dir === undefined && extra.length > 0 ? (extra.shift() as Obj) : rs;
-  const primaryWhere = primaryRaw === rs ? "remote_sync" : "targets[0]";
+  const primaryWhere = opts.dest !== undefined ? "--dest" : primaryRaw === rs ? "remote_sync" : "targets[0]";
+  const primaryKey = (k: string) => (opts.dest !== undefined && ["remote_dest_dir", "remote_host", "remote_user"].includes(k) ? "--dest" : `${origin}: ${primaryRaw === rs ? "remote_sync" : "targets[0]"}.${k}`);
   if (primaryRaw.remote_dest_dir === undefined) {
-    throw new ConfigError(`${origin}: ${primaryWhere}.remote_dest_dir`, "is missing", 'set "remote_sync": {"remote_host": "standby", "remote_dest_dir": "/abs/path"}, or pass --dest');
+    throw new ConfigError(primaryKey("remote_dest_dir"), "is missing", 'set "remote_sync": {"remote_host": "standby", "remote_dest_dir": "/abs/path"}, or pass --dest');
   }
-  const makeTarget = (raw: Obj, where: string): Target => {
-    const host: string = raw.remote_host ?? "";
-    const user: string = raw.remote_user ?? "";
-    if (host !== "") checkHostish(`${origin}: ${where}.remote_host`, "host", host);
-    if (user !== "") checkHostish(`${origin}: ${where}.remote_user`, "user", user);
-    if (raw.remote_dest_dir === undefined) throw new ConfigError(`${origin}: ${where}.remote_dest_dir`, "is missing", "every target needs its destination directory");
-    const t: Target = {
-      user: host === "" ? "" : user,
-      host,
-      port: raw.port ?? 22,
-      destDir: raw.remote_dest_dir,
-      sshKeyPath: raw.ssh_key_path ?? "",
-      knownHostsFile: raw.known_hosts_file ?? `${opts.home}/.ssh/known_hosts`,
-      sshCiphers: raw.ssh_ciphers ?? DEFAULT_SSH_CIPHERS,
-      transport: flagTransport ?? raw.transport ?? "rsync",
-      sftpParallelFiles: raw.sftp_parallel_files ?? DEFAULT_SFTP_PARALLEL_FILES,
-      sshPassphraseFile: raw.ssh_passphrase_file ?? "",
-    };
-    if (host === "" && t.transport === "sftp") {
-      throw new ConfigError(`${origin}: ${where}.transport`, `"sftp" needs a remote host, and ${where} is a local directory`, 'set remote_host, or use "rsync" for a local destination');
-    }
-    if (host === "" && resolve(t.destDir).startsWith(`${sourceDir}/`)) {
-      throw new ConfigError(`${origin}: ${where}.remote_dest_dir`, `${t.destDir} is inside source_dir`, "a local destination must be outside the tree it copies");
-    }
-    if (host !== "" && t.sshKeyPath !== "" && !existsSync(t.sshKeyPath)) {
-      throw new ConfigError(`${origin}: ${where}.ssh_key_path`, `${t.sshKeyPath} does not exist`, "point it at the private key, or remove the key to use ssh's defaults");
-    }
-    return t;
-  };
-  const target = makeTarget(primaryRaw, primaryWhere);
-  const host = target.host;
-  const user = target.user;
-  const destKey = host === "" ? target.destDir : `${user}@${host}:${target.port}:${target.destDir}`;
-  const stateFile: string = c.state_file || defaultStateFile(sourceDir, destKey, opts.env, opts.home);
+  const tctx = { sourceDir, home: opts.home, transport: flagTransport };
+  const target = makeTarget(primaryRaw, primaryKey, tctx);
+  const destKey = target.host === "" ? target.destDir : `${target.user}@${target.host}:${target.port}:${target.destDir}`;
+  // No state_file: the state DB, backups and change log are all named by the (source, destination) pair.
+  const derived = c.state_file ? null : defaultPaths(sourceDir, destKey, opts.env, opts.home);
+  const stateFile: string = derived?.stateFile ?? c.state_file;
+  const stateKey = key("state_file", opts.stateFile === undefined ? undefined : "--state");
+  checkFilePlace(stateKey, stateFile);
   const stateDir = dirname(stateFile);
   if (stateFile === sourceDir || stateFile.startsWith(`${sourceDir}/`)) {
-    warnings.push(`${origin}: state_file: ${stateFile} is inside source_dir; rrdsync skips its own files, but keep them outside the tree`);
+    warnings.push(`${stateKey}: ${stateFile} is inside source_dir; rrdsync skips its own files, but keep them outside the tree`);
   }
   // Each further target keeps its own state (what it has, what is pending) beside the first one's.
   const offset = primaryRaw === rs ? 0 : 1;
   const extraTargets = extra.map((raw, i) => {
-    const where = `targets[${i + offset}]`;
-    const t = makeTarget(raw, where);
-    const name: string = raw.name ?? (t.host === "" ? t.destDir : `${t.host}:${t.port}`);
-    const slug = name.replace(/[^A-Za-z0-9._-]+/g, "_").replace(/^_+|_+$/g, "");
-    return { name, target: t, stateFile: (raw.state_file as string | undefined) ?? stateFile.replace(/(\.db)?$/, `.${slug}.db`) };
+    const t = makeTarget(raw, (k) => `${origin}: targets[${i + offset}].${k}`, tctx);
+    return { ...extraStateFile(raw, t, stateFile), target: t };
   });
+  checkDistinct(origin, { target, stateFile, extraTargets }, [primaryWhere, ...extra.map((_, i) => `targets[${i + offset}]`)],
+    [primaryRaw.name, ...extra.map((r) => r.name as string | undefined)]);
+  for (const [i, t] of extraTargets.entries()) checkFilePlace(`${origin}: targets[${i + offset}].state_file`, t.stateFile);
   const ct: Obj = c.change_tracking ?? {};
   const lg: Obj = c.logging ?? {};
   const ro: Obj = c.rsync_options ?? {};
@@ -170,8 +152,8 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
     },
     changeTracking: {
       enabled: ct.enabled ?? true,
-      backupDir: ct.backup_dir || `${stateDir}/backup`,
-      changeLogFile: ct.change_log_file || `${stateDir}/change_log.txt`,
+      backupDir: ct.backup_dir || derived?.backupDir || `${stateDir}/backup`,
+      changeLogFile: ct.change_log_file || derived?.changeLogFile || `${stateDir}/change_log.txt`,
       diffTool: ct.diff_tool ?? "difflib",
       keepVersions: ct.keep_versions ?? DEFAULT_KEEP_VERSIONS,
       maxBackupBytes: ct.max_backup_bytes ?? DEFAULT_MAX_BACKUP_BYTES,
@@ -183,7 +165,15 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
     batchMaxFiles: c.batch_max_files ?? DEFAULT_BATCH_MAX_FILES,
     sliceMaxFiles: c.slice_max_files ?? DEFAULT_SLICE_MAX_FILES,
     batchMaxBytes: c.batch_max_bytes ?? DEFAULT_BATCH_MAX_BYTES,
+    metricsListen: c.metrics_listen ?? null,
+    metricsFile: c.metrics_file ?? "",
   };
+  // backup_dir and change_log_file are not checked here: an audit trail that cannot be written never stops
+  // replication (each gap is an error of its own, exit 1: README, When things go wrong).
+  if (config.logging.logFile) checkFilePlace(`${origin}: logging.log_file`, config.logging.logFile);
+  if (config.metricsFile !== "" && !config.metricsFile.endsWith(".prom")) {
+    warnings.push(`${origin}: metrics_file: ${config.metricsFile} does not end in .prom: node_exporter's textfile collector reads only *.prom files`);
+  }
   if (config.retry.maxSeconds < config.retry.initialSeconds) {
     throw new ConfigError(`${origin}: retry.max`, `(${config.retry.maxSeconds}) is shorter than retry.initial (${config.retry.initialSeconds})`, "make retry.max at least retry.initial");
   }

@@ -99,6 +99,10 @@ export interface Config {
   sliceMaxFiles: number;
   /** ... and at most this many bytes (a batch always holds at least one file) */
   batchMaxBytes: number;
+  /** --watch: serve Prometheus metrics at http://host:port/metrics; null = off */
+  metricsListen: { host: string; port: number } | null;
+  /** --once: write the same metrics to this file, atomically (node_exporter's textfile collector); "" = off */
+  metricsFile: string;
 }
 
 /**

@@ -2,6 +2,7 @@
 import { parseMaxDelete } from "./max-delete.ts";
 import { isAbsolute, join, normalize } from "node:path";
 import { ConfigError } from "../errors.ts";
+import { checkHost, checkUser, HOST_HINT, USER_HINT } from "./dest.ts";
 import type { LogLevel } from "./types.ts";
 
 type Obj = Record<string, unknown>;
@@ -65,12 +66,56 @@ export function path(opts: { allowEmpty: boolean }): Rule {
   };
 }
 
+/**
+ * A name suffix like ".rrd". An entry that cannot be part of a file name ("/", NUL, a control character such as
+ * a newline), that is only the dot, or that is a glob ("*", "*.rrd": the list holds suffixes, not patterns)
+ * would match nothing, or everything, without saying so.
+ */
 export const extensions: Rule = (v, where, ctx) => {
   if (!Array.isArray(v)) return fail(ctx, where, `expected a list like [".rrd", ".txt"], got ${show(v)}`);
   return v.map((e, i) => {
-    if (typeof e !== "string" || e === "" || e.includes("/")) return fail(ctx, `${where}[${i}]`, `expected an extension like ".rrd", got ${show(e)}`);
-    return e.startsWith(".") ? e : `.${e}`;
+    const at = `${where}[${i}]`;
+    if (typeof e !== "string" || e === "") return fail(ctx, at, `expected an extension like ".rrd", got ${show(e)}`);
+    if (/[\x00-\x1f\x7f/]/.test(e)) return fail(ctx, at, `${show(e)} holds "/" or a control character, which no file name ends with`, 'write the suffix alone, like ".rrd"');
+    if (/[*?]/.test(e)) return fail(ctx, at, `${show(e)} is a pattern; the list holds name suffixes`, `write ${JSON.stringify(`.${e.replace(/^[*?.]+/, "") || "rrd"}`)}, or use [] for every file`);
+    const ext = e.startsWith(".") ? e : `.${e}`;
+    if (ext === ".") return fail(ctx, at, '"." alone is not an extension', 'write the suffix, like ".rrd", or use [] for every file');
+    return ext;
   });
+};
+
+/** remote_host: "" (a local destination), or a name ssh can only read as a host; "[::1]" is taken as "::1". */
+const hostName: Rule = (v, where, ctx) => {
+  const s = (str(v, where, ctx) as string).replace(/^\[(.*)\]$/, "$1");
+  if (s === "") return s;
+  const problem = checkHost(s);
+  return problem ? fail(ctx, where, `${show(s)} ${problem}`, HOST_HINT) : s;
+};
+
+const userName: Rule = (v, where, ctx) => {
+  const s = str(v, where, ctx) as string;
+  const problem = s === "" ? null : checkUser(s);
+  return problem ? fail(ctx, where, `${show(s)} ${problem}`, USER_HINT) : s;
+};
+
+/** ssh -c: a comma list of cipher names ("+", "-" or "^" before the first change OpenSSH's default list). */
+const ciphers: Rule = (v, where, ctx) => {
+  const s = str(v, where, ctx) as string;
+  if (s === "" || /^[+^-]?[A-Za-z0-9@._-]+(,[A-Za-z0-9@._-]+)*$/.test(s)) return s;
+  return fail(ctx, where, `expected a comma-separated list of cipher names, got ${show(s)}`, 'like "aes128-gcm@openssh.com,aes256-ctr" (no spaces; ssh -Q cipher lists them), or "" for ssh\'s choice');
+};
+
+/** rsync keeps --bwlimit in KiB/s as a C int: a larger value wraps round to nonsense. */
+export const MAX_BWLIMIT = 2_147_483_647;
+
+/** "127.0.0.1:9717", "[::1]:9717", "0.0.0.0:9717" (a host is required: never every interface by accident); "" = off. */
+const listenAddress: Rule = (v, where, ctx) => {
+  const s = str(v, where, ctx) as string;
+  if (s === "") return null;
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(s);
+  const port = m ? Number(m[3]) : 0;
+  if (!m || port < 1 || port > 65535) return fail(ctx, where, `expected "HOST:PORT" like "127.0.0.1:9717", got ${show(v)}`, 'use "127.0.0.1:9717" for a local Prometheus or node_exporter, "0.0.0.0:9717" for every interface, "" for off');
+  return { host: (m[1] ?? m[2]) as string, port };
 };
 
 const maxDelete: Rule = (v, where, ctx) =>
@@ -80,13 +125,13 @@ export const LOG_LEVELS: LogLevel[] = ["DEBUG", "INFO", "WARNING", "ERROR", "CRI
 
 /** A target: remote_sync's keys (also each element of "targets"). */
 const REMOTE_SYNC: Schema = {
-  remote_user: str,
-  remote_host: str,
+  remote_user: userName,
+  remote_host: hostName,
   remote_dest_dir: path({ allowEmpty: false }),
   ssh_key_path: path({ allowEmpty: true }),
   port: int(1, 65535),
   known_hosts_file: path({ allowEmpty: false }),
-  ssh_ciphers: str,
+  ssh_ciphers: ciphers,
   transport: oneOf(["rsync", "sftp", "auto"]),
   sftp_parallel_files: int(1, 64),
   ssh_passphrase_file: path({ allowEmpty: true }),
@@ -123,7 +168,7 @@ export const SCHEMA: Schema = {
     update: bool,
     checksum: bool,
     partial: bool,
-    bwlimit: int(0, Number.MAX_SAFE_INTEGER),
+    bwlimit: int(0, MAX_BWLIMIT),
     itemize_changes: bool,
     stats: bool,
   },
@@ -142,6 +187,8 @@ export const SCHEMA: Schema = {
     attempts: int(0, 1000),
     delay: seconds(0),
   },
+  metrics_listen: listenAddress,
+  metrics_file: path({ allowEmpty: true }),
   batch_max_files: int(1, 10_000_000),
   slice_max_files: int(1, 10_000_000),
   batch_max_bytes: int(1, Number.MAX_SAFE_INTEGER),

@@ -51,23 +51,22 @@ export class Audit {
     try {
       const rec = d.rec;
       if (rec instanceof Error) throw rec;
-      if (rec === null) {
+      if (f.repair && this.d.tracking.enabled) {
+        // Sent again because the replica's copy was wrong: an entry whether or not the source changed too.
+        const time = new Date();
+        const change = repairedRowFor(f, rec, time.getTime());
+        changeLog.append(time, f.rel, change.details);
+        if (rec) this.keepBackup(f.rel, d, rec.size, time.getTime(), b);
+        b.changes.push(change);
+        log.info(`repaired ${f.rel}: ${f.repair}`);
+        id = rec ? { sha256: rec.sha256, rrd: rec.rrd ?? null } : { sha256: f.prev?.sha256 ?? null, rrd: f.prev?.rrd ?? null };
+      } else if (rec === null) {
         id = { sha256: f.prev?.sha256 ?? null, rrd: f.prev?.rrd ?? null };
       } else {
         const time = Date.now();
         const change = changeRowFor(f, rec, time);
         changeLog.append(new Date(time), f.rel, change.details);
-        if (d.staged || d.copy) {
-          // a copy that is a file at backup_dir/<path> (large, or the seed's) moves aside as an old version
-          const old = this.d.versions.supersede(f.rel);
-          if (old) b.versions.push(old);
-        }
-        if (d.staged) {
-          this.d.stager.publish(d.staged, f.rel);
-          b.versions.push({ path: f.rel, syncedAt: time, size: rec.size, stored: f.rel });
-        } else if (d.copy) {
-          b.versions.push({ path: f.rel, syncedAt: time, size: d.copy.size, stored: null, data: d.copy.data, codec: d.copy.codec });
-        }
+        this.keepBackup(f.rel, d, rec.size, time, b);
         b.changes.push(change);
         if (d.backupError) {
           b.problems++;
@@ -83,6 +82,22 @@ export class Audit {
       id = { sha256: null, rrd: null };
     }
     b.rows.push({ path: f.rel, state: { ...f.facts, ...id } });
+  }
+
+  /**
+   * The new copy becomes the current backup: a staged file published under backup_dir, or bytes held in the state
+   * DB. A copy that is a file at backup_dir/<path> (large, or the seed's) moves aside as an old version first.
+   */
+  private keepBackup(rel: string, d: Described, size: number, syncedAt: number, b: AuditBatch): void {
+    if (!d.staged && !d.copy) return;
+    const old = this.d.versions.supersede(rel);
+    if (old) b.versions.push(old);
+    if (d.staged) {
+      this.d.stager.publish(d.staged, rel);
+      b.versions.push({ path: rel, syncedAt, size, stored: rel });
+    } else if (d.copy) {
+      b.versions.push({ path: rel, syncedAt, size: d.copy.size, stored: null, data: d.copy.data, codec: d.copy.codec });
+    }
   }
 
   /** A staged backup whose file was not confirmed is garbage. */
@@ -170,6 +185,13 @@ export class Audit {
       this.d.log.warn(`backup retention failed (old versions are kept): ${(e as Error).message}`);
     }
   }
+}
+
+/** The change row of a file verify --repair sent again: why, and what changed in the source too, if anything. */
+export function repairedRowFor(f: Planned, rec: ChangeRecord | null, time: number): ChangeRow {
+  const fileKind = rec?.fileKind ?? (f.prev?.rrd ? "rrd" : "file");
+  const details = `Repaired: ${f.repair}; sent again (${f.facts.size} bytes).${rec ? `\n${rec.details}` : ""}`;
+  return { time, path: f.rel, kind: `${fileKind} repaired`, summary: `repaired: ${f.repair}`, details, added: rec?.added ?? 0, removed: rec?.removed ?? 0 };
 }
 
 /** The change row (and change-log body) of a recorded file: a file shipped despite damage says so first. */

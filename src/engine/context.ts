@@ -6,6 +6,7 @@ import type { ChangeLog } from "../track/changelog.ts";
 import type { Transport } from "../transport/types.ts";
 import type { Audit } from "./audit.ts";
 import type { TargetHealth } from "./health.ts";
+import type { TargetCounters } from "./metrics.ts";
 import type { PendingQueue } from "./pending.ts";
 import { type EngineHooks, type EngineLog, newStats, type PassStats, type Progress } from "./types.ts";
 
@@ -23,12 +24,16 @@ export interface TargetContext {
   readonly changeLog: ChangeLog;
   readonly queue: PendingQueue;
   readonly health: TargetHealth;
+  /** monitoring's counters (files, bytes, deletes, renames, repairs, errors) */
+  readonly counters: TargetCounters;
   readonly log: EngineLog;
   readonly hooks: EngineHooks;
   /** rrdsync's own files (never replicated) */
   readonly own: Set<string>;
   /** --once: the pass waits for its held RRDs; the daemon's queue brings them back by itself */
   readonly waitForHolds: boolean;
+  /** the queue holds every pending file of the target, so `status` may show it (not so for verify --repair's) */
+  readonly reportsPending: boolean;
 }
 
 /** One pass's figures and signal, shared by its stages; thrown away with the pass. */

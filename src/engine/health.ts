@@ -13,6 +13,8 @@ export class TargetHealth {
   private reported: string | null = null;
   private failures = 0;
   private retryAt = 0;
+  /** since when each file `status` lists has been pending, as earlier runs recorded it (--once starts afresh) */
+  private pendingSince: Map<string, number>;
 
   constructor(
     private readonly name: string,
@@ -24,6 +26,7 @@ export class TargetHealth {
   ) {
     const st = store.status();
     this.downSince = typeof st.downSince === "number" ? st.downSince : null;
+    this.pendingSince = new Map((st.pendingFiles ?? []).map((p) => [p.path, p.since]));
   }
 
   get down(): boolean {
@@ -77,16 +80,19 @@ export class TargetHealth {
    * Files of a first sync whose run failed: not in the queue (a million records would not be bounded memory),
    * counted here until the first sync ends, so `status` names them with the queue's.
    */
-  private unsent = { count: 0, sample: [] as string[] };
+  private unsent = { count: 0, sample: [] as Array<{ path: string; since: number }> };
 
-  firstSyncUnsent(count: number, sample: string[]): void {
-    this.unsent = { count, sample };
+  firstSyncUnsent(count: number, sample: string[], now = Date.now()): void {
+    this.unsent = { count, sample: sample.map((path) => ({ path, since: now })) };
   }
 
-  /** The pending files as `status` shows them. */
-  pending(count: number, sample: string[]): void {
+  /** The pending files as `status` shows them: how many, and the first with their age. */
+  pending(count: number, sample: Array<{ path: string; since: number }>): void {
     const u = this.unsent;
-    this.write({ pending: count + u.count, pendingSample: [...sample, ...u.sample].slice(0, Math.max(20, sample.length)) });
+    const all = [...sample, ...u.sample].slice(0, Math.max(20, sample.length));
+    const files = all.map((p) => ({ path: p.path, since: Math.min(p.since, this.pendingSince.get(p.path) ?? p.since) }));
+    this.pendingSince = new Map(files.map((p) => [p.path, p.since]));
+    this.write({ pending: count + u.count, pendingSample: files.map((p) => p.path), pendingFiles: files });
   }
 
   /** The source directory is gone (since), or back (null). */

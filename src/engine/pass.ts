@@ -147,6 +147,22 @@ export class Pass {
     return this.finish(false);
   }
 
+  /**
+   * verify --repair: each file whose replica copy was found wrong goes again as it is now (no hold: this version
+   * was confirmed before), through the ordinary send stage, and is recorded as repaired.
+   */
+  async repair(files: Array<{ path: string; why: string }>): Promise<PassStats> {
+    const { config, store } = this.t;
+    for (const r of files) {
+      const look = lookAt(config.sourceDir, r.path);
+      if (look.kind !== "file") continue; // gone since the check: nothing left to repair
+      this.p.stats.scanned++;
+      await this.sender.add({ rel: r.path, abs: join(config.sourceDir, r.path), facts: statFacts(look.stat), prev: store.get(r.path), repair: r.why });
+    }
+    this.p.progress.walking = false;
+    return this.finish(false);
+  }
+
   /** One path looked at again: a file is checked (as a move first if the watcher saw it renamed), a gone one deleted. */
   private async lookAgain(rel: string, look: Look, from?: string): Promise<void> {
     const { config, store, queue } = this.t;
@@ -228,7 +244,9 @@ export class Pass {
     const stats = this.p.stats;
     const r = stats.targetError === null ? await moveOnReplica(transport, moves, this.p.signal) : { done: [], failed: moves, error: stats.targetError };
     if (r.done.length > 0) {
-      stats.problems += audit.commitMoves(r.done.map((m) => ({ from: m.from, to: m.to.rel, rrd: m.prev.rrd !== null })));
+      const gaps = audit.commitMoves(r.done.map((m) => ({ from: m.from, to: m.to.rel, rrd: m.prev.rrd !== null })));
+      stats.problems += gaps;
+      this.t.counters.add({ filesRenamed: r.done.length, errors: gaps });
       stats.renamed += r.done.length;
       stats.changes += r.done.length;
       const now = Date.now();
@@ -256,6 +274,7 @@ export class Pass {
       return;
     }
     const r = await propagateDeletes(this.t, paths, this.p.signal);
+    this.t.counters.add({ filesDeleted: r.deleted, errors: r.problems + (r.error ? 1 : 0) });
     stats.deleted += r.deleted;
     stats.problems += r.failed + r.problems;
     for (const rel of paths.slice(0, r.deleted)) queue.settle(rel, { kind: "delivered" }, now);
@@ -282,6 +301,7 @@ export class Pass {
     if (this.adopted.length > 0) this.commitAdopted();
     const s = this.p.stats;
     s.seconds = (performance.now() - this.started) / 1000;
+    this.t.counters.flush();
     if (full) this.t.health.lastPass({ time: Date.now(), seconds: Number(s.seconds.toFixed(3)), scanned: s.scanned, sent: s.sent, pending: s.pending, problems: s.problems });
     this.sender.notePending();
     return s;

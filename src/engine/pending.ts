@@ -66,6 +66,11 @@ export class PendingQueue {
     return this.records.size;
   }
 
+  /** Every path with a record (the daemon's replica lag looks only at these: every other file was delivered). */
+  paths(): IterableIterator<string> {
+    return this.records.keys();
+  }
+
   get(path: string): PendingFile | undefined {
     return this.records.get(path);
   }

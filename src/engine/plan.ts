@@ -63,6 +63,8 @@ export interface Planned {
   damage?: string;
   /** the header the hold check read, handed on to describe the change (one read per file, not two) */
   probe?: RrdProbe;
+  /** verify --repair: why the replica's copy was wrong (the audit records the file as repaired) */
+  repair?: string;
   /** first sync: the walk's inode change time (the whole-tree run's outcomes use it) */
   ctimeNs?: bigint;
 }

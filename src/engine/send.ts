@@ -126,12 +126,14 @@ export class Sender {
     const dropped: string[] = [];
     const held: Array<{ rel: string; delayMs: number }> = [];
     let sentBytes = 0;
+    let repaired = 0;
     for (const v of verdicts) {
       const { f } = v;
       if (v.kind !== "record") audit.discard(v.d);
       switch (v.kind) {
         case "record":
           stats.sent++;
+          if (f.repair) repaired++;
           sentBytes += f.facts.size;
           audit.publish(f, v.d, b);
           break;
@@ -164,7 +166,10 @@ export class Sender {
         }
       }
     }
-    stats.problems += audit.commitSent(b);
+    const gaps = audit.commitSent(b);
+    stats.problems += gaps;
+    stats.repaired += repaired;
+    this.t.counters.add({ filesTransferred: b.rows.length, bytesTransferred: sentBytes, filesRepaired: repaired, errors: (result.error ? 1 : 0) + pending.length + gaps });
     // Only now, with the state committed, do the queue's records of the delivered files go.
     for (const r of b.rows) queue.settle(r.path, { kind: "delivered" }, now);
     for (const rel of dropped) queue.settle(rel, { kind: "dropped" }, now);
@@ -206,7 +211,8 @@ export class Sender {
 
   /** `status` shows the files the destination has refused, wherever they wait. */
   notePending(): void {
+    if (!this.t.reportsPending) return;
     const failed = this.t.queue.failed();
-    this.t.health.pending(failed.length, failed.slice(0, 20).map((r) => r.path));
+    this.t.health.pending(failed.length, failed.slice(0, 20).map((r) => ({ path: r.path, since: r.first })));
   }
 }

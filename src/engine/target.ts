@@ -12,6 +12,8 @@ import type { Transport } from "../transport/types.ts";
 import { Audit } from "./audit.ts";
 import type { TargetContext } from "./context.ts";
 import { TargetHealth } from "./health.ts";
+import { replicaLag } from "./lag.ts";
+import { TargetCounters, type TargetSnapshot } from "./metrics.ts";
 import { Pass } from "./pass.ts";
 import { PendingQueue } from "./pending.ts";
 import type { EngineHooks, EngineLog, PassStats } from "./types.ts";
@@ -51,8 +53,11 @@ export async function closeTarget(o: OpenTarget): Promise<void> {
 /** The engine of one target: passes over it, its queue of pending files and its health, for the process's life. */
 export class TargetEngine {
   readonly ctx: TargetContext;
+  /** full passes finished: until the first, files changed while rrdsync was away are not in the queue yet */
+  private passes = 0;
 
-  constructor(o: OpenTarget, log: EngineLog, hooks: EngineHooks, mode: { daemon: boolean }) {
+  /** `repairOnly`: verify --repair's engine, whose queue knows only the files it repairs (status keeps the last run's pending). */
+  constructor(o: OpenTarget, log: EngineLog, hooks: EngineHooks, mode: { daemon: boolean; repairOnly?: boolean }) {
     const { config, store, transport, changeLog } = o;
     const ct = config.changeTracking;
     const stager = new BackupStager(ct.backupDir);
@@ -65,7 +70,9 @@ export class TargetEngine {
       audit: new Audit({ store, changeLog, stager, versions, tracking: ct, log }),
       queue: new PendingQueue({ debounceMs: config.debounceTime * 1000, maxDelayMs: config.maxDelay * 1000 }),
       health: new TargetHealth(name, store, log, { initialMs: config.retry.initialSeconds * 1000, maxMs: config.retry.maxSeconds * 1000 }, mode.daemon),
+      counters: new TargetCounters(store, log),
       waitForHolds: !mode.daemon,
+      reportsPending: mode.repairOnly !== true,
     };
   }
 
@@ -80,7 +87,25 @@ export class TargetEngine {
   async runPass(signal?: AbortSignal): Promise<PassStats> {
     const s = await new Pass(this.ctx, signal).full();
     this.firstSyncUnfinished = s.firstSyncUnfinished === true;
+    this.passes++;
     return s;
+  }
+
+  /**
+   * What monitoring reads now. The replica lag looks at the queued files only once a full pass has found
+   * everything that changed while rrdsync was away (before that: every tracked RRD).
+   */
+  snapshot(): TargetSnapshot {
+    const { name, store, queue, health, counters, config } = this.ctx;
+    return {
+      target: name, status: store.status(), totals: counters.totals, trackedFiles: store.countFiles(), pendingFiles: queue.size, up: !health.down,
+      lag: replicaLag(store, config.sourceDir, this.passes > 0 ? queue.paths() : undefined),
+    };
+  }
+
+  /** verify --repair: these files go again and are recorded as repaired. */
+  repair(files: Array<{ path: string; why: string }>, signal?: AbortSignal): Promise<PassStats> {
+    return new Pass(this.ctx, signal).repair(files);
   }
 
   /** The queue's records due at `now` (and those due within `gatherMs`), or null when none is due. */

@@ -30,6 +30,8 @@ export interface PassStats {
   deleted: number;
   /** renames done as moves on the replica */
   renamed: number;
+  /** verify --repair: files sent again because the replica's copy was wrong, confirmed */
+  repaired: number;
   seconds: number;
   /** the destination could not be reached or refused a whole batch */
   targetError: string | null;
@@ -40,7 +42,7 @@ export interface PassStats {
 export function newStats(): PassStats {
   return {
     scanned: 0, sent: 0, bytes: 0, changes: 0, adopted: 0, pending: 0, changedDuringSend: 0, vanished: 0, problems: 0, symlinksSkipped: 0,
-    held: 0, deleted: 0, renamed: 0, seconds: 0, targetError: null,
+    held: 0, deleted: 0, renamed: 0, repaired: 0, seconds: 0, targetError: null,
   };
 }
 

@@ -8,7 +8,7 @@ export function ownFiles(config: Config): Set<string> {
   const states = [config.stateFile, ...config.extraTargets.map((t) => t.stateFile)];
   return new Set(
     [...states.flatMap((s) => [s, `${s}-wal`, `${s}-shm`, `${s}-journal`, `${s}.lock`, `${s}.seed.json`]), config.changeTracking.backupDir,
-      config.changeTracking.changeLogFile, config.logging.logFile].filter((p) => p !== ""),
+      config.changeTracking.changeLogFile, config.logging.logFile, ...(config.metricsFile ? [config.metricsFile, `${config.metricsFile}.tmp`] : [])].filter((p) => p !== ""),
   );
 }
 

@@ -1,9 +1,10 @@
 // The state DB (bun:sqlite, WAL): what each file looked like when the destination last confirmed it, and the change history.
 import { Database, type Statement } from "bun:sqlite";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { ExitCode, UserError } from "../errors.ts";
-import { acquireLock, lockHolder } from "./lock.ts";
+import { describeFsError } from "../log.ts";
+import { acquireLock, lockHolder, pidFileHolder } from "./lock.ts";
 import { changeId, ID_PER_MS, joinPath, KINDS, kindText, kindValue, migrate, SCHEMA_VERSION, splitPath, timeOfChange } from "./schema.ts";
 import type { StatusRecord, StatusUpdate } from "./status.ts";
 
@@ -207,31 +208,37 @@ export class StateStore {
     this.lastChangeId = this.maxChangeId();
   }
 
-  /** Opens (creating) the DB; a seed JSON state file found at `path` is moved aside and imported first. */
+  /**
+   * Opens (creating) the DB for a run. What is at `path` decides (see classifyStateFile): a seed JSON state is moved
+   * aside and imported; another program's file is left alone (exit 2); a damaged DB of ours is kept aside as
+   * `.corrupt-<time>` and a fresh one made. The DB must also take writes: a read-only one is refused here, before
+   * anything is transferred, not at the first commit. One made by an earlier version is upgraded (`upgraded`).
+   */
   static open(path: string): { store: StateStore; imported: number; seedBackup: string | null; corruptCopy: string | null; upgraded: boolean } {
     mkdirSync(dirname(path), { recursive: true });
     const seedBackup = `${path}.seed.json`;
     let seedJson: string | null = null;
-    if (existsSync(path) && !looksLikeSqlite(path)) {
+    let corruptCopy: string | null = null;
+    const found = classifyStateFile(path);
+    if (found.kind === "foreign") throw notOurs(path, found.why);
+    if (found.kind === "seed") {
       // The seed's JSON state: keep it (renamed, never deleted) and import it into a fresh DB.
-      seedJson = readFileSync(path, "utf8");
-      parseSeedState(seedJson, path); // refuse before moving anything if it is neither SQLite nor seed JSON
+      seedJson = found.text;
       renameSync(path, seedBackup);
-    } else if (!existsSync(path) && existsSync(seedBackup)) {
+    } else if (found.kind === "damaged") {
+      corruptCopy = StateStore.moveAside(path);
+    } else if (found.kind === "absent" && existsSync(seedBackup)) {
       // A crash after the rename but before the import committed: import again from the kept copy.
       seedJson = readFileSync(seedBackup, "utf8");
     }
     let opened: { db: Database; upgraded: boolean };
-    let corruptCopy: string | null = null;
     try {
-      opened = openDb(path);
+      opened = openDb(path, true);
     } catch (e) {
-      if (!isCorruption(e)) {
-        throw new UserError(`state_file ${path}: cannot open the state DB: ${(e as Error).message}`, 1,
-          "check the path's permissions and free space; move a damaged file aside and rrdsync rebuilds it with one full compare pass");
-      }
+      if (e instanceof UserError) throw e;
+      if (!isCorruption(e)) throw cannotOpen(path, e);
       corruptCopy = StateStore.moveAside(path);
-      opened = openDb(path);
+      opened = openDb(path, true);
     }
     const store = new StateStore(opened.db, path);
     let imported = 0;
@@ -251,16 +258,21 @@ export class StateStore {
   }
 
   /**
-   * For the read-side commands (status, log, restore): the DB if rrdsync has made one at `path`, else null. One
-   * made by an earlier version is upgraded here only while no rrdsync holds it (an older daemon still writing it
-   * would not find its tables): such a one is left alone, with an error saying what to do.
+   * For the read-side commands (status, log, restore), which run beside a daemon and so never move or rebuild
+   * anything: the DB if rrdsync has made one at `path`, null if there is none yet. Another program's file (exit 2)
+   * or a damaged DB (exit 1: the next run rebuilds it) is an error saying so. One made by an earlier version is
+   * upgraded here only while no rrdsync holds it (an older daemon still writing it would not find its tables):
+   * such a one is left alone, with an error saying what to do.
    */
   static openExisting(path: string): StateStore | null {
-    if (!existsSync(path) || !looksLikeSqlite(path)) return null;
+    const found = classifyStateFile(path);
+    if (found.kind === "foreign") throw notOurs(path, found.why);
+    if (found.kind === "damaged") throw damagedError(path, found.why);
+    if (found.kind !== "sqlite") return null;
     if (needsUpgrade(path)) {
-      const pid = lockHolder(path);
+      const pid = lockHolder(path) ?? pidFileHolder(path);
       if (pid !== null) {
-        throw new UserError(`state_file ${path}: made by an earlier rrdsync, which is running (pid ${pid}) and still uses it`, ExitCode.Locked,
+        throw new UserError(`state_file ${path}: made by an earlier rrdsync, which is running${Number.isNaN(pid) ? "" : ` (pid ${pid})`} and still uses it`, ExitCode.Locked,
           "restart it with this version (it upgrades the state DB on start), then run this again");
       }
       const lock = acquireLock(path);
@@ -270,7 +282,13 @@ export class StateStore {
         lock.release();
       }
     }
-    return StateStore.open(path).store;
+    try {
+      return new StateStore(openDb(path, false).db, path);
+    } catch (e) {
+      if (e instanceof UserError) throw e;
+      if (isCorruption(e)) throw damagedError(path, (e as Error).message);
+      throw cannotOpen(path, e);
+    }
   }
 
   /** The id of a directory (tree-relative, "" = the root); `create`: made if missing, else null when unknown. */
@@ -570,6 +588,23 @@ export class StateStore {
     });
   }
 
+  /**
+   * Every tracked RRD with its identity and the last update its header had when the replica confirmed it (replica
+   * lag: src/engine/lag.ts). Streams; the JSON is read by SQLite, not parsed here.
+   */
+  *syncedRrds(): Generator<{ path: string; size: number; mtimeNs: string; ino: string; last: number }> {
+    const q = this.db.query<{ dir: string; name: string; size: number; mtimeNs: number | bigint | string; ino: number | bigint | string; last: number | null }, []>(
+      "SELECT d.path AS dir, f.name AS name, f.size AS size, f.mtime_ns AS mtimeNs, f.ino AS ino, f.rrd_last AS last FROM files f JOIN dirs d ON d.id = f.dir WHERE f.rrd_last IS NOT NULL",
+    );
+    for (const r of q.iterate()) {
+      if (typeof r.last === "number") yield { path: joinPath(r.dir, r.name), size: r.size, mtimeNs: String(r.mtimeNs), ino: String(r.ino), last: r.last };
+    }
+  }
+
+  countRrds(): number {
+    return (this.db.query("SELECT count(*) AS n FROM files WHERE rrd_last IS NOT NULL").get() as { n: number }).n;
+  }
+
   /** Every tracked path, directory by directory (a pass looks for the ones gone from the source). */
   *paths(): Generator<string> {
     const q = this.db.query<{ path: string; name: string }, []>("SELECT d.path, f.name FROM files f JOIN dirs d ON d.id = f.dir");
@@ -780,18 +815,78 @@ function needsUpgrade(path: string): boolean {
   }
 }
 
-/** Opens the DB and brings its schema up to date; the row count reads the whole files table, so most damage shows here. */
-function openDb(path: string): { db: Database; upgraded: boolean } {
-  const db = new Database(path, { create: true, strict: true });
+/** Past this size a whole quick_check costs a cron run too much (~1.5 ms per MiB measured): see checkDb. */
+const FULL_CHECK_MAX_BYTES = 64 * 1024 ** 2;
+
+/**
+ * Opens the DB and brings its schema up to date. A SQLite DB without our tables is another program's: refused
+ * before anything is written to it. Damage anywhere is looked for here (checkDb), so a run notices it before it
+ * sends or logs anything; `forWriting` also proves the DB takes writes (see probeWrites).
+ */
+function openDb(path: string, forWriting: boolean): { db: Database; upgraded: boolean } {
+  const db = new Database(path, { create: forWriting, readwrite: true, strict: true });
   try {
-    db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
+    db.exec("PRAGMA busy_timeout = 5000;");
+    const tables = (db.query("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>).map((t) => t.name);
+    if (tables.length > 0 && !tables.includes("files")) {
+      throw notOurs(path, `a SQLite database of another program (its tables: ${tables.slice(0, 5).join(", ")}${tables.length > 5 ? ", …" : ""})`);
+    }
+    db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+    // A read-side open reaches here only with the current layout (openExisting upgrades under the lock first).
     const upgraded = migrate(db);
-    db.query("SELECT count(*), sum(length(name) + size) FROM files").get();
-    db.query("SELECT count(*) FROM meta").get();
-    db.query("SELECT count(*) FROM backups").get();
+    checkDb(db, path);
+    if (forWriting) probeWrites(db, path);
     return { db, upgraded };
   } catch (e) {
     db.close();
+    throw e;
+  }
+}
+
+/**
+ * SQLite's quick_check: every page of the DB while it is small; above FULL_CHECK_MAX_BYTES, the tables that say
+ * what the replica has (files, meta, versions, each with its indices), which stay as small as the tree, while the
+ * change history, which only grows, is left to probeWrites and to the commit (damage met there is handled by the
+ * run: the DB is kept aside and a second pass rebuilds it).
+ */
+function checkDb(db: Database, path: string): void {
+  let size = 0;
+  try {
+    size = statSync(path).size;
+  } catch {
+    size = 0;
+  }
+  const scopes = size <= FULL_CHECK_MAX_BYTES ? [""] : ["files", "dirs", "meta", "backups"];
+  for (const scope of scopes) {
+    const rows = db.query(`PRAGMA quick_check${scope ? `(${scope})` : ""}`).values() as Array<[string]>;
+    const problems = rows.map((r) => r[0]).filter((r) => r !== "ok");
+    if (problems.length > 0) throw Object.assign(new Error(`quick_check: ${problems.slice(0, 3).join("; ")}`), { code: "SQLITE_CORRUPT" });
+  }
+}
+
+/**
+ * One row into each table a run writes, rolled back: a read-only DB (file, directory or mount; chattr +i) is
+ * refused before the transfer instead of failing at the first commit after it, and the pages an insert walks are
+ * read, so damage there shows now too.
+ */
+function probeWrites(db: Database, path: string): void {
+  try {
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      db.query("INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', '1')").run();
+      db.query("INSERT INTO changes (dir, name, kind, summary) VALUES (0, '', 'probe', '')").run();
+      db.query("INSERT OR REPLACE INTO files (dir, name, size, mtime_ns, ino) VALUES (0, '', 0, 0, 0)").run();
+      db.query("INSERT OR REPLACE INTO backups (dir, name, synced_at, size) VALUES (0, '', 0, 0)").run();
+    } finally {
+      db.exec("ROLLBACK");
+    }
+  } catch (e) {
+    const code = (e as { code?: string }).code ?? "";
+    if (isCorruption(e)) throw e;
+    if (code.startsWith("SQLITE_READONLY") || code.startsWith("SQLITE_CANTOPEN") || code.startsWith("SQLITE_PERM") || code.startsWith("SQLITE_IOERR") || code === "SQLITE_FULL") {
+      throw new UserError(`state_file ${path}: the state DB cannot be written (${(e as Error).message})`, ExitCode.Usage,
+        `make ${path} and its directory writable for this user (a read-only mount? chattr +i? lsattr -d ${dirname(path)}), free some space, or point state_file (--state) elsewhere`);
+    }
     throw e;
   }
 }
@@ -801,16 +896,101 @@ export function isCorruption(e: unknown): boolean {
   return code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB";
 }
 
-function looksLikeSqlite(path: string): boolean {
-  const fd = openSync(path, "r");
+export type StateFileKind =
+  | { kind: "absent" }
+  | { kind: "empty" }
+  | { kind: "sqlite" }
+  | { kind: "seed"; text: string }
+  | { kind: "foreign"; why: string }
+  | { kind: "damaged"; why: string };
+
+/** Magic numbers of formats a state DB never is: such a file is clearly another program's. */
+const FOREIGN_MAGIC: Array<[string, string]> = [
+  ["7f454c46", "an ELF executable"], ["1f8b", "gzip data"], ["504b0304", "a zip archive"], ["89504e47", "a PNG image"],
+  ["25504446", "a PDF document"], ["425a68", "bzip2 data"], ["fd377a585a00", "xz data"], ["28b52ffd", "zstd data"],
+  ["ffd8ff", "a JPEG image"], ["377abcaf271c", "a 7-zip archive"], ["cafebabe", "a Java class file"],
+];
+
+/**
+ * What is at the state_file path, by content, never by name:
+ * - nothing, or an empty file (SQLite makes a DB of it): "absent" / "empty";
+ * - SQLite's header: "sqlite" (openDb then tells another program's DB, by its tables, from ours, and damage);
+ * - text: the seed script's JSON state ("seed") if it parses as its object; "damaged" if it starts like one but
+ *   does not parse (the seed rewrote it in place: a kill mid-write cuts it short); else "foreign" (a config, a
+ *   script, a log: somebody's file, not ours to move);
+ * - a known other format (ELF, gzip, …): "foreign";
+ * - any other bytes: "damaged". A DB whose first page was overwritten, or a file filled with garbage at our
+ *   path, is most likely ours; moving it aside loses nothing (it is kept, renamed), whereas refusing would stop
+ *   replication until someone came by.
+ * A directory or another non-file is refused as "foreign".
+ */
+export function classifyStateFile(path: string): StateFileKind {
+  let st;
   try {
-    const head = Buffer.alloc(16);
-    const n = readSync(fd, head, 0, 16, 0);
-    if (n === 0) return true; // an empty file is a DB SQLite will initialise
-    return head.toString("latin1") === SQLITE_MAGIC;
-  } finally {
-    closeSync(fd);
+    st = statSync(path);
+  } catch {
+    return { kind: "absent" };
   }
+  if (st.isDirectory()) return { kind: "foreign", why: "it is a directory" };
+  if (!st.isFile()) return { kind: "foreign", why: "it is not a regular file" };
+  if (st.size === 0) return { kind: "empty" }; // a DB SQLite will initialise
+  let head: Buffer;
+  try {
+    const fd = openSync(path, "r");
+    try {
+      head = Buffer.alloc(Math.min(st.size, 64 * 1024));
+      head = head.subarray(0, readSync(fd, head, 0, head.length, 0));
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    throw new UserError(`state_file ${path} cannot be read: ${describeFsError(e)}`, ExitCode.Usage, "run rrdsync as the user that owns it, or fix its permissions");
+  }
+  if (head.subarray(0, 16).toString("latin1") === SQLITE_MAGIC) return { kind: "sqlite" };
+  const hex = head.subarray(0, 8).toString("hex");
+  const magic = FOREIGN_MAGIC.find(([m]) => hex.startsWith(m));
+  if (magic) return { kind: "foreign", why: `it is ${magic[1]}` };
+  // The seed's JSON holds a line per file (~100 bytes): 512 MiB is millions of files. A bigger text is not it.
+  if (isText(head) && st.size <= 512 * 1024 ** 2) {
+    const text = readFileSync(path, "utf8");
+    try {
+      parseSeedState(text, path);
+      return { kind: "seed", text };
+    } catch {
+      // The seed script rewrote its JSON in place after every file: one killed mid-write left it cut short.
+      if (/^\s*\{\s*("|$)/.test(text)) return { kind: "damaged", why: "the seed script's JSON state, cut short or damaged" };
+      return { kind: "foreign", why: "it is a text file, and not the seed script's JSON state" };
+    }
+  }
+  if (isText(head)) return { kind: "foreign", why: "it is a text file, and not the seed script's JSON state" };
+  return { kind: "damaged", why: "it is neither a SQLite database nor any known format (overwritten or random bytes)" };
+}
+
+/** UTF-8 without NUL or other control bytes than whitespace: something a person or a program wrote as text. */
+function isText(b: Buffer): boolean {
+  if (b.includes(0)) return false;
+  try {
+    // A cut at the 64 KiB boundary may split a character: only whole characters are judged.
+    const s = new TextDecoder("utf-8", { fatal: true }).decode(b.subarray(0, b.length - (b.length === 64 * 1024 ? 3 : 0)));
+    return !/[\x00-\x08\x0e-\x1f\x7f]/.test(s);
+  } catch {
+    return false;
+  }
+}
+
+function notOurs(path: string, why: string): UserError {
+  return new UserError(`state_file ${path} is not an rrdsync state DB: ${why}; it is left as it is`, ExitCode.Usage,
+    "point state_file (--state) at another path, or move this file away if nothing needs it");
+}
+
+function damagedError(path: string, why: string): UserError {
+  return new UserError(`state_file ${path}: the state DB is damaged (${why})`, ExitCode.Pending,
+    "the next rrdsync --once or --watch keeps it as <state_file>.corrupt-<time> and rebuilds it with one full compare pass");
+}
+
+function cannotOpen(path: string, e: unknown): UserError {
+  return new UserError(`state_file ${path}: cannot open the state DB: ${(e as Error).message}`, ExitCode.Usage,
+    "check the path's permissions and free space, or point state_file (--state) elsewhere");
 }
 
 /** The seed's state: {"relative/path": mtime-seconds, …}. */
@@ -819,11 +999,11 @@ export function parseSeedState(text: string, where: string): Array<[string, numb
   try {
     raw = JSON.parse(text);
   } catch {
-    throw new UserError(`state_file ${where}: neither an rrdsync state DB nor the seed script's JSON state`, 2,
+    throw new UserError(`state_file ${where}: neither an rrdsync state DB nor the seed script's JSON state`, ExitCode.Usage,
       "point state_file at a new path, or move this file aside");
   }
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
-    throw new UserError(`state_file ${where}: expected the seed's JSON object {"path": mtime, …}`, 2,
+    throw new UserError(`state_file ${where}: expected the seed's JSON object {"path": mtime, …}`, ExitCode.Usage,
       "point state_file at a new path, or move this file aside");
   }
   const out: Array<[string, number]> = [];

@@ -14,6 +14,48 @@ export interface StatusRecord {
   /** files the destination has not confirmed yet, and the first of them */
   pending?: number;
   pendingSample?: string[];
+  /** the first pending files with when each became pending (kept across runs: the oldest time wins) */
+  pendingFiles?: Array<{ path: string; since: number }>;
+  /** counters since the state DB was made (monitoring's `_total` metrics: they only grow) */
+  totals?: Partial<Totals>;
+  /** the last `rrdsync verify` of this target: what it checked and found */
+  lastVerify?: VerifyRecord;
+}
+
+export interface Totals {
+  filesTransferred: number;
+  bytesTransferred: number;
+  filesDeleted: number;
+  filesRenamed: number;
+  filesRepaired: number;
+  /** batches (and deletes, moves) the standby failed as a whole, files it refused, audit gaps */
+  errors: number;
+}
+
+/** What a verify found: drift by kind (differences rrdsync did not know of), and the differences it knew of. */
+export interface VerifyCounts {
+  differs: number;
+  missing: number;
+  newer: number;
+  extra: number;
+  /** files that could not be compared */
+  errors: number;
+  /** differences rrdsync knew of (pending changes, kept deleted files): not drift */
+  known: number;
+}
+
+export interface VerifyRecord extends VerifyCounts {
+  time: number;
+  seconds: number;
+  checked: number;
+  /** the random share checked (--sample), as a percentage; null: every file (of `pattern`) */
+  sample: number | null;
+  pattern: string | null;
+  /** --repair: files sent again and confirmed, and those that could not be */
+  repaired: number;
+  repairFailed: number;
+  /** the check could not be completed */
+  error: string | null;
 }
 
 /** An update: a key set to undefined is left as it is, null removes it. */

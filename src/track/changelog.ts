@@ -1,6 +1,7 @@
 // The change log: entries in the seed's format, each written with one write() so a crash never leaves half of one.
 import { closeSync, fstatSync, mkdirSync, openSync, statSync, writeSync } from "node:fs";
 import type { Config } from "../config/types.ts";
+import { escapeText, safeJson } from "../escape.ts";
 import { rotateFile } from "./rotate.ts";
 import { dirname } from "node:path";
 
@@ -11,13 +12,17 @@ function localTimestamp(d: Date): string {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
-/** A name with control characters (a newline) is JSON-quoted, so an entry never spans a fake line. */
+/**
+ * A name with control characters (a newline, ESC, DEL, U+009B) is JSON-quoted with every one of them escaped, so
+ * an entry never spans a fake line and a name never drives the terminal that shows it.
+ */
 export function displayPath(path: string): string {
-  return /[\x00-\x1f\x7f]/.test(path) ? JSON.stringify(path) : path;
+  return /[\x00-\x1f\x7f-\x9f]/.test(path) ? safeJson(path) : path;
 }
 
+/** The body is escaped as it is written out (escapeText); the state DB keeps it exact. */
 export function formatEntry(time: Date, path: string, details: string): string {
-  return `Timestamp: ${localTimestamp(time)}\nFile: ${displayPath(path)}\nChanges:\n${details}\n${RULE}\n`;
+  return `Timestamp: ${localTimestamp(time)}\nFile: ${displayPath(path)}\nChanges:\n${escapeText(`${details}\n`)}${RULE}\n`;
 }
 
 export class ChangeLog {

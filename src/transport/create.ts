@@ -1,16 +1,18 @@
 // Picks the transport for a target; the engine only ever sees the Transport interface.
 import type { Config, Target } from "../config/types.ts";
 import { probeRemoteRsync } from "./probe.ts";
-import { explainFailure, RsyncTransport } from "./rsync.ts";
+import { RsyncTransport } from "./rsync.ts";
+import { explainFailureOnline } from "./rsync-errors.ts";
 import { SshMaster } from "./ssh-master.ts";
-import type { BatchFile, BatchResult, DeleteResult, MoveResult, SendOptions, Transport, TransportLog } from "./types.ts";
+import type { BatchFile, BatchResult, DeleteResult, MoveResult, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult } from "./types.ts";
 
 export function createTransport(config: Config, log?: TransportLog): Transport {
   const t = config.target;
   // The SFTP client (ssh2) loads only when a target uses it: ~10 MB and start-up time every cron run would pay.
   if (t.transport === "sftp") {
     const description = `sftp → ${t.user ? `${t.user}@` : ""}${t.host}:${t.destDir}`;
-    return new DeferredTransport(description, async () => new (await import("./sftp.ts")).SftpTransport({ target: t, sourceDir: config.sourceDir, log }));
+    const journal = `${config.stateFile}.sftp-inflight`;
+    return new DeferredTransport(description, async () => new (await import("./sftp.ts")).SftpTransport({ target: t, sourceDir: config.sourceDir, log, journal }));
   }
   if (t.transport === "auto" && t.host !== "") {
     return new DeferredTransport(`auto → ${t.user ? `${t.user}@` : ""}${t.host}:${t.destDir}`, async () => {
@@ -32,7 +34,7 @@ export async function chooseTransport(t: Target, master?: SshMaster): Promise<{ 
   if (Bun.which("rsync") === null) return { kind: "sftp", why: "rsync is not installed here" };
   if (Bun.which("ssh") === null) return { kind: "sftp", why: "the ssh client is not installed here" };
   const failed = await master?.ensure();
-  if (failed) return { error: explainFailure(failed.code, failed.stderr, t) };
+  if (failed) return { error: await explainFailureOnline(failed.code, failed.stderr, t) };
   const p = await probeRemoteRsync(t, master?.controlPath);
   if (p.kind === "unreachable") return { error: p.error };
   if (p.kind === "present") return { kind: "rsync", why: `${p.version} on the standby` };
@@ -85,6 +87,12 @@ class DeferredTransport implements Transport {
   async warm(signal?: AbortSignal): Promise<void> {
     const t = await this.get();
     if (typeof t !== "string") await t.warm?.(signal);
+  }
+
+  async verifyFiles(req: VerifyRequest, signal?: AbortSignal): Promise<VerifyResult> {
+    const t = await this.get();
+    if (typeof t === "string") return { error: t, bytesRead: 0 };
+    return t.verifyFiles ? t.verifyFiles(req, signal) : { error: `${t.description} cannot compare the replica`, bytesRead: 0 };
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,5 @@
 // Pure parsers for rsync's output: itemize lines (per-file outcomes) and error lines (which file failed, why).
+import { tempNameOwner } from "./temp-names.ts";
 
 /** The prefix of our --out-format lines, so they are never confused with --stats or warnings. */
 export const ITEMIZE_MARKER = "RRDSYNC> ";
@@ -28,6 +29,8 @@ export interface ItemizeLine {
   flags: string;
   bytes: number;
   path: string;
+  /** rsync names directories with a trailing '/' (stripped from `path`) */
+  dir: boolean;
 }
 
 /** `line` is latin1-decoded (see decodeRsyncName); null for lines that are not ours. */
@@ -39,8 +42,26 @@ export function parseItemizeLine(line: string): ItemizeLine | null {
   const m = /^ (\d+) (.*)$/s.exec(rest.slice(11));
   if (flags.length !== 11 || !m) return null;
   let path = decodeRsyncName(m[2] as string);
-  if (path.endsWith("/")) path = path.slice(0, -1);
-  return { flags, bytes: Number(m[1]), path };
+  const dir = path.endsWith("/");
+  if (dir) path = path.slice(0, -1);
+  return { flags, bytes: Number(m[1]), path, dir };
+}
+
+const NEWER = " is newer";
+
+/**
+ * `--update` with `--info=skip1`: the receiver prints "NAME is newer" for a file whose copy there has a later
+ * mtime, and skips it (no itemize line). null for any other line.
+ */
+export function parseNewerLine(line: string): string | null {
+  if (line.startsWith(ITEMIZE_MARKER) || !line.endsWith(NEWER) || line.length === NEWER.length) return null;
+  return decodeRsyncName(line.slice(0, -NEWER.length));
+}
+
+/** A `--list-only --no-h` line: "-rw-r--r--          1234 2024/12/12 15:05:40 a/b.rrd"; regular files only. */
+export function parseListOnlyFile(line: string): string | null {
+  const m = /^-\S{9} +\d+ \d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d (.+)$/s.exec(line);
+  return m ? decodeRsyncName(m[1] as string) : null;
 }
 
 /** Is this itemize line about a regular file (sent, or already up to date)? */
@@ -60,9 +81,29 @@ export function namesInErrorLine(line: string): string[] {
   return out;
 }
 
-/** Which batch path a name from an error line refers to: the name itself or any '/'-suffix of it (absolute paths). */
-export function matchBatchPath(name: string, batch: ReadonlySet<string>): string | null {
-  let n = name.endsWith("/") ? name.slice(0, -1) : name;
+/**
+ * Which batch path a name from an error line refers to, else the file a temporary name stands for (the receiver
+ * names its mkstemp file: `.a.txt.XXXXXX`). Given `roots` (the source and destination dirs, under which rsync
+ * prints absolute paths), a name under one of them, or a relative one, must match exactly; without them, or for an
+ * absolute name elsewhere, a name matches itself or a '/'-suffix of it.
+ */
+export function matchBatchPath(name: string, batch: ReadonlySet<string>, roots: readonly string[] = []): string | null {
+  const n = name.endsWith("/") ? name.slice(0, -1) : name;
+  const owner = tempNameOwner(n);
+  return matchName(n, batch, roots) ?? (owner === null ? null : matchName(owner, batch, roots));
+}
+
+function matchName(name: string, batch: ReadonlySet<string>, roots: readonly string[]): string | null {
+  for (const root of roots) {
+    const prefix = root.endsWith("/") ? root : `${root}/`;
+    if (name.startsWith(prefix)) {
+      const rel = name.slice(prefix.length);
+      return batch.has(rel) ? rel : null;
+    }
+  }
+  // rsync prints other names relative to the transfer's root
+  if (roots.length > 0 && !name.startsWith("/")) return batch.has(name) ? name : null;
+  let n = name;
   // O(depth) set lookups, never O(batch) per line.
   for (;;) {
     if (batch.has(n)) return n;
@@ -73,11 +114,11 @@ export function matchBatchPath(name: string, batch: ReadonlySet<string>): string
 }
 
 /** Maps batch paths to the first error line naming them. */
-export function attributeErrors(lines: Iterable<string>, batch: ReadonlySet<string>): Map<string, string> {
+export function attributeErrors(lines: Iterable<string>, batch: ReadonlySet<string>, roots: readonly string[] = []): Map<string, string> {
   const out = new Map<string, string>();
   for (const line of lines) {
     for (const name of namesInErrorLine(line)) {
-      const p = matchBatchPath(name, batch);
+      const p = matchBatchPath(name, batch, roots);
       if (p !== null && !out.has(p)) out.set(p, UTF8.decode(Buffer.from(line, "latin1")));
     }
   }

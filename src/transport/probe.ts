@@ -1,6 +1,6 @@
 // Asks the standby, over the transfers' own ssh command line, whether (and which) rsync it has.
 import type { Target } from "../config/types.ts";
-import { explainFailure } from "./rsync.ts";
+import { explainFailureOnline } from "./rsync-errors.ts";
 import { sshCommand } from "./rsync-args.ts";
 
 const PROBE_TIMEOUT_MS = 30_000;
@@ -15,7 +15,7 @@ export type RsyncProbe =
 /** `controlPath`: ask through that master connection (ssh-master.ts) instead of logging in for it. */
 export async function probeRemoteRsync(t: Target, controlPath?: string | null): Promise<RsyncProbe> {
   const r = await runRemote(t, "rsync --version", controlPath);
-  if (r.code === 255 || r.code === -1) return { kind: "unreachable", error: explainFailure(r.code, r.err.split("\n"), t) };
+  if (r.code === 255 || r.code === -1) return { kind: "unreachable", error: await explainFailureOnline(r.code, r.err.split("\n"), t) };
   const m = /rsync\s+version\s+(\S+)/.exec(r.out);
   if (r.code === 0 && m) return { kind: "present", version: `rsync ${m[1]}` };
   return { kind: "absent", detail: r.err.trim().split("\n").pop()?.trim() || `exit ${r.code}` };

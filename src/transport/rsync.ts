@@ -1,15 +1,19 @@
-// The rsync transport: one rsync process per batch, paths NUL-separated on stdin, per-file outcomes from its itemize output.
-import { type BigIntStats, lstatSync, mkdirSync, renameSync } from "node:fs";
-import { dirname, join } from "node:path";
+// The rsync transport: one rsync process per batch, paths NUL-separated on stdin, per-file outcomes from its
+// itemize output, and after a partial failure from a dry run of what the replica really holds.
+import { type BigIntStats, lstatSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import type { RsyncOptions, Target } from "../config/types.ts";
 import { attributeErrors, decodeRsyncName, isFileItem, ITEMIZE_MARKER, namesInErrorLine, parseItemizeLine } from "./itemize.ts";
-import { hostKeyRefusal } from "./known-hosts.ts";
-import { buildDeleteArgv, buildRsyncArgv, deleteRules, NO_MASTER, sshCommand } from "./rsync-args.ts";
+import { probeRemoteRsync } from "./probe.ts";
+import { moveLocally, moveScript } from "./replica-moves.ts";
+import { buildDeleteArgv, buildRsyncArgv, buildHeldArgv, comparesNanoseconds, deleteRules, NO_MASTER, sshCommand } from "./rsync-args.ts";
+import { explainFailureOnline, rootCause } from "./rsync-errors.ts";
+import { KEEP_STDERR_LINES, type ProcRun, runChild, type Spawned } from "./rsync-proc.ts";
 import { SshMaster } from "./ssh-master.ts";
 import { tiedToUs } from "./tied.ts";
-import { type BatchFile, type BatchResult, type DeleteResult, type FileOutcome, type MoveResult, runVouches, type SendOptions, type Transport } from "./types.ts";
+import { type BatchFile, type BatchResult, type DeleteResult, type FileOutcome, type MoveResult, runVouches, type SendOptions, type Transport, type TreeFilter, type VerifyRequest, type VerifyResult } from "./types.ts";
 
-/** rsync's exit codes for "some files were not transferred" and "some source files vanished": per-file outcomes hold. */
+/** rsync's exit codes for "some files were not transferred" and "some source files vanished". */
 const PARTIAL = new Set([23, 24]);
 /**
  * How long after a batch the next one's rsync is started ahead (a spare): a --once run that ends sooner starts none.
@@ -18,15 +22,15 @@ const PARTIAL = new Set([23, 24]);
 const SPARE_DELAY_MS = 250;
 /** rsync's exit codes that say the connection itself failed (255: ssh; 12: the data stream; 30, 35: timeouts) */
 const CONNECTION_LOST = new Set([255, 12, 30, 35]);
-const KEEP_STDERR_LINES = 200;
-const KILL_GRACE_MS = 5000;
 /** `--info=progress2`: "    123,456,789  45%   12.34MB/s    0:00:10 (xfr#…)" */
 const PROGRESS2 = /^\s*([\d,]+)\s+\d+%\s/;
 
 export class RsyncTransport implements Transport {
   readonly description: string;
-  private running: ReturnType<typeof Bun.spawn> | null = null;
+  private running: Spawned | null = null;
   private madeLocalDest = false;
+  /** whether the receiving rsync compares nanoseconds (asked once, the first time a batch needs checking) */
+  private nanoseconds: Promise<boolean> | null = null;
   /** the one ssh connection every batch, delete and move runs through (remote targets) */
   private readonly master: SshMaster | null;
   /**
@@ -35,7 +39,7 @@ export class RsyncTransport implements Transport {
    * is read, compared or written before the list arrives (the standby's rsync enters the destination only after
    * it got the list), so it sends exactly what a batch started now would send.
    */
-  private spare: { proc: ReturnType<typeof Bun.spawn>; argv: string } | null = null;
+  private spare: { proc: Spawned; argv: string } | null = null;
   private spareTimer: ReturnType<typeof setTimeout> | null = null;
   private closed = false;
 
@@ -54,13 +58,16 @@ export class RsyncTransport implements Transport {
   private async connect(signal?: AbortSignal): Promise<string | null> {
     const failed = await this.master?.ensure(signal);
     if (!failed) return null;
-    return signal?.aborted ? "interrupted" : explainFailure(failed.code, failed.stderr, this.opts.target);
+    return signal?.aborted ? "interrupted" : explainFailureOnline(failed.code, failed.stderr, this.opts.target);
   }
 
-  /** Why a command failed, for people; a master that went away meanwhile says so. */
-  private explain(code: number, stderr: string[]): string {
-    if (this.master === null || !stderr.some((l) => l.includes(NO_MASTER))) return explainFailure(code, stderr, this.opts.target);
+  /**
+   * Why a command failed, for people; a master that went away meanwhile says so. `largest`: the batch's largest
+   * file, for a full disk that rsync did not name.
+   */
+  private async explain(code: number, stderr: string[], largest?: { path: string; size: number }): Promise<string> {
     const t = this.opts.target;
+    if (this.master === null || !stderr.some((l) => l.includes(NO_MASTER))) return explainFailureOnline(code, stderr, t, largest, this.master?.controlPath);
     return `the ssh connection to ${t.host.includes(":") ? `[${t.host}]` : t.host}:${t.port} was lost; a new one is opened for the next attempt`;
   }
 
@@ -75,57 +82,27 @@ export class RsyncTransport implements Transport {
     let files: BatchFile[] = tree ? [] : await filesIn;
     const { target, rsync } = this.opts;
     if (target.host === "" && !this.madeLocalDest) {
-      mkdirSync(target.destDir, { recursive: true });
+      try {
+        mkdirSync(target.destDir, { recursive: true });
+      } catch (e) {
+        return failAll(await filesIn, `cannot create ${target.destDir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
       this.madeLocalDest = true;
     }
     const confirmed = new Map<string, number>();
-    const stderrLines: string[] = [];
     const infoLines: string[] = [];
     const wantItemize = rsync.verbose || rsync.itemizeChanges;
     let bytesSent = 0;
     const unreachable = await this.connect(signal);
     if (unreachable !== null) return failAll(await filesIn, unreachable);
-    const argv = buildRsyncArgv({ ...this.opts, controlPath: this.master?.controlPath }, tree, opts.onBytes !== undefined);
+    const controlPath = this.master?.controlPath;
+    const sparse = !tree && files.some((f) => isSparse(this.opts.sourceDir, f.path));
+    const argv = buildRsyncArgv({ ...this.opts, controlPath }, tree, opts.onBytes !== undefined, sparse);
     const sizeOf = opts.onBytes && !tree ? new Map(files.map((f) => [f.path, f.size])) : null;
     let doneBytes = 0;
 
     const startedNs = BigInt(Date.now()) * 1_000_000n;
-    let proc: ReturnType<typeof Bun.spawn>;
-    try {
-      if (Bun.which(argv[0] as string) === null) throw new Error("not found");
-      proc = (tree ? null : this.takeSpare(argv)) ?? Bun.spawn(tiedToUs(argv), { stdin: tree ? "ignore" : "pipe", stdout: "pipe", stderr: "pipe" });
-    } catch (e) {
-      return failAll(await filesIn, `cannot run rsync: ${(e as Error).message} (is rsync installed and on PATH?)`);
-    }
-    this.running = proc;
-    const onAbort = () => {
-      proc.kill("SIGTERM");
-      setTimeout(() => proc.exitCode === null && proc.kill("SIGKILL"), KILL_GRACE_MS).unref();
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-    if (signal?.aborted) onAbort();
-
-    const feed = (async () => {
-      if (tree) return; // rsync walks the tree itself
-      // Written in chunks: a million paths never need to be one string.
-      const sink = proc.stdin as import("bun").FileSink;
-      try {
-        let chunk = "";
-        for (const f of files) {
-          chunk += `${f.path}\0`;
-          if (chunk.length > 65536) {
-            sink.write(chunk);
-            await sink.flush();
-            chunk = "";
-          }
-        }
-        sink.write(chunk);
-        await sink.end();
-      } catch {
-        // rsync exited early (e.g. ssh failed): its exit code and stderr tell why
-      }
-    })();
-    const out = readLines(proc.stdout as ReadableStream<Uint8Array>, (line) => {
+    const run = await this.run(argv, tree ? null : files.map((f) => `${f.path}\0`), (line) => {
       const item = parseItemizeLine(line);
       if (item) {
         bytesSent += item.bytes;
@@ -139,82 +116,95 @@ export class RsyncTransport implements Transport {
       } else if (rsync.stats && line.trim() !== "" && !line.startsWith(ITEMIZE_MARKER)) {
         if (infoLines.length < 10_000) infoLines.push(line);
       }
-    });
-    const err = readLines(proc.stderr as ReadableStream<Uint8Array>, (line) => {
-      if (stderrLines.length < KEEP_STDERR_LINES) stderrLines.push(line);
-      else stderrLines[KEEP_STDERR_LINES - 1] = line; // keep the last line: it carries rsync's summary
-    });
-    const code = await proc.exited;
-    await Promise.all([feed, out, err]);
-    signal?.removeEventListener("abort", onAbort);
-    this.running = null;
+    }, signal, tree ? undefined : (this.takeSpare(argv) ?? undefined));
+    if (typeof run === "string") return failAll(await filesIn, `cannot run rsync: ${run} (is rsync installed and on PATH?)`);
+    const { code, stderr } = run;
     this.lost(code);
     if (!signal?.aborted && (code === 0 || PARTIAL.has(code))) this.scheduleSpare();
     if (tree) files = await filesIn;
-    const batch = new Set(files.map((f) => f.path));
 
-    if (tree && (code === 0 || PARTIAL.has(code))) {
-      return { outcomes: wholeTreeOutcomes(this.opts.sourceDir, files, code, startedNs), infoLines, bytesSent, tree: treeErrors(code, stderrLines, this.opts) };
-    }
     if (code === 0) {
+      if (tree) return { outcomes: wholeTreeOutcomes(this.opts.sourceDir, files, startedNs), infoLines, bytesSent, tree: treeErrors(0, stderr, this.opts) };
       const outcomes = new Map<string, FileOutcome>();
       for (const f of files) outcomes.set(f.path, { ok: true, bytes: confirmed.get(f.path) ?? 0 });
       return { outcomes, infoLines, bytesSent };
     }
-    if (PARTIAL.has(code)) {
-      const errors = attributeErrors(stderrLines, batch);
-      const outcomes = new Map<string, FileOutcome>();
-      for (const f of files) {
-        const why = errors.get(f.path);
-        if (confirmed.has(f.path) && why === undefined) {
-          outcomes.set(f.path, { ok: true, bytes: confirmed.get(f.path) ?? 0 });
-        } else if (!existsInSource(this.opts.sourceDir, f.path)) {
-          outcomes.set(f.path, { ok: false, vanished: true, reason: "vanished from the source" });
-        } else {
-          outcomes.set(f.path, { ok: false, reason: why ?? `not confirmed by rsync (exit ${code})` });
-        }
-      }
-      return { outcomes, infoLines, bytesSent };
-    }
     if (signal?.aborted) return failAll(files, "interrupted");
-    return failAll(files, this.explain(code, stderrLines));
+    if (!PARTIAL.has(code)) return failAll(files, await this.explain(code, stderr, largestOf(files)));
+    // Exit 23/24: some file failed somewhere, maybe on the receiver, which names only its temporary file, after the
+    // sender already itemized the file as sent. Nothing is taken on trust: what the replica now holds is compared.
+    // Error lines name absolute paths under these; the longer first, should one hold the other.
+    const roots = [target.destDir, this.opts.sourceDir].sort((a, b) => b.length - a.length);
+    const errors = attributeErrors(stderr, new Set(files.map((f) => f.path)), roots);
+    const cause = rootCause(stderr);
+    if (tree) {
+      // A caller that listed the files gets outcomes proven by a dry run over the tree; the first sync, which lists
+      // none (its walk goes beside the run), reads the error lines (`tree`) and gives up on any it cannot place.
+      const held = files.length > 0 ? await this.heldByReplica(null, tree, signal) : new Set<string>();
+      return { outcomes: wholeTreeOutcomes(this.opts.sourceDir, files, startedNs, { code, held, errors, cause }), infoLines, bytesSent, tree: treeErrors(code, stderr, this.opts) };
+    }
+    const candidates = files.filter((f) => confirmed.has(f.path) && !errors.has(f.path));
+    const held = candidates.length > 0 ? await this.heldByReplica(candidates, undefined, signal) : new Set<string>();
+    const outcomes = new Map<string, FileOutcome>();
+    for (const f of files) {
+      const ctimeNs = sourceCtime(this.opts.sourceDir, f.path);
+      if (held.has(f.path)) {
+        outcomes.set(f.path, { ok: true, bytes: confirmed.get(f.path) ?? 0 });
+      } else if (ctimeNs === null) {
+        outcomes.set(f.path, { ok: false, vanished: true, reason: "vanished from the source" });
+      } else {
+        // Not on the replica as the source has it now: it failed, or it changed while rsync ran (the check
+        // compares the source as it is after the run); either way it goes again.
+        const changed = !runVouches(ctimeNs, startedNs) && !errors.has(f.path);
+        outcomes.set(f.path, { ok: false, reason: errors.get(f.path) ?? (changed ? `changed while rsync ran (exit ${code}); it goes again` : notHeld(code, cause)) });
+      }
+    }
+    return { outcomes, infoLines, bytesSent };
+  }
+
+  /**
+   * The paths (of `files`, or of the whole tree) that the replica holds as the source has them now, by a dry run
+   * (buildHeldArgv). Empty when that run fails: nothing is proven then.
+   */
+  private async heldByReplica(files: BatchFile[] | null, tree: TreeFilter | undefined, signal?: AbortSignal): Promise<Set<string>> {
+    const held = new Set<string>();
+    this.nanoseconds ??= receiverComparesNanoseconds(this.opts.target, this.master?.controlPath);
+    const r = await this.run(buildHeldArgv({ ...this.opts, controlPath: this.master?.controlPath }, tree, await this.nanoseconds), files ? files.map((f) => `${f.path}\0`) : null, (line) => {
+      const item = parseItemizeLine(line);
+      // ".f": nothing to send, the content is there (attribute letters may follow: they are not content)
+      if (item && item.flags[0] === "." && isFileItem(item.flags)) held.add(item.path);
+    }, signal);
+    return typeof r !== "string" && (r.code === 0 || PARTIAL.has(r.code)) ? held : new Set();
+  }
+
+  /** runChild, as the process close() stops; the reason if it cannot be started. */
+  private async run(argv: string[], input: Iterable<string> | null, onLine: (line: string) => void, signal?: AbortSignal, started?: Spawned): Promise<ProcRun | string> {
+    try {
+      return await runChild(argv, input, onLine, signal, (p) => (this.running = p), started);
+    } catch (e) {
+      return (e as Error).message;
+    } finally {
+      this.running = null;
+    }
   }
 
   async deleteFiles(paths: string[], signal?: AbortSignal): Promise<DeleteResult> {
     const deleted = new Set<string>();
     if (paths.length === 0) return { deleted, error: null };
-    if (Bun.which("rsync") === null) return { deleted, error: "cannot run rsync (is rsync installed and on PATH?)" };
+    // rsync never follows a symlink on the receiver while deleting (no --keep-dirlinks): a symlink planted where
+    // a directory was is not a directory to the include rules, so it is excluded and neither it nor anything
+    // behind it is touched.
     const unreachable = await this.connect(signal);
     if (unreachable !== null) return { deleted, error: unreachable };
-    const argv = buildDeleteArgv({ ...this.opts, controlPath: this.master?.controlPath });
-    const proc = Bun.spawn(tiedToUs(argv), { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
-    this.running = proc;
-    const onAbort = () => proc.kill("SIGTERM");
-    signal?.addEventListener("abort", onAbort, { once: true });
-    const stderrLines: string[] = [];
-    const feed = (async () => {
-      try {
-        proc.stdin.write(`${deleteRules(paths).join("\0")}\0`);
-        await proc.stdin.end();
-      } catch {
-        // rsync exited early: its exit code says why
-      }
-    })();
-    const out = readLines(proc.stdout as ReadableStream<Uint8Array>, (line) => {
+    const r = await this.run(buildDeleteArgv({ ...this.opts, controlPath: this.master?.controlPath }), [`${deleteRules(paths).join("\0")}\0`], (line) => {
       const item = parseItemizeLine(line);
       if (item?.flags.startsWith("*deleting")) deleted.add(item.path);
-    });
-    const err = readLines(proc.stderr as ReadableStream<Uint8Array>, (line) => {
-      if (stderrLines.length < KEEP_STDERR_LINES) stderrLines.push(line);
-    });
-    const code = await proc.exited;
-    await Promise.all([feed, out, err]);
-    signal?.removeEventListener("abort", onAbort);
-    this.running = null;
-    this.lost(code);
+    }, signal);
+    if (typeof r === "string") return { deleted, error: "cannot run rsync (is rsync installed and on PATH?)" };
+    this.lost(r.code);
     // "cannot delete non-empty directory" is a warning with exit 0: that directory holds other files, as intended.
-    if (code === 0) return { deleted, error: null };
-    return { deleted: new Set(), error: this.explain(code, stderrLines) };
+    if (r.code === 0) return { deleted, error: null };
+    return { deleted: new Set(), error: await this.explain(r.code, r.stderr) };
   }
 
   async moveFiles(moves: Array<{ from: string; to: string }>, signal?: AbortSignal): Promise<MoveResult> {
@@ -222,53 +212,21 @@ export class RsyncTransport implements Transport {
     if (moves.length === 0) return { moved, error: null };
     const t = this.opts.target;
     if (t.host === "") {
-      for (const m of moves) {
-        const from = join(t.destDir, m.from);
-        const to = join(t.destDir, m.to);
-        try {
-          if (!lstatSync(from).isFile()) continue;
-          mkdirSync(dirname(to), { recursive: true });
-          renameSync(from, to);
-          moved.add(m.to);
-        } catch {
-          // not there (or not movable): the caller sends it instead
-        }
-      }
+      for (const m of moves) if (moveLocally(t.destDir, m.from, m.to)) moved.add(m.to);
       return { moved, error: null };
     }
-    // One ssh session runs a small sh script from stdin (argv stays an array; the paths are quoted for sh):
-    // a move is done only from a regular file and never into a directory, and each success is reported back.
-    const q = (rel: string) => `'${join(t.destDir, rel).replaceAll("'", "'\\''")}'`;
-    const script = moves
-      .map((m, i) => `[ -f ${q(m.from)} ] && [ ! -d ${q(m.to)} ] && mkdir -p -- ${q(dirname(m.to) === "." ? "" : dirname(m.to))} && mv -f -- ${q(m.from)} ${q(m.to)} && echo "rrdsync-moved ${i}"`)
-      .join("\n");
+    // One ssh session runs a small sh script from stdin (argv stays an array; the paths are quoted for sh),
+    // which reports each move it did.
     const unreachable = await this.connect(signal);
     if (unreachable !== null) return { moved, error: unreachable };
-    const proc = Bun.spawn(tiedToUs([...sshCommand(t, this.master?.controlPath), "--", `${t.user ? `${t.user}@` : ""}${t.host}`, "sh -s"]), { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
-    const onAbort = () => proc.kill("SIGTERM");
-    signal?.addEventListener("abort", onAbort, { once: true });
-    const stderrLines: string[] = [];
-    const feed = (async () => {
-      try {
-        proc.stdin.write(`${script}\n`);
-        await proc.stdin.end();
-      } catch {
-        // ssh exited early: its exit code says why
-      }
-    })();
-    const out = readLines(proc.stdout as ReadableStream<Uint8Array>, (line) => {
+    const r = await this.run([...sshCommand(t, this.master?.controlPath), "--", `${t.user ? `${t.user}@` : ""}${t.host}`, "sh -s"], [moveScript(t.destDir, moves)], (line) => {
       const m = /^rrdsync-moved (\d+)$/.exec(line);
       const move = m ? moves[Number(m[1])] : undefined;
       if (move) moved.add(move.to);
-    });
-    const err = readLines(proc.stderr as ReadableStream<Uint8Array>, (line) => {
-      if (stderrLines.length < KEEP_STDERR_LINES) stderrLines.push(line);
-    });
-    const code = await proc.exited;
-    await Promise.all([feed, out, err]);
-    signal?.removeEventListener("abort", onAbort);
-    this.lost(code);
-    return { moved, error: code === 255 ? this.explain(code, stderrLines) : null };
+    }, signal);
+    if (typeof r === "string") return { moved, error: "cannot run ssh (is openssh-client installed and on PATH?)" };
+    this.lost(r.code);
+    return { moved, error: r.code === 255 ? await this.explain(r.code, r.stderr) : null };
   }
 
   async warm(signal?: AbortSignal): Promise<void> {
@@ -294,7 +252,7 @@ export class RsyncTransport implements Transport {
   }
 
   /** The spare, if it is still waiting and was started for exactly this command line; else it is dropped. */
-  private takeSpare(argv: string[]): ReturnType<typeof Bun.spawn> | null {
+  private takeSpare(argv: string[]): Spawned | null {
     const s = this.spare;
     this.spare = null;
     if (this.spareTimer) clearTimeout(this.spareTimer);
@@ -303,6 +261,18 @@ export class RsyncTransport implements Transport {
     if (s.proc.exitCode === null && s.argv === argv.join("\0")) return s.proc;
     s.proc.kill("SIGTERM");
     return null;
+  }
+
+  /** A --checksum dry run: the standby hashes its own copies (src/transport/rsync-verify.ts). */
+  async verifyFiles(req: VerifyRequest, signal?: AbortSignal): Promise<VerifyResult> {
+    const unreachable = await this.connect(signal);
+    if (unreachable !== null) return { error: unreachable, bytesRead: 0 };
+    const { rsyncVerify } = await import("./rsync-verify.ts");
+    // Through the master, as the transfers go: the dry run and the listing for extras share one login.
+    return rsyncVerify({ ...this.opts, controlPath: this.master?.controlPath }, req, signal, (code, stderr) => {
+      this.lost(code);
+      return this.explain(code, stderr);
+    });
   }
 
   async close(): Promise<void> {
@@ -316,19 +286,28 @@ export class RsyncTransport implements Transport {
 const RESEND_STARTED: FileOutcome = Object.freeze({ ok: false, resend: true, reason: "changed while the whole-tree run started" });
 
 
+/** What a whole-tree run that exited 23/24 left to go on: the files the replica holds now (by a dry run), the errors. */
+export interface AfterPartial {
+  code: number;
+  held: ReadonlySet<string>;
+  errors: ReadonlyMap<string, string>;
+  cause: string;
+}
+
 /**
  * Whole-tree outcomes without per-file output. Exit 0 means rsync sent (or found identical) every file its walk
- * saw, and its walk saw every file that existed unchanged from before it started: such a file is confirmed. A file
- * that changed around the start, or any file after exit 23/24 (we do not know which failed), is resent at once
- * in an ordinary list batch, whose itemized outcomes are exact and which costs only a quick check if it arrived.
+ * saw, and its walk saw every file that existed unchanged from before it started: such a file is confirmed.
+ * After exit 23/24 (`after`) a file is confirmed only if, on top of that, the dry run found it on the replica as
+ * it is in the source; one it did not find there stays pending, with the error that names it. A file that changed
+ * around the start is sent again at once in an ordinary list batch, whose outcomes are exact.
  */
-export function wholeTreeOutcomes(sourceDir: string, files: BatchFile[], code: number, startedNs: bigint): Map<string, FileOutcome> {
+export function wholeTreeOutcomes(sourceDir: string, files: BatchFile[], startedNs: bigint, after?: AfterPartial): Map<string, FileOutcome> {
   const outcomes = new Map<string, FileOutcome>();
   for (const f of files) {
     // The walk's view serves when rsync exited 0: a file that changed after the walk keeps the walk's (older)
     // identity in the state, so the next pass sees the change and sends it again; a newer identity than the
-    // one sent can never be recorded. After exit 23/24 every file is resent anyway.
-    if (f.walked && code === 0) {
+    // one sent can never be recorded. After exit 23/24 each file is looked at again.
+    if (f.walked && !after) {
       // the walk's own record serves as what rsync saw (a million files: no second object each)
       outcomes.set(f.path, runVouches(f.walked.ctimeNs, startedNs) ? { ok: true, bytes: f.size, seen: f.walked } : RESEND_STARTED);
       continue;
@@ -340,10 +319,13 @@ export function wholeTreeOutcomes(sourceDir: string, files: BatchFile[], code: n
       outcomes.set(f.path, { ok: false, vanished: true, reason: "vanished from the source" });
       continue;
     }
-    if (code === 0 && runVouches(st.ctimeNs, startedNs)) {
+    const settled = runVouches(st.ctimeNs, startedNs);
+    if (settled && (!after || after.held.has(f.path))) {
       outcomes.set(f.path, { ok: true, bytes: f.size, seen: { size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ino: st.ino.toString() } });
-    } else {
-      outcomes.set(f.path, { ok: false, resend: true, reason: code === 0 ? "changed while the whole-tree run started" : `whole-tree run exited ${code}` });
+    } else if (!settled) {
+      outcomes.set(f.path, RESEND_STARTED);
+    } else if (after) {
+      outcomes.set(f.path, { ok: false, reason: after.errors.get(f.path) ?? notHeld(after.code, after.cause) });
     }
   }
   return outcomes;
@@ -390,53 +372,48 @@ function existsInSource(sourceDir: string, rel: string): boolean {
   }
 }
 
+/** Why a file rsync may have itemized as sent is still pending: the replica does not hold it. */
+function notHeld(code: number, cause: string): string {
+  return `not on the replica after rsync exited ${code}${cause ? ` (${cause})` : ""}`;
+}
+
+/** The receiver is the local rsync for a local destination, else the standby's (asked once, through the master). */
+async function receiverComparesNanoseconds(t: Target, controlPath?: string | null): Promise<boolean> {
+  if (t.host === "") {
+    const p = Bun.spawnSync(["rsync", "--version"], { stdout: "pipe", stderr: "ignore" });
+    return comparesNanoseconds(/rsync\s+version\s+(\S+)/.exec(p.stdout.toString())?.[1] ?? "");
+  }
+  const r = await probeRemoteRsync(t, controlPath);
+  return r.kind === "present" && comparesNanoseconds(r.version);
+}
+
+function largestOf(files: BatchFile[]): { path: string; size: number } | undefined {
+  let max: BatchFile | undefined;
+  for (const f of files) if (!max || f.size > max.size) max = f;
+  return max && { path: max.path, size: max.size };
+}
+
+/** Does the file take less disk than its size (holes; or a compressing file system, where --sparse only costs)? */
+function isSparse(sourceDir: string, rel: string): boolean {
+  try {
+    const st = lstatSync(join(sourceDir, rel));
+    return st.isFile() && st.blocks * 512 < st.size;
+  } catch {
+    return false;
+  }
+}
+
+/** The source file's inode change time, null if it is gone. */
+function sourceCtime(sourceDir: string, rel: string): bigint | null {
+  try {
+    return lstatSync(join(sourceDir, rel), { bigint: true }).ctimeNs;
+  } catch {
+    return null;
+  }
+}
+
 function failAll(files: BatchFile[], error: string): BatchResult {
   const outcomes = new Map<string, FileOutcome>();
   for (const f of files) outcomes.set(f.path, { ok: false, reason: error });
   return { outcomes, error, infoLines: [], bytesSent: 0 };
-}
-
-/** Turns ssh's and rsync's stderr into one message that says what failed and what to do. */
-export function explainFailure(code: number, stderr: string[], t: Target): string {
-  const text = stderr.join("\n");
-  const hostPort = `${t.host.includes(":") ? `[${t.host}]` : t.host}:${t.port}`;
-  if (/REVOKED HOST KEY/i.test(text)) return hostKeyRefusal("revoked", t);
-  if (/REMOTE HOST IDENTIFICATION HAS CHANGED/i.test(text)) return hostKeyRefusal("changed", t, /(SHA256:[A-Za-z0-9+/]+)/.exec(text)?.[1]);
-  if (/Host key verification failed|No [A-Z0-9-]+ host key is known/i.test(text)) return hostKeyRefusal("unknown", t);
-  const conn = /(Connection refused|Connection timed out|No route to host|Could not resolve hostname[^\n]*|Network is unreachable|Connection closed by [^\n]*|Connection reset by peer)/i.exec(text);
-  if (conn) return `cannot connect to ${hostPort}: ${conn[1]}`;
-  if (/Permission denied \(publickey/i.test(text)) {
-    return `ssh authentication to ${t.user ? `${t.user}@` : ""}${hostPort} failed with ${t.sshKeyPath || "the default keys"}: add the public key to the remote authorized_keys`;
-  }
-  // setpriv (tiedToUs) exits 127 when it cannot set up: it is there, so this is not a missing rsync (a seccomp filter).
-  const setpriv = /^setpriv: [^\n]*/m.exec(text);
-  if (setpriv) return `setpriv, which runs rsync tied to rrdsync, failed: ${setpriv[0].slice(9)} (a sandbox that forbids a system call it needs?)`;
-  if (code === 127 || /rsync: (command )?not found|rsync: No such file or directory/i.test(text)) {
-    return `rsync is not installed on ${t.host || "this machine"} (or not on its PATH)`;
-  }
-  const last = stderr.filter((l) => l.trim() !== "").at(-1) ?? "";
-  return `rsync exited with code ${code}${last ? `: ${Buffer.from(last, "latin1").toString("utf8")}` : ""}`;
-}
-
-/** Reads a stream line by line as it arrives (latin1, so every byte survives for decodeRsyncName). */
-function nextBreak(s: string, from: number): number {
-  const n = s.indexOf("\n", from);
-  const r = s.indexOf("\r", from);
-  return r < 0 ? n : n < 0 ? r : Math.min(n, r);
-}
-
-async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> {
-  let buf = "";
-  for await (const chunk of stream) {
-    buf += Buffer.from(chunk).toString("latin1");
-    let start = 0;
-    // \r ends a line too: rsync's progress output rewrites one line with it.
-    for (let i = nextBreak(buf, 0); i >= 0; i = nextBreak(buf, start)) {
-      const line = buf.slice(start, i);
-      if (line !== "") onLine(line);
-      start = i + 1;
-    }
-    buf = buf.slice(start);
-  }
-  if (buf !== "") onLine(buf);
 }

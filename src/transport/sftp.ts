@@ -1,17 +1,17 @@
 // The SFTP transport: the built-in ssh2 client, for standbys without rsync. Same interface, same per-file outcomes.
-import { createHash } from "node:crypto";
 import { type BigIntStats, closeSync, constants, fstatSync, lstatSync, openSync, readSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, join, posix } from "node:path";
 import type { Stats as SftpStats, SFTPWrapper } from "ssh2";
 import type { Target } from "../config/types.ts";
+import { forEachLimited, verifySftp } from "./sftp-verify.ts";
 import { loadIdentity, SshAuthError, type SshIdentity } from "./ssh-auth.ts";
+import { describeSftpError, isBareFailure, labelled, NO_SUCH_FILE, type SftpError, statvfs } from "./sftp-errors.ts";
+import { clearJournal, readJournal, writeJournal } from "./sftp-journal.ts";
 import { SshConnectError, SshSession } from "./ssh-session.ts";
-import type { BatchFile, BatchResult, DeleteResult, FileOutcome, MoveResult, SendOptions, Transport, TransportLog } from "./types.ts";
+import { isSftpTempName, tempNameFor } from "./temp-names.ts";
+import type { BatchFile, BatchResult, DeleteResult, FileOutcome, MoveResult, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult } from "./types.ts";
 
-/** SFTP status codes (draft-ietf-secsh-filexfer-02) */
-const NO_SUCH_FILE = 2;
-const PERMISSION_DENIED = 3;
 /** writes in flight per file: 16 × 255 KiB keeps a fast link busy without holding much memory */
 const WRITES_IN_FLIGHT = 16;
 /** OpenSSH's sftp-server takes writes up to 255 KiB (limits@openssh.com); other servers announce less, or nothing */
@@ -22,15 +22,13 @@ const CHUNK_BYTES = 261_120;
  * Fresh buffers per chunk cost an allocation and page faults per 255 KiB.
  */
 const readBuffer = Buffer.allocUnsafe(CHUNK_BYTES);
-const TMP_SUFFIX = ".rrdsync-tmp";
+/** A chunk of only zeros is not sent: the fresh temporary file reads as zeros there anyway, and keeps a hole. */
+const ZEROS = Buffer.alloc(CHUNK_BYTES);
 /**
  * Small requests (listings, lstat, mkdir, renames and deletes on the replica) in flight at once: over a WAN each is
  * a round trip, so a batch asks for all of its directories together instead of one slot at a time.
  */
 const DIR_REQUESTS_IN_FLIGHT = 64;
-const NAME_MAX = 255;
-
-type SftpError = Error & { code?: number | string };
 
 /** A file opened here and, under its temporary name, on the standby. */
 interface Prepared {
@@ -41,27 +39,22 @@ interface Prepared {
   handle: Buffer;
 }
 
-/**
- * The temporary name a file is written under, in its own directory (so the rename is atomic): fixed per file, so
- * a run killed mid-write leaves at most one, which the next send of that file overwrites and renames away.
- */
-export function tempNameFor(relPath: string): string {
-  const base = basename(relPath);
-  const dir = dirname(relPath);
-  let tmp = `.${base}${TMP_SUFFIX}`;
-  if (Buffer.byteLength(tmp) > NAME_MAX) tmp = `.${createHash("sha256").update(base).digest("hex").slice(0, 32)}${TMP_SUFFIX}`;
-  return dir === "." ? tmp : `${dir}/${tmp}`;
-}
-
 export class SftpTransport implements Transport {
   readonly description: string;
   private session: SshSession | null = null;
   private connecting: Promise<SshSession> | null = null;
   private identity: SshIdentity | null = null;
-  /** remote directories known to exist on this connection (relative paths; "" = the destination itself) */
+  /** remote directories proved real in this batch (relative paths; "" = the destination itself) */
   private dirs = new Map<string, Promise<void>>();
+  /** temporary names being written on this connection: a leftover sweep never removes one of these */
+  private writing = new Set<string>();
+  /** leftover sweeps under way (a batch ends only after them: a closing session would drop their unlinks) */
+  private sweeps = new Set<Promise<void>>();
+  /** the batch could not note its directories (sftp-journal.ts): each one it writes is swept instead */
+  private sweepEach = false;
 
-  constructor(private readonly opts: { target: Target; sourceDir: string; log?: TransportLog; env?: Record<string, string | undefined> }) {
+  /** `journal`: where a batch notes the directories it writes temporary files into (beside the state DB) */
+  constructor(private readonly opts: { target: Target; sourceDir: string; log?: TransportLog; env?: Record<string, string | undefined>; journal?: string }) {
     const t = opts.target;
     this.description = `sftp → ${t.user ? `${t.user}@` : ""}${t.host}:${t.destDir}`;
   }
@@ -103,6 +96,8 @@ export class SftpTransport implements Transport {
     if (typeof session === "string") return failAll(files, session);
     const onAbort = () => session.destroy();
     signal?.addEventListener("abort", onAbort, { once: true });
+    this.dirs.clear();
+    this.noteDirs(session, files);
     // Every directory the batch writes into, made (or checked) at once, not as each slot reaches its first file
     // there: a first sync into new directories would otherwise stall every slot two round trips per directory.
     // Alongside the quick check's listings: a directory that is missing holds nothing to skip, and one that
@@ -134,10 +129,13 @@ export class SftpTransport implements Transport {
     await Promise.all(Array.from({ length: Math.min(this.opts.target.sftpParallelFiles, toSend.length) }, worker));
     await Promise.all(finishing);
     await dirsReady;
+    await Promise.all(this.sweeps);
     signal?.removeEventListener("abort", onAbort);
     // A dropped connection fails the rest of the batch as one error, as a failed rsync does; what was renamed
     // into place before it dropped is confirmed.
     const error = signal?.aborted ? "interrupted" : session.ended;
+    // A batch that ended whole leaves no temporary file behind (each failed one was removed): the note goes.
+    if (error === null && this.opts.journal && !this.sweepEach) clearJournal(this.opts.journal);
     for (const f of files) {
       const o = outcomes.get(f.path);
       if (error !== null && (o === undefined || !o.ok)) outcomes.set(f.path, { ok: false, reason: error });
@@ -209,12 +207,13 @@ export class SftpTransport implements Transport {
         closeSync(fd);
         return { f, outcome: { ok: false, reason: "not a regular file: not sent" } };
       }
-      await this.ensureDir(s, dirname(f.path) === "." ? "" : dirname(f.path));
+      await this.ensureDir(s, parentOf(f.path));
       // Private while it is written (its own mode comes with the mtime, before the rename). A temporary file a
       // killed run left behind that cannot be reopened for writing is removed and made anew.
       // Created exclusively ("wx"): whatever already sits at the name (a killed run's leftover, or a symlink
       // someone planted on the standby) is removed, never written through.
-      const openTmp = () => s.call<Buffer>((cb) => sftp.open(tmp, "wx", { mode: 0o600 }, cb));
+      this.writing.add(tmp);
+      const openTmp = () => labelled("create", tmp, s.call<Buffer>((cb) => sftp.open(tmp, "wx", { mode: 0o600 }, cb)));
       const handle = await openTmp().catch(async () => {
         await s.call((cb) => sftp.unlink(tmp, cb)).catch(() => undefined);
         return openTmp();
@@ -222,14 +221,21 @@ export class SftpTransport implements Transport {
       return { f, fd, before, tmp, handle };
     } catch (e) {
       closeSync(fd);
-      return { f, outcome: this.failed(s, f, tmp, e) };
+      return { f, outcome: await this.failed(s, f, tmp, e) };
     }
   }
 
-  private failed(s: SshSession, f: BatchFile, tmp: string, e: unknown): FileOutcome {
+  /**
+   * A file that failed on the standby: its temporary file goes, and the reason names the operation and the path.
+   * A bare "Failure" is looked into first (statvfs of its directory, while the temporary file still takes its
+   * space): a full disk or a read-only file system is named as such.
+   */
+  private async failed(s: SshSession, f: BatchFile, tmp: string, e: unknown): Promise<FileOutcome> {
     const { sftp } = s;
-    sftp.unlink(tmp, () => undefined);
-    return { ok: false, reason: describeSftpError(e as SftpError, this.remote(f.path)) };
+    const fs = isBareFailure(e) && s.ended === null ? await statvfs(sftp, posix.dirname(tmp)) : null;
+    if (s.ended === null) sftp.unlink(tmp, () => undefined);
+    this.writing.delete(tmp);
+    return { ok: false, reason: describeSftpError(e, this.remote(f.path), fs, f.size) };
   }
 
   /**
@@ -242,24 +248,30 @@ export class SftpTransport implements Transport {
     const size = Number(before.size);
     const mode = Number(before.mode & 0o7777n);
     const mtime = Number(before.mtimeNs / 1_000_000_000n);
-    let writes: { done: Promise<number> };
+    let writes: { done: Promise<number>; length: number; dataEnd: number };
     try {
-      writes = await writeAll(s, handle, fd, size, onBytes);
+      writes = await writeAll(s, handle, tmp, fd, size, onBytes);
     } catch (e) {
       sftp.close(handle, () => undefined);
       closeSync(fd);
-      return { done: Promise.resolve(this.failed(s, f, tmp, e)) };
+      return { done: this.failed(s, f, tmp, e) };
     }
     // Mode and mtime before the rename: the final name never shows the file with other attributes. Queued right
-    // behind the last writes: the server handles requests in order.
-    const settled = Promise.allSettled([writes.done, s.call((cb) => sftp.fsetstat(handle, { mode, mtime, atime: mtime }, cb)), s.call((cb) => sftp.close(handle, cb))]);
+    // behind the last writes: the server handles requests in order. The size too when the file ends in zeros
+    // that were not sent (ftruncate leaves a hole, as rsync --sparse does).
+    const attrs = { mode, mtime, atime: mtime, ...(writes.dataEnd < writes.length ? { size: writes.length } : {}) };
+    const settled = Promise.allSettled([
+      writes.done,
+      labelled("set mode and mtime of", tmp, s.call((cb) => sftp.fsetstat(handle, attrs, cb))),
+      labelled("close", tmp, s.call((cb) => sftp.close(handle, cb))),
+    ]);
     const done = (async (): Promise<FileOutcome> => {
       let seen: { size: number; mtimeNs: string; ino: string };
       let sent: number;
       try {
         const results = await settled;
         const rejected = results.find((r) => r.status === "rejected");
-        if (rejected) return this.failed(s, f, tmp, rejected.reason);
+        if (rejected) return await this.failed(s, f, tmp, rejected.reason);
         sent = (results[0] as PromiseFulfilledResult<number>).value;
         // Read while it changed: what arrived may be a mix, so it is not recorded as the version planned (the
         // engine sees a different identity and sends it again).
@@ -271,10 +283,11 @@ export class SftpTransport implements Transport {
         closeSync(fd);
       }
       try {
-        await this.renameOver(s, tmp, this.remote(f.path));
+        await labelled(`rename ${tmp} to`, this.remote(f.path), this.renameOver(s, tmp, this.remote(f.path)));
       } catch (e) {
         return this.failed(s, f, tmp, e);
       }
+      this.writing.delete(tmp);
       return { ok: true, bytes: sent, seen };
     })();
     return { done };
@@ -292,7 +305,12 @@ export class SftpTransport implements Transport {
     await s.call((cb) => sftp.rename(from, to, cb));
   }
 
-  /** mkdir -p, each directory asked once per connection; concurrent workers share the same attempt. */
+  /**
+   * mkdir -p below the destination, each directory asked once per batch (concurrent workers share the attempt;
+   * the next batch asks again: a symlink can be planted while a kept-open connection idles). Each level by lstat:
+   * a symlink where a directory belongs would lead the writes out of the destination, so it is refused (the
+   * destination itself may be a symlink).
+   */
   private ensureDir(s: SshSession, rel: string): Promise<void> {
     const { sftp } = s;
     let p = this.dirs.get(rel);
@@ -303,18 +321,17 @@ export class SftpTransport implements Transport {
         // missing directory needs it, and one that exists is only safe when its parents are real directories too.
         const parent = rel === "" ? null : this.ensureDir(s, parentOf(rel));
         parent?.catch(() => undefined); // awaited below; its failure is this directory's
-        // lstat: a symlink where a directory belongs would lead the writes out of the destination; refused.
-        const st = await s.call<SftpStats>((cb) => (rel === "" ? sftp.stat(abs, cb) : sftp.lstat(abs, cb))).catch((e: SftpError) => {
-          if (e.code === NO_SUCH_FILE) return null;
-          throw e;
-        });
-        if (st && !st.isDirectory()) throw Object.assign(new Error(`${abs} on the standby is ${st.isSymbolicLink() ? "a symlink" : "not a directory"}: not written through`), { code: "ENOTDIR" });
+        const st = await this.lstatOrNull(s, rel);
+        if (st && !st.isDirectory()) throw notADirectory(abs, st);
         if (parent !== null) await parent;
         else if (!st && this.opts.target.destDir !== "/") await this.ensureAbsDir(s, dirname(this.opts.target.destDir));
-        if (st) return;
-        await s.call((cb) => sftp.mkdir(abs, { mode: 0o755 }, cb)).catch(async (e: SftpError) => {
+        if (st) {
+          if (this.sweepEach) void this.sweepLeftovers(s, rel);
+          return;
+        }
+        await labelled("mkdir", abs, s.call((cb) => sftp.mkdir(abs, { mode: 0o755 }, cb))).catch(async (e: SftpError) => {
           // made meanwhile by someone else: fine (a symlink planted meanwhile is not)
-          const again = await s.call<SftpStats>((cb) => sftp.lstat(abs, cb)).catch(() => null);
+          const again = await this.lstatOrNull(s, rel).catch(() => null);
           if (!again?.isDirectory()) throw e;
         });
       })();
@@ -322,6 +339,73 @@ export class SftpTransport implements Transport {
       p.catch(() => this.dirs.delete(rel));
     }
     return p;
+  }
+
+  /** lstat below the destination (stat for the destination itself, which may be a symlink); null if absent. */
+  private lstatOrNull(s: SshSession, rel: string): Promise<SftpStats | null> {
+    const { sftp } = s;
+    const abs = this.remote(rel);
+    return labelled("stat", abs, s.call<SftpStats>((cb) => (rel === "" ? sftp.stat(abs, cb) : sftp.lstat(abs, cb)))).catch((e: SftpError) => {
+      if (e.code === NO_SUCH_FILE) return null;
+      throw e;
+    });
+  }
+
+  /**
+   * Is every directory on the way to `rel` (below the destination) a real directory, not a symlink? Asked without
+   * creating anything, memoised in `memo` for one call of deleteFiles or moveFiles.
+   */
+  private realDir(s: SshSession, rel: string, memo: Map<string, Promise<boolean>>): Promise<boolean> {
+    if (rel === "" || this.dirs.has(rel)) return rel === "" ? Promise.resolve(true) : (this.dirs.get(rel) as Promise<void>).then(() => true, () => false);
+    let p = memo.get(rel);
+    if (!p) {
+      p = this.realDir(s, parentOf(rel), memo).then(async (parentOk) => parentOk && ((await this.lstatOrNull(s, rel).catch(() => null))?.isDirectory() ?? false));
+      memo.set(rel, p);
+    }
+    return p;
+  }
+
+  /**
+   * Before a batch writes: sweeps the directories an unfinished earlier batch noted (a kill -9, a dropped
+   * connection: its temporary files may be there, and their files may be gone from the source since), then notes
+   * this batch's directories with them until it ends whole. Costs a small local write per batch instead of a
+   * listing of every directory written. Where the note cannot be written, each directory written is swept.
+   */
+  private noteDirs(s: SshSession, files: BatchFile[]): void {
+    const journal = this.opts.journal;
+    const earlier = journal ? readJournal(journal) : [];
+    const dirs = new Set(earlier);
+    for (const f of files) dirs.add(parentOf(f.path));
+    this.sweepEach = !journal || !writeJournal(journal, dirs);
+    const memo = new Map<string, Promise<boolean>>();
+    for (const d of earlier) {
+      // Never through a symlink planted since: only a real directory below the destination is swept.
+      const sweep: Promise<void> = this.realDir(s, d, memo).then((real) => (real ? this.sweepLeftovers(s, d) : undefined), () => undefined)
+        .finally(() => this.sweeps.delete(sweep));
+      this.sweeps.add(sweep);
+    }
+  }
+
+  /**
+   * Removes the temporary files (exactly our pattern) a killed run left in a directory: their files may be gone
+   * from the source since, and would stay on the replica for good. In the background: a name being written on this
+   * connection is never removed (the listing and the check-then-unlink of each name happen in one turn, and the
+   * server handles requests in order, so an unlink never overtakes our own open).
+   */
+  private sweepLeftovers(s: SshSession, rel: string): Promise<void> {
+    const { sftp } = s;
+    const abs = this.remote(rel);
+    const sweep: Promise<void> = s.call<Array<{ filename: string; attrs: SftpStats }>>((cb) => sftp.readdir(abs, cb)).then(async (list) => {
+      const unlinks: Array<Promise<void>> = [];
+      for (const e of list) {
+        if (!isSftpTempName(e.filename) || e.attrs.isDirectory()) continue;
+        const tmp = posix.join(abs, e.filename);
+        if (!this.writing.has(tmp)) unlinks.push(s.call((cb) => sftp.unlink(tmp, cb)));
+      }
+      await Promise.allSettled(unlinks);
+    }).catch(() => undefined).finally(() => this.sweeps.delete(sweep));
+    this.sweeps.add(sweep);
+    return sweep;
   }
 
   /** The destination's own parents (remote_dest_dir may not exist yet), as `mkdir -p` would. */
@@ -340,14 +424,20 @@ export class SftpTransport implements Transport {
     if (typeof s === "string") return { deleted, error: s };
     const { sftp } = s;
     const failures: string[] = [];
+    this.dirs.clear();
+    const memo = new Map<string, Promise<boolean>>();
     // Small requests with no data: many at once, so a WAN's round trip is paid a few times, not per file.
     await forEachLimited(paths, DIR_REQUESTS_IN_FLIGHT, async (p) => {
       const abs = this.remote(p);
-      const st = await s.call<SftpStats>((cb) => sftp.lstat(abs, cb)).catch((e: SftpError) => (e.code === NO_SUCH_FILE ? null : e));
+      // Through a symlink where a directory belongs, the name is not in the replica's tree: nothing to delete
+      // there, and nothing is deleted where it points (as rsync --delete does).
+      const parentOk = await this.realDir(s, parentOf(p), memo).catch(() => false);
+      if (!parentOk) return;
+      const st = await this.lstatOrNull(s, p).catch((e: SftpError) => e);
       if (st === null) return; // already absent
       if (st instanceof Error) return void failures.push(describeSftpError(st, abs));
       if (st.isDirectory()) return; // only files are deleted; a directory is left to the rmdir below
-      await s.call((cb) => sftp.unlink(abs, cb)).then(
+      await labelled("remove", abs, s.call((cb) => sftp.unlink(abs, cb))).then(
         () => void deleted.add(p),
         (e: SftpError) => void (e.code === NO_SUCH_FILE || failures.push(describeSftpError(e, abs))),
       );
@@ -379,9 +469,14 @@ export class SftpTransport implements Transport {
     const s = await this.connectOrError(signal);
     if (typeof s === "string") return { moved, error: s };
     const { sftp } = s;
+    this.dirs.clear();
+    const memo = new Map<string, Promise<boolean>>();
     const move = async (m: { from: string; to: string }) => {
       if (s.ended !== null) return;
       try {
+        // Never from behind a symlink (a file outside the destination), never into a directory; ensureDir refuses
+        // a symlink on the way to the new name.
+        if (!(await this.realDir(s, parentOf(m.from), memo))) return;
         const [from, to] = await Promise.all([
           s.call<SftpStats>((cb) => sftp.lstat(this.remote(m.from), cb)),
           s.call<SftpStats>((cb) => sftp.lstat(this.remote(m.to), cb)).catch(() => null),
@@ -409,6 +504,20 @@ export class SftpTransport implements Transport {
     return { moved, error: s.ended };
   }
 
+  /** Compares the replica with the source: listings, and each file of the same size read back (sftp-verify.ts). */
+  async verifyFiles(req: VerifyRequest, signal?: AbortSignal): Promise<VerifyResult> {
+    const s = await this.connectOrError(signal);
+    if (typeof s === "string") return { error: s, bytesRead: 0 };
+    const onAbort = () => s.destroy();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const r = await verifySftp(s, { sourceDir: this.opts.sourceDir, remote: (rel) => this.remote(rel), parallel: this.opts.target.sftpParallelFiles }, req);
+      return signal?.aborted ? { error: "interrupted", bytesRead: r.bytesRead } : r;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
   /** For `check`: log in, then create the destination and write and remove a file there, as a transfer would. */
   async probeDestination(): Promise<{ login: string | null; dest: string | null; detail: string }> {
     const s = await this.connectOrError();
@@ -418,12 +527,12 @@ export class SftpTransport implements Transport {
     const probe = this.remote(`.rrdsync-check-${process.pid}`);
     try {
       await this.ensureDir(s, "");
-      const h = await s.call<Buffer>((cb) => sftp.open(probe, "w", cb));
-      await s.call((cb) => sftp.close(h, cb));
-      await s.call((cb) => sftp.unlink(probe, cb));
+      const h = await labelled("create", probe, s.call<Buffer>((cb) => sftp.open(probe, "w", cb)));
+      await labelled("close", probe, s.call((cb) => sftp.close(h, cb)));
+      await labelled("remove", probe, s.call((cb) => sftp.unlink(probe, cb)));
       return { login: null, dest: null, detail };
     } catch (e) {
-      return { login: null, dest: `${this.opts.target.destDir} on the standby is not writable: ${describeSftpError(e as SftpError, probe)}`, detail };
+      return { login: null, dest: `${this.opts.target.destDir} on the standby is not writable: ${describeSftpError(e, probe, isBareFailure(e) ? await statvfs(sftp, this.opts.target.destDir) : null)}`, detail };
     } finally {
       await this.close();
     }
@@ -441,12 +550,15 @@ export class SftpTransport implements Transport {
 
 /**
  * Streams the file into the open remote handle with several writes in flight. Resolves once the last write is
- * sent, with a promise of the bytes written (so the caller can queue its next requests behind the writes).
+ * sent, with a promise of the bytes covered (so the caller can queue its next requests behind the writes), how
+ * many bytes were read, and where the last data sent ends. A chunk of only zeros is skipped: the temporary file is new, so it reads as
+ * zeros there anyway, stays a hole (a sparse RRD stays sparse), and costs no bandwidth.
  */
-async function writeAll(s: SshSession, handle: Buffer, fd: number, size: number, onBytes: (n: number) => void): Promise<{ done: Promise<number> }> {
+async function writeAll(s: SshSession, handle: Buffer, tmp: string, fd: number, size: number, onBytes: (n: number) => void): Promise<{ done: Promise<number>; length: number; dataEnd: number }> {
   const { sftp } = s;
   let pos = 0;
-  let written = 0;
+  let covered = 0;
+  let end = 0;
   const inFlight = new Set<Promise<void>>();
   let failed: Error | null = null;
   const limit = Math.min(CHUNK_BYTES, maxWriteLength(sftp));
@@ -457,9 +569,15 @@ async function writeAll(s: SshSession, handle: Buffer, fd: number, size: number,
     if (bytesRead === 0) break; // shrank while read: the after-stat tells the caller
     const at = pos;
     pos += bytesRead;
-    const w: Promise<void> = s.call((cb) => sftp.write(handle, buf, 0, bytesRead, at, cb)).then(
+    if (buf.compare(ZEROS, 0, bytesRead, 0, bytesRead) === 0) {
+      covered += bytesRead;
+      onBytes(bytesRead);
+      continue;
+    }
+    end = pos;
+    const w: Promise<void> = labelled("write", tmp, s.call((cb) => sftp.write(handle, buf, 0, bytesRead, at, cb))).then(
       () => {
-        written += bytesRead;
+        covered += bytesRead;
         onBytes(bytesRead);
       },
       (e: Error) => {
@@ -472,17 +590,9 @@ async function writeAll(s: SshSession, handle: Buffer, fd: number, size: number,
   // Wrapped: an async function returning a bare promise would wait for it.
   const done = Promise.all(inFlight).then(() => {
     if (failed) throw failed;
-    return written;
+    return covered;
   });
-  return { done };
-}
-
-async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return { done, length: pos, dataEnd: end };
 }
 
 /** The largest write the server takes in one request (ssh2 learns it from limits@openssh.com; no public accessor). */
@@ -495,13 +605,6 @@ function hasExtension(sftp: SFTPWrapper, name: string): boolean {
   // ssh2 keeps the server's advertised extensions here; it has no public accessor.
   const ext = (sftp as unknown as { _extensions?: Record<string, string> })._extensions;
   return ext?.[name] !== undefined;
-}
-
-function describeSftpError(e: SftpError, remotePath: string): string {
-  if (e.code === PERMISSION_DENIED) return `permission denied on the standby: ${remotePath}`;
-  if (e.code === NO_SUCH_FILE) return `no such file or directory on the standby: ${remotePath}`;
-  if (e.code === "ENOTDIR") return e.message;
-  return `${remotePath}: ${e.message}`;
 }
 
 /** "a/b/c" → "a/b"; "c" → "" (the destination itself) */
@@ -519,4 +622,9 @@ function failAll(files: BatchFile[], error: string): BatchResult {
   const outcomes = new Map<string, FileOutcome>();
   for (const f of files) outcomes.set(f.path, { ok: false, reason: error });
   return { outcomes, error, infoLines: [], bytesSent: 0 };
+}
+
+/** Our refusal of a symlink (or a file) where a replica directory belongs. */
+function notADirectory(abs: string, st: SftpStats): SftpError {
+  return Object.assign(new Error(`${abs} on the standby is ${st.isSymbolicLink() ? "a symlink" : "not a directory"}: not written through`), { code: "ENOTDIR" });
 }

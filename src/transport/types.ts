@@ -94,7 +94,47 @@ export interface Transport {
    * be reached is the next batch's error to report.
    */
   warm?(signal?: AbortSignal): Promise<void>;
+  /**
+   * Compares the replica with the source by content (`rrdsync verify`), changing nothing on either side. Each file
+   * checked gets one verdict through `onFile`, each extra file on the replica goes to `onExtra`; both stream, so
+   * a million files never sit in one map.
+   */
+  verifyFiles?(req: VerifyRequest, signal?: AbortSignal): Promise<VerifyResult>;
   close(): Promise<void>;
+}
+
+/**
+ * A file's verdict: the replica's copy has the same bytes; other bytes; is missing; has a later mtime (whole
+ * seconds) than the source's, so it was written there after ours (its content is not compared); or could not be
+ * checked.
+ */
+export type FileVerdict = "same" | "differs" | "missing" | "newer" | { error: string };
+
+export interface VerifyRequest {
+  /** the source files to compare (paths relative to the source dir); a transport that walks `tree` never asks */
+  files: () => BatchFile[];
+  /** the files are every monitored file under this directory ("" = the whole tree): rsync may walk it itself */
+  tree?: { root: string; filter: TreeFilter };
+  /** where to look for extra files on the replica (files not in the source), with the same filter; `match` narrows */
+  extras?: { under: string; filter: TreeFilter; match: (rel: string) => boolean };
+  /**
+   * Every file found the same must be named through onFile (a --combined report, a per-file progress line);
+   * otherwise a transport may only count them (VerifyResult.sameUnnamed), which spares rsync a line per file.
+   */
+  nameSame?: boolean;
+  onFile: (path: string, verdict: FileVerdict) => void;
+  onExtra: (path: string) => void;
+  /** files judged so far (for a progress line) */
+  onChecked?: (n: number) => void;
+}
+
+export interface VerifyResult {
+  /** the check could not be completed (connection, host key, the standby refused): a message for people */
+  error?: string;
+  /** file data read back from the standby to compare (SFTP), 0 when the standby hashed its own files (rsync) */
+  bytesRead: number;
+  /** files found the same that were not named through onFile (only when `nameSame` was not asked) */
+  sameUnnamed?: number;
 }
 
 export interface MoveResult {

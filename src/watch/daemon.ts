@@ -3,6 +3,7 @@
 // engine's (queue, retries, holds) and classify.ts's (what an event means).
 import { join } from "node:path";
 import { allTargets, type Config } from "../config/types.ts";
+import { countQueueOverflow, processMetrics } from "../engine/metrics.ts";
 import { closeTarget, type OpenTarget, openTarget, TargetEngine } from "../engine/target.ts";
 import { ExitCode } from "../errors.ts";
 import type { BatchReport, Progress } from "../engine/types.ts";
@@ -15,6 +16,7 @@ import { type Action, classifyEvent } from "./classify.ts";
 import type { WatchEvent } from "./events.ts";
 import { Lane } from "./lane.ts";
 import { systemdNotifier } from "./notify.ts"; // systemd: Type=notify + WatchdogSec
+import { renderMetrics, startMetricsOutputs } from "./prometheus.ts";
 import { createTreeWatcher, inotifyWatchLimit } from "./watcher.ts";
 
 /** The live view the daemon reports to (the cli renders it: colours on a terminal, plain lines, or JSON). */
@@ -149,6 +151,7 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
   const look = (rel: string) => lookAt(root, rel);
   const onEvent = (e: WatchEvent) => {
     if (stopping) return;
+    if (e.type === "overflow") countQueueOverflow();
     for (const a of classifyEvent(e, look, classifyCtx)) {
       if (a.kind !== "ignore") log.debug(`event ${e.type} → ${JSON.stringify(a)}`);
       act(a);
@@ -207,7 +210,13 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
   const watcher = createTreeWatcher(root, onEvent, log);
   classifyCtx.reportsNewDirFiles = watcher.kind === "inotify";
   const runs: Array<Promise<void>> = [];
+  let metrics: { stop(): void } | null = null;
   try {
+    metrics = startMetricsOutputs(
+      { listen: config.metricsListen, file: config.metricsFile },
+      () => renderMetrics(lanes.map((l) => l.engine.snapshot()), { queueOverflows: processMetrics.queueOverflows, inotifyWatches: watcher.watchCount() }),
+      log,
+    );
     // Watch first, then the full pass: whatever changes during the pass is queued, never missed. The pass waits
     // until every directory is watched (a change before its watch existed is found by the pass).
     watcher.start();
@@ -258,6 +267,7 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
     log.info("stopped");
     return forced ? (130 as ExitCode) : ExitCode.Ok;
   } finally {
+    metrics?.stop();
     await watcher.close();
     for (const l of lanes) l.stop();
     await Promise.allSettled(runs);

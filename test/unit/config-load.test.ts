@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseDest } from "../../src/config/dest.ts";
@@ -56,14 +56,25 @@ test("the seed's own sample config loads verbatim (with its # comment) and keeps
   expect(config.target.host).toBe("");
 });
 
-test("defaults: port 22, archive only, OpenNMS extensions, a per-pair state file with backups beside it", () => {
+test("defaults: port 22, archive only, OpenNMS extensions; state DB, backups and change log all named by the (source, destination) pair", () => {
   const s = sandbox();
   const { config } = s.load({ source_dir: s.src, remote_sync: { remote_host: "standby", remote_dest_dir: "/rrd" } });
   expect(config.target).toMatchObject({ host: "standby", port: 22, knownHostsFile: join(s.dir, ".ssh/known_hosts") });
   expect(config.rsync).toMatchObject({ archive: true, compress: false, update: false, checksum: false, partial: false });
   expect(config.monitoredExtensions).toEqual([".rrd", ".jrb", ".txt", ".properties", ".meta"]);
-  expect(config.stateFile).toMatch(new RegExp(`^${s.dir}/\\.local/state/rrdsync/state-[0-9a-f]{12}\\.db$`));
-  expect(config.changeTracking.backupDir).toBe(join(s.dir, ".local/state/rrdsync/backup"));
+  const id = /state-([0-9a-f]{12})\.db$/.exec(config.stateFile)?.[1];
+  expect(config.stateFile).toBe(join(s.dir, `.local/state/rrdsync/state-${id}.db`));
+  expect(config.changeTracking.backupDir).toBe(join(s.dir, `.local/state/rrdsync/backup-${id}`));
+  expect(config.changeTracking.changeLogFile).toBe(join(s.dir, `.local/state/rrdsync/change_log-${id}.txt`));
+  // another tree to the same standby: nothing of the first one's is shared
+  const other = join(s.dir, "src2");
+  mkdirSync(other);
+  const c2 = s.load({ source_dir: other, remote_sync: { remote_host: "standby", remote_dest_dir: "/rrd" } }).config;
+  for (const k of ["backupDir", "changeLogFile"] as const) expect(c2.changeTracking[k]).not.toBe(config.changeTracking[k]);
+  expect(c2.stateFile).not.toBe(config.stateFile);
+  // an explicit state_file keeps the documented layout beside it
+  const c3 = s.load({ source_dir: s.src, state_file: join(s.dir, "st/state.db"), remote_sync: { remote_dest_dir: join(s.dir, "d") } }).config;
+  expect([c3.changeTracking.backupDir, c3.changeTracking.changeLogFile]).toEqual([join(s.dir, "st/backup"), join(s.dir, "st/change_log.txt")]);
   expect(config.rescanInterval).toBe(3600);
 });
 
@@ -104,4 +115,103 @@ test("--source/--dest need no config file; --dest forms", () => {
   expect(parseDest("[::1]:/p")).toEqual({ user: "", host: "::1", destDir: "/p" });
   expect(parseDest("/local/dir")).toEqual({ user: "", host: "", destDir: "/local/dir" });
   expect(message(() => parseDest("host:relative"))).toMatch(/must be absolute/);
+});
+
+test("targets never share state: duplicate names, state files or destinations, and unnamed twins on one standby, are exit 2 naming both", () => {
+  const s = sandbox();
+  const base = { source_dir: s.src, state_file: join(s.dir, "state.db"), remote_sync: { remote_host: "a", remote_dest_dir: "/rrd" } };
+  // two unnamed targets on the same host and port would derive the same state DB
+  expect(message(() => s.load({ ...base, targets: [{ remote_host: "b", remote_dest_dir: "/one" }, { remote_host: "b", remote_dest_dir: "/two" }] })))
+    .toBe(`config.json: targets[0] and targets[1]: would share the state DB ${join(s.dir, "state.b_22.db")}`.replace("config.json", join(s.dir, "config.json")));
+  // …with names they are apart
+  const { config } = s.load({ ...base, targets: [{ name: "one", remote_host: "b", remote_dest_dir: "/one" }, { name: "two", remote_host: "b", remote_dest_dir: "/two" }] });
+  expect(config.extraTargets.map((t) => t.stateFile)).toEqual([join(s.dir, "state.one.db"), join(s.dir, "state.two.db")]);
+  expect(message(() => s.load({ ...base, targets: [{ name: "x", remote_host: "b", remote_dest_dir: "/1" }, { name: "x", remote_host: "c", remote_dest_dir: "/2" }] })))
+    .toMatch(/targets\[0\]\.name and targets\[1\]\.name: are both "x"/);
+  expect(message(() => s.load({ ...base, targets: [{ state_file: join(s.dir, "state.db"), remote_host: "b", remote_dest_dir: "/1" }] })))
+    .toMatch(/remote_sync and targets\[0\]: would share the state DB/);
+  // names that differ only in what a file name cannot hold end at one slug: caught the same way
+  expect(message(() => s.load({ ...base, targets: [{ name: "dc 1", remote_host: "b", remote_dest_dir: "/1" }, { name: "dc/1", remote_host: "c", remote_dest_dir: "/2" }] })))
+    .toMatch(/would share the state DB .*state\.dc_1\.db/);
+  expect(message(() => s.load({ ...base, targets: [{ remote_host: "A", remote_dest_dir: "/rrd" }] }))).toMatch(/remote_sync and targets\[0\]: both replicate to @a:22:\/rrd/);
+});
+
+test("validation: destination vs source, extensions, bwlimit, ciphers, host names", () => {
+  const s = sandbox();
+  const base = { source_dir: s.src, remote_sync: { remote_dest_dir: join(s.dir, "dest") } };
+  const local = (dest: string, src = s.src) => message(() => s.load({ ...base, source_dir: src, remote_sync: { remote_dest_dir: dest } }));
+  expect(local(s.src)).toMatch(/remote_sync\.remote_dest_dir: .* is source_dir itself/);
+  expect(local(join(s.src, "sub"))).toMatch(/is inside source_dir/);
+  expect(local(s.dir)).toMatch(/holds source_dir/);
+  expect(local("/")).toMatch(/is the root directory/);
+  expect(local(join(s.dir, "x"), "/")).toMatch(/is inside source_dir \(\/\)/); // the check once built "//" and missed it
+  // through a symlink too
+  symlinkSync(s.src, join(s.dir, "link"));
+  expect(local(join(s.dir, "link", "replica"))).toMatch(/is inside source_dir/);
+  // a remote "/" may be an SFTP chroot: allowed
+  expect(s.load({ ...base, remote_sync: { remote_host: "h", remote_dest_dir: "/" } }).config.target.destDir).toBe("/");
+  for (const bad of ["*", ".", "a/b", ".rr\nd", "x\u0000", "*.rrd"]) {
+    expect(message(() => s.load({ ...base, monitored_extensions: [".txt", bad] }))).toMatch(/monitored_extensions\[1\]: /);
+  }
+  try {
+    s.load({ ...base, monitored_extensions: ["*.rrd"] });
+  } catch (e) {
+    expect((e as UserError).hint).toContain('write ".rrd"');
+  }
+  expect(s.load({ ...base, rsync_options: { bwlimit: 2147483647 } }).config.rsync.bwlimit).toBe(2147483647);
+  expect(message(() => s.load({ ...base, rsync_options: { bwlimit: 2147483648 } }))).toMatch(/rsync_options\.bwlimit: expected an integer 0–2147483647/);
+  for (const ok of ["", "aes128-ctr", "aes128-gcm@openssh.com,aes256-ctr", "+aes128-cbc", "^aes128-ctr"]) {
+    expect(s.load({ ...base, remote_sync: { remote_host: "h", remote_dest_dir: "/r", ssh_ciphers: ok } }).config.target.sshCiphers).toBe(ok);
+  }
+  for (const bad of ["aes128-ctr, aes256-ctr", "aes128-ctr;x", "-oProxyCommand=x y", ","]) {
+    expect(message(() => s.load({ ...base, remote_sync: { remote_host: "h", remote_dest_dir: "/r", ssh_ciphers: bad } }))).toMatch(/remote_sync\.ssh_ciphers: expected a comma-separated list/);
+  }
+  for (const ok of ["standby", "standby-1.example.org", "10.0.0.1", "::1", "[::1]", "fe80::1%eth0", "my_alias"]) {
+    expect(s.load({ ...base, remote_sync: { remote_host: ok, remote_dest_dir: "/r" } }).config.target.host).toBe(ok.replace(/^\[|\]$/g, ""));
+  }
+  for (const bad of ["a/b", "h`id`", "h;x", "a b", "-oProxyCommand=x", "h\tx", "höst"]) {
+    expect(message(() => s.load({ ...base, remote_sync: { remote_host: bad, remote_dest_dir: "/r" } }))).toMatch(/remote_sync\.remote_host: /);
+  }
+  expect(message(() => s.load({ ...base, remote_sync: { remote_host: "h", remote_user: "a:b", remote_dest_dir: "/r" } }))).toMatch(/remote_sync\.remote_user: "a:b" contains ":"/);
+  expect(message(() => parseDest("h;x:/p"))).toMatch(/^--dest: host "h;x" contains ";"/);
+  expect(parseDest("user@ad.example@standby:/p")).toEqual({ user: "user@ad.example", host: "standby", destDir: "/p" });
+});
+
+test("values from flags are named by the flag, not by the config or 'built-in defaults'", () => {
+  const s = sandbox();
+  const flags = (dest: string, source = s.src) => message(() => loadConfig({ source, dest, env: {}, cwd: s.dir, home: s.dir }));
+  expect(flags(join(s.src, "in"))).toMatch(/^--dest: .* is inside source_dir/);
+  expect(flags("/", s.src)).toMatch(/^--dest: \/ is the root directory/);
+  expect(flags("/x", join(s.dir, "nope"))).toMatch(/^--source: .* does not exist/);
+  writeFileSync(join(s.dir, "afile"), "");
+  expect(message(() => loadConfig({ source: s.src, dest: "/x", stateFile: s.dir, env: {}, cwd: s.dir, home: s.dir }))).toMatch(/^--state: .* is a directory, not a file/);
+  expect(message(() => loadConfig({ source: s.src, dest: "/x", stateFile: join(s.dir, "afile/st.db"), env: {}, cwd: s.dir, home: s.dir }))).toMatch(/^--state: .*afile is a file, so .* cannot be made there/);
+});
+
+test("a state_file or log_file that is a directory (or under a file) is exit 2 naming the key", () => {
+  const s = sandbox();
+  writeFileSync(join(s.dir, "afile"), "");
+  const base = { source_dir: s.src, state_file: join(s.dir, "st/state.db"), remote_sync: { remote_dest_dir: join(s.dir, "dest") } };
+  expect(message(() => s.load({ ...base, logging: { log_file: s.dir } }))).toMatch(/logging\.log_file: .* is a directory, not a file/);
+  expect(message(() => s.load({ ...base, logging: { log_file: join(s.dir, "afile/x.log") } }))).toMatch(/logging\.log_file: .*afile is a file/);
+  expect(message(() => s.load({ ...base, state_file: s.dir }))).toMatch(/state_file: .* is a directory/);
+});
+
+test("metrics_listen and metrics_file: off by default; HOST:PORT checked; the file absolute, warned about without .prom, never replicated", async () => {
+  const { src, load } = sandbox();
+  const base = { source_dir: src, remote_sync: { remote_dest_dir: "/r" } };
+  const d = load(base).config;
+  expect([d.metricsListen, d.metricsFile]).toEqual([null, ""]);
+  expect(load({ ...base, metrics_listen: "127.0.0.1:9717" }).config.metricsListen).toEqual({ host: "127.0.0.1", port: 9717 });
+  expect(load({ ...base, metrics_listen: "[::1]:9717" }).config.metricsListen).toEqual({ host: "::1", port: 9717 });
+  expect(load({ ...base, metrics_listen: "" }).config.metricsListen).toBeNull();
+  for (const bad of ["9717", ":9717", "localhost:0", "localhost:70000", "a b:1", "http://x:1"]) {
+    expect(message(() => load({ ...base, metrics_listen: bad }))).toContain('metrics_listen: expected "HOST:PORT" like "127.0.0.1:9717"');
+  }
+  expect(message(() => load({ ...base, metrics_file: "rrdsync.prom" }))).toContain("metrics_file: expected an absolute path");
+  const inTree = load({ ...base, metrics_file: `${src}/rrdsync.txt` });
+  expect(inTree.warnings.join("\n")).toContain("does not end in .prom");
+  const { ownFiles } = await import("../../src/source/own-files.ts");
+  expect(ownFiles(inTree.config).has(`${src}/rrdsync.txt`)).toBe(true);
+  expect(ownFiles(inTree.config).has(`${src}/rrdsync.txt.tmp`)).toBe(true);
 });

@@ -190,7 +190,7 @@ test("a read-side command upgrades a v1 DB only while no rrdsync holds it", () =
   db.exec(V1);
   db.query("INSERT INTO files VALUES ('a.txt', 1, '5', '6', NULL, NULL, NULL, 0)").run();
   db.close();
-  const older = Bun.spawn(["sleep", "30"]); // an older rrdsync, still running with this state file
+  const older = Bun.spawn(["bash", "-c", "exec -a rrdsync-0.1 sleep 30"]); // an older rrdsync (a pid file, no flock), still running with this state file
   try {
     writeFileSync(`${path}.lock`, `${older.pid}\n`);
     expect(() => StateStore.openExisting(path)).toThrow(/made by an earlier rrdsync, which is running \(pid \d+\)/);

@@ -2,7 +2,7 @@ import { expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildRsyncArgv, treeFilterArgs } from "../../src/transport/rsync-args.ts";
+import { buildRsyncArgv, buildHeldArgv, comparesNanoseconds, treeFilterArgs } from "../../src/transport/rsync-args.ts";
 import { treeErrors, wholeTreeOutcomes } from "../../src/transport/rsync.ts";
 
 const target = { user: "u", host: "h", port: 22, destDir: "/d", sshKeyPath: "", knownHostsFile: "/k", sshCiphers: "", transport: "rsync" as const, sftpParallelFiles: 8, sshPassphraseFile: "" };
@@ -13,13 +13,29 @@ test("exit 0 confirms a file whose inode settled before the run; a fresh one is 
   writeFileSync(join(dir, "a.rrd"), "a");
   const files = [{ path: "a.rrd", size: 1 }, { path: "gone.rrd", size: 1 }];
   const longAfter = BigInt(Date.now() + 10_000) * 1_000_000n; // the run "started" 10 s after the file settled
-  const ok = wholeTreeOutcomes(dir, files, 0, longAfter);
+  const ok = wholeTreeOutcomes(dir, files, longAfter);
   expect(ok.get("a.rrd")).toMatchObject({ ok: true, bytes: 1, seen: { size: 1 } });
   expect(ok.get("gone.rrd")).toMatchObject({ ok: false, vanished: true });
   const justNow = BigInt(Date.now()) * 1_000_000n; // changed within the 2 s margin: cannot vouch
-  expect(wholeTreeOutcomes(dir, files, 0, justNow).get("a.rrd")).toMatchObject({ ok: false, resend: true });
-  // exit 23: we do not know which file failed, so every present file is resent in a list batch
-  expect(wholeTreeOutcomes(dir, files, 23, longAfter).get("a.rrd")).toMatchObject({ ok: false, resend: true });
+  expect(wholeTreeOutcomes(dir, files, justNow).get("a.rrd")).toMatchObject({ ok: false, resend: true });
+});
+
+test("after exit 23/24 a file counts only if the dry run found it on the replica; one it did not stays pending, named", () => {
+  const dir = mkdtempSync(join(tmpdir(), "rrdsync-wt-"));
+  writeFileSync(join(dir, "held.rrd"), "a");
+  writeFileSync(join(dir, "failed.rrd"), "a");
+  writeFileSync(join(dir, "quiet.rrd"), "a");
+  const files = ["held.rrd", "failed.rrd", "quiet.rrd", "gone.rrd"].map((path) => ({ path, size: 1 }));
+  const longAfter = BigInt(Date.now() + 10_000) * 1_000_000n;
+  const errors = new Map([["failed.rrd", 'rsync: [receiver] mkstemp "/d/.failed.rrd.AbC123" failed: Operation not permitted (1)']]);
+  const out = wholeTreeOutcomes(dir, files, longAfter, { code: 23, held: new Set(["held.rrd"]), errors, cause: "rsync: [receiver] mkstemp … failed" });
+  expect(out.get("held.rrd")).toMatchObject({ ok: true, seen: { size: 1 } });
+  expect(out.get("failed.rrd")).toEqual({ ok: false, reason: errors.get("failed.rrd") as string });
+  expect(out.get("quiet.rrd")).toEqual({ ok: false, reason: "not on the replica after rsync exited 23 (rsync: [receiver] mkstemp … failed)" });
+  expect(out.get("gone.rrd")).toMatchObject({ ok: false, vanished: true });
+  // found on the replica, but changed around the start: sent again in a list batch
+  const justNow = BigInt(Date.now()) * 1_000_000n;
+  expect(wholeTreeOutcomes(dir, files, justNow, { code: 24, held: new Set(["held.rrd"]), errors, cause: "" }).get("held.rrd")).toMatchObject({ ok: false, resend: true });
 });
 
 test("with the walk's view (exit 0) no file is stat'ed again: its inode change time decides, its identity is what the walk saw", () => {
@@ -30,10 +46,11 @@ test("with the walk's view (exit 0) no file is stat'ed again: its inode change t
     { path: "settled.rrd", size: 5, walked: { ...seen, ctimeNs: start - 3_000_000_000n } },
     { path: "fresh.rrd", size: 5, walked: { ...seen, ctimeNs: start - 1_000_000_000n } },
   ];
-  const out = wholeTreeOutcomes(dir, files, 0, start); // neither exists on disk: they were not looked at
+  const out = wholeTreeOutcomes(dir, files, start); // neither exists on disk: they were not looked at
   expect(out.get("settled.rrd")).toMatchObject({ ok: true, bytes: 5, seen });
   expect(out.get("fresh.rrd")).toMatchObject({ ok: false, resend: true });
-  expect(wholeTreeOutcomes(dir, files, 24, start).get("settled.rrd")).toMatchObject({ ok: false, vanished: true }); // after 23/24: looked at
+  const after = { code: 24, held: new Set(["settled.rrd"]), errors: new Map(), cause: "" };
+  expect(wholeTreeOutcomes(dir, files, start, after).get("settled.rrd")).toMatchObject({ ok: false, vanished: true }); // after 23/24: looked at
 });
 
 test("whole-tree filter rules: own files out (anchored, wildcards escaped), then only the monitored extensions", () => {
@@ -78,4 +95,24 @@ test("a whole-tree run's error lines name its failed and vanished files; a line 
   // a receiver's temp name, or a message that names no file of the tree: which files failed is not known
   expect(treeErrors(23, ['rsync: [receiver] mkstemp "/srv/replica/snmp/1/.x.rrd.Ab12Cd" failed: No space left on device (28)'], o).unattributed).toHaveLength(1);
   expect(treeErrors(23, ["rsync: connection unexpectedly closed (0 bytes received so far) [sender]"], o).unattributed).toHaveLength(1);
+});
+
+test("the check after exit 23/24: a dry run, nanosecond mtimes where the receiver compares them, else checksums", () => {
+  const list = buildHeldArgv({ target, rsync, sourceDir: "/src" }, undefined, true);
+  expect(list).toEqual(expect.arrayContaining(["--dry-run", "--files-from=-", "--from0", "-ii", "-a", "--modify-window=-1"]));
+  expect(list).not.toContain("--ignore-times");
+  expect(buildHeldArgv({ target, rsync, sourceDir: "/src" }, undefined, false)).toContain("--checksum");
+  expect(buildHeldArgv({ target, rsync: { ...rsync, archive: false }, sourceDir: "/src" }, undefined, true)).toContain("--checksum");
+  const tree = buildHeldArgv({ target, rsync, sourceDir: "/src" }, { extensions: [".rrd"], exclude: [] }, true);
+  expect(tree).toEqual(expect.arrayContaining(["-r", "--include=*.rrd", "--no-links"]));
+  expect(tree.slice(-2)).toEqual(["/src/", "u@h:/d/"]);
+  expect([comparesNanoseconds("rsync 3.1.2"), comparesNanoseconds("rsync 3.1.3"), comparesNanoseconds("3.2.7"), comparesNanoseconds("rsync 3.5.0"), comparesNanoseconds("")]).toEqual([false, true, true, true, false]);
+});
+
+test("sends keep holes: --sparse for a whole-tree run and a batch holding a sparse file, never --inplace", () => {
+  expect(buildRsyncArgv({ target, rsync, sourceDir: "/src" }, undefined, false, true)).toContain("--sparse");
+  expect(buildRsyncArgv({ target, rsync, sourceDir: "/src" })).not.toContain("--sparse");
+  const tree = buildRsyncArgv({ target, rsync, sourceDir: "/src" }, { extensions: [], exclude: [] });
+  expect(tree).toContain("--sparse");
+  expect(tree).not.toContain("--inplace");
 });

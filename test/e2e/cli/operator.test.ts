@@ -163,6 +163,32 @@ describe("rrdsync check on broken setups: the ✗ line and its fix", () => {
     expect(r.fails[0]).toStartWith(`✗ destination: ${join(w.dir, "a-file", "dest")} on the standby is not writable: ${TRANSPORT === "sftp" ? "" : "mkdir:"}`);
     expect(r.stdout).toContain("fix: on the standby: mkdir -p");
   });
+
+  test("a destination that refuses writes says why (immutable, read-only mount), not mkdir/chown", async () => {
+    const w = suite.world();
+    if (Bun.spawnSync(["chattr", "+i", w.dest]).exitCode !== 0) return; // no immutable flag on this file system
+    try {
+      const r = await check(w, remote(w, {}));
+      expect(r.code).toBe(1);
+      expect(r.fails).toEqual([expect.stringMatching(new RegExp(`^✗ destination: ${w.dest} on the standby is not writable: .*(operation not permitted|permission denied)`, "i"))]);
+      // SFTP says "permission denied" for an immutable directory too: it names both causes
+      expect(r.stdout).toContain(TRANSPORT === "sftp" ? `lsattr -d ${w.dest}` : `fix: on the standby: ${w.dest} (or a directory above it) is immutable or append-only: lsattr -d ${w.dest}`);
+    } finally {
+      Bun.spawnSync(["chattr", "-i", w.dest]);
+    }
+    const ro = join(w.dir, "ro");
+    mkdirSync(ro);
+    if (Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", ro]).exitCode !== 0) return; // not allowed here
+    try {
+      const r = await check(w, remote(w, { remote_dest_dir: ro }));
+      expect(r.code).toBe(1);
+      expect(r.fails).toEqual([expect.stringMatching(new RegExp(`^✗ destination: ${ro} on the standby is not writable`))]);
+      expect(r.stdout).toContain(TRANSPORT === "sftp" ? "a read-only file system" : `the file system holding ${ro} is mounted read-only: remount it read-write`);
+      expect(r.stdout).not.toContain("chown");
+    } finally {
+      Bun.spawnSync(["umount", ro]);
+    }
+  });
 });
 
 describe("status, log and retention", () => {
@@ -177,7 +203,7 @@ describe("status, log and retention", () => {
     const r = await runRrdsync(["status", "--config", cfg]);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/target +DOWN since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\n/);
-    expect(r.stdout).toMatch(/pending +2: "a.txt", "b.txt"\n/);
+    expect(r.stdout).toMatch(/pending +2: "a.txt" \(\d+ s\), "b.txt" \(\d+ s\)\n/);
     expect(r.stdout).toMatch(/last error +.*cannot connect/);
     await suite.sshd().start();
     expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
@@ -209,7 +235,7 @@ describe("status, log and retention", () => {
     const stat = await runRrdsync(["log", "--stat", "--kind", "modified", "--config", cfg]);
     expect(stat.stdout).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +\+1 +−1 +text modified +n1\/strings\.properties +\+1 −1 lines, 1 key changed\n$/);
     const bad = await runRrdsync(["log", "--kind", "moved", "--config", cfg]);
-    expect([bad.code, bad.stderr]).toEqual([2, 'rrdsync: --kind "moved": not a kind of change\n  hint: use one of created, modified, deleted, renamed\n']);
+    expect([bad.code, bad.stderr]).toEqual([2, 'rrdsync: --kind "moved": not a kind of change\n  hint: use one of created, modified, deleted, renamed, repaired\n']);
   });
 
   test("log streams: `log | head -1` on a history of 300,000 changes exits 0 at once, in bounded memory", async () => {

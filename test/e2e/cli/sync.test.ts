@@ -237,24 +237,35 @@ describe("rrdsync --once over ssh", () => {
     expect(r.stderr).toContain("imported 2 entries");
   });
 
-  test("a second run while one holds the lock exits 3 naming the pid; a stale lock is taken over", async () => {
+  test("the lock is the kernel's: a pid left in the lock file never blocks, a running rrdsync does (exit 3 naming it), kill -9 frees it", async () => {
     const w = world();
     writeTree(w.src, { "a.txt": "a\n" });
     const cfg = w.writeConfig();
     mkdirSync(join(w.dir, "state"), { recursive: true });
-    const holder = Bun.spawn(["sleep", "30"]);
+    // After a reboot the pid in a dead run's lock file belongs to some other process: it must not count.
+    const unrelated = Bun.spawn(["sleep", "30"]);
     try {
-      writeFileSync(`${w.stateFile}.lock`, `${holder.pid}\n`);
+      writeFileSync(`${w.stateFile}.lock`, `${unrelated.pid}\n`);
+      const st = await runRrdsync(["status", "--json", "--config", cfg]);
+      expect(JSON.parse(st.stdout).running).toBe(null);
       const r = await runRrdsync(["--once", "--config", cfg]);
-      expect(r.code).toBe(3);
-      expect(r.stderr).toContain(`another rrdsync (pid ${holder.pid}) is running`);
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+      expect(existsSync(`${w.stateFile}.lock`)).toBe(false); // released at the end
     } finally {
-      holder.kill();
-      await holder.exited;
+      unrelated.kill();
+      await unrelated.exited;
     }
-    const r2 = await runRrdsync(["--once", "--config", cfg]);
-    expect(r2.code).toBe(0);
-    expect(existsSync(`${w.stateFile}.lock`)).toBe(false);
+    const d = suite.daemon(["--config", w.writeConfig({ rescan_interval: 0 })]);
+    await d.waitFor((e) => e.event === "pass", 30_000, "the daemon's initial pass");
+    const held = await runRrdsync(["--once", "--config", cfg]);
+    expect(held.code).toBe(3);
+    expect(held.stderr).toContain(`another rrdsync (pid ${d.proc.pid}) is running`);
+    const st = await runRrdsync(["status", "--config", cfg]);
+    expect(st.stdout).toContain(`running       yes, pid ${d.proc.pid}`);
+    await d.stop("SIGKILL");
+    expect(readFileSync(`${w.stateFile}.lock`, "utf8")).toBe(`${d.proc.pid}\n`); // left behind, but no longer locked
+    expect((await runRrdsync(["status", "--config", cfg])).stdout).toContain("no rrdsync running for this state file");
+    expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
   });
 
   test("the log file is written in the seed's format", async () => {

@@ -1,0 +1,68 @@
+// Where rrdsync reads and writes, checked before anything runs: a destination that overlaps the tree it copies,
+// and a state DB or log file that is a directory (or under a file) fail here with the key's name, not mid-run.
+import { existsSync, realpathSync, statSync } from "node:fs";
+import { basename, dirname, join, relative } from "node:path";
+import { ConfigError } from "../errors.ts";
+
+/** The path with symlinks resolved as far as it exists (the rest appended), so a link cannot hide an overlap. */
+export function realish(path: string): string {
+  let head = path;
+  const tail: string[] = [];
+  while (!existsSync(head) && dirname(head) !== head) {
+    tail.unshift(basename(head));
+    head = dirname(head);
+  }
+  try {
+    return join(realpathSync(head), ...tail);
+  } catch {
+    return path;
+  }
+}
+
+/** a === b, or a lies under b ("/" holds everything; "/a/bc" is not under "/a/b"). */
+export function within(a: string, b: string): boolean {
+  const r = relative(b, a);
+  return r === "" || (!r.startsWith("..") && !r.startsWith("/"));
+}
+
+/**
+ * A local destination must be apart from the tree: inside it, rrdsync would copy the replica into itself; equal
+ * to it, or holding it, the replica's files would land on the source's own files. "/" holds every source.
+ */
+export function checkLocalDest(where: string, destDir: string, sourceDir: string): void {
+  const dest = realish(destDir);
+  const src = realish(sourceDir);
+  const hint = "a local destination must be a directory of its own, outside the tree it copies (and not one that holds it)";
+  if (dest === "/") throw new ConfigError(where, `${destDir} is the root directory`, hint);
+  if (dest === src) throw new ConfigError(where, `${destDir} is source_dir itself`, hint);
+  if (within(dest, src)) throw new ConfigError(where, `${destDir} is inside source_dir (${sourceDir})`, hint);
+  if (within(src, dest)) throw new ConfigError(where, `${destDir} holds source_dir (${sourceDir})`, hint);
+}
+
+/**
+ * A file rrdsync writes (the state DB, the log) must be able to be one: an existing directory there, or a file
+ * where one of its parent directories belongs, is named here with the fix instead of failing mid-run.
+ */
+export function checkFilePlace(where: string, path: string): void {
+  const hint = "point it at a file path (its directory is created if missing)";
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    st = null;
+  }
+  if (st !== null) {
+    if (st.isDirectory()) throw new ConfigError(where, `${path} is a directory, not a file`, hint);
+    return;
+  }
+  for (let d = dirname(path); dirname(d) !== d; d = dirname(d)) {
+    let s;
+    try {
+      s = statSync(d);
+    } catch {
+      continue; // missing (created when needed), or under a file: the loop reaches that file
+    }
+    if (!s.isDirectory()) throw new ConfigError(where, `${d} is a file, so ${path} cannot be made there`, hint);
+    return;
+  }
+}

@@ -1,0 +1,30 @@
+// A local note, beside the state DB, of the replica directories an SFTP batch writes temporary files into, kept
+// while the batch runs: after a kill -9 or a dropped connection it says exactly where leftovers can be, so they
+// are swept there without listing every directory on every run.
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+
+/** The directories an unfinished earlier batch was writing into; [] if none (or the note is unreadable). */
+export function readJournal(path: string): string[] {
+  try {
+    const j = JSON.parse(readFileSync(path, "utf8")) as { dirs?: unknown };
+    return Array.isArray(j.dirs) ? j.dirs.filter((d): d is string => typeof d === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Notes `dirs` (atomically: a kill mid-write leaves the previous note); false if it cannot be written. */
+export function writeJournal(path: string, dirs: Iterable<string>): boolean {
+  const tmp = `${path}.tmp`;
+  try {
+    writeFileSync(tmp, JSON.stringify({ dirs: [...dirs] }));
+    renameSync(tmp, path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function clearJournal(path: string): void {
+  rmSync(path, { force: true });
+}
