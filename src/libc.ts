@@ -34,8 +34,10 @@ export function fastLibc(): Libc | null {
 export const AT_FDCWD = -100;
 export const AT_SYMLINK_NOFOLLOW = 0x100;
 export const O_RDONLY = 0;
-export const O_DIRECTORY = 0o200000;
-export const O_NOFOLLOW = 0o400000;
+// arm64 has ARM's values for these two (0o200000 there is O_DIRECT: getdents64 on such an fd fails with EINVAL)
+const ARM = process.arch === "arm64";
+export const O_DIRECTORY = ARM ? 0o40000 : 0o200000;
+export const O_NOFOLLOW = ARM ? 0o100000 : 0o400000;
 export const O_NONBLOCK = 0o4000;
 export const O_PATH = 0o10000000;
 export const O_CLOEXEC = 0o2000000;

@@ -2,17 +2,18 @@
 // check's --combined report (one marker and one path per line; `=` lines only with --combined), a summary line on
 // stderr, or one JSON object per target. --repair sends the drift again through the ordinary engine; only it
 // takes the target's lock (a plain verify reads, so it runs beside a daemon as `status` does).
-import { writeSync } from "node:fs";
 import { allTargets, type Config } from "../config/types.ts";
 import { closeTarget, type OpenTarget, openTarget, TargetEngine } from "../engine/target.ts";
 import { KNOWN_MARKER, MARKERS, repairable, type VerifyEntry, verifyRecord, verifyReplica, type VerifySummary } from "../engine/verify.ts";
 import { ExitCode, UserError } from "../errors.ts";
+import { safeJson } from "../escape.ts";
 import { formatBytes, type Logger } from "../log.ts";
 import { parsePattern, type PathPattern } from "../source/pattern.ts";
 import { StateStore } from "../store/state.ts";
 import { displayPath } from "../track/changelog.ts";
 import { createTransport, describeTarget } from "../transport/create.ts";
 import type { Transport } from "../transport/types.ts";
+import { isOutputClosed, writeOut } from "./out.ts";
 import { ProgressLine } from "./progress.ts";
 
 export interface VerifyFlags {
@@ -31,10 +32,15 @@ export function parseSample(v: string | number): number {
   return n;
 }
 
-/** stdout, written synchronously in pieces; a reader that went away (`| head`) ends the report, not the run. */
+/**
+ * stdout in pieces of ~64 KiB, each handed to writeOut after the one before it was taken (a slow reader holds at
+ * most what is queued, never a torn or repeated line); a reader that went away (`| head`) ends the report, not the
+ * run. `end` waits for the last piece.
+ */
 class Report {
   private buf = "";
   private closed = false;
+  private chain: Promise<void> = Promise.resolve();
 
   write(s: string): void {
     if (this.closed) return;
@@ -44,13 +50,22 @@ class Report {
 
   flush(): void {
     if (this.closed || this.buf === "") return;
-    try {
-      writeSync(1, this.buf);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EPIPE") throw e;
-      this.closed = true;
-    }
+    const chunk = this.buf;
     this.buf = "";
+    this.chain = this.chain.then(async () => {
+      if (this.closed) return;
+      try {
+        await writeOut(chunk);
+      } catch (e) {
+        if (!isOutputClosed(e)) throw e;
+        this.closed = true;
+      }
+    });
+  }
+
+  async end(): Promise<void> {
+    this.flush();
+    await this.chain;
   }
 }
 
@@ -75,8 +90,8 @@ export async function verifyCommand(config: Config, patternArg: string | undefin
       worst = Math.max(worst, code) as ExitCode;
     }
   } finally {
-    out.flush();
     line?.clear();
+    await out.end();
   }
   return signal.aborted ? ExitCode.Pending : worst;
 }
@@ -145,7 +160,7 @@ async function verifyTarget(config: Config, x: Ctx): Promise<ExitCode> {
     const drift = s.drift.length;
     const ok = s.error === null && drift - repaired === 0 && !signal.aborted;
     if (flags.json) {
-      out.write(`${JSON.stringify(jsonReport(name, s, x, listed, repaired, repairFailed))}\n`);
+      out.write(`${safeJson(jsonReport(name, s, x, listed, repaired, repairFailed))}\n`);
     } else if (!flags.quiet) {
       line?.clear();
       const c = log.colors();

@@ -61,6 +61,7 @@ export async function firstSyncInOneRun(t: TargetContext, p: PassState, sender: 
       store.abortSlice();
       const why = result.error ?? `rsync exited ${tree?.code ?? "?"} with errors that name no file (${tree?.unattributed.slice(0, 3).join("; ") ?? ""})`;
       p.stats.pending += looked; // none of them is recorded
+      t.counters.add({ errors: 1 });
       health.firstSyncUnsent(looked, sample);
       if (result.error) {
         p.stats.targetError = result.error;
@@ -96,6 +97,7 @@ export async function firstSyncInOneRun(t: TargetContext, p: PassState, sender: 
     p.progress.doneBytes += bytes;
     p.reportProgress();
     health.succeeded(delivered, bytes, now);
+    t.counters.add({ filesTransferred: delivered, bytesTransferred: bytes, errors: problems });
     t.hooks.onBatch?.({ files: delivered, bytes, seconds: (performance.now() - t0) / 1000, changes: [], pending: [], changed: [], error: null });
     await resendList(t, p, sender);
     if (p.stats.targetError !== null) return false;

@@ -106,6 +106,7 @@ async function runSlice(t: TargetContext, p: PassState, sender: Sender, slice: S
     p.progress.doneBytes += bytes;
     p.reportProgress();
     health.succeeded(delivered.length, bytes, now);
+    t.counters.add({ filesTransferred: delivered.length, bytesTransferred: bytes });
     for (const line of result.infoLines) log.info(line);
     // The live view hears of the slice as one batch; its changes are in the DB (a million lines help nobody).
     t.hooks.onBatch?.({ files: delivered.length, bytes, seconds: (performance.now() - t0) / 1000, changes: [], pending: [], changed: [], error: null });
@@ -124,6 +125,7 @@ function failSlice(t: TargetContext, p: PassState, files: SliceFile[], result: B
   health.failed(transport.description, error, files.length, now, p.stopping);
   for (const f of files) queue.settle(f.path, { kind: "failed", error }, now, health.nextRetry);
   p.stats.pending += files.length;
+  t.counters.add({ errors: 1 });
   log.info(`first sync interrupted (${error}): ${files.length} files of this slice and the rest of the tree wait; the next run resumes after the last slice committed`);
   t.hooks.onBatch?.({ files: 0, bytes: 0, seconds: 0, changes: [], pending: files.slice(0, 20).map((f) => f.path), changed: [], error });
 }

@@ -10,6 +10,7 @@ import { buildDeleteArgv, buildRsyncArgv, buildHeldArgv, comparesNanoseconds, de
 import { explainFailureOnline, rootCause } from "./rsync-errors.ts";
 import { KEEP_STDERR_LINES, type ProcRun, runChild, type Spawned } from "./rsync-proc.ts";
 import { SshMaster } from "./ssh-master.ts";
+import { tempNameOwner } from "./temp-names.ts";
 import { tiedToUs } from "./tied.ts";
 import { type BatchFile, type BatchResult, type DeleteResult, type FileOutcome, type MoveResult, runVouches, type SendOptions, type Transport, type TreeFilter, type VerifyRequest, type VerifyResult } from "./types.ts";
 
@@ -351,12 +352,21 @@ export function treeErrors(code: number, stderr: string[], o: { sourceDir: strin
     if (!name.startsWith("/") && !name.split("/").includes("..") && existsInSource(o.sourceDir, name.replace(/\/$/, ""))) return name.replace(/\/$/, "");
     return null;
   };
+  // A receiver's temporary name (".a.txt.XXXXXX", a piece in the partial dir) is its file's failure (an immutable
+  // directory fails the mkstemp); another dot name that is no file of the tree names nothing we know.
+  const placed = (name: string): string | null => {
+    const r = rel(name);
+    if (r === null) return null;
+    const owner = tempNameOwner(r);
+    if (owner !== null && existsInSource(o.sourceDir, owner)) return owner;
+    return r.split("/").at(-1)?.startsWith(".") && !existsInSource(o.sourceDir, r) ? null : r;
+  };
   if (stderr.length >= KEEP_STDERR_LINES) out.unattributed.push(`more than ${KEEP_STDERR_LINES} error lines`);
   for (const line of stderr) {
     if (line.trim() === "" || SUMMARY.test(line)) continue;
     const v = VANISHED.exec(line);
     const name = v ? decodeRsyncName(v[1] as string) : null;
-    const r = name !== null ? rel(name) : namesInErrorLine(line).map(rel).find((x) => x !== null && !x.split("/").at(-1)?.startsWith("."));
+    const r = name !== null ? rel(name) : namesInErrorLine(line).map(placed).find((x) => x !== null);
     if (r === null || r === undefined) out.unattributed.push(line);
     else (v ? out.vanished : out.failed).push(r);
   }

@@ -2,7 +2,7 @@
 // and streamed, first-sync slices commit or roll back whole, backups live in the DB, and v1 DBs are upgraded on open.
 import { afterEach, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SCHEMA_VERSION } from "../../src/store/schema.ts";
@@ -192,6 +192,8 @@ test("a read-side command upgrades a v1 DB only while no rrdsync holds it", () =
   db.close();
   const older = Bun.spawn(["bash", "-c", "exec -a rrdsync-0.1 sleep 30"]); // an older rrdsync (a pid file, no flock), still running with this state file
   try {
+    // until it has exec'd, /proc shows the forking test runner's command line
+    for (let i = 0; i < 200 && !readFileSync(`/proc/${older.pid}/cmdline`, "latin1").includes("rrdsync"); i++) Bun.sleepSync(5);
     writeFileSync(`${path}.lock`, `${older.pid}\n`);
     expect(() => StateStore.openExisting(path)).toThrow(/made by an earlier rrdsync, which is running \(pid \d+\)/);
     const raw = new Database(path, { readonly: true });

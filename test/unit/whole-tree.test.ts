@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildRsyncArgv, buildHeldArgv, comparesNanoseconds, treeFilterArgs } from "../../src/transport/rsync-args.ts";
@@ -95,6 +95,11 @@ test("a whole-tree run's error lines name its failed and vanished files; a line 
   // a receiver's temp name, or a message that names no file of the tree: which files failed is not known
   expect(treeErrors(23, ['rsync: [receiver] mkstemp "/srv/replica/snmp/1/.x.rrd.Ab12Cd" failed: No space left on device (28)'], o).unattributed).toHaveLength(1);
   expect(treeErrors(23, ["rsync: connection unexpectedly closed (0 bytes received so far) [sender]"], o).unattributed).toHaveLength(1);
+  // …but the temporary name of a file the tree has is that file's failure (an immutable directory fails the mkstemp)
+  mkdirSync(join(dir, "snmp/4"), { recursive: true });
+  writeFileSync(join(dir, "snmp/4/w.rrd"), "w");
+  expect(treeErrors(23, ['rsync: [receiver] mkstemp "/srv/replica/snmp/4/.w.rrd.Ab12Cd" failed: Operation not permitted (1)'], o)).toMatchObject({ failed: ["snmp/4/w.rrd"], unattributed: [] });
+  expect(treeErrors(23, ['rsync: [receiver] rename "/srv/replica/snmp/4/.rrdsync-partial/w.rrd" -> "snmp/4/w.rrd": Permission denied (13)'], o).failed).toEqual(["snmp/4/w.rrd"]);
 });
 
 test("the check after exit 23/24: a dry run, nanosecond mtimes where the receiver compares them, else checksums", () => {

@@ -6,6 +6,7 @@ import { Database } from "bun:sqlite";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { makeWorld, rrdsyncCommand, runRrdsync, type World, writeTree } from "../../helpers/world.ts";
+import { kindValue } from "../../../src/store/schema.ts";
 
 setDefaultTimeout(60_000);
 
@@ -224,7 +225,7 @@ describe("what files hold never drives the terminal: escaped on output, exact in
     expect(rows.map((r) => r.path).sort()).toEqual(["ds.properties", "ds.properties", ...names].sort());
     expect(rows.find((r) => r.kind === "text modified")?.details).toContain(`+${alias.replace(/\n$/, "")}`);
     const db = new Database(w.stateFile, { readonly: true });
-    const details = (db.query("SELECT details FROM changes WHERE kind = 'text modified'").get() as { details: string }).details;
+    const details = (db.query("SELECT details FROM changes WHERE kind = ?").get(kindValue("text modified")) as { details: string }).details;
     db.close();
     expect(details).toContain("\x1b]0;owned\x07");
   });
