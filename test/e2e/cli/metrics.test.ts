@@ -191,20 +191,25 @@ describe(`metrics (${TRANSPORT})`, () => {
     let replaced = 0;
     let lastIno: bigint | null = null;
     let sent = 0;
-    for (let i = 0; i < 12; i++) {
-      writeTree(w.src, { [`f${i}.txt`]: `${i}\n` });
-      sent++;
-      const r = await runRrdsync(["--once", "--config", cfg]);
-      expect(r.code).toBe(0);
-      // The new file is made while the old one exists, so a replaced file always has another inode than the one
-      // before it (older numbers may come back: the file system reuses freed inodes).
-      const ino = statSync(file, { bigint: true }).ino;
-      if (lastIno !== null && ino !== lastIno) replaced++;
-      lastIno = ino;
-      const { samples, types } = parseExposition(await Bun.file(file).text());
-      checkNaming(types);
-      expect(value(samples, "rrdsync_files_transferred_total")).toBe(sent); // across runs: a counter never resets
-      expect(types.has("rrdsync_queue_overflows_total")).toBe(false); // daemon-only families are not in --once's file
+    try {
+      for (let i = 0; i < 12; i++) {
+        writeTree(w.src, { [`f${i}.txt`]: `${i}\n` });
+        sent++;
+        const r = await runRrdsync(["--once", "--config", cfg]);
+        expect(r.code).toBe(0);
+        // The new file is made while the old one exists, so a replaced file always has another inode than the one
+        // before it (older numbers may come back: the file system reuses freed inodes).
+        const ino = statSync(file, { bigint: true }).ino;
+        if (lastIno !== null && ino !== lastIno) replaced++;
+        lastIno = ino;
+        const { samples, types } = parseExposition(await Bun.file(file).text());
+        checkNaming(types);
+        expect(value(samples, "rrdsync_files_transferred_total")).toBe(sent); // across runs: a counter never resets
+        expect(types.has("rrdsync_queue_overflows_total")).toBe(false); // daemon-only families are not in --once's file
+      }
+    } catch (e) {
+      reader.kill(); // a busy loop must never outlive a failed test
+      throw e;
     }
     writeFileSync(stop, "");
     const result = JSON.parse(await new Response(reader.stdout).text());
