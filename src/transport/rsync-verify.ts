@@ -1,10 +1,9 @@
 // `verify` over rsync: a --checksum dry run, so the standby hashes its own copies and no file data crosses the
 // link; verdicts from its itemize lines, "is newer" lines and (walking a subtree) --delete's lines for extras.
-import { lstatSync } from "node:fs";
-import { join } from "node:path";
 import type { Target } from "../config/types.ts";
 import { attributeErrors, decodeRsyncName, isFileItem, parseItemizeLine, parseListOnlyFile, parseNewerLine } from "./itemize.ts";
 import { buildListArgv, buildVerifyArgv } from "./rsync-args.ts";
+import { existsInSource } from "./in-source.ts";
 import { explainFailure } from "./rsync-errors.ts";
 import { runChild } from "./rsync-proc.ts";
 import type { FileVerdict, VerifyRequest, VerifyResult } from "./types.ts";
@@ -27,15 +26,6 @@ async function run(argv: string[], input: string[] | null, onLine: (line: string
     return signal?.aborted ? { code: -1, stderr: r.stderr } : r;
   } catch {
     return { code: 127, stderr: ["rsync: not found"] };
-  }
-}
-
-function existsInSource(sourceDir: string, rel: string): boolean {
-  try {
-    lstatSync(join(sourceDir, rel));
-    return true;
-  } catch {
-    return false;
   }
 }
 

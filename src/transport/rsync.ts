@@ -10,6 +10,7 @@ import { buildDeleteArgv, buildRsyncArgv, buildHeldArgv, comparesNanoseconds, de
 import { explainFailureOnline, rootCause } from "./rsync-errors.ts";
 import { KEEP_STDERR_LINES, type ProcRun, runChild, type Spawned } from "./rsync-proc.ts";
 import { SshMaster } from "./ssh-master.ts";
+import { existsInSource, sourceCtime } from "./in-source.ts";
 import { tempNameOwner } from "./temp-names.ts";
 import { tiedToUs } from "./tied.ts";
 import { type BatchFile, type BatchResult, type DeleteResult, type FileOutcome, type MoveResult, runVouches, type SendOptions, type Transport, type TreeFilter, type VerifyRequest, type VerifyResult } from "./types.ts";
@@ -373,15 +374,6 @@ export function treeErrors(code: number, stderr: string[], o: { sourceDir: strin
   return out;
 }
 
-function existsInSource(sourceDir: string, rel: string): boolean {
-  try {
-    lstatSync(join(sourceDir, rel));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Why a file rsync may have itemized as sent is still pending: the replica does not hold it. */
 function notHeld(code: number, cause: string): string {
   return `not on the replica after rsync exited ${code}${cause ? ` (${cause})` : ""}`;
@@ -410,15 +402,6 @@ function isSparse(sourceDir: string, rel: string): boolean {
     return st.isFile() && st.blocks * 512 < st.size;
   } catch {
     return false;
-  }
-}
-
-/** The source file's inode change time, null if it is gone. */
-function sourceCtime(sourceDir: string, rel: string): bigint | null {
-  try {
-    return lstatSync(join(sourceDir, rel), { bigint: true }).ctimeNs;
-  } catch {
-    return null;
   }
 }
 
