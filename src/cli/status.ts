@@ -4,7 +4,7 @@
 // it as is.
 import pc from "picocolors";
 import { allTargets, type Config } from "../config/types.ts";
-import { type ReplicaLag, replicaLag } from "../engine/lag.ts";
+import { type ReplicaLag, replicaLagNow } from "../engine/lag.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { escapeLine, safeJson } from "../escape.ts";
 import { formatBytes, formatTimestamp } from "../log.ts";
@@ -20,7 +20,8 @@ import { writeOut } from "./out.ts";
  * damaged), 2 if a state_file is some other program's file.
  */
 export async function showStatus(config: Config, flags: { json?: boolean }, env: Record<string, string | undefined>): Promise<ExitCode> {
-  const shown = allTargets(config).map((c) => showTarget(c, flags, env));
+  const shown = [];
+  for (const c of allTargets(config)) shown.push(await showTarget(c, flags, env));
   await writeOut(shown.map((s) => s.text).join(""));
   return Math.max(...shown.map((s) => s.code)) as ExitCode;
 }
@@ -28,7 +29,7 @@ export async function showStatus(config: Config, flags: { json?: boolean }, env:
 /** The state DB's numbers, or why there are none: not made yet, or a file that is not (or no longer) a sound DB. */
 type FirstSync = { after: string | null; started: number } | null;
 
-function readState(stateFile: string, sourceDir: string): { files: number; st: StatusRecord; lag: ReplicaLag | null; firstSync: FirstSync; problem: UserError | null; initialised: boolean } {
+async function readState(stateFile: string, sourceDir: string): Promise<{ files: number; st: StatusRecord; lag: ReplicaLag | null; firstSync: FirstSync; problem: UserError | null; initialised: boolean }> {
   let store: StateStore | null;
   try {
     store = StateStore.openExisting(stateFile);
@@ -40,15 +41,15 @@ function readState(stateFile: string, sourceDir: string): { files: number; st: S
   try {
     const st = store.status();
     // A missing source says nothing about how far behind the replica is.
-    const lag = st.sourceMissing === undefined ? replicaLag(store, sourceDir) : null;
+    const lag = st.sourceMissing === undefined ? await replicaLagNow(store, sourceDir) : null;
     return { files: store.countFiles(), st, lag, firstSync: store.meta(FIRST_SYNC_KEY), problem: null, initialised: true };
   } finally {
     store.close();
   }
 }
 
-function showTarget(config: Config, flags: { json?: boolean }, env: Record<string, string | undefined>): { text: string; code: ExitCode } {
-  const { files, st, lag, firstSync, problem, initialised } = readState(config.stateFile, config.sourceDir);
+async function showTarget(config: Config, flags: { json?: boolean }, env: Record<string, string | undefined>): Promise<{ text: string; code: ExitCode }> {
+  const { files, st, lag, firstSync, problem, initialised } = await readState(config.stateFile, config.sourceDir);
   const held = lockHolder(config.stateFile);
   const pid = held !== null && Number.isNaN(held) ? 0 : held; // 0: running, its pid not written yet
   const target = describeTarget(config);

@@ -21,23 +21,24 @@ export async function syncOnce(config: Config, log: Logger, signal?: AbortSignal
     line?.clear();
     return summarize(c, s, log);
   }));
-  if (config.metricsFile !== "") writeMetricsFile(config, log);
+  if (config.metricsFile !== "") await writeMetricsFile(config, log);
   return Math.max(...codes) as ExitCode;
 }
 
 /** Every target's metrics, as its state DB now says. A failure is an error in the log; the run's own outcome stands. */
-export function writeMetricsFile(config: Config, log: Logger): void {
+export async function writeMetricsFile(config: Config, log: Logger): Promise<void> {
   const file = config.metricsFile;
   try {
-    const snapshots = allTargets(config).flatMap((c) => {
+    const snapshots = [];
+    for (const c of allTargets(config)) {
       const store = StateStore.openExisting(c.stateFile);
-      if (store === null) return [];
+      if (store === null) continue;
       try {
-        return [storedSnapshot(describeTarget(c), store, c.sourceDir)];
+        snapshots.push(await storedSnapshot(describeTarget(c), store, c.sourceDir));
       } finally {
         store.close();
       }
-    });
+    }
     writeTextfile(file, renderMetrics(snapshots, null));
   } catch (e) {
     log.error(`metrics_file ${file}: not written: ${errorText(e)}`);

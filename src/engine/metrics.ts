@@ -4,7 +4,7 @@
 // per process: the watcher's queue overflows (its inotify watches are read from the watcher when rendered).
 import type { StateStore } from "../store/state.ts";
 import type { StatusRecord, Totals } from "../store/status.ts";
-import { type ReplicaLag, replicaLag } from "./lag.ts";
+import { type ReplicaLag, replicaLagNow } from "./lag.ts";
 import type { EngineLog } from "./types.ts";
 
 export type { Totals };
@@ -68,10 +68,10 @@ export interface TargetSnapshot {
  * A target's snapshot from its state DB alone (--once's metrics file, after the pass): the counters and pending
  * count as the run recorded them, the lag of every tracked RRD.
  */
-export function storedSnapshot(target: string, store: StateStore, sourceDir: string): TargetSnapshot {
+export async function storedSnapshot(target: string, store: StateStore, sourceDir: string): Promise<TargetSnapshot> {
   const status = store.status();
   return {
     target, status, totals: { ...zeroTotals(), ...status.totals }, trackedFiles: store.countFiles(), pendingFiles: status.pending ?? 0,
-    up: status.downSince === undefined, lag: replicaLag(store, sourceDir),
+    up: status.downSince === undefined, lag: await replicaLagNow(store, sourceDir),
   };
 }

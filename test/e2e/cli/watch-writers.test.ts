@@ -62,7 +62,7 @@ async function pythonDone(script: string, args: string[]): Promise<void> {
 // Writes new bytes into the file through a shared mapping (as librrd, jrrd2 and JRobin's NIO backend do), then
 // either closes it or keeps it mapped and open until killed.
 const MMAP_WRITER = `
-import mmap, sys, time
+import mmap, os, sys, time
 path, src, keep = sys.argv[1], sys.argv[2], sys.argv[3] == "keep"
 data = open(src, "rb").read()
 f = open(path, "r+b")
@@ -70,7 +70,7 @@ m = mmap.mmap(f.fileno(), 0)
 m[0:len(data)] = data
 m.flush()
 if keep:
-    print("written", flush=True)
+    os.write(1, b"written\n")  # one write: print() unbuffered is two, and the reader stops after the first
     time.sleep(600)
 m.close()
 f.close()
