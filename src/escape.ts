@@ -8,6 +8,7 @@
 
 const CONTROLS_TEXT = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)/g;
 const CONTROLS_LINE = /[\x00-\x08\x0a-\x1f\x7f-\x9f]/g;
+const NAME_BYTE = /\0([0-9a-f]{2})/g;
 
 function visible(c: string): string {
   const n = c.charCodeAt(0);
@@ -19,9 +20,12 @@ export function escapeText(s: string): string {
   return s.replace(CONTROLS_TEXT, visible);
 }
 
-/** One line (a log message, a summary, a name in a message): only tabs stay, a newline shows as \x0a. */
+/**
+ * One line (a log message, a summary, a name in a message): only tabs stay, a newline shows as \x0a. A byte of a
+ * name that is not UTF-8 (NUL + two hex digits in rrdsync's strings, src/names.ts) shows as that byte: \xff.
+ */
 export function escapeLine(s: string): string {
-  return s.replace(CONTROLS_LINE, visible);
+  return s.replace(NAME_BYTE, "\\x$1").replace(CONTROLS_LINE, visible);
 }
 
 /**

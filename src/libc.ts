@@ -4,6 +4,7 @@
 // Where they cannot be bound (not Linux/glibc) callers use node:fs.
 import { closeSync, openSync, readSync } from "node:fs";
 import { dlopen, read } from "bun:ffi";
+import { fsPath, writeCName } from "./names.ts";
 
 function bind() {
   return dlopen("libc.so.6", {
@@ -78,9 +79,8 @@ const pathBuf = Buffer.alloc(8192);
 /** Opens a file to read (never through a symlink at its last component): an fd for readAt/closeFd. */
 export function openRead(path: string): number {
   const c = fastLibc();
-  const n = c === null ? -1 : pathBuf.write(path, 0);
-  if (c === null || n >= pathBuf.length - 1) return openSync(path, "r");
-  pathBuf[n] = 0;
+  const n = c === null ? -1 : writeCName(pathBuf, path);
+  if (c === null || n < 0) return openSync(fsPath(path), "r");
   const fd = c.openat(AT_FDCWD, pathBuf, O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
   if (fd < 0) fail(c, "open", path);
   return fd;

@@ -9,6 +9,7 @@ import { escapeLine, safeJson } from "../escape.ts";
 import { displayPath, formatEntry } from "../track/changelog.ts";
 import { isOutputClosed, writeOut } from "./out.ts";
 import { parseWhen } from "./when.ts";
+import { nameFromShown } from "../names.ts";
 
 export const KINDS = ["created", "modified", "deleted", "renamed", "repaired"] as const;
 
@@ -35,7 +36,10 @@ export async function showLog(config: Config, pattern: string | undefined, flags
   try {
     // A plain path (no wildcard) means that file, or everything under that directory: an indexed lookup.
     const wild = pattern !== undefined && /[*?[]/.test(pattern);
-    const rows = store.changes({ glob: wild ? pattern : undefined, under: wild ? undefined : pattern, since, until, kinds });
+    const query = (under: string | undefined) => store.changes({ glob: wild ? pattern : undefined, under, since, until, kinds });
+    let rows: Iterable<ChangeRow> = query(wild ? undefined : pattern);
+    // a name that is not UTF-8, given as shown (\xNN for each such byte), when nothing has that name as given
+    if (!wild && pattern !== undefined && nameFromShown(pattern) !== pattern) rows = orElse(rows, () => query(nameFromShown(pattern)));
     const tty = process.stdout.isTTY === true && !flags.json && !(env.NO_COLOR ?? "");
     const render = flags.json ? jsonLine : flags.stat ? (r: ChangeRow) => statLine(r, tty) : (r: ChangeRow) => entry(r, tty);
     await page(mapRows(rows, render), tty, env);
@@ -43,6 +47,16 @@ export async function showLog(config: Config, pattern: string | undefined, flags
     store.close();
   }
   return ExitCode.Ok;
+}
+
+/** `rows`, or when it has none, `other()`. */
+function* orElse<T>(rows: Iterable<T>, other: () => Iterable<T>): Generator<T> {
+  let any = false;
+  for (const r of rows) {
+    any = true;
+    yield r;
+  }
+  if (!any) yield* other();
 }
 
 function* mapRows(rows: Iterable<ChangeRow>, render: (r: ChangeRow) => string): Generator<string> {

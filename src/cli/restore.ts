@@ -4,6 +4,7 @@ import { existsSync, linkSync, readFileSync, renameSync, rmSync, statSync, write
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import type { Config } from "../config/types.ts";
 import { ExitCode, UserError } from "../errors.ts";
+import { fsPath, nameFromShown, quoteName, showName } from "../names.ts";
 import { describeFsError, formatTimestamp } from "../log.ts";
 import { type BackupVersion, StateStore } from "../store/state.ts";
 import { backupPath, decodeBackup } from "../track/backup.ts";
@@ -23,10 +24,15 @@ export async function restoreFile(config: Config, target: string, flags: { at?: 
 
 async function restoreFrom(config: Config, store: StateStore | null, rel: string, at: number, flags: { to?: string; list?: boolean; force?: boolean }): Promise<ExitCode> {
   let versions = store?.versionsOf(rel) ?? [];
+  if (versions.length === 0 && store !== null && nameFromShown(rel) !== rel) {
+    // a name that is not UTF-8, given as shown (\xNN for each such byte)
+    const exact = store.versionsOf(nameFromShown(rel));
+    if (exact.length > 0) [rel, versions] = [nameFromShown(rel), exact];
+  }
   const backupDir = config.changeTracking.backupDir;
-  if (versions.length === 0 && existsSync(backupPath(backupDir, rel))) {
+  if (versions.length === 0 && existsSync(fsPath(backupPath(backupDir, rel)))) {
     // A copy from before versions were kept (or the seed script's): it is the current one, dated by its mtime.
-    const st = statSync(backupPath(backupDir, rel));
+    const st = statSync(fsPath(backupPath(backupDir, rel)));
     versions = [{ path: rel, syncedAt: Math.floor(st.mtimeMs), size: st.size, stored: rel }];
   }
   const when = (t: number) => formatTimestamp(new Date(t)).slice(0, 19);
@@ -40,7 +46,7 @@ async function restoreFrom(config: Config, store: StateStore | null, rel: string
   const v = versions.find((x) => x.syncedAt <= at);
   if (v === undefined) {
     const oldest = versions[versions.length - 1] as BackupVersion;
-    throw new UserError(`${rel}: no version as of ${when(at)}`, ExitCode.Pending, `the oldest kept is from ${when(oldest.syncedAt)} (rrdsync restore ${JSON.stringify(rel)} --list shows all)`);
+    throw new UserError(`${rel}: no version as of ${when(at)}`, ExitCode.Pending, `the oldest kept is from ${when(oldest.syncedAt)} (rrdsync restore ${quoteName(rel)} --list shows all)`);
   }
   const data = content(backupDir, store, v);
   if (flags.to === undefined || flags.to === "-") {
@@ -49,13 +55,13 @@ async function restoreFrom(config: Config, store: StateStore | null, rel: string
   }
   const to = resolve(flags.to);
   writeAtomically(to, data, flags.force === true, flags.to);
-  process.stderr.write(`restored ${rel} as synced at ${when(v.syncedAt)} (${data.length} bytes) to ${to}\n`);
+  process.stderr.write(`restored ${showName(rel)} as synced at ${when(v.syncedAt)} (${data.length} bytes) to ${to}\n`);
   return ExitCode.Ok;
 }
 
 /** A kept version's bytes: a file under backup_dir, or held in the state DB. */
 function content(backupDir: string, store: StateStore | null, v: BackupVersion): Buffer {
-  if (v.stored !== null) return readFileSync(join(backupDir, v.stored));
+  if (v.stored !== null) return readFileSync(fsPath(join(backupDir, v.stored)));
   const row = store?.backupOf(v.path, v.syncedAt) ?? null;
   if (row?.data == null) throw new UserError(`${v.path}: the version of ${v.syncedAt} is listed but its copy is missing`, ExitCode.Pending, "pick another version (--list)");
   return decodeBackup(row.data, row.codec);

@@ -14,6 +14,7 @@ import { StateStore } from "../store/state.ts";
 import { FIRST_SYNC_KEY, type StatusRecord, type VerifyRecord } from "../store/status.ts";
 import { describeTarget } from "../transport/create.ts";
 import { writeOut } from "./out.ts";
+import { quoteName } from "../names.ts";
 
 /**
  * One block (or one JSON line) per target; exit 1 if any target has files pending or is down (or its state DB is
@@ -76,7 +77,7 @@ async function showTarget(config: Config, flags: { json?: boolean }, env: Record
     ["state DB", problem !== null ? `${config.stateFile} ${c.red(`(${problem.message.replace(`state_file ${config.stateFile}`, "").replace(/^[:\s]+/, "")})`)}`
       : initialised ? config.stateFile : `${config.stateFile} ${c.yellow("(not created yet: run rrdsync --once)")}`],
     ["files tracked", `${files.toLocaleString("en-US")}${firstSync === null ? "" : c.yellow(` (a first sync begun ${when(firstSync.started)} is unfinished: synced through ${firstSync.after === null ? "nothing yet" : safeJson(firstSync.after)}; the next run goes on from there)`)}`],
-    ["pending", pending === 0 ? c.green("0") : c.red(`${pending}${pendingFiles.length ? `: ${pendingFiles.slice(0, 5).map((p) => `${safeJson(p.path)}${p.since === null ? "" : ` (${age(now - p.since)})`}`).join(", ")}${pending > 5 ? ", …" : ""}` : ""}`)],
+    ["pending", pending === 0 ? c.green("0") : c.red(`${pending}${pendingFiles.length ? `: ${pendingFiles.slice(0, 5).map((p) => `${quoteName(p.path)}${p.since === null ? "" : ` (${age(now - p.since)})`}`).join(", ")}${pending > 5 ? ", …" : ""}` : ""}`)],
     ["replica lag", missing ? "unknown while the source is missing" : lag === null || lag.rrds === 0 ? "no RRDs tracked" : lagLine(lag, c)],
     ["target", down ? c.red(`DOWN since ${when(st.downSince as number)}`) : st.lastBatch || st.lastPass ? c.green("reachable (last contact succeeded)") : "not contacted yet"],
     ["last pass", st.lastPass ? `${when(st.lastPass.time)}: ${st.lastPass.scanned} scanned, ${st.lastPass.sent} sent, ${st.lastPass.pending} pending, ${st.lastPass.seconds} s` : "none yet"],

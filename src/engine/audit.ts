@@ -11,6 +11,7 @@ import type { BackupVersions } from "../track/versions.ts";
 import type { Described } from "./describe.ts";
 import type { Planned } from "./plan.ts";
 import type { EngineLog } from "./types.ts";
+import { quoteName } from "../names.ts";
 
 
 /** What one commit carries: state rows, their change rows, and the backup versions published for them. */
@@ -116,7 +117,7 @@ export class Audit {
     } catch (e) {
       // Disk full, or not writable: replication goes on (the replica has these files), the gap is an error.
       problems += b.changes.length;
-      const names = b.changes.slice(0, 20).map((c) => JSON.stringify(c.path)).join(", ");
+      const names = b.changes.slice(0, 20).map((c) => quoteName(c.path)).join(", ");
       this.d.log.error(`the change log cannot be written (${(e as Error).message}): audit gap for ${b.changes.length} ${what}: ${names}${b.changes.length > 20 ? ", …" : ""} (they are in the state DB: rrdsync log)`);
     }
     advance();
@@ -135,7 +136,7 @@ export class Audit {
     const time = new Date();
     const b = newAuditBatch();
     for (const m of moves) {
-      const details = `Renamed: ${JSON.stringify(m.from)} → ${JSON.stringify(m.to)} (moved on the replica; nothing re-sent).`;
+      const details = `Renamed: ${quoteName(m.from)} → ${quoteName(m.to)} (moved on the replica; nothing re-sent).`;
       this.d.changeLog.append(time, m.to, details);
       b.changes.push({ time: time.getTime(), path: m.to, kind: `${m.rrd ? "rrd" : "file"} renamed`, summary: `renamed from ${m.from}`, details, added: 0, removed: 0 });
       this.d.log.info(`renamed on the replica: ${m.from} → ${m.to}`);
@@ -167,7 +168,7 @@ export class Audit {
       if (old) b.versions.push(old);
       // a copy held in the DB stays there as it is: restorable too
       const kept = old !== null || this.d.store.backupOf(rel) !== null;
-      const details = `File deleted (it was ${prev && prev.size >= 0 ? `${prev.size} bytes` : "of unknown size"}).${kept ? `\nIts last backup is kept: rrdsync restore ${JSON.stringify(rel)}` : ""}`;
+      const details = `File deleted (it was ${prev && prev.size >= 0 ? `${prev.size} bytes` : "of unknown size"}).${kept ? `\nIts last backup is kept: rrdsync restore ${quoteName(rel)}` : ""}`;
       this.d.changeLog.append(time, rel, details);
       b.changes.push({ time: time.getTime(), path: rel, kind: `${prev?.rrd ? "rrd" : "file"} deleted`, summary: "deleted", details, added: 0, removed: 0 });
       this.d.log.info(`deleted on the replica: ${rel}`);

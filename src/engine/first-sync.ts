@@ -4,6 +4,7 @@
 // memory, whatever the tree's size. Through rsync it is ONE whole-tree run (first-sync-run.ts); through a transport
 // that needs a list (SFTP), one transfer and one commit per slice (first-sync-slices.ts). The helpers both use are here.
 import { lstatSync } from "node:fs";
+import { fsPath, quoteName } from "../names.ts";
 import { joinPath } from "../store/schema.ts";
 import type { ChangeRow } from "../store/state.ts";
 import { DirLooker } from "../source/look.ts";
@@ -73,7 +74,7 @@ export function stillSame(abs: string, walked: { size: number; mtimeNs: string; 
 }
 
 function statNow(abs: string) {
-  const st = lstatSync(abs, { bigint: true, throwIfNoEntry: false });
+  const st = lstatSync(fsPath(abs), { bigint: true, throwIfNoEntry: false });
   return st === undefined ? null : statFacts(st);
 }
 
@@ -203,7 +204,7 @@ export function logEntries(t: TargetContext, rows: Iterable<ChangeRow>): number 
   let error: Error | null = null;
   for (const c of rows) {
     n++;
-    if (names.length < 20) names.push(JSON.stringify(c.path));
+    if (names.length < 20) names.push(quoteName(c.path));
     if (error !== null) continue;
     try {
       changeLog.append(new Date(c.time), c.path, c.details);

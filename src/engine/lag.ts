@@ -8,6 +8,7 @@ import { sweepChanged } from "../source/sweep.ts";
 import type { StateStore } from "../store/state.ts";
 import { RRD_NAME, readRrdProbe } from "../track/rrd-read.ts";
 import type { RrdSummary } from "../track/rrd.ts";
+import { fsPath } from "../names.ts";
 
 /** Headers read per computation at most (~7 µs each, page-cached); beyond it a changed file's mtime stands in for its last update (rrdtool update stamps the file as it writes: close, for data collected live). */
 export const MAX_HEADER_READS = 200_000;
@@ -47,7 +48,7 @@ export function replicaLag(store: StateStore, sourceDir: string, candidates?: It
   const judge = (r: Synced) => {
     let st;
     try {
-      st = lstatSync(join(sourceDir, r.path), { bigint: true });
+      st = lstatSync(fsPath(join(sourceDir, r.path)), { bigint: true });
     } catch {
       return; // gone from the source: no newer data to lag behind
     }

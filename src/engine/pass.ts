@@ -3,6 +3,7 @@
 // events, retries, holds). Both check each file (plan, rename, hold), hand what must go to the send stage, then
 // do the renames and deletes they found, and leave every file they did not deliver pending in the queue.
 import { join } from "node:path";
+import { fsPath } from "../names.ts";
 import { type Look, lookAt } from "../source/look.ts";
 import { lstatSync } from "node:fs";
 import { matchesExtensions } from "../source/walk.ts";
@@ -105,7 +106,7 @@ export class Pass {
           break;
         case "file": {
           sinceYield++;
-          const st = lstatSync(item.abs, { bigint: true, throwIfNoEntry: false });
+          const st = lstatSync(fsPath(item.abs), { bigint: true, throwIfNoEntry: false });
           if (st?.isFile()) await this.consider(item.rel, item.abs, st);
           break;
         }

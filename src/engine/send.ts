@@ -10,6 +10,7 @@ import { Describer, describeFile } from "./describe.ts";
 import { checkHold } from "./holds.ts";
 import { batchWouldOverflow, type Planned, statFacts } from "./plan.ts";
 import type { BatchFile, BatchResult, SendOptions } from "../transport/types.ts";
+import { fsPath } from "../names.ts";
 
 export class Sender {
   private batch: Planned[] = [];
@@ -114,7 +115,7 @@ export class Sender {
       files, result, described: (rel) => describer.take(rel), holdsOn: config.rrdHold.attempts > 0,
       statNow: (f) => {
         try {
-          return statFacts(lstatSync(f.abs, { bigint: true }));
+          return statFacts(lstatSync(fsPath(f.abs), { bigint: true }));
         } catch {
           return null;
         }

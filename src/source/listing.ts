@@ -7,6 +7,7 @@ import {
   AT_FDCWD, AT_SYMLINK_NOFOLLOW, DIRENT, DT_DIR, DT_LNK, DT_REG, DT_UNKNOWN, errnoName, fastLibc, type Libc, O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW,
   O_RDONLY, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, STATX_TYPE, SX,
 } from "../libc.ts";
+import { cPath, nameFromBytes } from "../names.ts";
 import { listDir, type WalkOptions } from "./walk.ts";
 
 const BUF = Buffer.alloc(64 * 1024);
@@ -20,7 +21,7 @@ export function listNames(relDir: string, absDir: string, opts: Pick<WalkOptions
   const c = fastLibc();
   if (c === null) return listDir(relDir, absDir, opts);
   // the root may be a symlink (followed, as everywhere); nothing below it is
-  const fd = c.openat(AT_FDCWD, Buffer.from(`${absDir}\0`), O_RDONLY | O_DIRECTORY | O_CLOEXEC | (relDir === "" ? 0 : O_NOFOLLOW), 0);
+  const fd = c.openat(AT_FDCWD, cPath(absDir), O_RDONLY | O_DIRECTORY | O_CLOEXEC | (relDir === "" ? 0 : O_NOFOLLOW), 0);
   if (fd < 0) {
     const e = errnoName(c);
     if (e === "ELOOP") opts.onSymlink?.(relDir); // replaced by a symlink since it was listed: not followed
@@ -52,7 +53,7 @@ function list(c: Libc, fd: number, relDir: string, absDir: string, opts: Pick<Wa
       const end = BUF.indexOf(0, at);
       if (type === DT_DIR && BUF[at] === 0x2e && (end === at + 1 || (BUF[at + 1] === 0x2e && end === at + 2))) continue; // . and ..
       if (type !== DT_DIR && type !== DT_LNK && type !== DT_REG && type !== DT_UNKNOWN) continue; // devices, fifos, sockets
-      const name = BUF.toString("utf8", at, end);
+      const name = nameFromBytes(BUF, at, end);
       if (opts.exclude.has(`${absDir}/${name}`)) continue;
       if (type === DT_UNKNOWN) {
         // a file system without d_type: statx says what it is
@@ -62,14 +63,7 @@ function list(c: Libc, fd: number, relDir: string, absDir: string, opts: Pick<Wa
       }
       if (type === DT_DIR) subdirs.push(join(name));
       else if (type === DT_LNK) opts.onSymlink?.(join(name));
-      else if (type === DT_REG && (exts.length === 0 || exts.some((e) => name.endsWith(e)))) {
-        if (name.includes("\uFFFD")) {
-          // decoded as UTF-8, an invalid byte sequence cannot be turned back into the real name
-          opts.onProblem(join(name), "file name is not valid UTF-8; skipped (rename it to replicate it)");
-          continue;
-        }
-        names.push(name);
-      }
+      else if (type === DT_REG && (exts.length === 0 || exts.some((e) => name.endsWith(e)))) names.push(name);
     }
   }
   subdirs.sort(byName);

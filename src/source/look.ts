@@ -6,6 +6,7 @@ import {
   AT_FDCWD, AT_SYMLINK_NOFOLLOW, fastLibc, type Libc, O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_RDONLY, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, STATX_CTIME, STATX_INO, STATX_MODE,
   STATX_MTIME, STATX_SIZE, STATX_TYPE, SX,
 } from "../libc.ts";
+import { cPath, fsPath, writeCName } from "../names.ts";
 
 export type Look =
   | { kind: "file"; stat: BigIntStats }
@@ -20,7 +21,7 @@ export type Look =
 export function lookAt(sourceDir: string, rel: string): Look {
   let st: BigIntStats;
   try {
-    st = lstatSync(join(sourceDir, rel), { bigint: true });
+    st = lstatSync(fsPath(join(sourceDir, rel)), { bigint: true });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? "EIO";
     return code === "ENOENT" || code === "ENOTDIR" ? { kind: "gone" } : { kind: "unknown", code };
@@ -67,15 +68,14 @@ export class DirLooker {
   /** `root`: this is the tree's root, which may be a symlink (followed, as everywhere); no other directory is followed. */
   constructor(private readonly abs: string, root = false) {
     const c = this.c;
-    this.fd = c === null ? -1 : c.openat(AT_FDCWD, Buffer.from(`${abs}\0`), O_PATH | O_DIRECTORY | O_CLOEXEC | (root ? 0 : O_NOFOLLOW), 0);
+    this.fd = c === null ? -1 : c.openat(AT_FDCWD, cPath(abs), O_PATH | O_DIRECTORY | O_CLOEXEC | (root ? 0 : O_NOFOLLOW), 0);
   }
 
   /** The file `name` of this directory now, or null when it is not there (or cannot be looked at). */
   look(name: string): FileLook | null {
     const c = this.c;
-    const n = c === null || this.fd < 0 ? -1 : this.name.write(name, 0);
-    if (c === null || n < 0 || n >= this.name.length - 1) return lookPortable(`${this.abs}/${name}`);
-    this.name[n] = 0;
+    const n = c === null || this.fd < 0 ? -1 : writeCName(this.name, name);
+    if (c === null || n < 0) return lookPortable(`${this.abs}/${name}`);
     if (c.statx(this.fd, this.namePtr, AT_SYMLINK_NOFOLLOW, WANT, this.sx) !== 0) return null;
     const v = this.view;
     if ((v.getUint32(SX.mask, true) & WANT) !== WANT) return lookPortable(`${this.abs}/${name}`);
@@ -95,15 +95,14 @@ export class DirLooker {
    */
   open(name: string): number | null {
     const c = this.c;
-    const n = c === null || this.fd < 0 ? -1 : this.name.write(name, 0);
-    if (c === null || n < 0 || n >= this.name.length - 1) {
+    const n = c === null || this.fd < 0 ? -1 : writeCName(this.name, name);
+    if (c === null || n < 0) {
       try {
-        return openSync(`${this.abs}/${name}`, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+        return openSync(fsPath(`${this.abs}/${name}`), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
       } catch {
         return null;
       }
     }
-    this.name[n] = 0;
     // an O_PATH directory fd serves openat as a base
     const fd = c.openat(this.fd, this.namePtr, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
     return fd < 0 ? null : fd;
@@ -115,7 +114,7 @@ export class DirLooker {
 }
 
 function lookPortable(abs: string): FileLook | null {
-  const st = lstatSync(abs, { bigint: true, throwIfNoEntry: false });
+  const st = lstatSync(fsPath(abs), { bigint: true, throwIfNoEntry: false });
   if (st === undefined) return null;
   return {
     kind: st.isFile() ? "file" : st.isDirectory() ? "dir" : st.isSymbolicLink() ? "symlink" : "other",

@@ -9,6 +9,7 @@ import {
   AT_FDCWD, AT_SYMLINK_NOFOLLOW, DIRENT, DT_DIR, DT_LNK, DT_REG, DT_UNKNOWN, errnoName, fastLibc, type Libc, O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW,
   O_RDONLY, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, STATX_INO, STATX_MODE, STATX_MTIME, STATX_SIZE, STATX_TYPE, SX,
 } from "../libc.ts";
+import { cPath, nameFromBytes } from "../names.ts";
 import { visitedBefore, walkTree } from "./walk.ts";
 
 /** A tracked version as the state gives it: size, mtime seconds and nanoseconds, inode (see store/state.ts Tracked). */
@@ -19,7 +20,7 @@ export type ScanItem =
   | { kind: "file"; rel: string; abs: string }
   /** a directory done: how many of its monitored files were unchanged, and its tracked names not found in it */
   | { kind: "dir"; rel: string; unchanged: number; unseen: string[] }
-  /** something to report (an unreadable directory, a name that is not UTF-8), or a symlink skipped */
+  /** something to report that makes the pass a failure (an unreadable directory, a file that cannot be stat'ed) */
   | { kind: "problem"; rel: string; reason: string }
   | { kind: "symlink"; rel: string };
 
@@ -64,7 +65,7 @@ export function* scanTree(root: string, opts: ScanOptions): Generator<ScanItem> 
   const s = new Scanner(c, opts);
   for (const rel of opts.subtrees ?? [""]) {
     // The root itself may be a symlink (/var/opennms/rrd → /data/rrd) and is followed, as everywhere; nothing below it is.
-    const fd = c.openat(AT_FDCWD, Buffer.from(`${rel === "" ? root : `${root}/${rel}`}\0`), O_RDONLY | O_DIRECTORY | O_CLOEXEC | (rel === "" ? 0 : O_NOFOLLOW), 0);
+    const fd = c.openat(AT_FDCWD, cPath(rel === "" ? root : `${root}/${rel}`), O_RDONLY | O_DIRECTORY | O_CLOEXEC | (rel === "" ? 0 : O_NOFOLLOW), 0);
     if (fd < 0) {
       const e = errnoName(c);
       if (rel === "" || (e !== "ENOENT" && e !== "ENOTDIR")) yield { kind: "problem", rel: rel || ".", reason: `cannot read directory: ${e}` };
@@ -131,18 +132,18 @@ class Scanner {
           const end = buf.indexOf(0, at);
           if (type === DT_DIR) {
             if (buf[at] === 0x2e && (end === at + 1 || (buf[at + 1] === 0x2e && end === at + 2))) continue; // . and ..
-            const name = buf.toString("utf8", at, end);
+            const name = nameFromBytes(buf, at, end);
             if (!excluded?.has(name)) subdirs.push(name);
             continue;
           }
           if (type === DT_LNK) {
-            later.push({ kind: "symlink", rel: join(rel, buf.toString("utf8", at, end)) });
+            later.push({ kind: "symlink", rel: join(rel, nameFromBytes(buf, at, end)) });
             continue;
           }
           if (type !== DT_REG && type !== DT_UNKNOWN) continue; // devices, fifos, sockets: never replicated
           const monitored = this.monitored(at, end);
           if (!monitored && type === DT_REG) continue;
-          const name = buf.toString("utf8", at, end);
+          const name = nameFromBytes(buf, at, end);
           if (excluded?.has(name)) continue;
           if (c.statx(fd, bufPtr + at, AT_SYMLINK_NOFOLLOW, NEEDED, sx) !== 0) {
             const e = errnoName(c);
@@ -159,11 +160,6 @@ class Scanner {
             continue;
           }
           if (fmt !== S_IFREG || !monitored) continue;
-          if (name.includes("\uFFFD")) {
-            // decoded as UTF-8, an invalid byte sequence cannot be turned back into the real name
-            later.push({ kind: "problem", rel: join(rel, name), reason: "file name is not valid UTF-8; skipped (rename it to replicate it)" });
-            continue;
-          }
           const known = tracked.get(name);
           if (known !== undefined) {
             tracked.delete(name);
@@ -198,11 +194,7 @@ class Scanner {
           this.stopped = true; // every later directory is past it too
           return;
         }
-        if (name.includes("\uFFFD")) {
-          yield { kind: "problem", rel: childRel, reason: "directory name is not valid UTF-8; skipped (rename it to replicate it)" };
-          continue;
-        }
-        const child = c.openat(fd, Buffer.from(`${name}\0`), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+        const child = c.openat(fd, cPath(name), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
         if (child < 0) {
           const e = errnoName(c);
           if (e === "ELOOP") yield { kind: "symlink", rel: childRel }; // replaced by a symlink since the listing: not followed

@@ -3,6 +3,7 @@
 import { ptr } from "bun:ffi";
 import { lstatSync } from "node:fs";
 import { AT_FDCWD, AT_SYMLINK_NOFOLLOW, fastLibc, O_CLOEXEC, O_DIRECTORY, O_PATH, STATX_INO, STATX_MTIME, STATX_SIZE } from "../libc.ts";
+import { fsPath, writeCName } from "../names.ts";
 
 export interface TrackedEntry {
   /** relative to the root, '/'-separated */
@@ -36,7 +37,7 @@ export async function* sweepChanged(root: string, entries: Iterable<TrackedEntry
   let n = 0;
   if (c === null) {
     for (const e of entries) {
-      const st = lstatSync(`${root}/${e.rel}`, { bigint: true, throwIfNoEntry: false });
+      const st = lstatSync(fsPath(`${root}/${e.rel}`), { bigint: true, throwIfNoEntry: false });
       if (st === undefined || `${st.size}:${st.mtimeNs}:${st.ino}` !== e.key) yield e.rel;
       if ((++n & 255) === 0 && performance.now() - slice > sliceMs) {
         if (opts.signal?.aborted) return;
@@ -61,18 +62,16 @@ export async function* sweepChanged(root: string, entries: Iterable<TrackedEntry
       if (!sameDir) {
         if (dirFd >= 0) c.close(dirFd);
         dir = slash < 0 ? "" : rel.slice(0, slash);
-        const w = dirBuf.write(dir === "" ? root : `${root}/${dir}`, 0);
-        dirBuf[w] = 0;
+        const w = writeCName(dirBuf, dir === "" ? root : `${root}/${dir}`);
         // A directory that cannot be opened (gone, unreadable): -1 makes every statx below fail, so all its files are yielded.
-        dirFd = w < dirBuf.length - 1 ? c.openat(AT_FDCWD, dirBuf, O_PATH | O_DIRECTORY | O_CLOEXEC, 0) : -1;
+        dirFd = w >= 0 ? c.openat(AT_FDCWD, dirBuf, O_PATH | O_DIRECTORY | O_CLOEXEC, 0) : -1;
       }
-      const w = nameBuf.write(rel, 0);
-      nameBuf[w] = 0;
+      const w = writeCName(nameBuf, rel);
       // the name's first byte: after the last '/' in the encoded bytes (not the string index: names may be non-ASCII)
       let nameOff = w;
       while (nameOff > 0 && nameBuf[nameOff - 1] !== 0x2f) nameOff--;
       let same = false;
-      if (w < nameBuf.length - 1 && c.statx(dirFd, namePtr + nameOff, AT_SYMLINK_NOFOLLOW, NEEDED, sx) === 0) {
+      if (w >= 0 && c.statx(dirFd, namePtr + nameOff, AT_SYMLINK_NOFOLLOW, NEEDED, sx) === 0) {
         same = (view.getUint32(0, true) & NEEDED) === NEEDED ? keyMatches(e.key, view) : slowKey(`${root}/${rel}`) === e.key;
       }
       if (!same) yield rel;
@@ -88,7 +87,7 @@ export async function* sweepChanged(root: string, entries: Iterable<TrackedEntry
 }
 
 function slowKey(abs: string): string | null {
-  const st = lstatSync(abs, { bigint: true, throwIfNoEntry: false });
+  const st = lstatSync(fsPath(abs), { bigint: true, throwIfNoEntry: false });
   return st === undefined ? null : `${st.size}:${st.mtimeNs}:${st.ino}`;
 }
 

@@ -1,6 +1,7 @@
 // The tree walk: yields the monitored regular files under a root, never following a symlink anywhere.
 import { type BigIntStats, type Dirent, lstatSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { fsPath, nameFromBytes } from "../names.ts";
 
 export interface WalkedFile {
   /** relative to the root, '/'-separated */
@@ -65,7 +66,7 @@ export function* walkTree(root: string, opts: WalkOptions): Generator<WalkedFile
       const abs = `${absDir}/${name}`;
       let st: BigIntStats;
       try {
-        st = lstatSync(abs, { bigint: true });
+        st = lstatSync(fsPath(abs), { bigint: true });
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === "ENOENT") continue; // deleted since the listing
         opts.onProblem(rel, `cannot stat: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
@@ -90,7 +91,7 @@ export function* walkTree(root: string, opts: WalkOptions): Generator<WalkedFile
 export function listDir(relDir: string, absDir: string, opts: Pick<WalkOptions, "extensions" | "exclude" | "onProblem" | "onSymlink">): { subdirs: string[]; names: string[] } | null {
   let entries: Dirent[];
   try {
-    entries = readdirSync(absDir, { withFileTypes: true });
+    entries = readdirSync(fsPath(absDir), { withFileTypes: true });
   } catch (e) {
     opts.onProblem(relDir || ".", `cannot read directory: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     return null;
@@ -98,29 +99,46 @@ export function listDir(relDir: string, absDir: string, opts: Pick<WalkOptions, 
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const subdirs: string[] = [];
   const names: string[] = [];
+  let exact: Map<string, string[]> | undefined;
   for (const entry of entries) {
-    const name = entry.name;
+    let name = entry.name;
+    if (name.includes("\uFFFD")) {
+      // Bun gives names decoded as UTF-8: U+FFFD is an invalid byte (or a real U+FFFD). The exact names, from the
+      // bytes, read once per such directory (each lossy name in listing order, as two bad names can look alike).
+      exact ??= exactNames(absDir);
+      name = exact.get(name)?.shift() ?? name;
+    }
     const rel = relDir === "" ? name : `${relDir}/${name}`;
     const abs = `${absDir}/${name}`;
     if (opts.exclude.has(abs)) continue;
     let kind: "dir" | "symlink" | "file" | "other" = entry.isDirectory() ? "dir" : entry.isSymbolicLink() ? "symlink" : entry.isFile() ? "file" : "other";
     if (kind === "other" && !(entry.isFIFO() || entry.isSocket() || entry.isBlockDevice() || entry.isCharacterDevice())) {
-      const st = lstatSync(abs, { throwIfNoEntry: false }); // no d_type here
+      const st = lstatSync(fsPath(abs), { throwIfNoEntry: false }); // no d_type here
       if (st === undefined) continue;
       kind = st.isDirectory() ? "dir" : st.isSymbolicLink() ? "symlink" : st.isFile() ? "file" : "other";
     }
     if (kind === "dir") subdirs.push(rel);
     else if (kind === "symlink") opts.onSymlink?.(rel);
-    else if (kind === "file" && matchesExtensions(name, opts.extensions)) {
-      if (name.includes("\uFFFD")) {
-        // Bun decodes names as UTF-8; an invalid byte sequence cannot be turned back into the real name.
-        opts.onProblem(rel, "file name is not valid UTF-8; skipped (rename it to replicate it)");
-        continue;
-      }
-      names.push(name);
-    }
+    else if (kind === "file" && matchesExtensions(name, opts.extensions)) names.push(name);
   }
   return { subdirs, names };
+}
+
+/** A directory's names that hold U+FFFD as Bun decodes them → their exact forms (src/names.ts), in listing order. */
+export function exactNames(absDir: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  try {
+    for (const b of readdirSync(fsPath(absDir), { encoding: "buffer" })) {
+      const lossy = b.toString("utf8");
+      if (!lossy.includes("\uFFFD")) continue;
+      const list = out.get(lossy);
+      if (list) list.push(nameFromBytes(b));
+      else out.set(lossy, [nameFromBytes(b)]);
+    }
+  } catch {
+    // gone since it was listed: the names stay as they are (and cannot be opened: reported as they come)
+  }
+  return out;
 }
 
 /** How many directories the tree has (the inotify watches it needs); symlinks are not followed, unreadable ones count. */

@@ -83,17 +83,21 @@ export type DirTracked = Map<string, Tracked>;
 const TRACKED_SQL =
   "SELECT name, size, mtime_ns / 1000000000, mtime_ns % 1000000000, ino FROM files WHERE dir = (SELECT id FROM dirs WHERE path = ?) AND size >= 0";
 
-/** The direct subdirectories' tracked files of a directory, in one statement (a range of the dirs index). */
+/**
+ * The direct subdirectories' tracked files of a directory, in one statement (a range of the dirs index). "No '/'
+ * after the prefix" is asked of the path's bytes: SQLite's text functions stop at a NUL, which a name that is not
+ * UTF-8 holds (src/names.ts), and count characters where JS counts UTF-16 units.
+ */
 const CHILDREN_SQL =
   "SELECT d.path, f.name, f.size, f.mtime_ns / 1000000000, f.mtime_ns % 1000000000, f.ino FROM dirs d JOIN files f ON f.dir = d.id " +
-  "WHERE d.path > ? AND d.path < ? AND d.path <> '' AND instr(substr(d.path, ?), '/') = 0 AND f.size >= 0 LIMIT ?";
+  "WHERE d.path > ? AND d.path < ? AND d.path <> '' AND instr(substr(CAST(d.path AS BLOB), ?), X'2F') = 0 AND f.size >= 0 LIMIT ?";
 
 /**
  * The tracked files of `dir`'s subdirectories by subdirectory, or null when there are more than `limit` (then
  * each is read on its own: memory stays bounded).
  */
 function childrenMap(q: Statement, dir: string, limit: number): Map<string, DirTracked> | null {
-  const rows = (dir === "" ? q.values("", "\u{10FFFF}", 1, limit + 1) : q.values(`${dir}/`, `${dir}0`, dir.length + 2, limit + 1)) as unknown[][];
+  const rows = (dir === "" ? q.values("", "\u{10FFFF}", 1, limit + 1) : q.values(`${dir}/`, `${dir}0`, Buffer.byteLength(dir) + 2, limit + 1)) as unknown[][];
   if (rows.length > limit) return null;
   const out = new Map<string, DirTracked>();
   for (const r of rows) {

@@ -5,6 +5,7 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { BackupRow } from "../store/state.ts";
+import { fsPath } from "../names.ts";
 
 /** Copies up to this size go into the state DB; larger ones are files under backup_dir. */
 export const SMALL_BACKUP_MAX = 64 * 1024;
@@ -55,9 +56,9 @@ export function previousCopy(backupDir: string, rel: string, row: BackupRow | nu
     return { size: row.size, path: null, bytes: () => decodeBackup(data, codec) };
   }
   const path = row?.stored != null ? join(backupDir, row.stored) : backupPath(backupDir, rel);
-  const st = statSync(path, { throwIfNoEntry: false });
+  const st = statSync(fsPath(path), { throwIfNoEntry: false });
   if (st === undefined || !st.isFile()) return null;
-  return { size: st.size, path, bytes: () => readFileSync(path) };
+  return { size: st.size, path, bytes: () => readFileSync(fsPath(path)) };
 }
 
 /**
@@ -90,22 +91,22 @@ export function hasLegacyCopies(backupDir: string): boolean {
 export function renameCreatingDir(from: string, to: string, made: Set<string>): void {
   const dir = dirname(to);
   if (!made.has(dir)) {
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(fsPath(dir), { recursive: true });
     made.add(dir);
   }
-  renameSync(from, to);
+  renameSync(fsPath(from), fsPath(to));
 }
 
 /** A rename in the tree: the file's backup follows it (its old versions follow in the state DB). */
 export function moveBackup(backupDir: string, from: string, to: string): void {
   const src = backupPath(backupDir, from);
-  if (!existsSync(src)) return;
+  if (!existsSync(fsPath(src))) return;
   renameCreatingDir(src, backupPath(backupDir, to), new Set());
 }
 
 export function removeBackup(backupDir: string, relPath: string): void {
   try {
-    unlinkSync(backupPath(backupDir, relPath));
+    unlinkSync(fsPath(backupPath(backupDir, relPath)));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
   }
@@ -135,7 +136,7 @@ export class BackupStager {
   stage(srcPath: string): string {
     if (this.seq === 0) mkdirSync(this.stagingDir, { recursive: true });
     const tmp = join(this.stagingDir, `${process.pid}-${++this.seq}`);
-    copyFileSync(srcPath, tmp);
+    copyFileSync(fsPath(srcPath), tmp);
     return tmp;
   }
 

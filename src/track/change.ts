@@ -6,6 +6,7 @@ import { isTextFile, SNIFF_BYTES, sha256File } from "./detect.ts";
 import { propertiesChanges } from "./properties.ts";
 import { describeCreatedRrd, describeUpdatedRrd, rrdDamage, type RrdProbe, type RrdSummary, summarize } from "./rrd.ts";
 import { DEFAULT_MAX_DIFF_LINES, formatAppendDiff, formatUnifiedDiff, splitLines } from "./diff.ts";
+import { bunFile, fsPath } from "../names.ts";
 
 export interface PreviousVersion {
   size: number;
@@ -92,7 +93,7 @@ async function describeWith(probe: RrdProbe, opts: DescribeOptions): Promise<Cha
   // RRD files are described from their header alone (a few KiB): what the update did, not a hash of 38 KB.
   const rrd = probe.kind === "rrd" ? probe.header : null;
   if (rrd !== null) {
-    const size = opts.size ?? statSync(srcPath).size;
+    const size = opts.size ?? statSync(fsPath(srcPath)).size;
     const summaryJson = JSON.stringify(summarize(rrd));
     if (previous === null) {
       const d = describeCreatedRrd(rrd, size);
@@ -110,8 +111,8 @@ async function describeWith(probe: RrdProbe, opts: DescribeOptions): Promise<Cha
   }
 
   // Small files (nearly all of an RRD tree) are read once: sniffed, hashed and diffed from the same buffer.
-  const content = opts.content ?? ((opts.size ?? statSync(srcPath).size) <= limits.maxDiffBytes ? readFileSync(srcPath) : null);
-  const size = content ? content.length : statSync(srcPath).size;
+  const content = opts.content ?? ((opts.size ?? statSync(fsPath(srcPath)).size) <= limits.maxDiffBytes ? readFileSync(fsPath(srcPath)) : null);
+  const size = content ? content.length : statSync(fsPath(srcPath)).size;
   const sha256 = content ? new Bun.CryptoHasher("sha256").update(content).digest("hex") : await sha256File(srcPath);
   const base = { path: relPath, sha256, size };
   const text = content ? content.subarray(0, SNIFF_BYTES).indexOf(0) < 0 : isTextFile(srcPath);
@@ -168,7 +169,7 @@ async function describeWith(probe: RrdProbe, opts: DescribeOptions): Promise<Cha
     return { ...withContent, kind: "modified", fileKind: "text", added: d.added, removed: 0, summary: `+${d.added} lines (appended)`, details: d.text };
   }
   if (size <= limits.maxDiffBytes && old !== null) {
-    const d = formatUnifiedDiff(old.toString("utf8"), content ? content.toString("utf8") : await Bun.file(srcPath).text(), { maxLines: limits.maxDiffLines });
+    const d = formatUnifiedDiff(old.toString("utf8"), content ? content.toString("utf8") : await bunFile(srcPath).text(), { maxLines: limits.maxDiffLines });
     return { ...withContent, kind: "modified", fileKind: "text", added: d.added, removed: d.removed, summary: `+${d.added} −${d.removed} lines`, details: d.text };
   }
   return { ...withContent, kind: "modified", fileKind: "text", added: 0, removed: 0, summary: "modified (too large to diff)",
@@ -181,7 +182,7 @@ function isPrefixOf(old: Buffer, content: Buffer | null, srcPath: string): boole
   if (old[old.length - 1] !== 0x0a) return false; // a continued last line is a modification
   let head = content?.subarray(0, old.length) ?? null;
   if (head === null) {
-    const fd = openSync(srcPath, "r");
+    const fd = openSync(fsPath(srcPath), "r");
     try {
       const b = Buffer.alloc(old.length);
       head = b.subarray(0, readSync(fd, b, 0, old.length, 0));
@@ -202,8 +203,8 @@ function countNewlines(b: Buffer): number {
 /** The old content is an unchanged prefix of the new, ending at a line break: compared chunk by chunk. */
 async function isAppendOnly(oldPath: string, newPath: string, oldSize: number): Promise<boolean> {
   if (oldSize === 0) return true;
-  const a = openSync(oldPath, "r");
-  const b = openSync(newPath, "r");
+  const a = openSync(fsPath(oldPath), "r");
+  const b = openSync(fsPath(newPath), "r");
   try {
     const ba = Buffer.alloc(CHUNK);
     const bb = Buffer.alloc(CHUNK);
@@ -227,7 +228,7 @@ async function readAppended(path: string, offset: number, keep: number): Promise
   let total = 0;
   let rest = "";
   const dec = new TextDecoder();
-  for await (const chunk of Bun.file(path).slice(offset).stream()) {
+  for await (const chunk of bunFile(path).slice(offset).stream()) {
     rest += dec.decode(chunk, { stream: true });
     let start = 0;
     for (let i = rest.indexOf("\n"); i >= 0; i = rest.indexOf("\n", start)) {
@@ -249,7 +250,7 @@ async function countLinesStreaming(path: string, offset: number): Promise<number
   let n = 0;
   let last = 0x0a;
   let any = false;
-  for await (const chunk of Bun.file(path).slice(offset).stream()) {
+  for await (const chunk of bunFile(path).slice(offset).stream()) {
     for (let i = 0; i < chunk.length; i++) if (chunk[i] === 0x0a) n++;
     if (chunk.length > 0) {
       last = chunk[chunk.length - 1] as number;

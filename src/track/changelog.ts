@@ -1,9 +1,10 @@
 // The change log: entries in the seed's format, each written with one write() so a crash never leaves half of one.
 import { closeSync, fstatSync, mkdirSync, openSync, statSync, writeSync } from "node:fs";
 import type { Config } from "../config/types.ts";
-import { escapeText, safeJson } from "../escape.ts";
+import { escapeText } from "../escape.ts";
 import { rotateFile } from "./rotate.ts";
 import { dirname } from "node:path";
+import { quoteName } from "../names.ts";
 
 const RULE = "-".repeat(80);
 
@@ -17,7 +18,7 @@ function localTimestamp(d: Date): string {
  * an entry never spans a fake line and a name never drives the terminal that shows it.
  */
 export function displayPath(path: string): string {
-  return /[\x00-\x1f\x7f-\x9f]/.test(path) ? safeJson(path) : path;
+  return /[\x00-\x1f\x7f-\x9f]/.test(path) ? quoteName(path) : path; // a byte that is not UTF-8 as \xNN (src/names.ts)
 }
 
 /** The body is escaped as it is written out (escapeText); the state DB keeps it exact. */

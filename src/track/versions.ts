@@ -6,6 +6,7 @@ import { rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { BackupVersion, StateStore } from "../store/state.ts";
 import { backupPath, renameCreatingDir } from "./backup.ts";
+import { fsPath } from "../names.ts";
 
 export const VERSIONS_DIR = ".rrdsync-versions";
 
@@ -29,7 +30,7 @@ export class BackupVersions {
   supersede(rel: string): BackupVersion | null {
     const current = backupPath(this.backupDir, rel);
     // No exception for the common "no copy yet" (a throw costs ~10× a return).
-    const st = statSync(current, { throwIfNoEntry: false });
+    const st = statSync(fsPath(current), { throwIfNoEntry: false });
     if (st === undefined) return null;
     const known = this.store.versionsOf(rel).find((v) => v.stored === rel);
     const syncedAt = known?.syncedAt ?? Math.floor(st.mtimeMs);
@@ -50,7 +51,7 @@ export class BackupVersions {
 
   private forget(vs: BackupVersion[]): void {
     if (vs.length === 0) return;
-    for (const v of vs) if (v.stored !== null) rmSync(join(this.backupDir, v.stored), { force: true });
+    for (const v of vs) if (v.stored !== null) rmSync(fsPath(join(this.backupDir, v.stored)), { force: true });
     this.store.forgetVersions(vs);
   }
 }

@@ -1,6 +1,7 @@
 // What an rsync outcome is checked against afterwards: the source file as it is now (a path under the source root).
 import { lstatSync } from "node:fs";
 import { join } from "node:path";
+import { fsPath } from "../names.ts";
 
 /** Is there anything at this tree path now (a file rsync named in an error line, or one it may have sent)? */
 export function existsInSource(sourceDir: string, rel: string): boolean {
@@ -10,7 +11,7 @@ export function existsInSource(sourceDir: string, rel: string): boolean {
 /** The inode's change time now (ns), or null when the path is gone. */
 export function sourceCtime(sourceDir: string, rel: string): bigint | null {
   try {
-    return lstatSync(join(sourceDir, rel), { bigint: true }).ctimeNs;
+    return lstatSync(fsPath(join(sourceDir, rel)), { bigint: true }).ctimeNs;
   } catch {
     return null;
   }

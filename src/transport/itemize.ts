@@ -1,11 +1,10 @@
 // Pure parsers for rsync's output: itemize lines (per-file outcomes) and error lines (which file failed, why).
+import { nameFromBytes, showLatin1 } from "../names.ts";
 import { tempNameOwner } from "./temp-names.ts";
 
 /** The prefix of our --out-format lines, so they are never confused with --stats or warnings. */
 export const ITEMIZE_MARKER = "RRDSYNC> ";
 export const OUT_FORMAT = `${ITEMIZE_MARKER}%i %b %n`;
-
-const UTF8 = new TextDecoder("utf-8", { fatal: false });
 
 /**
  * rsync prints unprintable bytes of names as \#ooo (octal), and a backslash that precedes '#' as \#134,
@@ -21,7 +20,7 @@ export function decodeRsyncName(raw: string): string {
       bytes.push(raw.charCodeAt(i) & 0xff);
     }
   }
-  return UTF8.decode(new Uint8Array(bytes));
+  return nameFromBytes(Buffer.from(bytes)); // the exact name, also where it is not UTF-8 (src/names.ts)
 }
 
 export interface ItemizeLine {
@@ -119,7 +118,7 @@ export function attributeErrors(lines: Iterable<string>, batch: ReadonlySet<stri
   for (const line of lines) {
     for (const name of namesInErrorLine(line)) {
       const p = matchBatchPath(name, batch, roots);
-      if (p !== null && !out.has(p)) out.set(p, UTF8.decode(Buffer.from(line, "latin1")));
+      if (p !== null && !out.has(p)) out.set(p, showLatin1(line));
     }
   }
   return out;

@@ -2,6 +2,7 @@
 // destination every directory on the way must be a real directory (the destination itself may be a symlink).
 import { lstatSync, mkdirSync, renameSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { fsPath } from "../names.ts";
 
 /** The directory components of a relative file path ("a/b/c.txt" → ["a", "b"]). */
 function dirParts(rel: string): string[] {
@@ -15,16 +16,16 @@ function realDirs(root: string, parts: string[], create: boolean): boolean {
   for (const c of parts) {
     p = join(p, c);
     try {
-      if (!lstatSync(p).isDirectory()) return false; // a symlink (to anything) or a file
+      if (!lstatSync(fsPath(p)).isDirectory()) return false; // a symlink (to anything) or a file
     } catch {
       if (!create) return false;
       try {
-        mkdirSync(p);
+        mkdirSync(fsPath(p));
       } catch {
         // made meanwhile, or not makeable: the lstat below decides
       }
       try {
-        if (!lstatSync(p).isDirectory()) return false;
+        if (!lstatSync(fsPath(p)).isDirectory()) return false;
       } catch {
         return false;
       }
@@ -41,15 +42,15 @@ export function moveLocally(destDir: string, from: string, to: string): boolean 
   const src = join(destDir, from);
   const dst = join(destDir, to);
   try {
-    if (!realDirs(destDir, dirParts(from), false) || !lstatSync(src).isFile()) return false;
+    if (!realDirs(destDir, dirParts(from), false) || !lstatSync(fsPath(src)).isFile()) return false;
     try {
-      const st = lstatSync(dst);
+      const st = lstatSync(fsPath(dst));
       if (st.isDirectory() || st.isSymbolicLink()) return false;
     } catch {
       // absent: fine
     }
     if (!realDirs(destDir, dirParts(to), true)) return false;
-    renameSync(src, dst);
+    renameSync(fsPath(src), fsPath(dst));
     return true;
   } catch {
     return false;

@@ -1,6 +1,7 @@
 // What ssh's and rsync's stderr mean, for people: the root cause, the host key refusals, what to do.
 import { statfsSync } from "node:fs";
 import type { Target } from "../config/types.ts";
+import { showLatin1 } from "../names.ts";
 import { hostKeyRefusal } from "./known-hosts.ts";
 import { sshCommand } from "./rsync-args.ts";
 import { runChild } from "./rsync-proc.ts";
@@ -11,7 +12,7 @@ const FILE_SYSTEM_CAUSE = /No space left on device|Disk quota exceeded|Read-only
 /** Echoes of an earlier failure: the receiver died, so the sender's pipe broke (never the cause itself). */
 const ECHO = /Broken pipe|connection unexpectedly closed|error in rsync protocol data stream|^rsync error: /;
 
-const latin1ToText = (line: string) => Buffer.from(line, "latin1").toString("utf8");
+const latin1ToText = showLatin1;
 
 /**
  * The line that says why rsync failed. rsync prints the receiver's error first, then the sender's "write error:

@@ -13,14 +13,15 @@ export interface ProcRun {
 export type Spawned = ReturnType<typeof Bun.spawn>;
 
 /**
- * Runs argv with `input` on stdin (chunks, written as they come; null: no stdin), each stdout line to `onLine`.
+ * Runs argv with `input` on stdin (chunks, written as they come: text as UTF-8, bytes as they are; null: no
+ * stdin), each stdout line to `onLine`.
  * Aborting sends SIGTERM, then SIGKILL after a grace period. `onSpawn` gets the process (for close()).
  * `started`: the same command already started (all pipes), waiting for its stdin. Throws only if the program
  * cannot be started.
  */
 export async function runChild(
   argv: string[],
-  input: Iterable<string> | null,
+  input: Iterable<string | Uint8Array> | null,
   onLine: (line: string) => void,
   signal?: AbortSignal,
   onSpawn?: (p: Spawned) => void,
@@ -45,6 +46,12 @@ export async function runChild(
       // Written in chunks: a million paths never need to be one string.
       let chunk = "";
       for (const part of input) {
+        if (typeof part !== "string") {
+          sink.write(chunk);
+          sink.write(part);
+          chunk = "";
+          continue;
+        }
         chunk += part;
         if (chunk.length > 65536) {
           sink.write(chunk);

@@ -7,6 +7,7 @@ import { existsInSource } from "./in-source.ts";
 import { explainFailure } from "./rsync-errors.ts";
 import { runChild } from "./rsync-proc.ts";
 import type { FileVerdict, VerifyRequest, VerifyResult } from "./types.ts";
+import { listEntry, showLatin1 } from "../names.ts";
 
 /** rsync's exit codes for "some files were not transferred" / "vanished": the other verdicts hold. */
 const PARTIAL = new Set([23, 24]);
@@ -19,10 +20,10 @@ export function verdictOf(flags: string): FileVerdict {
 
 type Run = { code: number; stderr: string[] };
 
-/** Runs one rsync, feeding `input` on stdin (NUL-separated paths) and each stdout line to `onLine`. */
+/** Runs one rsync, feeding `input` on stdin (NUL-separated paths, as their bytes) and each stdout line to `onLine`. */
 async function run(argv: string[], input: string[] | null, onLine: (line: string) => void, signal?: AbortSignal): Promise<Run> {
   try {
-    const r = await runChild(argv, input ? input.map((p) => `${p}\0`) : null, onLine, signal);
+    const r = await runChild(argv, input ? input.map(listEntry) : null, onLine, signal);
     return signal?.aborted ? { code: -1, stderr: r.stderr } : r;
   } catch {
     return { code: 127, stderr: ["rsync: not found"] };
@@ -118,7 +119,7 @@ function namedInTreeErrors(lines: string[], sourceDir: string, prefix: string): 
   for (const line of lines) {
     for (const m of line.matchAll(/"((?:[^"]|"(?!(?: |:|$)))*)"/g)) {
       const p = relativeTo(sourceDir, prefix, decodeRsyncName(m[1] as string));
-      if (!out.has(p)) out.set(p, Buffer.from(line, "latin1").toString("utf8"));
+      if (!out.has(p)) out.set(p, showLatin1(line));
     }
   }
   return out;

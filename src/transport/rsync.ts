@@ -6,7 +6,7 @@ import type { RsyncOptions, Target } from "../config/types.ts";
 import { attributeErrors, decodeRsyncName, isFileItem, ITEMIZE_MARKER, namesInErrorLine, parseItemizeLine } from "./itemize.ts";
 import { probeRemoteRsync } from "./probe.ts";
 import { moveLocally, moveScript } from "./replica-moves.ts";
-import { buildDeleteArgv, buildRsyncArgv, buildHeldArgv, comparesNanoseconds, deleteRules, NO_MASTER, sshCommand } from "./rsync-args.ts";
+import { buildDeleteArgv, buildHeldArgv, buildRsyncArgv, comparesNanoseconds, deleteRules, NO_MASTER, sshCommand } from "./rsync-args.ts";
 import { explainFailureOnline, rootCause } from "./rsync-errors.ts";
 import { KEEP_STDERR_LINES, type ProcRun, runChild, type Spawned } from "./rsync-proc.ts";
 import { SshMaster } from "./ssh-master.ts";
@@ -14,6 +14,7 @@ import { existsInSource, sourceCtime } from "./in-source.ts";
 import { tempNameOwner } from "./temp-names.ts";
 import { tiedToUs } from "./tied.ts";
 import { type BatchFile, type BatchResult, type DeleteResult, type FileOutcome, type MoveResult, runVouches, type SendOptions, type Transport, type TreeFilter, type VerifyRequest, type VerifyResult } from "./types.ts";
+import { fsPath, listEntry } from "../names.ts";
 
 /** rsync's exit codes for "some files were not transferred" and "some source files vanished". */
 const PARTIAL = new Set([23, 24]);
@@ -104,7 +105,7 @@ export class RsyncTransport implements Transport {
     let doneBytes = 0;
 
     const startedNs = BigInt(Date.now()) * 1_000_000n;
-    const run = await this.run(argv, tree ? null : files.map((f) => `${f.path}\0`), (line) => {
+    const run = await this.run(argv, tree ? null : files.map((f) => listEntry(f.path)), (line) => {
       const item = parseItemizeLine(line);
       if (item) {
         bytesSent += item.bytes;
@@ -171,7 +172,7 @@ export class RsyncTransport implements Transport {
   private async heldByReplica(files: BatchFile[] | null, tree: TreeFilter | undefined, signal?: AbortSignal): Promise<Set<string>> {
     const held = new Set<string>();
     this.nanoseconds ??= receiverComparesNanoseconds(this.opts.target, this.master?.controlPath);
-    const r = await this.run(buildHeldArgv({ ...this.opts, controlPath: this.master?.controlPath }, tree, await this.nanoseconds), files ? files.map((f) => `${f.path}\0`) : null, (line) => {
+    const r = await this.run(buildHeldArgv({ ...this.opts, controlPath: this.master?.controlPath }, tree, await this.nanoseconds), files ? files.map((f) => listEntry(f.path)) : null, (line) => {
       const item = parseItemizeLine(line);
       // ".f": nothing to send, the content is there (attribute letters may follow: they are not content)
       if (item && item.flags[0] === "." && isFileItem(item.flags)) held.add(item.path);
@@ -180,7 +181,7 @@ export class RsyncTransport implements Transport {
   }
 
   /** runChild, as the process close() stops; the reason if it cannot be started. */
-  private async run(argv: string[], input: Iterable<string> | null, onLine: (line: string) => void, signal?: AbortSignal, started?: Spawned): Promise<ProcRun | string> {
+  private async run(argv: string[], input: Iterable<string | Uint8Array> | null, onLine: (line: string) => void, signal?: AbortSignal, started?: Spawned): Promise<ProcRun | string> {
     try {
       return await runChild(argv, input, onLine, signal, (p) => (this.running = p), started);
     } catch (e) {
@@ -198,7 +199,7 @@ export class RsyncTransport implements Transport {
     // behind it is touched.
     const unreachable = await this.connect(signal);
     if (unreachable !== null) return { deleted, error: unreachable };
-    const r = await this.run(buildDeleteArgv({ ...this.opts, controlPath: this.master?.controlPath }), [`${deleteRules(paths).join("\0")}\0`], (line) => {
+    const r = await this.run(buildDeleteArgv({ ...this.opts, controlPath: this.master?.controlPath }), deleteRules(paths).map(listEntry), (line) => {
       const item = parseItemizeLine(line);
       if (item?.flags.startsWith("*deleting")) deleted.add(item.path);
     }, signal);
@@ -221,7 +222,7 @@ export class RsyncTransport implements Transport {
     // which reports each move it did.
     const unreachable = await this.connect(signal);
     if (unreachable !== null) return { moved, error: unreachable };
-    const r = await this.run([...sshCommand(t, this.master?.controlPath), "--", `${t.user ? `${t.user}@` : ""}${t.host}`, "sh -s"], [moveScript(t.destDir, moves)], (line) => {
+    const r = await this.run([...sshCommand(t, this.master?.controlPath), "--", `${t.user ? `${t.user}@` : ""}${t.host}`, "sh -s"], [fsPath(moveScript(t.destDir, moves))], (line) => {
       const m = /^rrdsync-moved (\d+)$/.exec(line);
       const move = m ? moves[Number(m[1])] : undefined;
       if (move) moved.add(move.to);
@@ -316,7 +317,7 @@ export function wholeTreeOutcomes(sourceDir: string, files: BatchFile[], started
     }
     let st: BigIntStats;
     try {
-      st = lstatSync(join(sourceDir, f.path), { bigint: true });
+      st = lstatSync(fsPath(join(sourceDir, f.path)), { bigint: true });
     } catch {
       outcomes.set(f.path, { ok: false, vanished: true, reason: "vanished from the source" });
       continue;
@@ -398,7 +399,7 @@ function largestOf(files: BatchFile[]): { path: string; size: number } | undefin
 /** Does the file take less disk than its size (holes; or a compressing file system, where --sparse only costs)? */
 function isSparse(sourceDir: string, rel: string): boolean {
   try {
-    const st = lstatSync(join(sourceDir, rel));
+    const st = lstatSync(fsPath(join(sourceDir, rel)));
     return st.isFile() && st.blocks * 512 < st.size;
   } catch {
     return false;

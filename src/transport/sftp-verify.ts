@@ -7,6 +7,7 @@ import type { Stats as SftpStats, SFTPWrapper } from "ssh2";
 import { PARTIAL_DIR, SFTP_TMP_SUFFIX } from "./temp-names.ts";
 import type { SshSession } from "./ssh-session.ts";
 import type { BatchFile, FileVerdict, TreeFilter, VerifyRequest, VerifyResult } from "./types.ts";
+import { replicable, SFTP_CANNOT_CARRY } from "../names.ts";
 
 export type Listing = Map<string, SftpStats> | null;
 
@@ -53,6 +54,7 @@ export async function verifySftp(
   };
   await forEachLimited(files, o.parallel, async (f) => {
     if (s.ended !== null) return;
+    if (!replicable(f.path)) return judge(f.path, { error: SFTP_CANNOT_CARRY });
     const dir = dirname(f.path) === "." ? "" : dirname(f.path);
     const there = (await listing(dir))?.get(basename(f.path));
     let st: BigIntStats;

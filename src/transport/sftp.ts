@@ -11,6 +11,7 @@ import { clearJournal, readJournal, writeJournal } from "./sftp-journal.ts";
 import { SshConnectError, SshSession } from "./ssh-session.ts";
 import { isSftpTempName, tempNameFor } from "./temp-names.ts";
 import type { BatchFile, BatchResult, DeleteResult, FileOutcome, MoveResult, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult } from "./types.ts";
+import { fsPath, replicable, SFTP_CANNOT_CARRY, showName } from "../names.ts";
 
 /** writes in flight per file: 16 × 255 KiB keeps a fast link busy without holding much memory */
 const WRITES_IN_FLIGHT = 16;
@@ -91,9 +92,12 @@ export class SftpTransport implements Transport {
 
   async sendBatch(filesIn: BatchFile[] | Promise<BatchFile[]>, signal?: AbortSignal, opts: SendOptions = {}): Promise<BatchResult> {
     const connecting = this.connectOrError(signal);
-    const files = await filesIn;
+    const all = await filesIn;
+    // Refused one by one, each with the fix (they stay pending): no path of theirs is ever sent to the standby.
+    const refused = all.filter((f) => !replicable(f.path));
+    const files = refused.length === 0 ? all : all.filter((f) => replicable(f.path));
     const session = await connecting;
-    if (typeof session === "string") return failAll(files, session);
+    if (typeof session === "string") return failAll(all, session);
     const onAbort = () => session.destroy();
     signal?.addEventListener("abort", onAbort, { once: true });
     this.dirs.clear();
@@ -140,6 +144,7 @@ export class SftpTransport implements Transport {
       const o = outcomes.get(f.path);
       if (error !== null && (o === undefined || !o.ok)) outcomes.set(f.path, { ok: false, reason: error });
     }
+    for (const f of refused) outcomes.set(f.path, { ok: false, reason: SFTP_CANNOT_CARRY });
     return { outcomes, error: error ?? undefined, infoLines: [], bytesSent };
   }
 
@@ -428,6 +433,7 @@ export class SftpTransport implements Transport {
     const memo = new Map<string, Promise<boolean>>();
     // Small requests with no data: many at once, so a WAN's round trip is paid a few times, not per file.
     await forEachLimited(paths, DIR_REQUESTS_IN_FLIGHT, async (p) => {
+      if (!replicable(p)) return void failures.push(`${showName(p)}: ${SFTP_CANNOT_CARRY}`);
       const abs = this.remote(p);
       // Through a symlink where a directory belongs, the name is not in the replica's tree: nothing to delete
       // there, and nothing is deleted where it points (as rsync --delete does).
@@ -457,7 +463,7 @@ export class SftpTransport implements Transport {
 
   private sourceHasDir(rel: string): boolean {
     try {
-      return statSync(join(this.opts.sourceDir, rel)).isDirectory();
+      return statSync(fsPath(join(this.opts.sourceDir, rel))).isDirectory();
     } catch {
       return false;
     }
@@ -472,7 +478,8 @@ export class SftpTransport implements Transport {
     this.dirs.clear();
     const memo = new Map<string, Promise<boolean>>();
     const move = async (m: { from: string; to: string }) => {
-      if (s.ended !== null) return;
+      // not moved: the engine sends it under the new name (refused there too if that is not UTF-8)
+      if (s.ended !== null || !replicable(m.from) || !replicable(m.to)) return;
       try {
         // Never from behind a symlink (a file outside the destination), never into a directory; ensureDir refuses
         // a symlink on the way to the new name.

@@ -37,16 +37,13 @@ export interface ClassifyContext {
 
 const IGNORE: Action = { kind: "ignore" };
 
-/** A name Bun could not decode (not valid UTF-8): the walk skips it, so the watcher's events for it are skipped too. */
-const undecodable = (rel: string) => rel.includes("\uFFFD");
-
 /** What an event means. `look` is asked only for plain path events (the others say what happened). */
 export function classifyEvent(e: WatchEvent, look: (rel: string) => Look, ctx: ClassifyContext): Action[] {
   switch (e.type) {
     case "path":
       return [classifyPath(e.rel, look(e.rel), ctx)];
     case "gone":
-      if (!ctx.deletes || ctx.isOwn(e.rel) || undecodable(e.rel)) return [IGNORE];
+      if (!ctx.deletes || ctx.isOwn(e.rel)) return [IGNORE];
       if (e.dir) return [{ kind: "goneDir", dir: e.rel }];
       return [matchesExtensions(e.rel, ctx.extensions) ? { kind: "gone", path: e.rel } : IGNORE];
     case "move":
@@ -63,7 +60,7 @@ export function classifyEvent(e: WatchEvent, look: (rel: string) => Look, ctx: C
 
 /** Something happened at `rel`, which now looks like `look`. */
 export function classifyPath(rel: string, look: Look, ctx: ClassifyContext): Action {
-  if (ctx.isOwn(rel) || undecodable(rel)) return IGNORE;
+  if (ctx.isOwn(rel)) return IGNORE;
   switch (look.kind) {
     case "file":
       // Unmonitored names (the temp file of an atomic write) are ignored until renamed to a monitored name.
@@ -81,7 +78,6 @@ export function classifyPath(rel: string, look: Look, ctx: ClassifyContext): Act
 }
 
 function classifyMove(from: string, to: string, dir: boolean, ctx: ClassifyContext): Action[] {
-  if (undecodable(from) || undecodable(to)) return [IGNORE];
   const fromOurs = ctx.isOwn(from);
   const toOurs = ctx.isOwn(to);
   if (dir) {

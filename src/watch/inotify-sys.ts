@@ -1,6 +1,7 @@
 // The inotify system interface: <sys/inotify.h> constants, the libc binding through bun:ffi, and the event parser.
 import { dlopen, read as peek } from "bun:ffi";
 import { readFileSync } from "node:fs";
+import { nameFromBytes } from "../names.ts";
 
 // <sys/inotify.h>
 export const IN_MODIFY = 0x2;
@@ -67,18 +68,19 @@ export function inotifySysctl(name: string): string {
 /**
  * Calls `on` for each whole struct inotify_event { int wd; uint32_t mask, cookie, len; char name[len]; } in `buf`
  * (name NUL-padded; "" for an event on the watched directory itself) until it returns false; returns the bytes used
- * (a partial event at the end is left for the next read). Names are decoded as UTF-8 as readdir does: invalid bytes
- * become U+FFFD, the tree walk's sign for "cannot be replicated" (such a path cannot be opened by that string).
+ * (a partial event at the end is left for the next read). Names are read as the walks read them (src/names.ts):
+ * a byte that is not valid UTF-8 comes as NUL + two hex digits, so the path can be turned back into its bytes.
  */
-export function parseInotifyEvents(buf: Uint8Array, decoder: TextDecoder, on: (wd: number, mask: number, cookie: number, name: string) => boolean): number {
+export function parseInotifyEvents(buf: Uint8Array, on: (wd: number, mask: number, cookie: number, name: string) => boolean): number {
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const bytes = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   let off = 0;
   while (off + 16 <= buf.length) {
     const len = view.getUint32(off + 12, true);
     if (off + 16 + len > buf.length) break;
     let end = off + 16;
     while (end < off + 16 + len && buf[end] !== 0) end++;
-    const name = end === off + 16 ? "" : decoder.decode(buf.subarray(off + 16, end));
+    const name = end === off + 16 ? "" : nameFromBytes(bytes, off + 16, end);
     const wd = view.getInt32(off, true);
     const mask = view.getUint32(off + 4, true);
     const cookie = view.getUint32(off + 8, true);

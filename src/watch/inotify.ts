@@ -2,6 +2,8 @@
 // Why not fs.watch: Bun's (like libuv's) does not subscribe to IN_CLOSE_WRITE, and librrd writes through mmap, which
 // raises no IN_MODIFY: an `rrdtool update` is visible only as IN_CLOSE_WRITE (issue #13).
 import { type Dirent, lstatSync, readdirSync } from "node:fs";
+import { fsPath, writeCName } from "../names.ts";
+import { exactNames } from "../source/walk.ts";
 import { resolve } from "node:path";
 import type { TreeWatcher, WatchEvent, WatchLog } from "./events.ts";
 import {
@@ -93,9 +95,7 @@ export class InotifyTreeWatcher implements TreeWatcher {
   private failed = false;
   private carry: Uint8Array | null = null;
   private lastPath = "";
-  private readonly pathBuf = new Uint8Array(16384);
-  private readonly encoder = new TextEncoder();
-  private readonly decoder = new TextDecoder();
+  private readonly pathBuf = Buffer.alloc(16384);
   private readonly nread = new Int32Array(1);
 
   constructor(
@@ -374,22 +374,29 @@ export class InotifyTreeWatcher implements TreeWatcher {
   private listDir(parent: Dir, prefix: string, rel: string, report: boolean): void {
     let entries: Dirent[];
     try {
-      entries = readdirSync(rel === "" ? this.root : `${this.root}/${rel}`, { withFileTypes: true });
+      entries = readdirSync(fsPath(rel === "" ? this.root : `${this.root}/${rel}`), { withFileTypes: true });
     } catch {
       return; // gone or unreadable since the watch was added: its own events (or the rescan) tell
     }
     const relPrefix = rel === "" ? "" : `${rel}/`;
+    let exact: Map<string, string[]> | undefined;
     for (const e of entries) {
+      let name = e.name;
+      if (name.includes("\uFFFD")) {
+        // Bun decodes names: this one may hold bytes that are not UTF-8, its exact form comes from the bytes
+        exact ??= exactNames(rel === "" ? this.root : `${this.root}/${rel}`);
+        name = exact.get(name)?.shift() ?? name;
+      }
       let isDir = e.isDirectory();
       let isFile = e.isFile();
       if (!isDir && !isFile && !e.isSymbolicLink() && !e.isFIFO() && !e.isSocket() && !e.isBlockDevice() && !e.isCharacterDevice()) {
         // No d_type from this file system: ask lstat (never stat: a symlink is not followed).
-        const st = lstatSync(`${this.root}/${relPrefix}${e.name}`, { throwIfNoEntry: false });
+        const st = lstatSync(fsPath(`${this.root}/${relPrefix}${name}`), { throwIfNoEntry: false });
         isDir = st?.isDirectory() === true;
         isFile = st?.isFile() === true;
       }
-      if (isDir) this.queue.push({ parent, name: `${prefix}${e.name}`, report, gen: this.gen });
-      else if (isFile && report) this.emit({ type: "path", rel: `${relPrefix}${e.name}` });
+      if (isDir) this.queue.push({ parent, name: `${prefix}${name}`, report, gen: this.gen });
+      else if (isFile && report) this.emit({ type: "path", rel: `${relPrefix}${name}` });
     }
   }
 
@@ -407,9 +414,8 @@ export class InotifyTreeWatcher implements TreeWatcher {
   }
 
   private addWatch(abs: string, mask: number): number {
-    const n = this.encoder.encodeInto(abs, this.pathBuf).written;
-    if (n >= this.pathBuf.length - 1) return -1; // longer than PATH_MAX: cannot be watched by path
-    this.pathBuf[n] = 0;
+    // its bytes (src/names.ts); longer than PATH_MAX: cannot be watched by path
+    if (writeCName(this.pathBuf, abs) < 0) return -1;
     return this.lib.inotify_add_watch(this.fd, this.pathBuf, mask);
   }
 
@@ -461,7 +467,7 @@ export class InotifyTreeWatcher implements TreeWatcher {
       this.carry = null;
     }
     this.lastPath = "";
-    const off = parseInotifyEvents(buf, this.decoder, (wd, mask, cookie, name) => {
+    const off = parseInotifyEvents(buf, (wd, mask, cookie, name) => {
       this.onKernelEvent(wd, mask, cookie, name);
       return gen === this.gen; // the root went away: the rest of this read is about a tree no longer watched
     });

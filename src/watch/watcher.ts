@@ -1,6 +1,7 @@
 // Chooses the tree watcher: inotify through bun:ffi, else Bun's fs.watch (which cannot see writes through mmap).
 import { type Dirent, type FSWatcher, readdirSync, readFileSync, statSync, watch } from "node:fs";
 import { resolve } from "node:path";
+import { fsPath, nameFromBytes } from "../names.ts";
 import type { TreeWatcher as Watcher, WatchEvent, WatchLog } from "./events.ts";
 import { inotifyLibc } from "./inotify-sys.ts";
 import { InotifyTreeWatcher, ROOT_CHECK_MS } from "./inotify.ts";
@@ -68,11 +69,12 @@ export class FsTreeWatcher implements Watcher {
     if (!rootUsable(ident, this.rootWasMount === true)) return false;
     this.rootId = ident.id;
     this.rootWasMount ??= ident.mount;
-    // The callback API: fs.promises.watch drops Bun's overflow signal (filename === null).
-    this.w = watch(this.root, { recursive: true }, (_type, filename) => {
+    // The callback API: fs.promises.watch drops Bun's overflow signal (filename === null). Names as bytes, read
+    // as the walks read them (src/names.ts): one that is not UTF-8 is told apart from a real U+FFFD.
+    this.w = watch(this.root, { recursive: true, encoding: "buffer" }, (_type, filename) => {
       if (this.closed) return;
       if (filename === null || filename === undefined) this.onEvent({ type: "overflow" });
-      else this.onPath(String(filename));
+      else this.onPath(nameFromBytes(Buffer.from(filename)));
     });
     this.w.on("error", (e: NodeJS.ErrnoException) => {
       if (!this.closed) this.onEvent({ type: "error", code: e.code ?? "EUNKNOWN", message: e.message });
@@ -83,17 +85,18 @@ export class FsTreeWatcher implements Watcher {
   private onPath(rel: string): void {
     this.onEvent({ type: "path", rel });
     // A new directory may hold files written before its watch existed (mkdir -p + write, or mv into the tree).
-    if (statSync(`${this.root}/${rel}`, { throwIfNoEntry: false })?.isDirectory() !== true) return;
+    if (statSync(fsPath(`${this.root}/${rel}`), { throwIfNoEntry: false })?.isDirectory() !== true) return;
     let entries: Dirent[];
     try {
-      entries = readdirSync(`${this.root}/${rel}`, { withFileTypes: true, recursive: true });
+      entries = readdirSync(fsPath(`${this.root}/${rel}`), { withFileTypes: true, recursive: true });
     } catch {
       return;
     }
     for (const e of entries) {
       if (!e.isFile()) continue;
-      const dir = e.parentPath.slice(this.root.length + 1);
-      this.onEvent({ type: "path", rel: `${dir}/${e.name}` });
+      const path = `${e.parentPath.slice(this.root.length + 1)}/${e.name}`;
+      // Decoded by Bun: U+FFFD may stand for a byte that is not UTF-8, no path to look at; the next rescan finds it.
+      if (!path.includes("\uFFFD")) this.onEvent({ type: "path", rel: path });
     }
   }
 

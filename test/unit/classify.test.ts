@@ -12,7 +12,8 @@ test.each([
   ["a/b.rrd", file, false, { kind: "changed", path: "a/b.rrd" }],
   ["a/.b.rrd.tmp", file, false, { kind: "ignore" }],
   ["state.db", file, false, { kind: "ignore" }],
-  ["a/b\uFFFD.rrd", file, false, { kind: "ignore" }],
+  ["a/b\u0000ff.rrd", file, false, { kind: "changed", path: "a/b\u0000ff.rrd" }], // not UTF-8 (src/names.ts): replicated too
+  ["a/b\uFFFD.rrd", file, false, { kind: "changed", path: "a/b\uFFFD.rrd" }], // a real U+FFFD
   ["a/b.rrd", { kind: "gone" }, false, { kind: "ignore" }],
   ["a/b.rrd", { kind: "gone" }, true, { kind: "gone", path: "a/b.rrd" }],
   ["a/dir", { kind: "gone" }, true, { kind: "goneDir", dir: "a/dir" }],
@@ -35,6 +36,10 @@ test.each([
   [{ type: "move", from: "a/x.txt", to: "a/x.txt.old", dir: false }, true, [{ kind: "gone", path: "a/x.txt" }]],
   [{ type: "move", from: "a/x.txt", to: "a/x.txt.old", dir: false }, false, [{ kind: "ignore" }]],
   [{ type: "move", from: "a", to: "b", dir: true }, false, [{ kind: "movedDir", from: "a", to: "b" }, { kind: "walk", dir: "b" }]],
+  // names that are not UTF-8 (src/names.ts) are names like any other
+  [{ type: "move", from: "a/x.txt", to: "a/x\u0000ff.txt", dir: false }, true, [{ kind: "moved", from: "a/x.txt", to: "a/x\u0000ff.txt" }]],
+  [{ type: "move", from: "a", to: "b\u0000ff", dir: true }, false, [{ kind: "movedDir", from: "a", to: "b\u0000ff" }, { kind: "walk", dir: "b\u0000ff" }]],
+  [{ type: "gone", rel: "a/x\u0000ff.rrd", dir: false }, true, [{ kind: "gone", path: "a/x\u0000ff.rrd" }]],
   [{ type: "gone", rel: "a/x.rrd", dir: false }, true, [{ kind: "gone", path: "a/x.rrd" }]],
   [{ type: "gone", rel: "a", dir: true }, true, [{ kind: "goneDir", dir: "a" }]],
   [{ type: "gone", rel: "a", dir: true }, false, [{ kind: "ignore" }]],
