@@ -70,7 +70,7 @@ m = mmap.mmap(f.fileno(), 0)
 m[0:len(data)] = data
 m.flush()
 if keep:
-    os.write(1, b"written\n")  # one write: print() unbuffered is two, and the reader stops after the first
+    os.write(1, b"written\\n")  # one write: print() unbuffered is two, and the reader stops after the first
     time.sleep(600)
 m.close()
 f.close()
