@@ -40,6 +40,7 @@ interface Flags {
   repair?: boolean;
   sample?: string;
   combined?: boolean;
+  lag?: boolean;
 }
 
 /** cac checks a command's options only when it has an action; main() dispatches itself. */
@@ -92,8 +93,9 @@ function buildCli() {
     .action(noop);
   cli.command("check", "Verify the setup (config, source, key, host key, ssh login, remote rsync, destination, inotify, free space); exit 0 only if all pass").action(noop);
   cli
-    .command("status", "Files tracked, pending, last pass and batch, target reachable or down since, last error, running pid; exit 1 if pending or down")
+    .command("status", "Files tracked, pending, replica lag, last pass, batch and verify, target reachable or down since, last error, running pid; exit 1 if pending or down")
     .option("--json", "One JSON object")
+    .option("--lag", "Look at every tracked RRD now for the replica lag (done anyway up to 200,000 files; above, the lag recorded by the last pass or batch)")
     .action(noop);
   cli
     .command("verify [pattern]", "Compare the replica with the source by content (the standby hashes its copies); PATTERN: a path or glob as for log. Exit 0 if it matches, 1 with every difference named")

@@ -18,6 +18,9 @@ import { Pass } from "./pass.ts";
 import { PendingQueue } from "./pending.ts";
 import type { EngineHooks, EngineLog, PassStats } from "./types.ts";
 
+/** How often the daemon refreshes the recorded replica lag at most (a tracked-RRD count per refresh). */
+const LAG_RECORD_MS = 30_000;
+
 export interface OpenTarget {
   config: Config;
   lock: Lock;
@@ -88,7 +91,26 @@ export class TargetEngine {
     const s = await new Pass(this.ctx, signal).full();
     this.firstSyncUnfinished = s.firstSyncUnfinished === true;
     this.passes++;
+    this.recordLag(Date.now(), true);
     return s;
+  }
+
+  private lagRecordedAt = 0;
+
+  /**
+   * Keeps the replica lag in the status record for `status` on a large tree: after a full pass every tracked RRD
+   * not in the queue is on the replica as the pass found it, so only the queued ones are looked at (cheap). The
+   * daemon's batches refresh it at most every LAG_RECORD_MS.
+   */
+  recordLag(now: number, force = false): void {
+    if (this.passes === 0 || (!force && now - this.lagRecordedAt < LAG_RECORD_MS)) return;
+    this.lagRecordedAt = now;
+    const { store, queue, config, log } = this.ctx;
+    try {
+      store.setStatus({ lag: { time: now, ...replicaLag(store, config.sourceDir, queue.paths()) } });
+    } catch (e) {
+      log.debug(`replica lag not recorded: ${(e as Error).message}`);
+    }
   }
 
   /**
@@ -118,7 +140,9 @@ export class TargetEngine {
     }
     const due = this.ctx.queue.takeDue(now, gatherMs);
     if (due.length === 0) return null;
-    return await new Pass(this.ctx, signal).records(due);
+    const s = await new Pass(this.ctx, signal).records(due);
+    this.recordLag(Date.now());
+    return s;
   }
 }
 

@@ -20,6 +20,21 @@ export interface StatusRecord {
   totals?: Partial<Totals>;
   /** the last `rrdsync verify` of this target: what it checked and found */
   lastVerify?: VerifyRecord;
+  /**
+   * the replica lag as the engine last computed it (after a full pass, and in the daemon after its batches): what
+   * `status` shows for a tree too large to stat every RRD of on each call
+   */
+  lag?: RecordedLag;
+}
+
+/** The replica lag's figures (engine/lag.ts ReplicaLag) with the time they were taken. */
+export interface RecordedLag {
+  time: number;
+  rrds: number;
+  behind: number;
+  maxSeconds: number;
+  medianSeconds: number;
+  estimated: number;
 }
 
 export interface Totals {
