@@ -42,6 +42,15 @@ class Report {
   private closed = false;
   private chain: Promise<void> = Promise.resolve();
 
+  constructor() {
+    // The stream also emits the failed write as an 'error' event: unheard, it would end the run (the reader is gone:
+    // nothing failed, there is just nobody left to print for).
+    process.stdout.on("error", (e) => {
+      if (!isOutputClosed(e)) throw e;
+      this.closed = true;
+    });
+  }
+
   write(s: string): void {
     if (this.closed) return;
     this.buf += s;
