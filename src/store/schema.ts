@@ -113,9 +113,13 @@ const IS_SUMMARY = "(json_valid(rrd) AND json_type(rrd, '$.ds') = 'array' AND js
 export function migrate(db: Database): boolean {
   const version = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
   if (version >= SCHEMA_VERSION) return false;
-  if (!hasTable(db, "files")) {
-    db.exec(SCHEMA);
-    db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+  // A new DB, or one whose making was cut short (kill -9 between its tables and the version stamp: the layout is
+  // already this version's): the tables and the stamp in one transaction.
+  if (!hasTable(db, "files") || !cols(db, "files").includes("path")) {
+    db.transaction(() => {
+      db.exec(SCHEMA);
+      db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+    })();
     return false;
   }
   db.transaction(() => {
