@@ -463,7 +463,9 @@ while read -r cmd; do
     write) echo x > "$1/b/f" ;;
   esac
 done`;
-    const c = child(["unshare", "-U", "-r", "-m", "sh", "-c", script, "sh", root, process.execPath, CHILD]);
+    // Its own pid namespace too (-p -f --kill-child): when the test ends (or fails) and kills unshare, the kernel
+    // takes the background watch-child with the namespace's init, instead of leaving it behind on tail -f.
+    const c = child(["unshare", "-U", "-r", "-m", "-p", "-f", "--kill-child", "sh", "-c", script, "sh", root, process.execPath, CHILD]);
     const say = (cmd: string) => (c.p.stdin as import("bun").FileSink).write(`${cmd}\n`);
     expect(await c.until((l) => l.type === "ready", "ready")).toMatchObject({ watches: 2 });
     say("umount");
