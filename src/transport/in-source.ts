@@ -16,3 +16,12 @@ export function sourceCtime(sourceDir: string, rel: string): bigint | null {
     return null;
   }
 }
+
+/** Is this tree path a directory now (an error about it says nothing of which files under it failed)? */
+export function isDirInSource(sourceDir: string, rel: string): boolean {
+  try {
+    return lstatSync(fsPath(join(sourceDir, rel))).isDirectory();
+  } catch {
+    return false;
+  }
+}

@@ -10,7 +10,7 @@ import { buildDeleteArgv, buildHeldArgv, buildRsyncArgv, comparesNanoseconds, de
 import { explainFailureOnline, rootCause } from "./rsync-errors.ts";
 import { KEEP_STDERR_LINES, type ProcRun, runChild, type Spawned } from "./rsync-proc.ts";
 import { SshMaster } from "./ssh-master.ts";
-import { existsInSource, sourceCtime } from "./in-source.ts";
+import { existsInSource, isDirInSource, sourceCtime } from "./in-source.ts";
 import { tempNameOwner } from "./temp-names.ts";
 import { tiedToUs } from "./tied.ts";
 import { type BatchFile, type BatchResult, type DeleteResult, type FileOutcome, type MoveResult, runVouches, type SendOptions, type Transport, type TreeFilter, type VerifyRequest, type VerifyResult } from "./types.ts";
@@ -361,6 +361,8 @@ export function treeErrors(code: number, stderr: string[], o: { sourceDir: strin
     if (r === null) return null;
     const owner = tempNameOwner(r);
     if (owner !== null && existsInSource(o.sourceDir, owner)) return owner;
+    // a directory (a failed mkdir) says nothing of which files under it failed: the run cannot be vouched for
+    if (isDirInSource(o.sourceDir, r)) return null;
     return r.split("/").at(-1)?.startsWith(".") && !existsInSource(o.sourceDir, r) ? null : r;
   };
   if (stderr.length >= KEEP_STDERR_LINES) out.unattributed.push(`more than ${KEEP_STDERR_LINES} error lines`);

@@ -100,6 +100,8 @@ test("a whole-tree run's error lines name its failed and vanished files; a line 
   writeFileSync(join(dir, "snmp/4/w.rrd"), "w");
   expect(treeErrors(23, ['rsync: [receiver] mkstemp "/srv/replica/snmp/4/.w.rrd.Ab12Cd" failed: Operation not permitted (1)'], o)).toMatchObject({ failed: ["snmp/4/w.rrd"], unattributed: [] });
   expect(treeErrors(23, ['rsync: [receiver] rename "/srv/replica/snmp/4/.rrdsync-partial/w.rrd" -> "snmp/4/w.rrd": Permission denied (13)'], o).failed).toEqual(["snmp/4/w.rrd"]);
+  // a directory's failure (mkdir on the replica) names none of the files under it: not attributed
+  expect(treeErrors(23, ['rsync: [generator] recv_generator: mkdir "/srv/replica/snmp/4" failed: Operation not permitted (1)'], o).unattributed).toHaveLength(1);
 });
 
 test("the check after exit 23/24: a dry run, nanosecond mtimes where the receiver compares them, else checksums", () => {
