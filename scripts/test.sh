@@ -20,8 +20,8 @@ if [ $# -eq 0 ]; then
   fi
 fi
 
-passed=$(grep -E '^ *[0-9]+ pass$' "$out" | awk '{s+=$1} END {print s+0}')
-failed=$(grep -E '^ *[0-9]+ fail$' "$out" | awk '{s+=$1} END {print s+0}')
+passed=$(grep -aE '^ *[0-9]+ pass$' "$out" | awk '{s+=$1} END {print s+0}')
+failed=$(grep -aE '^ *[0-9]+ fail$' "$out" | awk '{s+=$1} END {print s+0}')
 if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi  # a crash that printed no count is still a failure
 echo "$passed passed, $failed failed"
 [ "$rc" -eq 0 ] && [ "$failed" -eq 0 ]

@@ -19,7 +19,7 @@ test.each([
   ["a/dir", { kind: "gone" }, true, { kind: "goneDir", dir: "a/dir" }],
   ["a/link.rrd", { kind: "other" }, true, { kind: "ignore" }],
   ["a/b.rrd", { kind: "unknown", code: "EACCES" }, true, { kind: "ignore" }],
-] as Array<[string, Look, boolean, unknown]>)("path %s (%o, delete %p) → %o", (rel, look, deletes, action) => {
+] as Array<[string, Look, boolean, unknown]>)("path %j (%o, delete %p) → %o", (rel, look, deletes, action) => {
   expect(classifyPath(rel, look, ctx(deletes))).toEqual(action as never);
 });
 
