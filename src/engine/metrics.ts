@@ -65,13 +65,21 @@ export interface TargetSnapshot {
 }
 
 /**
- * A target's snapshot from its state DB alone (--once's metrics file, after the pass): the counters and pending
- * count as the run recorded them, the lag of every tracked RRD.
+ * A target's snapshot from its state DB alone (--once's metrics file, after the pass): the counters, pending count
+ * and replica lag as the run recorded them (its pass recorded the lag at its end: not looked for again); the lag
+ * of every tracked RRD now when no run has recorded one.
  */
 export async function storedSnapshot(target: string, store: StateStore, sourceDir: string): Promise<TargetSnapshot> {
   const status = store.status();
+  let lag: ReplicaLag;
+  if (status.lag !== undefined) {
+    const { time: _, ...figures } = status.lag;
+    lag = figures;
+  } else {
+    lag = await replicaLagNow(store, sourceDir);
+  }
   return {
     target, status, totals: { ...zeroTotals(), ...status.totals }, trackedFiles: store.countFiles(), pendingFiles: status.pending ?? 0,
-    up: status.downSince === undefined, lag: await replicaLagNow(store, sourceDir),
+    up: status.downSince === undefined, lag,
   };
 }
