@@ -27,15 +27,15 @@ export async function showStatus(config: Config, flags: { json?: boolean; lag?: 
   return Math.max(...shown.map((s) => s.code)) as ExitCode;
 }
 
-/** The state DB's numbers, or why there are none: not made yet, or a file that is not (or no longer) a sound DB. */
 type FirstSync = { after: string | null; started: number } | null;
 
 /**
  * Up to this many tracked files `status` looks at every RRD now (~0.5 s at 200,000); above it, it shows the lag the
- * engine recorded after its last pass or batch (`--lag` looks now anyway: ~3.5 s at 1,000,000).
+ * engine recorded after its last pass or batch (`--lag` looks now anyway: 4.7 s at 1,000,000).
  */
 const LIVE_LAG_MAX_FILES = 200_000;
 
+/** The state DB's numbers, or why there are none: not made yet, or a file that is not (or no longer) a sound DB. */
 async function readState(stateFile: string, sourceDir: string, liveLag: boolean): Promise<{ files: number; st: StatusRecord; lag: ReplicaLag | null; lagTime: number | null; firstSync: FirstSync; problem: UserError | null; initialised: boolean }> {
   let store: StateStore | null;
   try {

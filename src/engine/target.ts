@@ -102,7 +102,7 @@ export class TargetEngine {
    * not in the queue is on the replica as the pass found it, so only the queued ones are looked at (cheap). The
    * daemon's batches refresh it at most every LAG_RECORD_MS.
    */
-  recordLag(now: number, force = false): void {
+  private recordLag(now: number, force = false): void {
     if (this.passes === 0 || (!force && now - this.lagRecordedAt < LAG_RECORD_MS)) return;
     this.lagRecordedAt = now;
     const { store, queue, config, log } = this.ctx;
