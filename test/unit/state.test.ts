@@ -193,7 +193,9 @@ test("a read-side command upgrades a v1 DB only while no rrdsync holds it", () =
   const older = Bun.spawn(["bash", "-c", "exec -a rrdsync-0.1 sleep 30"]); // an older rrdsync (a pid file, no flock), still running with this state file
   try {
     // until it has exec'd, /proc shows the forking test runner's command line
-    for (let i = 0; i < 200 && !readFileSync(`/proc/${older.pid}/cmdline`, "latin1").includes("rrdsync"); i++) Bun.sleepSync(5);
+    const isOlder = () => readFileSync(`/proc/${older.pid}/cmdline`, "latin1").includes("rrdsync");
+    for (let i = 0; i < 2000 && !isOlder(); i++) Bun.sleepSync(5); // a loaded CI machine took over a second
+    expect(isOlder()).toBe(true);
     writeFileSync(`${path}.lock`, `${older.pid}\n`);
     expect(() => StateStore.openExisting(path)).toThrow(/made by an earlier rrdsync, which is running \(pid \d+\)/);
     const raw = new Database(path, { readonly: true });
