@@ -26,8 +26,17 @@ function tree(root: Buffer | string, rel = ""): Record<string, string> {
     const shown = Buffer.compare(Buffer.from(name.toString("utf8")), name) === 0 ? name.toString("utf8") : `hex:${name.toString("hex")}`;
     const path = rel === "" ? shown : `${rel}/${shown}`;
     const abs = Buffer.concat([Buffer.from(root), Buffer.from("/"), name]);
-    if (lstatSync(abs).isDirectory()) Object.assign(out, tree(abs, path));
-    else out[path] = readFileSync(abs, "utf8");
+    // A running transfer's temporary file may go between the listing and the look: then it is not there.
+    const st = lstatSync(abs, { throwIfNoEntry: false });
+    if (st === undefined) continue;
+    if (st.isDirectory()) Object.assign(out, tree(abs, path));
+    else {
+      try {
+        out[path] = readFileSync(abs, "utf8");
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+      }
+    }
   }
   return out;
 }
