@@ -99,7 +99,8 @@ export async function mergeInto(
   try {
     fd = openSync(local, (opts.dryRun ? constants.O_RDONLY : constants.O_RDWR) | constants.O_NOFOLLOW);
   } catch (e) {
-    throw new UserError(`${local}: cannot open: ${errText(e)}`, ExitCode.Usage);
+    const missing = (e as NodeJS.ErrnoException).code === "ENOENT";
+    throw new UserError(`${local}: cannot open${opts.dryRun ? "" : " to write"}: ${errText(e)}`, missing ? ExitCode.Usage : ExitCode.Pending);
   }
   try {
     const st = fstatSync(fd);

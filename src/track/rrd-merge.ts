@@ -60,7 +60,7 @@ const SERIES_CF = new Set(["AVERAGE", "MIN", "MAX", "LAST"]);
 export function mergeableHeader(b: Buffer, name: string): { header: RrdHeader } | { reason: string } {
   if (isJrobin(b)) {
     return {
-      reason: `${name} is a JRobin file: rrdsync does not merge JRobin files (JRobin's own reader, the only proof that a merged .jrb is right, is not available to rrdsync's tests here); failback copies them whole like other binary files`,
+      reason: `${name} is a JRobin file: rrdsync merges only rrdtool's format (a merged .jrb could not be checked against JRobin's own reader, so none is written); keep the newer .jrb whole instead`,
     };
   }
   const p = probeRrd(b);

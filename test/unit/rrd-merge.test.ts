@@ -260,7 +260,7 @@ describe("different structures are refused, naming the difference", () => {
     rrdtool(["create", at("hw.rrd"), "--start", String(T0), "--step", "300", ...DS, ...RRAS.map(([cf, s, r]) => `RRA:${cf}:0.5:${s}:${r}`), "RRA:HWPREDICT:100:0.1:0.0035:12"]);
     expect(refusal(a, readFileSync(at("hw.rrd")))).toContain("b.rrd has a HWPREDICT archive (rra[4]): Holt-Winters archives hold a model");
     const jrb = readFileSync(join(import.meta.dir, "../fixtures/rrd/multi.jrb"));
-    expect(refusal(jrb, a)).toStartWith("a.rrd is a JRobin file: rrdsync does not merge JRobin files");
+    expect(refusal(jrb, a)).toStartWith("a.rrd is a JRobin file: rrdsync merges only rrdtool's format");
     const foreign = Buffer.from(a);
     foreign.writeDoubleBE(8.642135e130, 16);
     expect(refusal(a, foreign)).toStartWith("b.rrd is an RRD written on another architecture");
