@@ -128,6 +128,12 @@ export function aligned(b: Buffer): Buffer {
 
 const mod = (x: number, n: number) => ((x % n) + n) % n;
 
+/** One double moved as its two 32-bit halves: the exact bits (a NaN's payload too). */
+function copyValue(to: Uint32Array, at: number, from: Uint32Array, fromAt: number): void {
+  to[at] = from[fromAt] as number;
+  to[at + 1] = from[fromAt + 1] as number;
+}
+
 /** The end time of the newest row of an archive whose rows are `period` seconds (last_up rounded down to it). */
 const lastRowEnd = (lastUp: number, period: number) => {
   const t = Math.floor(lastUp);
@@ -158,13 +164,19 @@ export function mergeRrd(aBuf: Buffer, bBuf: Buffer, opts: MergeOptions = {}): M
   const n = hl.ds.length;
   const m = hl.rra.length;
   const lay = rrdLayout(hl.version, n, m);
-  const out = Buffer.allocUnsafeSlow(lb.length);
-  // The live side's header as it is: definitions, live head, PDP and CDP preparation areas, row pointers.
-  lb.copy(out, 0, 0, lay.dataAt);
+  // The output starts as a copy of the side whose ring position it keeps (the base: the live side, or a); then each
+  // slot is taken from the other side where the rule says so. Then the live side's header as it is: definitions,
+  // live head, PDP and CDP preparation areas, row pointers (turned, below, when the base is not the live side).
+  const baseIsA = opts.layout === "a" || liveFrom === "a";
+  const [x, y, hx, hy] = baseIsA ? [a, b, ha, hb] : [b, a, hb, ha];
+  const out = Buffer.allocUnsafeSlow(x.length);
+  x.copy(out);
+  if (lb !== x) lb.copy(out, 0, 0, lay.dataAt);
+  const winX = winner === (baseIsA ? "a" : "b");
+  const yIsLive = lb === y;
 
-  const va = views(a);
-  const vb = views(b);
-  const vo = views(out);
+  const { f: fy, u: uy } = views(y);
+  const { f: fo, u: uo } = views(out);
   const archives: ArchiveMerge[] = [];
   let base = lay.dataAt >> 3; // index of the archive's first value, in doubles
   const outCur: number[] = [];
@@ -172,67 +184,66 @@ export function mergeRrd(aBuf: Buffer, bBuf: Buffer, opts: MergeOptions = {}): M
     const r = hl.rra[j] as RrdHeader["rra"][number];
     const rows = r.rows;
     const period = r.pdpPerRow * hl.step;
-    const endA = lastRowEnd(ha.lastUpdate, period);
-    const endB = lastRowEnd(hb.lastUpdate, period);
-    const end = Math.max(endA, endB);
-    const curA = ha.curRow[j] as number;
-    const curB = hb.curRow[j] as number;
-    // The output's newest row: where the live side has it, or a's ring turned on by as many rows as b is ahead.
-    const curO = opts.layout === "a" ? mod(curA + (end - endA) / period, rows) : liveFrom === "a" ? curA : curB;
+    const endX = lastRowEnd(hx.lastUpdate, period);
+    const endY = lastRowEnd(hy.lastUpdate, period);
+    const end = Math.max(endX, endY);
+    // The newest rows (ages below these) lie after that side's last update.
+    const behindX = (end - endX) / period;
+    const behindY = (end - endY) / period;
+    // The output's newest row: the base's ring turned on by as many rows as the other side is ahead (none when the
+    // base is the live side). A slot of the base keeps standing for the same time: its row is the output's row.
+    const curO = mod((hx.curRow[j] as number) + behindX, rows);
     outCur.push(curO);
-    const behindA = (end - endA) / period; // the newest rows (ages below this) lie after a's last update
-    const behindB = (end - endB) / period;
-    const counts: ArchiveMerge = { cf: r.cf, rows, pdpPerRow: r.pdpPerRow, onlyA: 0, onlyB: 0, both: 0, differ: 0, neither: 0 };
+    let rowO = curO;
+    let rowY = mod((hy.curRow[j] as number) + behindY, rows);
+    let onlyX = 0;
+    let onlyY = 0;
+    let both = 0;
+    let differ = 0;
+    let neither = 0;
     for (let age = 0; age < rows; age++) {
-      const o = base + mod(curO - age, rows) * n;
-      const dA = age - behindA;
-      const dB = age - behindB;
-      const ia = dA >= 0 && dA < rows ? base + mod(curA - dA, rows) * n : -1;
-      const ib = dB >= 0 && dB < rows ? base + mod(curB - dB, rows) * n : -1;
-      let fromA = false;
-      let fromB = false;
-      let both = false;
-      let differ = false;
-      let any = false;
+      const hasX = age >= behindX && age - behindX < rows;
+      const hasY = age >= behindY && age - behindY < rows;
+      const o = base + rowO * n;
+      const q = base + rowY * n;
+      let fromX = false;
+      let fromY = false;
+      let inBoth = false;
+      let differs = false;
       for (let i = 0; i < n; i++) {
-        const x = ia < 0 ? Number.NaN : (va.f[ia + i] as number);
-        const y = ib < 0 ? Number.NaN : (vb.f[ib + i] as number);
-        const knownA = x === x;
-        const knownB = y === y;
-        let take: Side | null;
-        if (knownA && knownB) {
-          both = true;
-          if (x !== y) differ = true;
-          take = winner;
-        } else if (knownA) {
-          fromA = true;
-          take = "a";
-        } else if (knownB) {
-          fromB = true;
-          take = "b";
-        } else {
-          // Unknown on both: the live side's own unknown when it has the slot (its exact bits), else rrdtool's NaN.
-          take = liveFrom === "a" ? (ia >= 0 ? "a" : null) : ib >= 0 ? "b" : null;
-        }
-        if (knownA || knownB) any = true;
+        const vx = hasX ? (fo[o + i] as number) : Number.NaN;
+        const vyv = hasY ? (fy[q + i] as number) : Number.NaN;
+        const kx = vx === vx;
+        const ky = vyv === vyv;
         const to = (o + i) * 2;
-        if (take === null) {
-          vo.u[to] = 0; // rrdtool's DNAN, 0x7ff8000000000000
-          vo.u[to + 1] = 0x7ff80000;
-        } else {
-          const from = take === "a" ? (ia + i) * 2 : (ib + i) * 2;
-          const src = take === "a" ? va.u : vb.u;
-          vo.u[to] = src[from] as number;
-          vo.u[to + 1] = src[from + 1] as number;
+        if (kx && ky) {
+          inBoth = true;
+          if (vx !== vyv) differs = true;
+          if (!winX) copyValue(uo, to, uy, (q + i) * 2);
+        } else if (kx) {
+          fromX = true;
+        } else if (ky) {
+          fromY = true;
+          copyValue(uo, to, uy, (q + i) * 2);
+        } else if (hasY && (yIsLive || !hasX)) {
+          copyValue(uo, to, uy, (q + i) * 2); // unknown on both: as the live side writes its unknowns
+        } else if (!hasX) {
+          // A slot the base has from before its window (old data): unknown now, as rrdtool writes it (DNAN, which
+          // is the negative quiet NaN on x86-64: 0xfff8000000000000, as `rrdtool create` fills a new file).
+          uo[to] = 0;
+          uo[to + 1] = 0xfff80000;
         }
       }
-      if (fromA) counts.onlyA++;
-      if (fromB) counts.onlyB++;
-      if (both) counts.both++;
-      if (differ) counts.differ++;
-      if (!any) counts.neither++;
+      if (fromX) onlyX++;
+      if (fromY) onlyY++;
+      if (inBoth) both++;
+      if (differs) differ++;
+      if (!fromX && !fromY && !inBoth) neither++;
+      rowO = rowO === 0 ? rows - 1 : rowO - 1;
+      rowY = rowY === 0 ? rows - 1 : rowY - 1;
     }
-    archives.push(counts);
+    const [onlyA, onlyB] = baseIsA ? [onlyX, onlyY] : [onlyY, onlyX];
+    archives.push({ cf: r.cf, rows, pdpPerRow: r.pdpPerRow, onlyA, onlyB, both, differ, neither });
     base += rows * n;
   }
   if (opts.layout === "a") outCur.forEach((c, j) => out.writeBigUInt64LE(BigInt(c), lay.ptrAt + 8 * j));

@@ -255,7 +255,8 @@ describe("mergeInto: in place, under rrdtool's lock", () => {
       while (prev[lo] === next[lo]) lo++;
       let hi = next.length;
       while (prev[hi - 1] === next[hi - 1]) hi--;
-      const cuts = [lo, ...Array.from({ length: Math.ceil(hi / 4096) }, (_, k) => (k + 1) * 4096).filter((c) => c > lo && c < hi), hi];
+      // Every 512 bytes: more places than the page boundaries (4096) where the kernel can stop a write.
+      const cuts = [lo, ...Array.from({ length: Math.ceil(hi / 512) }, (_, k) => (k + 1) * 512).filter((c) => c > lo && c < hi), hi];
       expect(cuts.length).toBeGreaterThan(3);
       for (const cut of cuts) {
         const torn = Buffer.from(prev);

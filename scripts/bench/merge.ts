@@ -1,0 +1,165 @@
+// merge: `rrdsync merge` of N pairs of OpenNMS-sized RRDs (step 300; AVERAGE 1×2016, AVERAGE/MAX/MIN 12×1488; one
+// data source, 53 KB) beside the dump-to-XML route on a sample (`rrdtool dump` both, merge the rows, `rrdtool
+// restore`), in the same run. Target: ≥ 50× faster than dump/restore (issue 26).
+//
+// The pairs are made by the real rrdtool: K base files with a week and a bit of 5-minute history (every ring
+// wrapped), then per pair a primary and a standby copied from one base, the primary 30 steps further (the replica
+// lag), the standby a gap and 60 steps of its own (promoted); every fifth standby is made apart by `rrdtool create`
+// (its own ring position) with only its own 60 steps: overlapping and disjoint history. Cached in .bench/merge-N.
+//
+// rrdsync is timed in process (mergeRrdFiles: the code `rrdsync merge` runs, read locks, temp file and rename
+// included) over all N pairs, and as the binary (one process per pair, start-up included) on the sample. The XML
+// route runs dump and restore through one `rrdtool -` process each (no process per file) and merges the rows in
+// process; its merged files are checked against rrdsync's with `rrdtool fetch`.
+// Usage: bun scripts/bench/merge.ts [--pairs 10000] [--sample 200] [--bin dist/rrdsync]. Run it under the heavy lock.
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { mergeInto, mergeRrdFiles } from "../../src/track/rrd-merge-file.ts";
+import { mergeRrd } from "../../src/track/rrd-merge.ts";
+import { rrdtoolPipe } from "./generate-tree.ts";
+import { opt, rrdsyncBin } from "./user.ts";
+
+const PAIRS = Number(opt("--pairs", "10000"));
+const SAMPLE = Math.min(PAIRS, Number(opt("--sample", "200")));
+const BASES = 50;
+const HISTORY = 2100; // steps of history in each base: the 2016-row archive wrapped
+const T0 = 1_700_000_100;
+const t = (i: number) => T0 + 300 * i;
+const LAYOUT = "--step 300 DS:ifInOctets:COUNTER:600:0:U RRA:AVERAGE:0.5:1:2016 RRA:AVERAGE:0.5:12:1488 RRA:MAX:0.5:12:1488 RRA:MIN:0.5:12:1488";
+const root = resolve(import.meta.dir, "../../.bench", `merge-${PAIRS}`);
+const pairDir = join(root, "pairs");
+const work = join(root, "work");
+const primary = (i: number) => join(pairDir, `${i}-p.rrd`);
+const standby = (i: number) => join(pairDir, `${i}-s.rrd`);
+
+/** One `update` line with many samples (one open of the file for all of them). */
+const updateLine = (f: string, from: number, to: number, seed: number) => {
+  let s = `update ${f}`;
+  for (let i = from; i <= to; i++) s += ` ${t(i)}:${i * 1000 + ((i * seed) % 997)}`;
+  return `${s}\n`;
+};
+
+async function generate(): Promise<void> {
+  if (existsSync(join(root, ".complete"))) return;
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(pairDir, { recursive: true });
+  const started = performance.now();
+  const bases = Array.from({ length: BASES }, (_, k) => join(root, `base-${k}.rrd`));
+  await rrdtoolPipe(bases.flatMap((b, k) => [`create ${b} --start ${T0} ${LAYOUT}\n`, updateLine(b, 1, HISTORY, k + 1)]));
+  for (let i = 0; i < PAIRS; i++) {
+    copyFileSync(bases[i % BASES] as string, primary(i));
+    if (i % 5 !== 4) copyFileSync(bases[i % BASES] as string, standby(i));
+  }
+  function* commands() {
+    for (let i = 0; i < PAIRS; i++) {
+      yield updateLine(primary(i), HISTORY + 1, HISTORY + 30, i); // written, never replicated
+      if (i % 5 === 4) yield `create ${standby(i)} --start ${t(HISTORY + 35)} ${LAYOUT}\n`;
+      yield updateLine(standby(i), HISTORY + 40, HISTORY + 100, i + 7); // the promoted standby's own rows
+    }
+  }
+  await rrdtoolPipe(commands());
+  writeFileSync(join(root, ".complete"), "");
+  console.log(`made ${PAIRS} pairs with rrdtool in ${((performance.now() - started) / 1000).toFixed(1)} s (${root})`);
+}
+
+/** The XML route's merge: the newer dump as the base, each NaN in it filled from the older dump's row of that time. */
+function mergeXml(a: string, b: string): string {
+  const last = (x: string) => Number(/<lastupdate>(\d+)<\/lastupdate>/.exec(x)?.[1]);
+  const [newer, older] = last(a) >= last(b) ? [a, b] : [b, a];
+  const rraBlocks = (x: string) => x.split("<rra>").slice(1);
+  const row = /<!-- [^/]*\/ (\d+) --> <row>(.*?)<\/row>/g;
+  const olderRows = rraBlocks(older).map((blk) => {
+    const m = new Map<string, string[]>();
+    for (const r of blk.matchAll(row)) m.set(r[1] as string, [...(r[2] as string).matchAll(/<v>(.*?)<\/v>/g)].map((v) => v[1] as string));
+    return m;
+  });
+  const parts = newer.split("<rra>");
+  return [
+    parts[0],
+    ...parts.slice(1).map((blk, j) =>
+      blk.replace(row, (whole, time: string, vs: string) => {
+        const old = olderRows[j]?.get(time);
+        if (old === undefined) return whole;
+        let k = 0;
+        const merged = vs.replace(/<v>(.*?)<\/v>/g, (v, x: string) => {
+          const o = old[k++] as string;
+          return x === "NaN" && o !== "NaN" ? `<v>${o}</v>` : v;
+        });
+        return whole.replace(vs, merged);
+      }),
+    ),
+  ].join("<rra>");
+}
+
+const ms = (s: number) => `${s.toFixed(3)} ms`;
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] as number;
+const pct = (xs: number[], p: number) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(xs.length * p))] as number;
+
+await generate();
+rmSync(work, { recursive: true, force: true });
+mkdirSync(work, { recursive: true });
+const out = (i: number, tag: string) => join(work, `${i}-${tag}.rrd`);
+
+// 1. rrdsync merge, in process: all pairs, as `rrdsync merge P S --to OUT` does it (locks, temp file, rename).
+let start = performance.now();
+for (let i = 0; i < PAIRS; i++) await mergeRrdFiles(primary(i), standby(i), out(i, "rrdsync"));
+const rrdsyncTotal = (performance.now() - start) / 1000;
+const rrdsyncPer = (rrdsyncTotal * 1000) / PAIRS;
+
+// The merge alone, over buffers already read (what the file I/O around it costs is the rest).
+const bufs = Array.from({ length: Math.min(PAIRS, 2000) }, (_, i) => [readFileSync(primary(i)), readFileSync(standby(i))] as const);
+start = performance.now();
+for (const [a, b] of bufs) if (mergeRrd(a, b).kind !== "merged") throw new Error("refused");
+const corePer = (performance.now() - start) / bufs.length;
+
+// mergeInto, in place into copies of the primaries: how long rrdtool's lock is held per file (at most this).
+const intoTimes: number[] = [];
+for (let i = 0; i < SAMPLE; i++) copyFileSync(primary(i), out(i, "into"));
+for (let i = 0; i < SAMPLE; i++) {
+  const other = readFileSync(standby(i));
+  const s = performance.now();
+  await mergeInto(out(i, "into"), other);
+  intoTimes.push(performance.now() - s);
+}
+
+// 2. The binary, one process per pair (start-up included), on the sample.
+const bin = rrdsyncBin();
+start = performance.now();
+for (let i = 0; i < SAMPLE; i++) {
+  const p = Bun.spawnSync([...bin, "merge", primary(i), standby(i), "--to", out(i, "bin"), "--quiet"], { stdout: "ignore", stderr: "pipe" });
+  if (p.exitCode !== 0) throw new Error(`rrdsync merge exited ${p.exitCode}: ${p.stderr.toString()}`);
+}
+const binPer = (performance.now() - start) / SAMPLE;
+
+// 3. The XML route on the sample: rrdtool dump both (one rrdtool - process), merge the rows, rrdtool restore.
+const xml = (i: number, tag: string) => join(work, `${i}-${tag}.xml`);
+start = performance.now();
+await rrdtoolPipe(Array.from({ length: SAMPLE }, (_, i) => `dump ${primary(i)} ${xml(i, "p")}\ndump ${standby(i)} ${xml(i, "s")}\n`));
+const dumpS = (performance.now() - start) / 1000;
+start = performance.now();
+for (let i = 0; i < SAMPLE; i++) writeFileSync(xml(i, "m"), mergeXml(readFileSync(xml(i, "p"), "latin1"), readFileSync(xml(i, "s"), "latin1")));
+const xmlMergeS = (performance.now() - start) / 1000;
+start = performance.now();
+await rrdtoolPipe(Array.from({ length: SAMPLE }, (_, i) => `restore ${xml(i, "m")} ${out(i, "xml")}\n`));
+const restoreS = (performance.now() - start) / 1000;
+const xmlPer = ((dumpS + xmlMergeS + restoreS) * 1000) / SAMPLE;
+
+// The two routes agree, row for row, as rrdtool fetch shows them (the XML route's values pass through 10 digits).
+const fetch = (f: string, cf: string, r: number) => Bun.spawnSync(["rrdtool", "fetch", f, cf, "-r", String(r), "-s", String(t(HISTORY + 100) - 1400 * r), "-e", String(t(HISTORY + 100) - 1)]).stdout.toString();
+let checked = 0;
+for (let i = 0; i < Math.min(SAMPLE, 20); i++) {
+  for (const [cf, r] of [["AVERAGE", 300], ["AVERAGE", 3600], ["MAX", 3600], ["MIN", 3600]] as const) {
+    if (fetch(out(i, "rrdsync"), cf, r) !== fetch(out(i, "xml"), cf, r)) throw new Error(`pair ${i}: ${cf} ${r} differs between rrdsync merge and the XML route`);
+    if (fetch(out(i, "rrdsync"), cf, r) !== fetch(out(i, "bin"), cf, r)) throw new Error(`pair ${i}: the binary's merge differs`);
+    checked++;
+  }
+}
+
+console.log(`\n${PAIRS} pairs of ${readFileSync(primary(0)).length} B RRDs (1 in 5 made apart); sample ${SAMPLE}; ${checked} fetches agree between the routes`);
+console.log(`rrdsync merge, in process, all ${PAIRS} pairs   ${rrdsyncTotal.toFixed(2)} s = ${ms(rrdsyncPer)} per pair (read both under the lock, merge, temp file + rename)`);
+console.log(`  the merge alone (buffers in memory)          ${ms(corePer)} per pair`);
+console.log(`  mergeInto in place (lock held at most this)  median ${ms(median(intoTimes))}, p99 ${ms(pct(intoTimes, 0.99))}, max ${ms(Math.max(...intoTimes))}`);
+console.log(`rrdsync merge, the binary, a process per pair  ${ms(binPer)} per pair (${bin.join(" ")})`);
+console.log(`rrdtool dump ×2 + XML row merge + restore      ${ms(xmlPer)} per pair (dump ${ms((dumpS * 1000) / SAMPLE)}, merge ${ms((xmlMergeS * 1000) / SAMPLE)}, restore ${ms((restoreS * 1000) / SAMPLE)})`);
+console.log(`ratio: dump/restore ÷ rrdsync in process = ${(xmlPer / rrdsyncPer).toFixed(0)}×; ÷ the binary per process = ${(xmlPer / binPer).toFixed(1)}× (target ≥ 50×)`);
+rmSync(work, { recursive: true, force: true });
