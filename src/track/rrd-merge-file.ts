@@ -40,7 +40,7 @@ const MAX_RRD = 1 << 30;
 
 const errText = (e: unknown) => {
   const code = (e as NodeJS.ErrnoException).code;
-  return code === "ELOOP" ? "it is a symlink (not followed)" : code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "ENOSPC" ? "no space left on the device" : code === "EISDIR" ? "it is a directory" : (e as Error).message;
+  return code === "ELOOP" ? "it is a symlink (rrdsync does not follow one to an RRD it reads or writes: give the file's own path)" : code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "ENOSPC" ? "no space left on the device" : code === "EISDIR" ? "it is a directory" : (e as Error).message;
 };
 
 function lockError(e: unknown, path: string, kind: string): never {
@@ -68,7 +68,8 @@ function readWhole(fd: number, st: Stats, path: string): Buffer {
 export async function readRrdLocked(path: string, waitMs = LOCK_WAIT_MS): Promise<{ bytes: Buffer; st: Stats }> {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    // O_NONBLOCK: a FIFO planted under the name must not hang the open (it is refused below as not a regular file).
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
     throw new UserError(`${path}: cannot read: ${errText(e)}`, ExitCode.Usage);
   }
@@ -97,7 +98,7 @@ export async function mergeInto(
   const names = opts.names ?? [local, "the other copy"];
   let fd: number;
   try {
-    fd = openSync(local, (opts.dryRun ? constants.O_RDONLY : constants.O_RDWR) | constants.O_NOFOLLOW);
+    fd = openSync(local, (opts.dryRun ? constants.O_RDONLY : constants.O_RDWR) | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
     const missing = (e as NodeJS.ErrnoException).code === "ENOENT";
     throw new UserError(`${local}: cannot open${opts.dryRun ? "" : " to write"}: ${errText(e)}`, missing ? ExitCode.Usage : ExitCode.Pending);

@@ -302,4 +302,34 @@ describe("mergeRrdFiles: a new file, or in place when --to names an input", () =
     const same = await mergeRrdFiles(primary, primary, null).then(() => null, (x: unknown) => x as Error);
     expect(same?.message).toBe(`${primary} and ${primary} are the same file`);
   });
+
+  test("--prefer names the inputs as given, whichever one is merged into", async () => {
+    const a = create("pref-a.rrd");
+    await write(a, 1, 20);
+    const b = at("pref-b.rrd");
+    copyFileSync(a, b);
+    await write(a, 21, 30, 0);
+    await write(b, 21, 35, 1); // a split: both wrote 21–30, each its own values; b is newer
+    const newFile = at("pref-new.rrd");
+    await mergeRrdFiles(a, b, newFile, { prefer: "a" });
+    expect(value(newFile, 25)).toBe("2.5000000000e+01"); // a's value, though b is newer
+    const r = await mergeRrdFiles(a, b, b, { prefer: "a" }); // into b, in place
+    expect([r.wrote, r.stats.winner, r.stats.liveFrom]).toEqual(["in place", "a", "b"]);
+    expect(value(b, 25)).toBe("2.5000000000e+01");
+    expect(value(b, 33)).toBe("1.0330000000e+03");
+    expect(infoLines(b)).toEqual(infoLines(newFile));
+  });
+
+  test("a symlink or a FIFO under an input's name is refused, not followed or waited on", async () => {
+    const { primary, standby } = await failoverPair("odd");
+    symlinkSync(primary, at("link.rrd"));
+    const e1 = await mergeRrdFiles(at("link.rrd"), standby, at("odd-out.rrd")).then(() => null, (x: unknown) => x as Error);
+    expect(e1?.message).toStartWith(`${at("link.rrd")}: cannot read: it is a symlink`);
+    Bun.spawnSync(["mkfifo", at("fifo.rrd")]);
+    const e2 = await mergeRrdFiles(primary, at("fifo.rrd"), at("odd-out.rrd")).then(() => null, (x: unknown) => x as Error);
+    expect(e2?.message).toBe(`${at("fifo.rrd")}: not a regular file`);
+    const e3 = await mergeInto(at("fifo.rrd"), readFileSync(primary)).then(() => null, (x: unknown) => x as Error);
+    expect(e3?.message).toBe(`${at("fifo.rrd")}: not a regular file`);
+    expect(existsSync(at("odd-out.rrd"))).toBe(false);
+  });
 });
