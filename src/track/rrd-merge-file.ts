@@ -86,16 +86,18 @@ export async function readRrdLocked(path: string, waitMs = LOCK_WAIT_MS): Promis
 const refused = (reason: string) => new UserError(reason, ExitCode.Usage, "rrdsync merge takes two copies of one RRD made by rrdtool on Linux (same step, data sources and archives), e.g. the primary's file and the standby's");
 
 /**
- * Merges `other` (a pulled copy, or the bytes of one) into the live RRD `local`, in place, under rrdtool's write
+ * Merges `other` (a pulled copy's path, or its bytes) into the live RRD `local`, in place, under rrdtool's write
  * lock. `prefer`: whose value to keep where both hold one (default: the side with the later last update).
- * names: how local and other are named in messages.
+ * names: how local and other are named in messages. The result's stats name local as a and other as b.
  */
 export async function mergeInto(
   local: string,
-  other: Buffer,
+  other: Buffer | string,
   opts: { prefer?: "local" | "other"; names?: [string, string]; dryRun?: boolean; waitMs?: number } = {},
 ): Promise<FileMerge> {
-  const names = opts.names ?? [local, "the other copy"];
+  const names = opts.names ?? [local, typeof other === "string" ? other : "the other copy"];
+  // Read before the local file is locked: the lock is held only for the local read, the merge and the write.
+  if (typeof other === "string") other = (await readRrdLocked(other, opts.waitMs)).bytes;
   let fd: number;
   try {
     fd = openSync(local, (opts.dryRun ? constants.O_RDONLY : constants.O_RDWR) | constants.O_NOFOLLOW | constants.O_NONBLOCK);

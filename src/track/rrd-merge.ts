@@ -71,6 +71,9 @@ export function mergeableHeader(b: Buffer, name: string): { header: RrdHeader } 
   if (p.kind === "need") return { reason: `${name} is truncated: its header alone needs ${p.bytes} bytes, the file has ${b.length}` };
   const h = p.header;
   if (b.length !== h.expectedSize) return { reason: `${name} is damaged: its header needs ${h.expectedSize} bytes, the file has ${b.length} (truncated or still being written?)` };
+  if (h.step < 1) return { reason: `${name} is damaged: its step is ${h.step}` };
+  const empty = h.rra.findIndex((r) => r.rows < 1 || r.pdpPerRow < 1);
+  if (empty >= 0) return { reason: `${name} is damaged: archive ${empty} has ${h.rra[empty]?.rows} rows of ${h.rra[empty]?.pdpPerRow} steps` };
   const bad = h.curRow.findIndex((r, j) => r >= (h.rra[j]?.rows ?? 0));
   if (bad >= 0) return { reason: `${name} is damaged: archive ${bad}'s current row ${h.curRow[bad]} lies outside its ${h.rra[bad]?.rows} rows` };
   const hw = h.rra.findIndex((r) => !SERIES_CF.has(r.cf));

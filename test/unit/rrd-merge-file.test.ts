@@ -116,7 +116,7 @@ describe("mergeInto: in place, under rrdtool's lock", () => {
     if (expected.kind !== "merged") throw new Error(expected.reason);
     chmodSync(primary, 0o640);
     const before = statSync(primary);
-    const r = await mergeInto(primary, readFileSync(standby), { names: ["primary", "standby"] });
+    const r = await mergeInto(primary, standby, { names: ["primary", "standby"] });
     expect(r.wrote).toBe("in place");
     const after = statSync(primary);
     expect([after.ino, after.mode, after.uid, after.size]).toEqual([before.ino, before.mode, before.uid, before.size]);

@@ -268,5 +268,13 @@ describe("different structures are refused, naming the difference", () => {
     expect(refusal(a, a.subarray(0, 500))).toStartWith("b.rrd is truncated: its header alone needs");
     expect(refusal(Buffer.from("ds.properties\n"), a)).toBe("a.rrd is not an RRD file (no RRD cookie at its start)");
     expect(refusal(Buffer.alloc(0), a)).toBe("a.rrd is not an RRD file (empty)");
+    // Forged headers: an archive of 0 steps per row, a current row outside the archive.
+    const zeroSteps = Buffer.from(a);
+    zeroSteps.writeBigUInt64LE(0n, 128 + 120 * 3 + 32);
+    expect(refusal(a, zeroSteps)).toBe("b.rrd is damaged: archive 0 has 40 rows of 0 steps");
+    const ptrAt = a.length - 8 * (40 + 20 + 20 + 12) * 3 - 8 * 4;
+    const farRow = Buffer.from(a);
+    farRow.writeBigUInt64LE(40n, ptrAt);
+    expect(refusal(farRow, a)).toBe("a.rrd is damaged: archive 0's current row 40 lies outside its 40 rows");
   });
 });
