@@ -14,7 +14,7 @@
 // Usage: bun scripts/bench/merge.ts [--pairs 10000] [--sample 200] [--bin dist/rrdsync]. Run it under the heavy lock.
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { mergeInto, mergeRrdFiles } from "../../src/track/rrd-merge-file.ts";
+import { MergeBuffers, mergeInto, mergeRrdFiles } from "../../src/track/rrd-merge-file.ts";
 import { mergeRrd } from "../../src/track/rrd-merge.ts";
 import { rrdtoolPipe } from "./generate-tree.ts";
 import { opt, rrdsyncBin } from "./user.ts";
@@ -101,15 +101,17 @@ mkdirSync(work, { recursive: true });
 const out = (i: number, tag: string) => join(work, `${i}-${tag}.rrd`);
 
 // 1. rrdsync merge, in process: all pairs, as `rrdsync merge P S --to OUT` does it (locks, temp file, rename).
+const buffers = new MergeBuffers(); // as a loop over many files would (failback): no garbage per pair
 let start = performance.now();
-for (let i = 0; i < PAIRS; i++) await mergeRrdFiles(primary(i), standby(i), out(i, "rrdsync"));
+for (let i = 0; i < PAIRS; i++) await mergeRrdFiles(primary(i), standby(i), out(i, "rrdsync"), { buffers });
 const rrdsyncTotal = (performance.now() - start) / 1000;
 const rrdsyncPer = (rrdsyncTotal * 1000) / PAIRS;
 
 // The merge alone, over buffers already read (what the file I/O around it costs is the rest).
 const bufs = Array.from({ length: Math.min(PAIRS, 2000) }, (_, i) => [readFileSync(primary(i)), readFileSync(standby(i))] as const);
+const into = buffers.get(2, bufs[0]?.[0].length ?? 0);
 start = performance.now();
-for (const [a, b] of bufs) if (mergeRrd(a, b).kind !== "merged") throw new Error("refused");
+for (const [a, b] of bufs) if (mergeRrd(a, b, { into }).kind !== "merged") throw new Error("refused");
 const corePer = (performance.now() - start) / bufs.length;
 
 // mergeInto, in place into copies of the primaries: how long rrdtool's lock is held per file (at most this).
@@ -118,7 +120,7 @@ for (let i = 0; i < SAMPLE; i++) copyFileSync(primary(i), out(i, "into"));
 for (let i = 0; i < SAMPLE; i++) {
   const other = readFileSync(standby(i));
   const s = performance.now();
-  await mergeInto(out(i, "into"), other);
+  await mergeInto(out(i, "into"), other, { buffers });
   intoTimes.push(performance.now() - s);
 }
 

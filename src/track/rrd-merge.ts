@@ -23,6 +23,8 @@ export interface MergeOptions {
   layout?: "live" | "a";
   /** how the two inputs are named in a refusal (file names) */
   names?: [string, string];
+  /** where to build the output (8-byte aligned, at least the file's size): a loop reuses one, no garbage per pair */
+  into?: Buffer;
 }
 
 export interface ArchiveMerge {
@@ -172,7 +174,9 @@ export function mergeRrd(aBuf: Buffer, bBuf: Buffer, opts: MergeOptions = {}): M
   // live head, PDP and CDP preparation areas, row pointers (turned, below, when the base is not the live side).
   const baseIsA = opts.layout === "a" || liveFrom === "a";
   const [x, y, hx, hy] = baseIsA ? [a, b, ha, hb] : [b, a, hb, ha];
-  const out = Buffer.allocUnsafeSlow(x.length);
+  const into = opts.into;
+  const usable = into !== undefined && into.length >= x.length && into.byteOffset % 8 === 0 && into.buffer !== a.buffer && into.buffer !== b.buffer;
+  const out = usable ? into.subarray(0, x.length) : Buffer.allocUnsafeSlow(x.length);
   x.copy(out);
   if (lb !== x) lb.copy(out, 0, 0, lay.dataAt);
   const winX = winner === (baseIsA ? "a" : "b");

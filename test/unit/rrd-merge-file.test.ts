@@ -5,7 +5,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync, closeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { mergeInto, mergeRrdFiles, readRrdLocked } from "../../src/track/rrd-merge-file.ts";
+import { MergeBuffers, mergeInto, mergeRrdFiles, readRrdLocked } from "../../src/track/rrd-merge-file.ts";
 import { lockWait, LockTimeout, tryLock, unlock } from "../../src/track/rrd-lock.ts";
 import { mergeRrd } from "../../src/track/rrd-merge.ts";
 import { fetchRows, infoField, infoLines, rrdtool, updates } from "../helpers/rrdtool.ts";
@@ -318,6 +318,24 @@ describe("mergeRrdFiles: a new file, or in place when --to names an input", () =
     expect(value(b, 25)).toBe("2.5000000000e+01");
     expect(value(b, 33)).toBe("1.0330000000e+03");
     expect(infoLines(b)).toEqual(infoLines(newFile));
+  });
+
+  test("one MergeBuffers reused over files of different sizes: the same files as fresh buffers give", async () => {
+    const buffers = new MergeBuffers();
+    for (const [tag, rows] of [["buf1", 60], ["buf2", 400], ["buf3", 60]] as const) {
+      const a = create(`${tag}-a.rrd`, rows);
+      await write(a, 1, 20);
+      const b = at(`${tag}-b.rrd`);
+      copyFileSync(a, b);
+      await write(a, 21, 26);
+      await write(b, 30, 40, 1);
+      await mergeRrdFiles(a, b, at(`${tag}-fresh.rrd`));
+      await mergeRrdFiles(a, b, at(`${tag}-reused.rrd`), { buffers });
+      expect(readFileSync(at(`${tag}-reused.rrd`)).equals(readFileSync(at(`${tag}-fresh.rrd`)))).toBe(true);
+      copyFileSync(a, at(`${tag}-into.rrd`));
+      await mergeInto(at(`${tag}-into.rrd`), b, { buffers });
+      expect(readFileSync(at(`${tag}-into.rrd`)).equals(readFileSync(at(`${tag}-fresh.rrd`)))).toBe(true);
+    }
   });
 
   test("a symlink or a FIFO under an input's name is refused, not followed or waited on", async () => {
