@@ -11,16 +11,18 @@
 // included) over all N pairs, and as the binary (one process per pair, start-up included) on the sample. The XML
 // route runs dump and restore through one `rrdtool -` process each (no process per file) and merges the rows in
 // process; its merged files are checked against rrdsync's with `rrdtool fetch`.
-// Usage: bun scripts/bench/merge.ts [--pairs 10000] [--sample 200] [--bin dist/rrdsync]. Run it under the heavy lock.
+// Usage: bun scripts/bench/merge.ts [--pairs 10000] [--sample 200] [--rounds 3] [--bin dist/rrdsync]. Run it under
+// the heavy lock.
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { MergeBuffers, mergeInto, mergeRrdFiles } from "../../src/track/rrd-merge-file.ts";
 import { mergeRrd } from "../../src/track/rrd-merge.ts";
 import { rrdtoolPipe } from "./generate-tree.ts";
-import { opt, rrdsyncBin } from "./user.ts";
+import { destRootFor, opt, rrdsyncBin } from "./user.ts";
 
 const PAIRS = Number(opt("--pairs", "10000"));
 const SAMPLE = Math.min(PAIRS, Number(opt("--sample", "200")));
+const ROUNDS = Number(opt("--rounds", "3"));
 const BASES = 50;
 const HISTORY = 2100; // steps of history in each base: the 2016-row archive wrapped
 const T0 = 1_700_000_100;
@@ -28,7 +30,6 @@ const t = (i: number) => T0 + 300 * i;
 const LAYOUT = "--step 300 DS:ifInOctets:COUNTER:600:0:U RRA:AVERAGE:0.5:1:2016 RRA:AVERAGE:0.5:12:1488 RRA:MAX:0.5:12:1488 RRA:MIN:0.5:12:1488";
 const root = resolve(import.meta.dir, "../../.bench", `merge-${PAIRS}`);
 const pairDir = join(root, "pairs");
-const work = join(root, "work");
 const primary = (i: number) => join(pairDir, `${i}-p.rrd`);
 const standby = (i: number) => join(pairDir, `${i}-s.rrd`);
 
@@ -96,23 +97,56 @@ const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.len
 const pct = (xs: number[], p: number) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(xs.length * p))] as number;
 
 await generate();
+// Outputs on tmpfs, as the other benches' destinations: a disk's write-back of 530 MB per round is noise.
+const work = destRootFor("rrdsync-bench-merge", root);
 rmSync(work, { recursive: true, force: true });
 mkdirSync(work, { recursive: true });
 const out = (i: number, tag: string) => join(work, `${i}-${tag}.rrd`);
-
-// 1. rrdsync merge, in process: all pairs, as `rrdsync merge P S --to OUT` does it (locks, temp file, rename).
+const xml = (i: number, tag: string) => join(work, `${i}-${tag}.xml`);
 const buffers = new MergeBuffers(); // as a loop over many files would (failback): no garbage per pair
-let start = performance.now();
-for (let i = 0; i < PAIRS; i++) await mergeRrdFiles(primary(i), standby(i), out(i, "rrdsync"), { buffers });
-const rrdsyncTotal = (performance.now() - start) / 1000;
-const rrdsyncPer = (rrdsyncTotal * 1000) / PAIRS;
+
+/** rrdsync merge's code, in process, over all pairs (locks, temp file, rename): ms per pair. */
+async function rrdsyncRound(): Promise<number> {
+  const start = performance.now();
+  for (let i = 0; i < PAIRS; i++) await mergeRrdFiles(primary(i), standby(i), out(i, "rrdsync"), { force: true, buffers });
+  return (performance.now() - start) / PAIRS;
+}
+
+/** The XML route on the sample: dump both (one rrdtool - process), merge the rows, restore (one more): ms per pair. */
+async function xmlRound(): Promise<{ per: number; dump: number; merge: number; restore: number }> {
+  for (let i = 0; i < SAMPLE; i++) rmSync(out(i, "xml"), { force: true });
+  let start = performance.now();
+  await rrdtoolPipe(Array.from({ length: SAMPLE }, (_, i) => `dump ${primary(i)} ${xml(i, "p")}\ndump ${standby(i)} ${xml(i, "s")}\n`));
+  const dump = (performance.now() - start) / SAMPLE;
+  start = performance.now();
+  for (let i = 0; i < SAMPLE; i++) writeFileSync(xml(i, "m"), mergeXml(readFileSync(xml(i, "p"), "latin1"), readFileSync(xml(i, "s"), "latin1")));
+  const merge = (performance.now() - start) / SAMPLE;
+  start = performance.now();
+  await rrdtoolPipe(Array.from({ length: SAMPLE }, (_, i) => `restore ${xml(i, "m")} ${out(i, "xml")}\n`));
+  const restore = (performance.now() - start) / SAMPLE;
+  return { per: dump + merge + restore, dump, merge, restore };
+}
+
+// Side by side, alternating which goes first, ROUNDS times.
+const rounds: Array<{ rrdsync: number; xml: Awaited<ReturnType<typeof xmlRound>> }> = [];
+for (let r = 0; r < ROUNDS; r++) {
+  const first = r % 2 === 0;
+  const a = first ? await rrdsyncRound() : 0;
+  const x = await xmlRound();
+  const b = first ? a : await rrdsyncRound();
+  rounds.push({ rrdsync: b, xml: x });
+  console.log(`round ${r + 1}: rrdsync merge ${ms(b)} per pair (${PAIRS} pairs), dump/XML/restore ${ms(x.per)} per pair (${SAMPLE}): ${(x.per / b).toFixed(0)}×`);
+}
 
 // The merge alone, over buffers already read (what the file I/O around it costs is the rest).
 const bufs = Array.from({ length: Math.min(PAIRS, 2000) }, (_, i) => [readFileSync(primary(i)), readFileSync(standby(i))] as const);
 const into = buffers.get(2, bufs[0]?.[0].length ?? 0);
-start = performance.now();
-for (const [a, b] of bufs) if (mergeRrd(a, b, { into }).kind !== "merged") throw new Error("refused");
-const corePer = (performance.now() - start) / bufs.length;
+const cores: number[] = [];
+for (let r = 0; r < ROUNDS; r++) {
+  const start = performance.now();
+  for (const [a, b] of bufs) if (mergeRrd(a, b, { into }).kind !== "merged") throw new Error("refused");
+  cores.push((performance.now() - start) / bufs.length);
+}
 
 // mergeInto, in place into copies of the primaries: how long rrdtool's lock is held per file (at most this).
 const intoTimes: number[] = [];
@@ -124,29 +158,19 @@ for (let i = 0; i < SAMPLE; i++) {
   intoTimes.push(performance.now() - s);
 }
 
-// 2. The binary, one process per pair (start-up included), on the sample.
+// The binary, one process per pair (start-up included), on the sample.
 const bin = rrdsyncBin();
-start = performance.now();
+let start = performance.now();
 for (let i = 0; i < SAMPLE; i++) {
   const p = Bun.spawnSync([...bin, "merge", primary(i), standby(i), "--to", out(i, "bin"), "--quiet"], { stdout: "ignore", stderr: "pipe" });
   if (p.exitCode !== 0) throw new Error(`rrdsync merge exited ${p.exitCode}: ${p.stderr.toString()}`);
 }
 const binPer = (performance.now() - start) / SAMPLE;
+start = performance.now();
+for (let i = 0; i < SAMPLE; i++) Bun.spawnSync([...bin, "--version"], { stdout: "ignore" });
+const versionPer = (performance.now() - start) / SAMPLE;
 
-// 3. The XML route on the sample: rrdtool dump both (one rrdtool - process), merge the rows, rrdtool restore.
-const xml = (i: number, tag: string) => join(work, `${i}-${tag}.xml`);
-start = performance.now();
-await rrdtoolPipe(Array.from({ length: SAMPLE }, (_, i) => `dump ${primary(i)} ${xml(i, "p")}\ndump ${standby(i)} ${xml(i, "s")}\n`));
-const dumpS = (performance.now() - start) / 1000;
-start = performance.now();
-for (let i = 0; i < SAMPLE; i++) writeFileSync(xml(i, "m"), mergeXml(readFileSync(xml(i, "p"), "latin1"), readFileSync(xml(i, "s"), "latin1")));
-const xmlMergeS = (performance.now() - start) / 1000;
-start = performance.now();
-await rrdtoolPipe(Array.from({ length: SAMPLE }, (_, i) => `restore ${xml(i, "m")} ${out(i, "xml")}\n`));
-const restoreS = (performance.now() - start) / 1000;
-const xmlPer = ((dumpS + xmlMergeS + restoreS) * 1000) / SAMPLE;
-
-// The two routes agree, row for row, as rrdtool fetch shows them (the XML route's values pass through 10 digits).
+// The routes agree, row for row, as rrdtool fetch shows them (the XML route's values pass through 10 digits).
 const fetch = (f: string, cf: string, r: number) => Bun.spawnSync(["rrdtool", "fetch", f, cf, "-r", String(r), "-s", String(t(HISTORY + 100) - 1400 * r), "-e", String(t(HISTORY + 100) - 1)]).stdout.toString();
 let checked = 0;
 for (let i = 0; i < Math.min(SAMPLE, 20); i++) {
@@ -157,11 +181,14 @@ for (let i = 0; i < Math.min(SAMPLE, 20); i++) {
   }
 }
 
-console.log(`\n${PAIRS} pairs of ${readFileSync(primary(0)).length} B RRDs (1 in 5 made apart); sample ${SAMPLE}; ${checked} fetches agree between the routes`);
-console.log(`rrdsync merge, in process, all ${PAIRS} pairs   ${rrdsyncTotal.toFixed(2)} s = ${ms(rrdsyncPer)} per pair (read both under the lock, merge, temp file + rename)`);
-console.log(`  the merge alone (buffers in memory)          ${ms(corePer)} per pair`);
+const med = median(rounds.map((r) => r.rrdsync));
+const xmed = median(rounds.map((r) => r.xml.per));
+const x0 = rounds.find((r) => r.xml.per === xmed)?.xml ?? rounds[0]?.xml;
+console.log(`\n${PAIRS} pairs of ${readFileSync(primary(0)).length} B RRDs (1 in 5 made apart); sample ${SAMPLE}; ${checked} fetches agree between the routes; medians of ${ROUNDS} rounds`);
+console.log(`rrdsync merge, in process, all ${PAIRS} pairs   ${ms(med)} per pair = ${((med * PAIRS) / 1000).toFixed(2)} s (rounds ${rounds.map((r) => r.rrdsync.toFixed(3)).join(", ")} ms)`);
+console.log(`  the merge alone (buffers in memory)          ${ms(median(cores))} per pair (${cores.map((c) => c.toFixed(3)).join(", ")})`);
 console.log(`  mergeInto in place (lock held at most this)  median ${ms(median(intoTimes))}, p99 ${ms(pct(intoTimes, 0.99))}, max ${ms(Math.max(...intoTimes))}`);
-console.log(`rrdsync merge, the binary, a process per pair  ${ms(binPer)} per pair (${bin.join(" ")})`);
-console.log(`rrdtool dump ×2 + XML row merge + restore      ${ms(xmlPer)} per pair (dump ${ms((dumpS * 1000) / SAMPLE)}, merge ${ms((xmlMergeS * 1000) / SAMPLE)}, restore ${ms((restoreS * 1000) / SAMPLE)})`);
-console.log(`ratio: dump/restore ÷ rrdsync in process = ${(xmlPer / rrdsyncPer).toFixed(0)}×; ÷ the binary per process = ${(xmlPer / binPer).toFixed(1)}× (target ≥ 50×)`);
+console.log(`rrdsync merge, the binary, a process per pair  ${ms(binPer)} per pair; --version alone ${ms(versionPer)} (${bin.join(" ")})`);
+console.log(`rrdtool dump ×2 + XML row merge + restore      ${ms(xmed)} per pair (dump ${ms(x0?.dump ?? 0)}, merge ${ms(x0?.merge ?? 0)}, restore ${ms(x0?.restore ?? 0)}); rounds ${rounds.map((r) => r.xml.per.toFixed(1)).join(", ")} ms`);
+console.log(`ratio: dump/restore ÷ rrdsync in process = ${(xmed / med).toFixed(0)}× (rounds ${rounds.map((r) => (r.xml.per / r.rrdsync).toFixed(0)).join(", ")}); ÷ the binary per process = ${(xmed / binPer).toFixed(2)}× (target ≥ 50×)`);
 rmSync(work, { recursive: true, force: true });
