@@ -2,7 +2,7 @@
 // `rrdtool fetch` of both inputs for every archive (AVERAGE, MAX, MIN, LAST), three data sources, archives that
 // wrapped around; the live state against `rrdtool info`; then `rrdtool update` goes on on the merged file exactly as
 // on the newer side.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -109,6 +109,46 @@ async function expectUpdatesContinue(older: string, newer: string, out: string, 
   // Rows written since are the newer side's; rows from before are still the merge's.
   expectRule(older, newer2, out, "b");
 }
+
+describe("the rule per slot, as a table (two files made apart, every archive: AVERAGE, MAX, MIN, LAST)", () => {
+  // One GAUGE updated on the step: each row holds the value given at its time, or unknown for "U".
+  const ONE = ["DS:v:GAUGE:600:U:U"];
+  const EVERY: Array<[string, number, number]> = [["AVERAGE", 1, 30], ["MAX", 1, 30], ["MIN", 1, 30], ["LAST", 1, 30]];
+  const b = at("table-b.rrd");
+  const byNewer = at("table-m.rrd");
+  const byA = at("table-ma.rrd");
+  beforeAll(async () => {
+    const a = create("table-a.rrd", ONE, EVERY); // the older side: steps 1–20
+    create("table-b.rrd", ONE, EVERY); // the newer side: steps 1–26, its own ring position
+    const va = (i: number): number | "U" => ([5, 6, 7, 8].includes(i) ? "U" : i);
+    const vb = (i: number): number | "U" => ([7, 12, 24].includes(i) ? "U" : 1000 + i);
+    await updates(Array.from({ length: 20 }, (_, k) => [a, t(k + 1), [va(k + 1)]] as [string, number, Array<number | "U">]));
+    await updates(Array.from({ length: 26 }, (_, k) => [b, t(k + 1), [vb(k + 1)]] as [string, number, Array<number | "U">]));
+    merge(a, b, byNewer);
+    merge(a, b, byA, { prefer: "a" });
+  });
+  const row = (f: string, cf: string, i: number) => fetchRows(f, cf, STEP, 1, t(i))[0]?.[1][0];
+  const num = (v: number) => v.toExponential(10).replace(/e\+(\d)$/, "e+0$1");
+
+  test.each([
+    ["known in both: the newer side's", 3, num(1003), num(3)],
+    ["unknown in a, known in b", 6, num(1006), num(1006)],
+    ["known in a, unknown in b", 12, num(12), num(12)],
+    ["unknown in both", 7, "nan", "nan"],
+    ["after a's last update (outside its range), known in b", 23, num(1023), num(1023)],
+    ["after a's last update, unknown in b", 24, "nan", "nan"],
+  ])("%s (step %d)", (_, step, want, wantPreferA) => {
+    for (const [cf] of EVERY) {
+      expect({ cf, step, got: row(byNewer, cf, step) }).toEqual({ cf, step, got: want });
+      expect({ cf, step, prefer: "a", got: row(byA, cf, step) }).toEqual({ cf, step, prefer: "a", got: wantPreferA });
+    }
+  });
+
+  test("the live state is the newer side's, with or without --prefer", () => {
+    expect(infoLines(byNewer)).toEqual(infoLines(b));
+    expect(infoLines(byA)).toEqual(infoLines(b));
+  });
+});
 
 describe("merge rule (rrdtool-made files, checked with rrdtool fetch/info)", () => {
   test("failover: the old primary's unreplicated rows fill the standby's gap; the standby's newer rows and live state win", async () => {
