@@ -3,7 +3,8 @@
 # and with --test also openssh-server (the tests start their own throwaway sshd) and rrdtool, then the packages.
 # --test also tries (a failure only skips those tests, with the reason in their names) qemu-user-static and
 # libc6-arm64-cross (the arm64 and no-AVX2 release binaries are run emulated), binutils (objdump: the glibc each
-# binary needs) and systemd (systemd-notify checks the test's NOTIFY_SOCKET; systemd-analyze scores the unit).
+# binary needs), systemd (systemd-notify checks the test's NOTIFY_SOCKET; systemd-analyze scores the unit) and
+# strace (pauses a real `rrdtool update` between its open and its lock, for the in-place merge's test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUN_VERSION=1.4.5
@@ -23,6 +24,7 @@ if [ "${1:-}" = "--test" ]; then
   [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || want+=(libc6-arm64-cross)
   command -v objdump >/dev/null 2>&1 || want+=(binutils)
   command -v systemd-notify >/dev/null 2>&1 || want+=(systemd)
+  command -v strace >/dev/null 2>&1 || want+=(strace)
 fi
 if [ ${#need[@]} -gt 0 ] || [ ${#want[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

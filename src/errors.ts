@@ -17,7 +17,7 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 /** The table printed by --help and copied into the README. */
 export const EXIT_CODE_TABLE: ReadonlyArray<readonly [number, string]> = [
   [ExitCode.Ok, "all files synced and recorded"],
-  [ExitCode.Pending, "some files failed and stay pending (named in the log); the next run retries them.\n      check: a check failed; status: files pending or the target down; restore: no such version;\n      verify: the replica differs from the source, or could not be compared"],
+  [ExitCode.Pending, "some files failed and stay pending (named in the log); the next run retries them.\n      check: a check failed; status: files pending or the target down; restore: no such version;\n      verify: the replica differs from the source, or could not be compared;\n      merge: the merged file could not be written, or an RRD stayed locked by another process"],
   [ExitCode.Usage, "usage or config error; nothing was done"],
   [ExitCode.Locked, "another rrdsync is running with the same state file"],
   [ExitCode.Internal, "internal error (a bug): please report it with the message"],

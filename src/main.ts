@@ -7,6 +7,7 @@ import { runChecks } from "./cli/check.ts";
 import { showLog } from "./cli/history.ts";
 import { initConfig } from "./cli/init.ts";
 import { installCommand, uninstallCommand } from "./cli/install.ts";
+import { mergeCommand } from "./cli/merge.ts";
 import { restoreFile } from "./cli/restore.ts";
 import { showStatus } from "./cli/status.ts";
 import { syncOnce } from "./cli/sync.ts";
@@ -41,6 +42,8 @@ interface Flags {
   sample?: string;
   combined?: boolean;
   lag?: boolean;
+  prefer?: string;
+  dryRun?: boolean;
 }
 
 /** cac checks a command's options only when it has an action; main() dispatches itself. */
@@ -125,6 +128,16 @@ function buildCli() {
     .option("--list", "List the kept versions")
     .example("rrdsync restore snmp/1/ds.properties --at yesterday --to /tmp/ds.properties")
     .action(noop);
+  cli
+    .command("merge <a> <b>", "Merge two copies of one RRD (e.g. the primary's and the standby's after a failover) into one, no row lost: see rrdsync merge --help")
+    .usage("merge A.rrd B.rrd --to OUT.rrd [--prefer a|b] [--force] [--dry-run] [--json]")
+    .option("--to <file>", "The merged file: a new file (written beside, then renamed), or A or B itself (merged in place under rrdtool's lock)")
+    .option("--prefer <side>", "a or b: whose value to keep where both files hold one (default: the file updated last)")
+    .option("--force", "Replace an existing OUT that is neither A nor B")
+    .option("--dry-run", "Report what each file would give; write nothing")
+    .option("--json", "One JSON object instead of the report")
+    .example("rrdsync merge /opt/opennms/share/rrd/snmp/1/ifInOctets.rrd /tmp/from-standby/ifInOctets.rrd --to /opt/opennms/share/rrd/snmp/1/ifInOctets.rrd")
+    .action(noop);
   cli.help((all) => {
     const sections = all.filter((s) => !s.title?.startsWith("For more info"));
     if (sections[0] !== undefined && sections[0].title === undefined) sections[0] = { body: versionLine() }; // cac's header would be a bare "rrdsync"
@@ -150,6 +163,23 @@ function buildCli() {
           "     or deleted from the source and kept (delete off) or about to be deleted. Not a failure.",
           "  Exit 0 when nothing but = and ~ is found; 1 otherwise (with --repair: 1 if anything is left unrepaired).",
           "  A plain verify only reads: it runs beside a daemon. --repair takes the lock (exit 3 while a daemon runs).",
+        ].join("\n"),
+      });
+    }
+    if (cli.matchedCommandName === "merge") {
+      sections.push({
+        title: "Merge rule (per archive and row slot, rows matched by the time they stand for)",
+        body: [
+          "  A value known in one file and unknown (or outside the other file's range) in the other: the known one.",
+          "  Known in both: the value of the file updated last (last_update), or of the --prefer side.",
+          "  The live state (last update, PDP/CDP preparation, each archive's current row) comes from the file updated",
+          "  last (A on a tie), so rrdtool update continues on OUT as it would have on that file (merged in place, OUT",
+          "  keeps its own ring position: the same rows at the same times, other row numbers).",
+          "  Refused (exit 2, the difference named): another step, other data sources or archives, a Holt-Winters",
+          "  archive, a JRobin (.jrb) file, an RRD from another architecture, a damaged file.",
+          "  Inputs are read under rrdtool's read lock; with --to A (or B) the file is merged in place under its write",
+          "  lock, so it can run beside OpenNMS (an rrdtool update meanwhile fails with 'could not lock RRD', as rrdtool",
+          "  makes it; the lock is held for the merge of that one file, milliseconds). With rrdcached, flush it first.",
         ].join("\n"),
       });
     }
@@ -211,6 +241,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === "init") return await initConfig(flags, env);
   if (command === "install") return await installCommand(parsed.options);
   if (command === "uninstall") return await uninstallCommand(parsed.options);
+  if (command === "merge") return await mergeCommand(parsed.args, flags);
   const consoleOpts = consoleOptions(flags, env);
   const { config, warnings } = loadConfig({
     configPath: flags.config, source: flags.source, dest: flags.dest, stateFile: flags.state, transport: flags.transport, env, cwd: process.cwd(), home: homedir(),

@@ -45,6 +45,15 @@ const cstr = (b: Buffer, off: number, len: number): string => {
   return s.subarray(0, z < 0 ? len : z).toString("latin1");
 };
 
+/** Where each part of an x86_64 RRD with n data sources and m archives begins (rrd-format.md's table). */
+export function rrdLayout(version: string, n: number, m: number): { liveAt: number; pdpAt: number; cdpAt: number; ptrAt: number; dataAt: number } {
+  const liveAt = STAT + DS_DEF * n + RRA_DEF * m;
+  const pdpAt = liveAt + (version >= "0003" ? 16 : 8);
+  const cdpAt = pdpAt + PDP_PREP * n;
+  const ptrAt = cdpAt + CDP_PREP * n * m;
+  return { liveAt, pdpAt, cdpAt, ptrAt, dataAt: ptrAt + RRA_PTR * m };
+}
+
 /** Reads an RRD header from the start of a file. */
 export function probeRrd(b: Buffer): RrdProbe {
   if (b.length < 48 || b.toString("latin1", 0, 4) !== "RRD\0") return { kind: "not-rrd" };
@@ -54,9 +63,7 @@ export function probeRrd(b: Buffer): RrdProbe {
   const n = Number(b.readBigUInt64LE(24));
   const m = Number(b.readBigUInt64LE(32));
   if (n < 1 || n > 100_000 || m < 1 || m > 100_000) return { kind: "foreign" };
-  const live = version >= "0003" ? 16 : 8;
-  const liveAt = STAT + DS_DEF * n + RRA_DEF * m;
-  const headerSize = liveAt + live + PDP_PREP * n + CDP_PREP * n * m + RRA_PTR * m;
+  const { liveAt, pdpAt, ptrAt, dataAt: headerSize } = rrdLayout(version, n, m);
   if (b.length < headerSize) return { kind: "need", bytes: headerSize };
   const ds = Array.from({ length: n }, (_, i) => {
     const o = STAT + DS_DEF * i;
@@ -69,9 +76,8 @@ export function probeRrd(b: Buffer): RrdProbe {
     rows += r.rows;
     return r;
   });
-  const lastUpdate = Number(b.readBigUInt64LE(liveAt)) + (live === 16 ? Number(b.readBigUInt64LE(liveAt + 8)) / 1e6 : 0);
-  const lastDs = ds.map((_, i) => cstr(b, liveAt + live + PDP_PREP * i, 30));
-  const ptrAt = liveAt + live + PDP_PREP * n + CDP_PREP * n * m;
+  const lastUpdate = Number(b.readBigUInt64LE(liveAt)) + (pdpAt - liveAt === 16 ? Number(b.readBigUInt64LE(liveAt + 8)) / 1e6 : 0);
+  const lastDs = ds.map((_, i) => cstr(b, pdpAt + PDP_PREP * i, 30));
   const curRow = rra.map((_, j) => Number(b.readBigUInt64LE(ptrAt + RRA_PTR * j)));
   return {
     kind: "rrd",
