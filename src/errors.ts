@@ -43,6 +43,14 @@ export class ConfigError extends UserError {
   }
 }
 
+/** A state DB that describes another source or destination than the config's (src/store/identity.ts). */
+export class StateMismatchError extends UserError {
+  constructor(message: string, hint: string) {
+    super(message, ExitCode.Usage, hint);
+    this.name = "StateMismatchError";
+  }
+}
+
 export class LockHeldError extends UserError {
   constructor(readonly pid: number, lockPath: string) {
     super(

@@ -41,6 +41,7 @@ interface Flags {
   sample?: string;
   combined?: boolean;
   lag?: boolean;
+  rebuildState?: boolean;
 }
 
 /** cac checks a command's options only when it has an action; main() dispatches itself. */
@@ -63,6 +64,7 @@ function buildCli() {
     .option("--once", "Run one pass: send every new or changed file, record the changes, exit (the default)")
     .option("--watch", "Run as a daemon: watch the tree and ship changes within debounce_time (SIGTERM stops, SIGHUP reopens logs)")
     .option("--json", "With --watch: print one JSON object per event on stdout")
+    .option("--rebuild-state", "A state DB that describes another source or destination than the config's is kept aside (<state_file>.replaced-<time>) and made anew by one full pass (without this flag such a DB stops the run, exit 2)")
     .example("rrdsync --once --config /etc/rrdsync/config.json")
     .example("rrdsync --once --source /opt/opennms/share/rrd --dest rrdsync@standby:/opt/opennms/share/rrd")
     .action(noop);
@@ -104,6 +106,7 @@ function buildCli() {
     .option("--sample <share>", "Check a random share of the files, e.g. 10% (for a nightly cron on a big tree); extra files are then not looked for")
     .option("--combined", "List every file checked, the same ones as = too (by default only differences are listed)")
     .option("--json", "One JSON object per target instead of the marker lines")
+    .option("--rebuild-state", "With --repair: a state DB that describes another source or destination is kept aside and made anew (see rrdsync --help)")
     .example("rrdsync verify                      # one line per difference: * differs, - missing, + extra, > newer on the replica, ! unreadable, ~ pending")
     .example("rrdsync verify 'snmp/*/strings.properties' --combined")
     .example("rrdsync verify --sample 10%         # nightly")
@@ -214,6 +217,7 @@ async function main(argv: string[]): Promise<number> {
   const consoleOpts = consoleOptions(flags, env);
   const { config, warnings } = loadConfig({
     configPath: flags.config, source: flags.source, dest: flags.dest, stateFile: flags.state, transport: flags.transport, env, cwd: process.cwd(), home: homedir(),
+    rebuildState: flags.rebuildState === true,
     requireSource: command === "",
   });
   // The read-side commands neither log to the log file nor take the lock: they run beside a daemon.

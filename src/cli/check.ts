@@ -9,6 +9,7 @@ import { ExitCode } from "../errors.ts";
 import { escapeLine } from "../escape.ts";
 import { describeFsError, formatBytes, formatTimestamp } from "../log.ts";
 import { plural } from "../engine/health.ts";
+import { identityOf } from "../store/identity.ts";
 import { StateStore } from "../store/state.ts";
 import { chooseTransport, describeTarget } from "../transport/create.ts";
 import { hostsFieldMatches, lookupName } from "../transport/known-hosts.ts";
@@ -125,7 +126,7 @@ async function* checkSftp(config: Config, env: Record<string, string | undefined
 function checkLastVerify(config: Config): Result {
   let v: ReturnType<StateStore["status"]>["lastVerify"];
   try {
-    const store = StateStore.openExisting(config.stateFile);
+    const store = StateStore.openExisting(config.stateFile, identityOf(config));
     try {
       v = store?.status().lastVerify;
     } finally {

@@ -2,10 +2,11 @@
 // summary line, the exit code, and the metrics file for node_exporter's textfile collector.
 import { allTargets, type Config } from "../config/types.ts";
 import { storedSnapshot } from "../engine/metrics.ts";
-import { passOnce } from "../engine/target.ts";
+import { checkIdentities, passOnce } from "../engine/target.ts";
 import type { PassStats } from "../engine/types.ts";
 import { ExitCode } from "../errors.ts";
 import { formatBytes, type Logger } from "../log.ts";
+import { identityOf } from "../store/identity.ts";
 import { StateStore } from "../store/state.ts";
 import { describeTarget } from "../transport/create.ts";
 import { errorText, renderMetrics, writeTextfile } from "../watch/prometheus.ts";
@@ -13,6 +14,7 @@ import { ProgressLine } from "./progress.ts";
 
 export async function syncOnce(config: Config, log: Logger, signal?: AbortSignal): Promise<ExitCode> {
   const targets = allTargets(config);
+  checkIdentities(targets);
   // The progress line follows one target (the first); several would overwrite each other.
   const line = log.wantsProgress() ? new ProgressLine(process.stderr, (t) => log.colors().dim(t)) : null;
   log.progressLine = line;
@@ -31,7 +33,7 @@ export async function writeMetricsFile(config: Config, log: Logger): Promise<voi
   try {
     const snapshots = [];
     for (const c of allTargets(config)) {
-      const store = StateStore.openExisting(c.stateFile);
+      const store = StateStore.openExisting(c.stateFile, identityOf(c));
       if (store === null) continue;
       try {
         snapshots.push(await storedSnapshot(describeTarget(c), store, c.sourceDir));

@@ -9,6 +9,7 @@ import { ExitCode, UserError } from "../errors.ts";
 import { safeJson } from "../escape.ts";
 import { formatBytes, type Logger } from "../log.ts";
 import { parsePattern, type PathPattern } from "../source/pattern.ts";
+import { identityOf } from "../store/identity.ts";
 import { StateStore } from "../store/state.ts";
 import { displayPath } from "../track/changelog.ts";
 import { createTransport, describeTarget } from "../transport/create.ts";
@@ -127,7 +128,8 @@ async function verifyTarget(config: Config, x: Ctx): Promise<ExitCode> {
     store = opened.store;
     transport = opened.transport;
   } else {
-    store = StateStore.openExisting(config.stateFile);
+    // What the DB says is on the replica is only true of the pair it describes: another pair's DB is exit 2.
+    store = StateStore.openExisting(config.stateFile, identityOf(config));
     transport = createTransport(config, log);
   }
   try {

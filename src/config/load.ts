@@ -21,6 +21,8 @@ export interface LoadOptions {
   stateFile?: string;
   /** --transport: every target uses it */
   transport?: string;
+  /** --rebuild-state */
+  rebuildState?: boolean;
   env: Record<string, string | undefined>;
   cwd: string;
   home: string;
@@ -167,6 +169,7 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
     batchMaxBytes: c.batch_max_bytes ?? DEFAULT_BATCH_MAX_BYTES,
     metricsListen: c.metrics_listen ?? null,
     metricsFile: c.metrics_file ?? "",
+    rebuildState: opts.rebuildState === true,
   };
   // backup_dir and change_log_file are not checked here: an audit trail that cannot be written never stops
   // replication (each gap is an error of its own, exit 1: README, When things go wrong).
