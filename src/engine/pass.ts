@@ -38,7 +38,7 @@ export class Pass {
   private gone: string[] = [];
 
   constructor(private readonly t: TargetContext, signal?: AbortSignal) {
-    this.p = new PassState(t.hooks, signal);
+    this.p = new PassState(t.hooks, signal, t.config.sourceDir);
     this.sender = new Sender(t, this.p);
     this.renames = new RenameFinder(t.store, t.config.sourceDir);
   }
