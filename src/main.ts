@@ -13,6 +13,7 @@ import { syncOnce } from "./cli/sync.ts";
 import { verifyCommand } from "./cli/verify.ts";
 import { watchDaemon } from "./cli/watch.ts";
 import { loadConfig } from "./config/load.ts";
+import { refuseSharedDirs } from "./config/places.ts";
 import { EXIT_CODE_TABLE, ExitCode, UserError } from "./errors.ts";
 import { consoleOptions, Logger } from "./log.ts";
 import { versionLine } from "./version.ts";
@@ -220,6 +221,8 @@ async function main(argv: string[]): Promise<number> {
     rebuildState: flags.rebuildState === true,
     requireSource: command === "",
   });
+  // Every command that opens rrdsync's own files: none of their directories may be writable by another user.
+  if (command !== "check") refuseSharedDirs(config);
   // The read-side commands neither log to the log file nor take the lock: they run beside a daemon.
   if (command !== "") {
     for (const w of warnings) process.stderr.write(`rrdsync: warning: ${w}\n`);

@@ -147,7 +147,14 @@ export function dirProblem(dir: string): DirProblem | null {
   const me = whoAmI();
   let d = dir;
   let own = true; // `d` is the directory itself (or a part of it we would create)
-  while (statSync(d, { throwIfNoEntry: false }) === undefined) {
+  const exists = (p: string) => {
+    try {
+      return statSync(p).isDirectory();
+    } catch {
+      return false; // not there, or under a file: made by us (or it fails where it is made, and says why)
+    }
+  };
+  while (!exists(d)) {
     if (dirname(d) === d) return null;
     d = dirname(d);
   }

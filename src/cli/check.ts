@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, s
 import { dirname, join } from "node:path";
 import pc from "picocolors";
 import { NO_CONFIG_ORIGIN } from "../config/load.ts";
+import { sharedDirProblem } from "../config/places.ts";
 import { allTargets, type Config } from "../config/types.ts";
 import { ExitCode } from "../errors.ts";
 import { escapeLine } from "../escape.ts";
@@ -46,6 +47,10 @@ export async function runChecks(config: Config, env: Record<string, string | und
   };
 
   await add(checkSource(config));
+  const shared = sharedDirProblem(config);
+  await add(shared === null
+    ? { verdict: "ok", label: "own directories", detail: "the state, backup and log directories are writable by this user (and root) alone" }
+    : { verdict: "fail", label: "own directories", detail: `${shared.key}: ${shared.message}`, fix: shared.fix });
   // Every target: with several, each line names the one it is about.
   const all = allTargets(config);
   // rsync here matters only to targets that use it; "auto" does without it.

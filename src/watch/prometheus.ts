@@ -1,7 +1,7 @@
 // The engine's metrics in Prometheus's text exposition format (0.0.4), the daemon's /metrics server and the
 // textfile writer. Names follow Prometheus's conventions: the rrdsync_ prefix, base units (seconds, bytes), _total
 // for counters, one `target` label per standby. --once writes the textfile after its run (src/cli/sync.ts).
-import { renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { writeFileAtomic } from "../safe-files.ts";
 import type { TargetSnapshot } from "../engine/metrics.ts";
 import type { EngineLog } from "../engine/types.ts";
 import { ExitCode, UserError } from "../errors.ts";
@@ -107,21 +107,12 @@ export function serveMetrics(listen: { host: string; port: number }, render: () 
 
 /**
  * Replaces `file` by a rename: node_exporter's textfile collector (or any reader) sees the old file or the new
- * one, never half of one. The temporary name does not end in .prom, so the collector never reads it.
+ * one, never half of one. The temporary name is random, made with O_EXCL|O_NOFOLLOW in the same directory (whoever
+ * can write the collector's directory cannot make us write through a symlink), and does not end in .prom, so the
+ * collector never reads it.
  */
 export function writeTextfile(file: string, text: string): void {
-  const tmp = `${file}.tmp`;
-  try {
-    writeFileSync(tmp, text, { mode: 0o644 });
-    renameSync(tmp, file);
-  } catch (e) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // never made
-    }
-    throw e;
-  }
+  writeFileAtomic(file, text);
 }
 
 /** How often the daemon rewrites metrics_file (node_exporter's scrapes are usually 15–60 s apart). */
