@@ -60,7 +60,7 @@ export class Logger {
       this.openFile();
     } catch (e) {
       // A daemon keeps running: its lines still reach the console (journald) while the file cannot be written.
-      process.stderr.write(`rrdsync: ${(e as Error).message}; logging to the console only until the next SIGHUP\n`);
+      process.stderr.write(`rrdsync: ${escapeLine((e as Error).message)}; logging to the console only until the next SIGHUP\n`);
     }
   }
 
@@ -84,7 +84,7 @@ export class Logger {
       } catch (e) {
         // A full disk must not stop replication (nor turn into "internal error"): the console still has the lines.
         this.fd = null;
-        process.stderr.write(`rrdsync: logging.log_file ${this.file.path}: cannot be written (${describeFsError(e)}); logging to the console only until the next start or SIGHUP\n`);
+        process.stderr.write(`rrdsync: logging.log_file ${escapeLine(this.file.path)}: cannot be written (${describeFsError(e)}); logging to the console only until the next start or SIGHUP\n`);
       }
     }
     if (RANK[level] >= RANK[this.console_.level]) {

@@ -3,6 +3,7 @@
 import { closeSync, existsSync, linkSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { createNew, tempBeside } from "../safe-files.ts";
+import { escapeLine } from "../escape.ts";
 import type { Config } from "../config/types.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { fsPath, nameFromShown, quoteName, showName } from "../names.ts";
@@ -56,7 +57,7 @@ async function restoreFrom(config: Config, store: StateStore | null, rel: string
   }
   const to = resolve(flags.to);
   writeAtomically(to, data, flags.force === true, flags.to);
-  process.stderr.write(`restored ${showName(rel)} as synced at ${when(v.syncedAt)} (${data.length} bytes) to ${to}\n`);
+  process.stderr.write(`restored ${escapeLine(showName(rel))} as synced at ${when(v.syncedAt)} (${data.length} bytes) to ${escapeLine(to)}\n`);
   return ExitCode.Ok;
 }
 

@@ -5,6 +5,7 @@ import { storedSnapshot } from "../engine/metrics.ts";
 import { checkIdentities, passOnce } from "../engine/target.ts";
 import type { PassStats } from "../engine/types.ts";
 import { ExitCode } from "../errors.ts";
+import { escapeLine } from "../escape.ts";
 import { formatBytes, type Logger } from "../log.ts";
 import { identityOf } from "../store/identity.ts";
 import { StateStore } from "../store/state.ts";
@@ -23,12 +24,14 @@ export async function syncOnce(config: Config, log: Logger, signal?: AbortSignal
     line?.clear();
     return summarize(c, s, log);
   }));
-  if (config.metricsFile !== "") await writeMetricsFile(config, log);
+  // A metrics file that cannot be written is a failed run (exit 1): monitoring would otherwise read stale figures
+  // from a run that "succeeded".
+  if (config.metricsFile !== "" && !(await writeMetricsFile(config, log))) codes.push(ExitCode.Pending);
   return Math.max(...codes) as ExitCode;
 }
 
-/** Every target's metrics, as its state DB now says. A failure is an error in the log; the run's own outcome stands. */
-export async function writeMetricsFile(config: Config, log: Logger): Promise<void> {
+/** Every target's metrics, as its state DB now says; false (and an error in the log) when the file could not be written. */
+export async function writeMetricsFile(config: Config, log: Logger): Promise<boolean> {
   const file = config.metricsFile;
   try {
     const snapshots = [];
@@ -42,15 +45,17 @@ export async function writeMetricsFile(config: Config, log: Logger): Promise<voi
       }
     }
     writeTextfile(file, renderMetrics(snapshots, null));
+    return true;
   } catch (e) {
     log.error(`metrics_file ${file}: not written: ${errorText(e)}`);
+    return false;
   }
 }
 
 function summarize(config: Config, s: PassStats, log: Logger): ExitCode {
   const c = log.colors();
   const parts = [
-    `${s.sent} files (${formatBytes(s.bytes)}) synced to ${describeTarget(config)} in ${s.seconds.toFixed(1)} s`,
+    `${s.sent} files (${formatBytes(s.bytes)}) synced to ${escapeLine(describeTarget(config))} in ${s.seconds.toFixed(1)} s`,
     `${s.changes} changes recorded`,
     `${s.scanned} scanned`,
   ];

@@ -6,7 +6,7 @@ import { allTargets, type Config } from "../config/types.ts";
 import { closeTarget, type OpenTarget, openTarget, TargetEngine } from "../engine/target.ts";
 import { KNOWN_MARKER, MARKERS, repairable, type VerifyEntry, verifyRecord, verifyReplica, type VerifySummary } from "../engine/verify.ts";
 import { ExitCode, UserError } from "../errors.ts";
-import { safeJson } from "../escape.ts";
+import { escapeLine, safeJson } from "../escape.ts";
 import { formatBytes, type Logger } from "../log.ts";
 import { parsePattern, type PathPattern } from "../source/pattern.ts";
 import { identityOf } from "../store/identity.ts";
@@ -175,7 +175,7 @@ async function verifyTarget(config: Config, x: Ctx): Promise<ExitCode> {
     } else if (!flags.quiet) {
       line?.clear();
       const c = log.colors();
-      process.stderr.write(`${ok ? c.green("✓") : c.red("✗")} ${summaryText(name, s, x, repaired, repairFailed)}\n`);
+      process.stderr.write(`${ok ? c.green("✓") : c.red("✗")} ${escapeLine(summaryText(name, s, x, repaired, repairFailed))}\n`);
     }
     if (s.error !== null) log.error(`verify ${name}: could not complete: ${s.error}`);
     else log.info(`verify ${name}: ${summaryText(name, s, x, repaired, repairFailed)}`);

@@ -1,6 +1,6 @@
 // Where rrdsync reads and writes, checked before anything runs: a destination that overlaps the tree it copies,
 // and a state DB or log file that is a directory (or under a file) fail here with the key's name, not mid-run.
-import { existsSync, realpathSync, statSync } from "node:fs";
+import { existsSync, lstatSync, realpathSync, statSync } from "node:fs";
 import { basename, dirname, join, relative } from "node:path";
 import { ConfigError } from "../errors.ts";
 import { dirProblem } from "../safe-files.ts";
@@ -39,6 +39,31 @@ export function checkLocalDest(where: string, destDir: string, sourceDir: string
   if (dest === src) throw new ConfigError(where, `${destDir} is source_dir itself`, hint);
   if (within(dest, src)) throw new ConfigError(where, `${destDir} is inside source_dir (${sourceDir})`, hint);
   if (within(src, dest)) throw new ConfigError(where, `${destDir} holds source_dir (${sourceDir})`, hint);
+}
+
+/**
+ * The source is a directory of its own, named as it is: "/" would replicate the whole machine (and /proc with it),
+ * and a symlink (`cur -> v1`) would be a tree chosen once at start by one command and anew by the next, or swapped
+ * under a running daemon by `ln -sfn v2 cur`. Refused (exit 2) in every command alike, with the directory to
+ * write instead. (Symlinks above it are fine: it is its own name that must stay.)
+ */
+export function checkSourcePlace(where: string, sourceDir: string): void {
+  if (sourceDir === "/") throw new ConfigError(where, '"/" is the whole file system', "point it at the tree to replicate (OpenNMS: /opt/opennms/share/rrd, or /var/lib/opennms/rrd)");
+  let st;
+  try {
+    st = lstatSync(sourceDir);
+  } catch {
+    return; // missing: said where it matters (a pass refuses to run; status and log still work)
+  }
+  if (!st.isSymbolicLink()) return;
+  let real = "";
+  try {
+    real = realpathSync(sourceDir);
+  } catch {
+    // a dangling link
+  }
+  throw new ConfigError(where, `${sourceDir} is a symlink${real ? ` to ${real}` : " (to nothing)"}: rrdsync replicates a directory, not a link that can be re-pointed under it`,
+    real ? `name the directory itself: "source_dir": ${JSON.stringify(real)} (after re-pointing the link, change the config and run with --rebuild-state)` : "name the directory itself");
 }
 
 /**

@@ -6,7 +6,7 @@ import { StateMismatchError } from "../errors.ts";
 import { ownFiles } from "../source/own-files.ts";
 import { identityMismatch, identityOf, showIdentity } from "../store/identity.ts";
 import { acquireLock, type Lock } from "../store/lock.ts";
-import { isCorruption, StateStore } from "../store/state.ts";
+import { isCorruption, isDiskFull, StateStore, stateDiskFull } from "../store/state.ts";
 import { BackupStager, copyReader } from "../track/backup.ts";
 import { type ChangeLog, openChangeLog } from "../track/changelog.ts";
 import { BackupVersions } from "../track/versions.ts";
@@ -191,6 +191,7 @@ export async function passOnce(config: Config, log: EngineLog, hooks: EngineHook
   try {
     return await passWith(config, log, hooks, signal);
   } catch (e) {
+    if (isDiskFull(e)) throw stateDiskFull(config.stateFile, e);
     if (!isCorruption(e)) throw e;
     const copy = StateStore.moveAside(config.stateFile);
     log.error(`the state DB turned out damaged (${(e as Error).message}); it is kept as ${copy} and a new one is rebuilt by a second pass`);

@@ -952,12 +952,29 @@ function probeWrites(db: Database, path: string): void {
   } catch (e) {
     const code = (e as { code?: string }).code ?? "";
     if (isCorruption(e)) throw e;
-    if (code.startsWith("SQLITE_READONLY") || code.startsWith("SQLITE_CANTOPEN") || code.startsWith("SQLITE_PERM") || code.startsWith("SQLITE_IOERR") || code === "SQLITE_FULL") {
+    if (isDiskFull(e)) throw stateDiskFull(path, e);
+    if (code.startsWith("SQLITE_READONLY") || code.startsWith("SQLITE_CANTOPEN") || code.startsWith("SQLITE_PERM") || code.startsWith("SQLITE_IOERR")) {
       throw new UserError(`state_file ${path}: the state DB cannot be written (${(e as Error).message})`, ExitCode.Usage,
         `make ${path} and its directory writable for this user (a read-only mount? chattr +i? lsattr -d ${dirname(path)}), free some space, or point state_file (--state) elsewhere`);
     }
     throw e;
   }
+}
+
+/** The state DB's file system is full (or the user's quota): SQLite's SQLITE_FULL, or the kernel's ENOSPC/EDQUOT. */
+export function isDiskFull(e: unknown): boolean {
+  const code = (e as { code?: string }).code ?? "";
+  return code === "SQLITE_FULL" || code === "ENOSPC" || code === "EDQUOT";
+}
+
+/**
+ * A full state disk is the admin's to fix, not a bug: exit 1 (what was sent and not recorded goes again with the
+ * next run: the state only advances by commits), the message README's "When things go wrong" promises.
+ */
+export function stateDiskFull(path: string | null, e?: unknown): UserError {
+  const dir = path === null ? null : dirname(path);
+  return new UserError(`${path === null ? "" : `state_file ${path}: `}no space left on the state disk${e instanceof Error ? ` (${e.message})` : ""}: nothing more was recorded; files sent but not recorded are sent again by the next run`,
+    ExitCode.Pending, dir === null ? "free space where state_file lives (df -h), or move state_file to a larger file system" : `free space on the file system that holds ${dir} (df -h ${dir}), or move state_file to a larger one`);
 }
 
 export function isCorruption(e: unknown): boolean {
