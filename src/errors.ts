@@ -17,8 +17,8 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 /** The table printed by --help and copied into the README. */
 export const EXIT_CODE_TABLE: ReadonlyArray<readonly [number, string]> = [
   [ExitCode.Ok, "all files synced and recorded"],
-  [ExitCode.Pending, "some files failed and stay pending (named in the log); the next run retries them.\n      check: a check failed; status: files pending or the target down; restore: no such version;\n      verify: the replica differs from the source, or could not be compared"],
-  [ExitCode.Usage, "usage or config error; nothing was done"],
+  [ExitCode.Pending, "some files failed and stay pending (named in the log); the next run retries them (also: the state\n      disk is full, the metrics file could not be written). check: a check failed; status: files pending or the\n      target down; restore: no such version; verify: the replica differs from the source, or could not be compared"],
+  [ExitCode.Usage, "usage or config error (also: a state DB that describes another source or destination, a state or\n      log directory another user can write); nothing was done"],
   [ExitCode.Locked, "another rrdsync is running with the same state file"],
   [ExitCode.Internal, "internal error (a bug): please report it with the message"],
 ];
