@@ -4,7 +4,7 @@ import type { Config } from "../config/types.ts";
 import { rmSync } from "node:fs";
 import { StateMismatchError } from "../errors.ts";
 import { ownFiles } from "../source/own-files.ts";
-import { identityMismatch, identityOf, showIdentity } from "../store/identity.ts";
+import { compareIdentity, identityMismatch, identityOf, showIdentity } from "../store/identity.ts";
 import { acquireLock, type Lock } from "../store/lock.ts";
 import { isCorruption, isDiskFull, StateStore, stateDiskFull } from "../store/state.ts";
 import { BackupStager, copyReader } from "../track/backup.ts";
@@ -217,10 +217,12 @@ async function passWith(config: Config, log: EngineLog, hooks: EngineHooks, sign
 export function checkIdentities(configs: Config[]): void {
   for (const c of configs) {
     if (c.rebuildState) continue;
-    try {
-      StateStore.openExisting(c.stateFile, identityOf(c))?.close();
-    } catch (e) {
-      if (e instanceof StateMismatchError) throw e;
-    }
+    const peek = StateStore.peekIdentity(c.stateFile);
+    if (peek === null || peek.recordsNothing) continue;
+    const want = identityOf(c);
+    const check = compareIdentity(peek.recorded, want);
+    if (check.kind !== "differs") continue;
+    const m = identityMismatch(c.stateFile, check.had, want);
+    throw new StateMismatchError(m.message, m.hint);
   }
 }

@@ -256,6 +256,29 @@ export class StateStore {
   }
 
   /**
+   * The pair a DB at `path` records, read without the opening checks (a run's pre-check, src/engine/target.ts
+   * checkIdentities): null when there is no DB of ours there, or it cannot be read now (the run's own open says why).
+   */
+  static peekIdentity(path: string): { recorded: unknown; recordsNothing: boolean } | null {
+    if (classifyStateFile(path).kind !== "sqlite") return null;
+    try {
+      refusePlantedFiles(path);
+      const db = new Database(path, { readonly: true });
+      try {
+        db.exec("PRAGMA busy_timeout = 5000;");
+        const meta = (k: string) => (db.query<{ value: string }, [string]>("SELECT value FROM meta WHERE key = ?").get(k)?.value ?? null);
+        const recorded = meta(IDENTITY_KEY);
+        const nothing = db.query("SELECT 1 FROM files LIMIT 1").get() === null && db.query("SELECT 1 FROM changes LIMIT 1").get() === null && meta("first_sync") === null;
+        return { recorded: recorded === null ? null : JSON.parse(recorded), recordsNothing: nothing };
+      } finally {
+        db.close();
+      }
+    } catch {
+      return null;
+    }
+  }
+
+  /**
    * A damaged DB is kept aside (never deleted) for a post-mortem; a fresh one is rebuilt by one full compare
    * pass, in which rsync's own quick check skips what the replica already has. Returns the copy's path.
    */
