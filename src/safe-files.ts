@@ -5,7 +5,7 @@
 // could swap any name in it between a check and an open). Flags come from node's fs.constants, which carry each
 // platform's values (O_NOFOLLOW differs on arm64: see libc.ts).
 import { randomBytes } from "node:crypto";
-import { closeSync, constants, fstatSync, fsyncSync, lstatSync, openSync, readSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, constants, fchmodSync, fstatSync, fsyncSync, lstatSync, openSync, readSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 
 const { O_WRONLY, O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_APPEND, O_NOFOLLOW, O_NONBLOCK } = constants;
@@ -63,6 +63,26 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, opts: {
       // renamed already, or never made
     }
     throw e;
+  }
+}
+
+/**
+ * Copies `from` (never through a symlink: a file swapped for one is not read) to the new file `to` (created
+ * exclusively, never through a symlink), with `mode` (exactly: the umask does not cut it).
+ */
+export function copyToNew(from: string | Buffer, to: string, mode = 0o644): void {
+  const src = openRead(from);
+  try {
+    const dst = createNew(to, mode);
+    try {
+      const buf = Buffer.allocUnsafe(1 << 20);
+      for (let n = readSync(src, buf, 0, buf.length, null); n > 0; n = readSync(src, buf, 0, buf.length, null)) writeAll(dst, buf.subarray(0, n));
+      fchmodSync(dst, mode);
+    } finally {
+      closeSync(dst);
+    }
+  } finally {
+    closeSync(src);
   }
 }
 

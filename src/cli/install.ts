@@ -1,11 +1,11 @@
 // `rrdsync install` and `rrdsync uninstall`: carry out src/install/plan.ts's steps on the file system (or only print
 // them, --dry-run), record what was written in a manifest, and remove exactly that again.
-import { accessSync, chmodSync, chownSync, closeSync, constants, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { accessSync, chmodSync, chownSync, constants, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { parseDest } from "../config/dest.ts";
 import { parseConfigText } from "../config/read.ts";
-import { createNew, openRead, tempBeside, writeFileAtomic } from "../safe-files.ts";
+import { copyToNew, tempBeside, writeFileAtomic } from "../safe-files.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { type DaemonUser, INSTALL_DEFAULTS, type InstallOptions, keptOriginalPath, type Manifest, manifestPath, nextSteps, planInstall, type Step, UNIT_NAME, unsafeDataDir, unsafeForUnitFiles, writableDirsOf } from "../install/plan.ts";
 import { sha256File } from "../install/sha256.ts";
@@ -141,25 +141,6 @@ function writeAtomically(path: string, text: string): void {
   writeFileAtomic(path, text, { mode: 0o644, sync: true });
 }
 
-/** Copies `from` to the new file `to` (created exclusively, never through a symlink), with `mode`. */
-function copyNew(from: string, to: string, mode: number): void {
-  const src = openRead(from);
-  try {
-    const dst = createNew(to, mode);
-    try {
-      const buf = Buffer.allocUnsafe(1 << 20);
-      for (let n = readSync(src, buf, 0, buf.length, null); n > 0; n = readSync(src, buf, 0, buf.length, null)) {
-        for (let off = 0; off < n; ) off += writeSync(dst, buf, off, n - off);
-      }
-    } finally {
-      closeSync(dst);
-    }
-    chmodSync(to, mode); // the umask may have cut it
-  } finally {
-    closeSync(src);
-  }
-}
-
 /**
  * Keeps the file at `path` (not install's own) as `kept`: a hard link where both are on one file system (the same
  * file, its owner, mode and times), else a copy. `kept` must not exist yet.
@@ -169,7 +150,7 @@ function keepOriginal(path: string, kept: string): void {
     linkSync(path, kept);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "EXDEV") throw e;
-    copyNew(path, kept, statSync(path).mode & 0o7777);
+    copyToNew(path, kept, statSync(path).mode & 0o7777);
   }
 }
 
@@ -294,7 +275,7 @@ export async function installCommand(flags: InstallFlags): Promise<ExitCode> {
         // temp + rename: a running daemon keeps its old binary until restarted, never a half-copied one
         const tmp = tempBeside(target);
         try {
-          copyNew(process.execPath, tmp, 0o755);
+          copyToNew(process.execPath, tmp, 0o755);
           const sha = await sha256File(tmp);
           recordFile(step.path, sha);
           renameSync(tmp, target);

@@ -2,8 +2,8 @@
 // of an RRD tree: strings.properties, ds.properties) live in the state DB, deflated, committed with the state row
 // they belong to; a file per copy would cost a 4 KiB block and two renames each. Larger ones are files mirroring
 // the tree under backup_dir (the seed's layout, which is also read as the copy of files without a row).
-import { closeSync, existsSync, mkdirSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from "node:fs";
-import { createNew, openRead } from "../safe-files.ts";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync } from "node:fs";
+import { copyToNew } from "../safe-files.ts";
 import { dirname, join } from "node:path";
 import type { BackupRow } from "../store/state.ts";
 import { fsPath } from "../names.ts";
@@ -114,27 +114,6 @@ export function removeBackup(backupDir: string, relPath: string): void {
 }
 
 /**
- * Copies `from` (never through a symlink: a source file swapped for one is not read) to the new file `to` (created
- * exclusively: nothing planted at its name is written through).
- */
-function copyNoFollow(from: string | Buffer, to: string): void {
-  const src = openRead(from);
-  try {
-    const dst = createNew(to);
-    try {
-      const buf = Buffer.allocUnsafe(1 << 20);
-      for (let n = readSync(src, buf, 0, buf.length, null); n > 0; n = readSync(src, buf, 0, buf.length, null)) {
-        for (let off = 0; off < n; ) off += writeSync(dst, buf, off, n - off);
-      }
-    } finally {
-      closeSync(dst);
-    }
-  } finally {
-    closeSync(src);
-  }
-}
-
-/**
  * Copies of large text files are staged (copied under the backup dir's staging area while the transfer runs) and
  * published by a rename once the destination confirmed the file: the copy costs nothing after the transfer, the
  * publish is atomic. Backups are not fsynced one by one: a crash leaves the old copy or the new one, never a torn one.
@@ -158,7 +137,7 @@ export class BackupStager {
   stage(srcPath: string): string {
     if (this.seq === 0) mkdirSync(this.stagingDir, { recursive: true, mode: 0o750 });
     const tmp = join(this.stagingDir, `${process.pid}-${++this.seq}`);
-    copyNoFollow(fsPath(srcPath), tmp);
+    copyToNew(fsPath(srcPath), tmp);
     return tmp;
   }
 
