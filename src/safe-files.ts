@@ -116,7 +116,7 @@ export function readOwnFile(path: string, max = 64 * 1024 * 1024): Buffer | null
 /**
  * What a path that rrdsync (or SQLite for it) opens by name is, before it is opened: null when it is absent or a
  * regular file; else why it must not be opened (a symlink planted there would send the write elsewhere: SQLite
- * follows a symlinked -shm and truncates whatever it names).
+ * follows one at the DB's name).
  */
 export function notPlainFile(path: string): string | null {
   let st;

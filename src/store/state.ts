@@ -921,9 +921,11 @@ function openDb(path: string, forWriting: boolean): { db: Database; upgraded: bo
 }
 
 /**
- * SQLite opens the DB and its -wal, -shm and -journal files by name, and follows symlinks there (a symlinked -shm
- * is truncated, whatever it names): each must be absent or a regular file before it is opened. (The directory
- * itself is refused when another user can write it, src/safe-files.ts dirProblem, so nobody can plant one after.)
+ * SQLite opens the DB and its -wal, -shm and -journal files by name. It follows a symlink at the DB's own name
+ * (checked: one planted to an empty file elsewhere became rrdsync's DB, 56 KiB written into it) and refuses one at
+ * -wal or -shm with a bare "unable to open database file": each must be absent or a regular file before it is
+ * opened, and the message says which and why. (The directory itself is refused when another user can write it,
+ * src/safe-files.ts dirProblem, so nobody can plant one after the check.)
  */
 export function refusePlantedFiles(path: string): void {
   for (const p of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) {
