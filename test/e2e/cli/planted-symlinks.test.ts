@@ -90,6 +90,18 @@ describe.if(asRoot)("a symlink planted at a name rrdsync writes is never followe
     }
   });
 
+  test("the state DB's name pointing at an empty file elsewhere: refused, the file stays empty (SQLite would make its DB there)", async () => {
+    const { w, cfg } = await world();
+    const empty = join(w.dir, "empty-root-file");
+    writeFileSync(empty, "");
+    mkdirSync(join(w.dir, "state"), { recursive: true });
+    symlinkSync(empty, w.stateFile);
+    const r = await runRrdsync(["--once", "--config", cfg]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("it is a symlink");
+    expect(readFileSync(empty).length).toBe(0);
+  });
+
   test("the change log and its rotation's temporary name: the entries are an audit gap (exit 1), the canary intact; replication goes on", async () => {
     const { w, cfg, canary } = await world();
     mkdirSync(join(w.dir, "state"), { recursive: true });
