@@ -17,8 +17,8 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 /** The table printed by --help and copied into the README. */
 export const EXIT_CODE_TABLE: ReadonlyArray<readonly [number, string]> = [
   [ExitCode.Ok, "all files synced and recorded"],
-  [ExitCode.Pending, "some files failed and stay pending (named in the log); the next run retries them.\n      check: a check failed; status: files pending or the target down; restore: no such version;\n      verify: the replica differs from the source, or could not be compared;\n      merge: the merged file could not be written, or an RRD stayed locked by another process"],
-  [ExitCode.Usage, "usage or config error; nothing was done"],
+  [ExitCode.Pending, "some files failed and stay pending (named in the log); the next run retries them (also: the state\n      disk is full, the metrics file could not be written). check: a check failed; status: files pending or the\n      target down; restore: no such version; verify: the replica differs from the source, or could not be compared;\n      merge: the merged file could not be written, or an RRD stayed locked by another process"],
+  [ExitCode.Usage, "usage or config error (also: a state DB that describes another source or destination, a state or\n      log directory another user can write); nothing was done"],
   [ExitCode.Locked, "another rrdsync is running with the same state file"],
   [ExitCode.Internal, "internal error (a bug): please report it with the message"],
 ];
@@ -40,6 +40,14 @@ export class ConfigError extends UserError {
   constructor(where: string, problem: string, hint?: string) {
     super(`${where}: ${problem}`, ExitCode.Usage, hint);
     this.name = "ConfigError";
+  }
+}
+
+/** A state DB that describes another source or destination than the config's (src/store/identity.ts). */
+export class StateMismatchError extends UserError {
+  constructor(message: string, hint: string) {
+    super(message, ExitCode.Usage, hint);
+    this.name = "StateMismatchError";
   }
 }
 

@@ -2,7 +2,7 @@
 // getdents64, files stat'ed with statx relative to their directory's fd, and the first bytes of a file read with
 // open/pread/close (no path walk per file, no object per file; node:fs's calls cost 2–5× as much each, measured).
 // Where they cannot be bound (not Linux/glibc) callers use node:fs.
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, openSync, readSync } from "node:fs";
 import { dlopen, read } from "bun:ffi";
 import { fsPath, writeCName } from "./names.ts";
 
@@ -80,7 +80,7 @@ const pathBuf = Buffer.alloc(8192);
 export function openRead(path: string): number {
   const c = fastLibc();
   const n = c === null ? -1 : writeCName(pathBuf, path);
-  if (c === null || n < 0) return openSync(fsPath(path), "r");
+  if (c === null || n < 0) return openSync(fsPath(path), constants.O_RDONLY | constants.O_NOFOLLOW);
   const fd = c.openat(AT_FDCWD, pathBuf, O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
   if (fd < 0) fail(c, "open", path);
   return fd;

@@ -1,10 +1,11 @@
 // The logger: the log file in the seed's format, and the console. The only place that knows colours and TTYs.
-import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import pc from "picocolors";
 import type { LogLevel } from "./config/types.ts";
 import { ExitCode, UserError } from "./errors.ts";
 import { escapeLine } from "./escape.ts";
+import { openAppend } from "./safe-files.ts";
 
 const RANK: Record<LogLevel, number> = { DEBUG: 10, INFO: 20, WARNING: 30, ERROR: 40, CRITICAL: 50 };
 
@@ -41,9 +42,10 @@ export class Logger {
     if (!this.file?.path) return;
     const path = this.file.path;
     try {
-      mkdirSync(dirname(path), { recursive: true });
+      mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
       // O_APPEND: each line is one write, so concurrent writers and crashes never interleave half lines.
-      this.fd = openSync(path, "a", 0o644);
+      // O_NOFOLLOW: never through a symlink planted at its name.
+      this.fd = openAppend(path);
     } catch (e) {
       throw new UserError(`logging.log_file ${path}: cannot be opened: ${describeFsError(e)}`, ExitCode.Usage,
         "point logging.log_file at a file this user can write (its directory is created if missing), or set it to \"\" to log to the console only");
@@ -58,7 +60,7 @@ export class Logger {
       this.openFile();
     } catch (e) {
       // A daemon keeps running: its lines still reach the console (journald) while the file cannot be written.
-      process.stderr.write(`rrdsync: ${(e as Error).message}; logging to the console only until the next SIGHUP\n`);
+      process.stderr.write(`rrdsync: ${escapeLine((e as Error).message)}; logging to the console only until the next SIGHUP\n`);
     }
   }
 
@@ -77,7 +79,13 @@ export class Logger {
     // Messages carry file names and remote error text: neither may drive a terminal nor split a log line.
     const message = escapeLine(raw);
     if (this.fd !== null && this.file && RANK[level] >= RANK[this.file.level]) {
-      writeSync(this.fd, formatLogLine(now, level, message));
+      try {
+        writeSync(this.fd, formatLogLine(now, level, message));
+      } catch (e) {
+        // A full disk must not stop replication (nor turn into "internal error"): the console still has the lines.
+        this.fd = null;
+        process.stderr.write(`rrdsync: logging.log_file ${escapeLine(this.file.path)}: cannot be written (${describeFsError(e)}); logging to the console only until the next start or SIGHUP\n`);
+      }
     }
     if (RANK[level] >= RANK[this.console_.level]) {
       this.progressLine?.clear();
@@ -150,6 +158,7 @@ export function describeFsError(e: unknown): string {
     ENOSPC: "no space left on the device",
     EDQUOT: "disk quota exceeded",
     ENOENT: "no such file or directory",
+    ELOOP: "it is a symlink, and rrdsync never writes through one",
   };
   return why[code] ?? (code || (e as Error).message);
 }

@@ -14,8 +14,11 @@ import { syncOnce } from "./cli/sync.ts";
 import { verifyCommand } from "./cli/verify.ts";
 import { watchDaemon } from "./cli/watch.ts";
 import { loadConfig } from "./config/load.ts";
+import { refuseSharedDirs } from "./config/places.ts";
 import { EXIT_CODE_TABLE, ExitCode, UserError } from "./errors.ts";
+import { escapeLine, escapeText } from "./escape.ts";
 import { consoleOptions, Logger } from "./log.ts";
+import { isDiskFull, stateDiskFull } from "./store/state.ts";
 import { versionLine } from "./version.ts";
 
 interface Flags {
@@ -44,6 +47,7 @@ interface Flags {
   lag?: boolean;
   prefer?: string;
   dryRun?: boolean;
+  rebuildState?: boolean;
 }
 
 /** cac checks a command's options only when it has an action; main() dispatches itself. */
@@ -66,6 +70,7 @@ function buildCli() {
     .option("--once", "Run one pass: send every new or changed file, record the changes, exit (the default)")
     .option("--watch", "Run as a daemon: watch the tree and ship changes within debounce_time (SIGTERM stops, SIGHUP reopens logs)")
     .option("--json", "With --watch: print one JSON object per event on stdout")
+    .option("--rebuild-state", "A state DB that describes another source or destination than the config's is kept aside (<state_file>.replaced-<time>) and made anew by one full pass (without this flag such a DB stops the run, exit 2)")
     .example("rrdsync --once --config /etc/rrdsync/config.json")
     .example("rrdsync --once --source /opt/opennms/share/rrd --dest rrdsync@standby:/opt/opennms/share/rrd")
     .action(noop);
@@ -107,6 +112,7 @@ function buildCli() {
     .option("--sample <share>", "Check a random share of the files, e.g. 10% (for a nightly cron on a big tree); extra files are then not looked for")
     .option("--combined", "List every file checked, the same ones as = too (by default only differences are listed)")
     .option("--json", "One JSON object per target instead of the marker lines")
+    .option("--rebuild-state", "With --repair: a state DB that describes another source or destination is kept aside and made anew (see rrdsync --help)")
     .example("rrdsync verify                      # one line per difference: * differs, - missing, + extra, > newer on the replica, ! unreadable, ~ pending")
     .example("rrdsync verify 'snmp/*/strings.properties' --combined")
     .example("rrdsync verify --sample 10%         # nightly")
@@ -211,21 +217,55 @@ function joinDashValues(argv: string[]): string[] {
   return out;
 }
 
-/** Values as strings (mri turns "30" into 30), each option at most once (twice would be an array). */
-function checkFlags(options: Record<string, unknown>): Flags {
+/**
+ * The values of the options that take one, exactly as typed (by the option's camelCase name, as cac names them):
+ * mri reads an empty value as 0 (`--config ''` became "0") and a number-like one as a number ("0123" → 123, "1e3" →
+ * 1000, a directory of that name). An empty value is an error naming the option.
+ */
+function typedValues(argv: string[], cli: ReturnType<typeof buildCli>): Map<string, string[]> {
+  const takes = new Map<string, string>(); // "-c" / "--config" → "config"
+  for (const c of [cli.globalCommand, ...cli.commands]) {
+    for (const o of c.options) {
+      if (!/[<[]/.test(o.rawName)) continue;
+      const long = o.names[o.names.length - 1] as string;
+      for (const n of o.rawName.match(/--?[A-Za-z][\w-]*/g) ?? []) takes.set(n, long);
+    }
+  }
+  const out = new Map<string, string[]>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === "--") break;
+    const m = /^(--?[A-Za-z][\w-]*)(=([\s\S]*))?$/.exec(a);
+    const name = m?.[1];
+    if (name === undefined || !takes.has(name)) continue;
+    const value = m?.[2] !== undefined ? (m[3] as string) : argv[i + 1];
+    if (m?.[2] === undefined) i++;
+    if (value === undefined) continue; // cac says the value is missing
+    if (value === "") throw new UserError(`${name} is given an empty value`, ExitCode.Usage, `give ${name} a value (rrdsync ${name === "--config" || name === "-c" ? "--config /etc/rrdsync/config.json" : "--help"})`);
+    const key = takes.get(name) as string;
+    out.set(key, [...(out.get(key) ?? []), value]);
+  }
+  return out;
+}
+
+/** Values as strings, as typed (see typedValues), each option at most once (twice would be an array). */
+function checkFlags(options: Record<string, unknown>, typed: Map<string, string[]>): Flags {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(options)) {
     if (Array.isArray(v) && k !== "kind" && k !== "--") {
       throw new UserError(`--${k} is given ${v.length} times`, ExitCode.Usage, `give --${k} once`);
     }
-    out[k] = typeof v === "number" ? String(v) : v;
+    const t = typed.get(k);
+    out[k] = t !== undefined && t.length === 1 && !Array.isArray(v) ? t[0] : typeof v === "number" ? String(v) : v;
   }
   return out as Flags;
 }
 
 async function main(argv: string[]): Promise<number> {
   const cli = buildCli();
-  const parsed = cli.parse(joinDashValues(argv), { run: false });
+  const args = joinDashValues(argv);
+  const typed = typedValues(args.slice(2), cli);
+  const parsed = cli.parse(args, { run: false });
   if (parsed.options.help) return ExitCode.Ok;
   if (parsed.options.version) {
     await writeOut(`${versionLine()}\n`);
@@ -236,20 +276,23 @@ async function main(argv: string[]): Promise<number> {
   }
   cli.runMatchedCommand(); // validates unknown options; the actions themselves are no-ops
   const command = cli.matchedCommandName ?? "";
-  const flags = checkFlags(parsed.options);
+  const flags = checkFlags(parsed.options, typed);
   const env = process.env as Record<string, string | undefined>;
   if (command === "init") return await initConfig(flags, env);
-  if (command === "install") return await installCommand(parsed.options);
-  if (command === "uninstall") return await uninstallCommand(parsed.options);
+  if (command === "install") return await installCommand(flags);
+  if (command === "uninstall") return await uninstallCommand(flags);
   if (command === "merge") return await mergeCommand(parsed.args, flags);
   const consoleOpts = consoleOptions(flags, env);
   const { config, warnings } = loadConfig({
     configPath: flags.config, source: flags.source, dest: flags.dest, stateFile: flags.state, transport: flags.transport, env, cwd: process.cwd(), home: homedir(),
+    rebuildState: flags.rebuildState === true,
     requireSource: command === "",
   });
+  // Every command that opens rrdsync's own files: none of their directories may be writable by another user.
+  if (command !== "check") refuseSharedDirs(config);
   // The read-side commands neither log to the log file nor take the lock: they run beside a daemon.
   if (command !== "") {
-    for (const w of warnings) process.stderr.write(`rrdsync: warning: ${w}\n`);
+    for (const w of warnings) process.stderr.write(`rrdsync: warning: ${escapeLine(w)}\n`);
     if (command === "check") return await runChecks(config, env);
     if (command === "status") return await showStatus(config, flags, env);
     if (command === "log") return await showLog(config, parsed.args[0] === undefined ? undefined : String(parsed.args[0]), flags, env);
@@ -300,17 +343,24 @@ function stopWhenStdoutCloses(log: Logger): void {
 function reportError(e: unknown): number {
   // `rrdsync log | head`: the reader has what it wanted; nothing failed.
   if (isOutputClosed(e)) return ExitCode.Ok;
+  // Messages echo paths and arguments as given (a destination, an unknown option): never raw control characters.
   if (e instanceof UserError) {
-    process.stderr.write(`rrdsync: ${e.message}\n`);
-    if (e.hint) process.stderr.write(`  hint: ${e.hint}\n`);
+    process.stderr.write(`rrdsync: ${escapeLine(e.message)}\n`);
+    if (e.hint) process.stderr.write(`  hint: ${escapeLine(e.hint)}\n`);
     return e.exitCode;
   }
   // cac's own errors (unknown option, missing value) are usage errors.
   if (e instanceof Error && e.name === "CACError") {
-    process.stderr.write(`rrdsync: ${e.message}\n  hint: see rrdsync --help\n`);
+    process.stderr.write(`rrdsync: ${escapeLine(e.message)}\n  hint: see rrdsync --help\n`);
     return ExitCode.Usage;
   }
-  process.stderr.write(`rrdsync: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  // A state DB that ran out of space mid-pass (SQLITE_FULL): the user's to fix, not a bug (README: When things go wrong).
+  const full = isDiskFull(e) ? stateDiskFull(null, e) : null;
+  if (full !== null) {
+    process.stderr.write(`rrdsync: ${escapeLine(full.message)}\n  hint: ${escapeLine(full.hint ?? "")}\n`);
+    return full.exitCode;
+  }
+  process.stderr.write(`rrdsync: internal error: ${escapeText(e instanceof Error ? (e.stack ?? e.message) : String(e))}\n`);
   process.stderr.write("  this is a bug in rrdsync: please report it with the message above and the version (rrdsync --version)\n");
   return ExitCode.Internal;
 }

@@ -4,11 +4,13 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, s
 import { dirname, join } from "node:path";
 import pc from "picocolors";
 import { NO_CONFIG_ORIGIN } from "../config/load.ts";
+import { sharedDirProblem } from "../config/places.ts";
 import { allTargets, type Config } from "../config/types.ts";
 import { ExitCode } from "../errors.ts";
 import { escapeLine } from "../escape.ts";
 import { describeFsError, formatBytes, formatTimestamp } from "../log.ts";
 import { plural } from "../engine/health.ts";
+import { identityOf } from "../store/identity.ts";
 import { StateStore } from "../store/state.ts";
 import { chooseTransport, describeTarget } from "../transport/create.ts";
 import { hostsFieldMatches, lookupName } from "../transport/known-hosts.ts";
@@ -45,6 +47,10 @@ export async function runChecks(config: Config, env: Record<string, string | und
   };
 
   await add(checkSource(config));
+  const shared = sharedDirProblem(config);
+  await add(shared === null
+    ? { verdict: "ok", label: "own directories", detail: "the state, backup and log directories are writable by this user (and root) alone" }
+    : { verdict: "fail", label: "own directories", detail: `${shared.key}: ${shared.message}`, fix: shared.fix });
   // Every target: with several, each line names the one it is about.
   const all = allTargets(config);
   // rsync here matters only to targets that use it; "auto" does without it.
@@ -125,7 +131,7 @@ async function* checkSftp(config: Config, env: Record<string, string | undefined
 function checkLastVerify(config: Config): Result {
   let v: ReturnType<StateStore["status"]>["lastVerify"];
   try {
-    const store = StateStore.openExisting(config.stateFile);
+    const store = StateStore.openExisting(config.stateFile, identityOf(config));
     try {
       v = store?.status().lastVerify;
     } finally {

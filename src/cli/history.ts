@@ -30,7 +30,7 @@ export async function showLog(config: Config, pattern: string | undefined, flags
   const until = flags.until !== undefined ? parseWhen(flags.until, "--until") : undefined;
   const store = StateStore.openExisting(config.stateFile);
   if (store === null) {
-    process.stderr.write(`rrdsync: no history yet: ${config.stateFile} does not exist (run rrdsync --once first)\n`);
+    process.stderr.write(`rrdsync: no history yet: ${escapeLine(config.stateFile)} does not exist (run rrdsync --once first)\n`);
     return ExitCode.Ok;
   }
   try {

@@ -1,10 +1,11 @@
 // `rrdsync init`: writes a commented starter config (never over an existing one without --force).
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { DEFAULT_CONFIG_PATH, DEFAULT_LOG_DIR, DEFAULT_STATE_DIR } from "../config/defaults.ts";
 import { parseDest } from "../config/dest.ts";
 import { ExitCode, UserError } from "../errors.ts";
+import { writeFileAtomic } from "../safe-files.ts";
 import { writeOut } from "./out.ts";
 
 export async function initConfig(flags: { config?: string; source?: string; dest?: string; force?: boolean }, env: Record<string, string | undefined>): Promise<ExitCode> {
@@ -73,15 +74,12 @@ export function starterConfig(o: { path: string; source?: string; dest?: string;
 `;
 }
 
-/** Writes a config atomically (temp + rename): a reader never sees half a file. */
+/** Writes a config atomically (a random temp name, created exclusively, then a rename): a reader never sees half a file. */
 export function writeConfigFile(path: string, text: string): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
   try {
-    writeFileSync(tmp, text, { mode: 0o644 });
-    renameSync(tmp, path);
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileAtomic(path, text, { sync: true });
   } catch (e) {
-    rmSync(tmp, { force: true });
     throw new UserError(`cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, ExitCode.Usage, "pass --config PATH to write it elsewhere (or run as root for /etc)");
   }
 }

@@ -1,10 +1,13 @@
 // `rrdsync install` and `rrdsync uninstall`: carry out src/install/plan.ts's steps on the file system (or only print
 // them, --dry-run), record what was written in a manifest, and remove exactly that again.
-import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { accessSync, chmodSync, chownSync, constants, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync } from "node:fs";
 import { homedir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { parseDest } from "../config/dest.ts";
+import { parseConfigText } from "../config/read.ts";
+import { copyToNew, tempBeside, writeFileAtomic } from "../safe-files.ts";
 import { ExitCode, UserError } from "../errors.ts";
-import { type DaemonUser, INSTALL_DEFAULTS, type InstallOptions, type Manifest, manifestPath, nextSteps, planInstall, type Step, UNIT_NAME, unsafeForUnitFiles } from "../install/plan.ts";
+import { type DaemonUser, INSTALL_DEFAULTS, type InstallOptions, keptOriginalPath, type Manifest, manifestPath, nextSteps, planInstall, type Step, UNIT_NAME, unsafeDataDir, unsafeForUnitFiles, writableDirsOf } from "../install/plan.ts";
 import { sha256File } from "../install/sha256.ts";
 import { isCompiled, VERSION, versionLine } from "../version.ts";
 import { starterConfig, writeConfigFile } from "./init.ts";
@@ -32,7 +35,12 @@ const say = (line: string) => process.stdout.write(`${line}\n`);
 const act = (dry: boolean, verb: string, path: string, note = "") => say(`${dry ? "would " : ""}${verb.padEnd(8)}${path}${note ? ` ${note}` : ""}`);
 const octal = (mode: number) => mode.toString(8).padStart(4, "0");
 
+/**
+ * An option's path: absolute as given (a relative one would be taken from wherever sudo happened to run, and written
+ * into the unit as it resolved there), normalised, and plain enough for systemd and logrotate.
+ */
 function checkedPath(option: string, value: string): string {
+  if (!isAbsolute(value)) throw new UserError(`${option} ${value}: not an absolute path`, ExitCode.Usage, `give it from the root: ${option} ${resolve(value)} if that is what you mean`);
   const p = resolve(value);
   const problem = unsafeForUnitFiles(p);
   if (problem !== null) throw new UserError(`${option} ${p}: ${problem}`, ExitCode.Usage, "choose a plain absolute path");
@@ -60,7 +68,7 @@ function installOptions(flags: InstallFlags): InstallOptions {
   const etcDir = checkedPath("--etc", flags.etc ?? d.etcDir);
   const user = flags.user === undefined || flags.user === "root" ? null : lookUpUser(String(flags.user));
   if (user !== null && unsafeForUnitFiles(`/${user.name}`) !== null) throw new UserError(`--user ${user.name}: not a plain user name`, ExitCode.Usage);
-  return {
+  const o: InstallOptions = {
     prefix: checkedPath("--prefix", flags.prefix ?? d.prefix),
     etcDir,
     configPath: checkedPath("--config", flags.config ?? join(etcDir, "config.json")),
@@ -68,9 +76,46 @@ function installOptions(flags: InstallFlags): InstallOptions {
     logDir: checkedPath("--log-dir", flags.logDir ?? d.logDir),
     systemdDir: flags.withoutSystemd === true ? null : checkedPath("--systemd-dir", flags.systemdDir ?? d.systemdDir),
     logrotateDir: checkedPath("--logrotate-dir", flags.logrotateDir ?? d.logrotateDir),
-    root: flags.root === undefined ? "" : resolve(flags.root),
+    root: flags.root === undefined ? "" : checkedPath("--root", flags.root),
     user,
   };
+  for (const [option, dir, what] of [["--state-dir", o.stateDir, "state"], ["--log-dir", o.logDir, "log"], ["--etc", o.etcDir, "etc"]] as const) {
+    const problem = unsafeDataDir(dir, what, o);
+    if (problem !== null) throw new UserError(`${option} ${dir}: ${problem}`, ExitCode.Usage, `choose a directory of rrdsync's own, e.g. ${option} ${what === "state" ? d.stateDir : what === "log" ? d.logDir : d.etcDir}`);
+  }
+  // What the starter config will say, checked now: nothing is written when it would be refused.
+  if (flags.source !== undefined && !isAbsolute(flags.source)) throw new UserError(`--source ${flags.source}: not an absolute path`, ExitCode.Usage, `give it from the root: --source ${resolve(flags.source)}`);
+  if (flags.dest !== undefined) parseDest(flags.dest);
+  return o;
+}
+
+/**
+ * Every step checked before any is carried out: a file where a directory goes (or the reverse), a place this user
+ * cannot write. An install refused half way would leave files without a manifest for uninstall.
+ */
+function preflight(steps: Step[], at: (p: string) => string): void {
+  for (const step of steps) {
+    const target = at(step.path);
+    const st = lstatSync(target, { throwIfNoEntry: false });
+    if (step.kind === "dir") {
+      if (st !== undefined) {
+        if (!statSync(target).isDirectory()) throw new UserError(`${target} exists and is not a directory`, ExitCode.Usage, "move it away, or choose another path");
+        continue;
+      }
+    } else {
+      if (st?.isDirectory()) throw new UserError(`${target} is a directory, where install writes a file`, ExitCode.Usage, "move it away, or choose another path");
+      if (step.kind === "config" && st !== undefined) continue; // kept as it is
+    }
+    // The nearest directory that exists is where the new entry (or its first missing parent) is made.
+    let up = dirname(target);
+    for (let s2 = statSync(up, { throwIfNoEntry: false }); s2 === undefined && dirname(up) !== up; s2 = statSync(up, { throwIfNoEntry: false })) up = dirname(up);
+    if (!statSync(up).isDirectory()) throw new UserError(`${up} is a file, so ${target} cannot be made`, ExitCode.Usage, "move it away, or choose another path");
+    try {
+      accessSync(up, constants.W_OK);
+    } catch (e) {
+      throw fsError(e, "write", target);
+    }
+  }
 }
 
 /** Who runs install, as chown spells it (the daemon runs as that user when there is no --user: root, normally). */
@@ -88,15 +133,45 @@ function fsError(e: unknown, what: string, path: string): UserError {
   return new UserError(`cannot ${what} ${path}: ${code}`, ExitCode.Usage, hint);
 }
 
-/** temp + rename, 0644: a reader (systemd, logrotate, uninstall) never sees half a file. */
+/**
+ * A random temp name (created exclusively, never through a symlink) + rename, 0644: a reader (systemd, logrotate,
+ * uninstall) never sees half a file, and nothing planted beside it is written through.
+ */
 function writeAtomically(path: string, text: string): void {
-  const tmp = `${path}.new-${process.pid}`;
+  writeFileAtomic(path, text, { mode: 0o644, sync: true });
+}
+
+/**
+ * Keeps the file at `path` (not install's own) as `kept`: a hard link where both are on one file system (the same
+ * file, its owner, mode and times), else a copy. `kept` must not exist yet.
+ */
+function keepOriginal(path: string, kept: string): void {
   try {
-    writeFileSync(tmp, text, { mode: 0o644 });
-    chmodSync(tmp, 0o644); // the umask may have cut it
-    renameSync(tmp, path);
-  } finally {
-    rmSync(tmp, { force: true });
+    linkSync(path, kept);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EXDEV") throw e;
+    copyToNew(path, kept, statSync(path).mode & 0o7777);
+  }
+}
+
+/** The directories an existing config at `path` writes to outside the state and log directories (none: no config yet). */
+function configWrites(path: string, o: InstallOptions): string[] {
+  let raw: Record<string, unknown>;
+  try {
+    raw = parseConfigText(readFileSync(path, "utf8"), path);
+  } catch {
+    return []; // none yet (the starter config writes only to the state and log directories), or not readable as one
+  }
+  const { dirs, unsafe } = writableDirsOf(raw, [o.stateDir, o.logDir]);
+  for (const d of unsafe) say(`warning: ${d} (written by ${path}) cannot be named in ReadWritePaths= as it is (a space, quote or %): add it in a drop-in, systemctl edit rrdsync`);
+  return dirs;
+}
+
+/** `path` if nothing is there, else `path.1`, `path.2`, …: a kept file never replaces another kept one. */
+function freeName(path: string): string {
+  for (let i = 0; ; i++) {
+    const p = i === 0 ? path : `${path}.${i}`;
+    if (lstatSync(p, { throwIfNoEntry: false }) === undefined) return p;
   }
 }
 
@@ -132,7 +207,8 @@ function readManifest(path: string): Manifest | null {
     throw bad();
   }
   if (typeof m !== "object" || m === null || !Array.isArray(m.files) || !Array.isArray(m.dirs) || !Array.isArray(m.dataDirs)) throw bad();
-  const paths = [...m.files.map((f) => f?.path), ...m.dirs, ...m.dataDirs, ...(m.config === null ? [] : [m.config])];
+  if (m.originals !== undefined && (!Array.isArray(m.originals) || m.originals.some((x) => typeof x !== "object" || x === null))) throw bad();
+  const paths = [...m.files.map((f) => f?.path), ...m.dirs, ...m.dataDirs, ...(m.config === null ? [] : [m.config]), ...(m.originals ?? []).flatMap((x) => [x.path, x.kept])];
   if (paths.some((p) => typeof p !== "string" || !p.startsWith("/") || p === "/") || m.files.some((f) => typeof f.sha256 !== "string")) throw bad();
   return m;
 }
@@ -149,10 +225,16 @@ export async function installCommand(flags: InstallFlags): Promise<ExitCode> {
   const dry = flags.dryRun === true;
   const at = (p: string) => join(o.root, p);
   const old = readManifest(at(manifestPath(o.etcDir)));
+  // An upgrade: what the existing config writes besides the state and log directories (metrics_file's directory,
+  // a local destination, …) must be writable under ProtectSystem=strict too.
+  o.extraWritable = configWrites(at(o.configPath), o);
+  const steps = planInstall(o) as Step[];
+  preflight(steps, at);
   // A reinstall (an upgrade) keeps what the first install created, so uninstall still removes it.
   const m: Manifest = {
     version: VERSION, installed: new Date().toISOString(), user: o.user?.name ?? null,
     files: [...(old?.files ?? [])], dirs: [...(old?.dirs ?? [])], config: old?.config ?? null, dataDirs: [...(old?.dataDirs ?? [])],
+    originals: [...(old?.originals ?? [])],
   };
   const recordFile = (path: string, sha256: string) => {
     m.files = [...m.files.filter((f) => f.path !== path), { path, sha256 }];
@@ -160,7 +242,7 @@ export async function installCommand(flags: InstallFlags): Promise<ExitCode> {
   if (dry) say(`dry run: nothing is written${o.root ? `; every path below is under ${o.root}` : ""}`);
   let unitPath: string | null = null;
 
-  for (const step of planInstall(o) as Step[]) {
+  for (const step of steps) {
     const target = at(step.path);
     try {
       if (step.kind === "dir") {
@@ -191,10 +273,9 @@ export async function installCommand(flags: InstallFlags): Promise<ExitCode> {
         if (dry) continue;
         const previous = existsSync(target) ? await sha256File(target) : null;
         // temp + rename: a running daemon keeps its old binary until restarted, never a half-copied one
-        const tmp = `${target}.new-${process.pid}`;
+        const tmp = tempBeside(target);
         try {
-          copyFileSync(process.execPath, tmp);
-          chmodSync(tmp, 0o755);
+          copyToNew(process.execPath, tmp, 0o755);
           const sha = await sha256File(tmp);
           recordFile(step.path, sha);
           renameSync(tmp, target);
@@ -204,10 +285,21 @@ export async function installCommand(flags: InstallFlags): Promise<ExitCode> {
         }
       } else if (step.kind === "file") {
         if (step.role === "unit") unitPath = step.path;
-        const same = existsSync(target) && readFileSync(target, "utf8") === step.text;
+        const exists = existsSync(target);
+        const same = exists && readFileSync(target, "utf8") === step.text;
+        // A file there that install did not write as it is now (the admin's own unit or snippet, or ours edited):
+        // kept, never lost; the admin's own goes back in place on uninstall.
+        const ours = exists && old?.files.some((f) => f.path === step.path && f.sha256 === new Bun.CryptoHasher("sha256").update(readFileSync(target)).digest("hex"));
+        const keep = exists && !same && !ours ? freeName(at(keptOriginalPath(o.etcDir, step.path, step.role))) : null;
         if (same) act(false, "same", target);
-        else act(dry, "write", target, existsSync(target) ? "(replacing a different one)" : "");
+        else act(dry, "write", target, keep !== null ? `(the one there is kept as ${keep})` : exists ? "(replacing install's own)" : "");
         if (dry) continue;
+        if (keep !== null) {
+          mkdirSync(dirname(keep), { recursive: true });
+          keepOriginal(target, keep);
+          const admins = !old?.files.some((f) => f.path === step.path);
+          if (admins && !m.originals?.some((x) => x.path === step.path)) m.originals = [...(m.originals ?? []), { path: step.path, kept: keep.slice(o.root.length) }];
+        }
         writeAtomically(target, step.text);
         recordFile(step.path, new Bun.CryptoHasher("sha256").update(step.text).digest("hex"));
       } else if (step.kind === "config") {
@@ -275,6 +367,21 @@ export async function uninstallCommand(flags: InstallFlags): Promise<ExitCode> {
       } else {
         act(dry, "remove", p);
         if (!dry) unlinkSync(p);
+      }
+    }
+    // What install replaced that was not its own goes back in place, where install's file is gone now.
+    for (const x of m.originals ?? []) {
+      const [p, k] = [at(x.path), at(x.kept)];
+      if (!existsSync(k)) continue;
+      if (!dry ? !existsSync(p) : !kept.includes(p)) {
+        act(dry, "restore", p, `(from ${k}: it was there before install)`);
+        if (!dry) renameSync(k, p);
+      } else if (flags.purge) {
+        // install's file stays (changed since); the earlier one must not go with the config directory
+        act(dry, "keep", `${p}.rrdsync-orig`, `(the file that was there before install; ${p} changed since, so it stays too)`);
+        if (!dry) renameSync(k, `${p}.rrdsync-orig`);
+      } else {
+        say(`note: ${p} changed since install and stays; the file that was there before install is ${k}`);
       }
     }
     const data = [...(m.config ? [m.config] : []), ...m.dataDirs];

@@ -47,7 +47,7 @@ export class Live {
     const c = this.c;
     if (b.files > 0) {
       this.event("batch", { files: b.files, bytes: b.bytes, seconds: Number(b.seconds.toFixed(3)), target: this.target, pending: b.pending.length },
-        `${c.green("↑")} ${c.bold(plural(b.files, "file"))} ${formatBytes(b.bytes)} in ${b.seconds.toFixed(2)} s → ${this.target}`);
+        `${c.green("↑")} ${c.bold(plural(b.files, "file"))} ${formatBytes(b.bytes)} in ${b.seconds.toFixed(2)} s → ${escapeLine(this.target)}`);
     }
     for (const ch of b.changes) {
       const mark = ch.kind.endsWith("created") ? c.green("+") : c.yellow("~");

@@ -1,7 +1,9 @@
 // `rrdsync restore PATH [--at TIME] [--to FILE] [--list]`: a text file as it was synced at a time, from the kept
 // backup versions (change_tracking.keep_versions). To stdout by default, so nothing is overwritten by accident.
-import { existsSync, linkSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { closeSync, existsSync, linkSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { isAbsolute, join, relative, resolve } from "node:path";
+import { createNew, tempBeside } from "../safe-files.ts";
+import { escapeLine } from "../escape.ts";
 import type { Config } from "../config/types.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { fsPath, nameFromShown, quoteName, showName } from "../names.ts";
@@ -55,7 +57,7 @@ async function restoreFrom(config: Config, store: StateStore | null, rel: string
   }
   const to = resolve(flags.to);
   writeAtomically(to, data, flags.force === true, flags.to);
-  process.stderr.write(`restored ${showName(rel)} as synced at ${when(v.syncedAt)} (${data.length} bytes) to ${to}\n`);
+  process.stderr.write(`restored ${escapeLine(showName(rel))} as synced at ${when(v.syncedAt)} (${data.length} bytes) to ${escapeLine(to)}\n`);
   return ExitCode.Ok;
 }
 
@@ -68,13 +70,20 @@ function content(backupDir: string, store: StateStore | null, v: BackupVersion):
 }
 
 /**
- * Through a temp file in the same directory, so `to` is never half written. Without `force` an existing file is
- * never replaced: link() fails on it atomically (no window between a check and the write).
+ * Through a temp file in the same directory (a random name, created exclusively and never through a symlink: a
+ * name planted in a shared directory such as /tmp cannot redirect the write), so `to` is never half written.
+ * Without `force` an existing file is never replaced: link() fails on it atomically (no window between a check
+ * and the write); with it, rename() replaces whatever is at `to`, a symlink included, never following it.
  */
 function writeAtomically(to: string, data: Uint8Array, force: boolean, given: string): void {
-  const tmp = join(dirname(to), `.${basename(to)}.rrdsync-restore-${process.pid}`);
+  const tmp = tempBeside(to);
   try {
-    writeFileSync(tmp, data, { mode: 0o644 });
+    const fd = createNew(tmp);
+    try {
+      for (let off = 0; off < data.length; ) off += writeSync(fd, data, off);
+    } finally {
+      closeSync(fd);
+    }
     if (force) {
       renameSync(tmp, to);
     } else {

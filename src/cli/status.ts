@@ -10,6 +10,7 @@ import { escapeLine, safeJson } from "../escape.ts";
 import { formatBytes, formatTimestamp } from "../log.ts";
 import { plural } from "../engine/health.ts";
 import { lockHolder } from "../store/lock.ts";
+import { identityOf } from "../store/identity.ts";
 import { StateStore } from "../store/state.ts";
 import { FIRST_SYNC_KEY, type StatusRecord, type VerifyRecord } from "../store/status.ts";
 import { describeTarget } from "../transport/create.ts";
@@ -36,10 +37,12 @@ type FirstSync = { after: string | null; started: number } | null;
 const LIVE_LAG_MAX_FILES = 200_000;
 
 /** The state DB's numbers, or why there are none: not made yet, or a file that is not (or no longer) a sound DB. */
-async function readState(stateFile: string, sourceDir: string, liveLag: boolean): Promise<{ files: number; st: StatusRecord; lag: ReplicaLag | null; lagTime: number | null; firstSync: FirstSync; problem: UserError | null; initialised: boolean }> {
+async function readState(config: Config, liveLag: boolean): Promise<{ files: number; st: StatusRecord; lag: ReplicaLag | null; lagTime: number | null; firstSync: FirstSync; problem: UserError | null; initialised: boolean }> {
+  const { stateFile, sourceDir } = config;
   let store: StateStore | null;
   try {
-    store = StateStore.openExisting(stateFile);
+    // Its last batch, pending files and lag are about the pair it describes: another pair's DB is exit 2.
+    store = StateStore.openExisting(stateFile, identityOf(config));
   } catch (e) {
     if (e instanceof UserError) return { files: 0, st: {}, lag: null, lagTime: null, firstSync: null, problem: e, initialised: false };
     throw e;
@@ -67,7 +70,7 @@ async function readState(stateFile: string, sourceDir: string, liveLag: boolean)
 }
 
 async function showTarget(config: Config, flags: { json?: boolean; lag?: boolean }, env: Record<string, string | undefined>): Promise<{ text: string; code: ExitCode }> {
-  const { files, st, lag, lagTime, firstSync, problem, initialised } = await readState(config.stateFile, config.sourceDir, flags.lag === true);
+  const { files, st, lag, lagTime, firstSync, problem, initialised } = await readState(config, flags.lag === true);
   const held = lockHolder(config.stateFile);
   const pid = held !== null && Number.isNaN(held) ? 0 : held; // 0: running, its pid not written yet
   const target = describeTarget(config);

@@ -2,10 +2,12 @@
 // summary line, the exit code, and the metrics file for node_exporter's textfile collector.
 import { allTargets, type Config } from "../config/types.ts";
 import { storedSnapshot } from "../engine/metrics.ts";
-import { passOnce } from "../engine/target.ts";
+import { checkIdentities, passOnce } from "../engine/target.ts";
 import type { PassStats } from "../engine/types.ts";
 import { ExitCode } from "../errors.ts";
+import { escapeLine } from "../escape.ts";
 import { formatBytes, type Logger } from "../log.ts";
+import { identityOf } from "../store/identity.ts";
 import { StateStore } from "../store/state.ts";
 import { describeTarget } from "../transport/create.ts";
 import { errorText, renderMetrics, writeTextfile } from "../watch/prometheus.ts";
@@ -13,6 +15,7 @@ import { ProgressLine } from "./progress.ts";
 
 export async function syncOnce(config: Config, log: Logger, signal?: AbortSignal): Promise<ExitCode> {
   const targets = allTargets(config);
+  checkIdentities(targets);
   // The progress line follows one target (the first); several would overwrite each other.
   const line = log.wantsProgress() ? new ProgressLine(process.stderr, (t) => log.colors().dim(t)) : null;
   log.progressLine = line;
@@ -21,17 +24,19 @@ export async function syncOnce(config: Config, log: Logger, signal?: AbortSignal
     line?.clear();
     return summarize(c, s, log);
   }));
-  if (config.metricsFile !== "") await writeMetricsFile(config, log);
+  // A metrics file that cannot be written is a failed run (exit 1): monitoring would otherwise read stale figures
+  // from a run that "succeeded".
+  if (config.metricsFile !== "" && !(await writeMetricsFile(config, log))) codes.push(ExitCode.Pending);
   return Math.max(...codes) as ExitCode;
 }
 
-/** Every target's metrics, as its state DB now says. A failure is an error in the log; the run's own outcome stands. */
-export async function writeMetricsFile(config: Config, log: Logger): Promise<void> {
+/** Every target's metrics, as its state DB now says; false (and an error in the log) when the file could not be written. */
+export async function writeMetricsFile(config: Config, log: Logger): Promise<boolean> {
   const file = config.metricsFile;
   try {
     const snapshots = [];
     for (const c of allTargets(config)) {
-      const store = StateStore.openExisting(c.stateFile);
+      const store = StateStore.openExisting(c.stateFile, identityOf(c));
       if (store === null) continue;
       try {
         snapshots.push(await storedSnapshot(describeTarget(c), store, c.sourceDir));
@@ -40,15 +45,17 @@ export async function writeMetricsFile(config: Config, log: Logger): Promise<voi
       }
     }
     writeTextfile(file, renderMetrics(snapshots, null));
+    return true;
   } catch (e) {
     log.error(`metrics_file ${file}: not written: ${errorText(e)}`);
+    return false;
   }
 }
 
 function summarize(config: Config, s: PassStats, log: Logger): ExitCode {
   const c = log.colors();
   const parts = [
-    `${s.sent} files (${formatBytes(s.bytes)}) synced to ${describeTarget(config)} in ${s.seconds.toFixed(1)} s`,
+    `${s.sent} files (${formatBytes(s.bytes)}) synced to ${escapeLine(describeTarget(config))} in ${s.seconds.toFixed(1)} s`,
     `${s.changes} changes recorded`,
     `${s.scanned} scanned`,
   ];

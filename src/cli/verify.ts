@@ -6,9 +6,10 @@ import { allTargets, type Config } from "../config/types.ts";
 import { closeTarget, type OpenTarget, openTarget, TargetEngine } from "../engine/target.ts";
 import { KNOWN_MARKER, MARKERS, repairable, type VerifyEntry, verifyRecord, verifyReplica, type VerifySummary } from "../engine/verify.ts";
 import { ExitCode, UserError } from "../errors.ts";
-import { safeJson } from "../escape.ts";
+import { escapeLine, safeJson } from "../escape.ts";
 import { formatBytes, type Logger } from "../log.ts";
 import { parsePattern, type PathPattern } from "../source/pattern.ts";
+import { identityOf } from "../store/identity.ts";
 import { StateStore } from "../store/state.ts";
 import { displayPath } from "../track/changelog.ts";
 import { createTransport, describeTarget } from "../transport/create.ts";
@@ -127,7 +128,8 @@ async function verifyTarget(config: Config, x: Ctx): Promise<ExitCode> {
     store = opened.store;
     transport = opened.transport;
   } else {
-    store = StateStore.openExisting(config.stateFile);
+    // What the DB says is on the replica is only true of the pair it describes: another pair's DB is exit 2.
+    store = StateStore.openExisting(config.stateFile, identityOf(config));
     transport = createTransport(config, log);
   }
   try {
@@ -173,7 +175,7 @@ async function verifyTarget(config: Config, x: Ctx): Promise<ExitCode> {
     } else if (!flags.quiet) {
       line?.clear();
       const c = log.colors();
-      process.stderr.write(`${ok ? c.green("✓") : c.red("✗")} ${summaryText(name, s, x, repaired, repairFailed)}\n`);
+      process.stderr.write(`${ok ? c.green("✓") : c.red("✗")} ${escapeLine(summaryText(name, s, x, repaired, repairFailed))}\n`);
     }
     if (s.error !== null) log.error(`verify ${name}: could not complete: ${s.error}`);
     else log.info(`verify ${name}: ${summaryText(name, s, x, repaired, repairFailed)}`);

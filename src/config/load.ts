@@ -1,6 +1,6 @@
 // Finds the config (flag, $RRDSYNC_CONFIG, /etc/rrdsync/config.json, or none), applies flags, fills defaults.
 import type { MaxDelete } from "./max-delete.ts";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { ConfigError, ExitCode, UserError } from "../errors.ts";
 import {
@@ -8,7 +8,7 @@ import {
   DEFAULT_POLL_INTERVAL_S, DEFAULT_RESCAN_INTERVAL_S, defaultMaxDelay, defaultPaths,
 } from "./defaults.ts";
 import { parseDest } from "./dest.ts";
-import { checkFilePlace } from "./places.ts";
+import { checkFilePlace, checkSourcePlace } from "./places.ts";
 import { checkDistinct, extraStateFile, makeTarget } from "./targets.ts";
 import { parseConfigText } from "./read.ts";
 import type { Config, LogLevel, TransportKind } from "./types.ts";
@@ -21,6 +21,8 @@ export interface LoadOptions {
   stateFile?: string;
   /** --transport: every target uses it */
   transport?: string;
+  /** --rebuild-state */
+  rebuildState?: boolean;
   env: Record<string, string | undefined>;
   cwd: string;
   home: string;
@@ -33,6 +35,39 @@ export interface LoadOptions {
 
 type Obj = Record<string, any>;
 
+/** A config is a few KiB; anything near this is not one (and /dev/zero would never end). */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/**
+ * The config's text: only from a regular file (a fifo would hang the open or the read, a device never ends), and at
+ * most MAX_CONFIG_BYTES of it. O_NONBLOCK: opening a fifo that nobody writes returns at once (then refused here).
+ */
+function readConfigFile(abs: string): string {
+  const hint = "pass --config PATH, or set RRDSYNC_CONFIG; --source DIR --dest TARGET work without a config";
+  let fd: number;
+  try {
+    fd = openSync(abs, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "is a directory" : String(code);
+    throw new UserError(`cannot read config file ${abs}: ${why}`, ExitCode.Usage, hint);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      const what = st.isDirectory() ? "a directory" : st.isFIFO() ? "a fifo" : st.isCharacterDevice() || st.isBlockDevice() ? "a device" : st.isSocket() ? "a socket" : "not a regular file";
+      throw new UserError(`cannot read config file ${abs}: it is ${what}, not a regular file`, ExitCode.Usage, hint);
+    }
+    const buf = Buffer.alloc(Math.min(st.size, MAX_CONFIG_BYTES) + 1);
+    let n = 0;
+    for (let r = 1; r > 0 && n < buf.length; n += r) r = readSync(fd, buf, n, buf.length - n, null);
+    if (n > MAX_CONFIG_BYTES) throw new UserError(`config file ${abs}: larger than ${MAX_CONFIG_BYTES / 1024} KiB, which no config is`, ExitCode.Usage, "check the path: it should name the JSON config (a few KiB)");
+    return buf.subarray(0, n).toString("utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Config.origin when no config file was read (--source and --dest, and the defaults). */
 export const NO_CONFIG_ORIGIN = "built-in defaults";
 
@@ -44,15 +79,7 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
   if (configPath !== undefined) {
     const abs = resolve(opts.cwd, configPath);
     origin = configPath;
-    let text: string;
-    try {
-      text = readFileSync(abs, "utf8");
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "is a directory" : String(code);
-      throw new UserError(`cannot read config file ${abs}: ${why}`, ExitCode.Usage, "pass --config PATH, or set RRDSYNC_CONFIG; --source DIR --dest TARGET work without a config");
-    }
-    raw = parseConfigText(text, origin);
+    raw = parseConfigText(readConfigFile(abs), origin);
   } else if (opts.source === undefined || opts.dest === undefined) {
     throw new UserError(
       `no config file (none given, $RRDSYNC_CONFIG unset, ${DEFAULT_CONFIG_PATH} absent)`,
@@ -81,6 +108,7 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
   if (c.source_dir === undefined) throw new ConfigError(`${origin}: source_dir`, "is missing", 'set "source_dir": "/opt/opennms/share/rrd" (the tree to replicate), or pass --source');
   const sourceDir: string = c.source_dir;
   const sourceKey = key("source_dir", opts.source === undefined ? undefined : "--source");
+  checkSourcePlace(sourceKey, sourceDir);
   if (opts.requireSource !== false) {
     let st;
     try {
@@ -167,6 +195,7 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
     batchMaxBytes: c.batch_max_bytes ?? DEFAULT_BATCH_MAX_BYTES,
     metricsListen: c.metrics_listen ?? null,
     metricsFile: c.metrics_file ?? "",
+    rebuildState: opts.rebuildState === true,
   };
   // backup_dir and change_log_file are not checked here: an audit trail that cannot be written never stops
   // replication (each gap is an error of its own, exit 1: README, When things go wrong).

@@ -36,6 +36,12 @@ export function makeTarget(raw: Obj, name: (key: string) => string, ctx: TargetC
     throw new ConfigError(name("transport"), '"sftp" needs a remote host, and this target is a local directory', 'set remote_host, or use "rsync" for a local destination');
   }
   if (host === "") checkLocalDest(name("remote_dest_dir"), t.destDir, ctx.sourceDir);
+  // The standby's whole file system: a rename or delete there would reach its system files. Only SFTP may name
+  // "/": an SFTP-only account's chroot (ChrootDirectory + internal-sftp), which is all that account sees.
+  else if (t.destDir === "/" && t.transport !== "sftp") {
+    throw new ConfigError(name("remote_dest_dir"), `"/" is the standby's root directory${t.transport === "auto" ? ' (and "auto" may choose rsync, which sees the whole machine)' : ""}`,
+      'point it at a directory of its own on the standby, e.g. /opt/opennms/share/rrd ("/" only with "transport": "sftp" into a chroot)');
+  }
   if (host !== "" && t.sshKeyPath !== "" && !existsSync(t.sshKeyPath)) {
     throw new ConfigError(name("ssh_key_path"), `${t.sshKeyPath} does not exist`, "point it at the private key, or remove the key to use ssh's defaults");
   }

@@ -103,6 +103,11 @@ export interface Config {
   metricsListen: { host: string; port: number } | null;
   /** --once: write the same metrics to this file, atomically (node_exporter's textfile collector); "" = off */
   metricsFile: string;
+  /**
+   * --rebuild-state: a state DB that describes another source or destination is kept aside and a new one made by
+   * one full pass (without it such a DB stops the run: src/store/identity.ts)
+   */
+  rebuildState: boolean;
 }
 
 /**

@@ -3,6 +3,7 @@ import type { Config } from "../config/types.ts";
 import type { StateStore } from "../store/state.ts";
 import type { BackupStager, PreviousCopy } from "../track/backup.ts";
 import type { ChangeLog } from "../track/changelog.ts";
+import { rootIdOf } from "../transport/in-source.ts";
 import type { Transport } from "../transport/types.ts";
 import type { Audit } from "./audit.ts";
 import type { TargetHealth } from "./health.ts";
@@ -36,17 +37,32 @@ export interface TargetContext {
   readonly reportsPending: boolean;
 }
 
+export const ROOT_REPLACED = "the source directory was replaced while it was being sent (what was read may be the old tree's): it goes again";
+
 /** One pass's figures and signal, shared by its stages; thrown away with the pass. */
 export class PassState {
   readonly stats: PassStats = newStats();
   readonly progress: Progress = { scanned: 0, plannedFiles: 0, plannedBytes: 0, doneFiles: 0, doneBytes: 0, walking: true };
   /** bytes the running transfer has sent so far (added to doneBytes when its batch is recorded) */
   inFlightBytes = 0;
+  /**
+   * The source root this pass looks at files under (dev:ino): a batch that ends under another root (the directory
+   * was replaced meanwhile) confirms nothing, as what the transfer read may not be what was looked at.
+   */
+  readonly rootId: string | null;
 
   constructor(
     private readonly hooks: EngineHooks,
     readonly signal: AbortSignal | undefined,
-  ) {}
+    sourceDir: string,
+  ) {
+    this.rootId = rootIdOf(sourceDir);
+  }
+
+  /** Is the source root another directory now than when this pass began (see rootId)? */
+  rootReplaced(sourceDir: string): boolean {
+    return rootIdOf(sourceDir) !== this.rootId;
+  }
 
   get stopping(): boolean {
     return this.signal?.aborted === true;

@@ -10,7 +10,7 @@
 import { type DirLooker, lookAt } from "../source/look.ts";
 import { ownPathsInside } from "../source/own-files.ts";
 import { runVouches } from "../transport/types.ts";
-import type { PassState, TargetContext } from "./context.ts";
+import { type PassState, ROOT_REPLACED, type TargetContext } from "./context.ts";
 import { entriesFor, FirstSyncDescriber, type FirstSyncRecord, logEntries, lookDir, type SliceFile, summarize, walkPieces } from "./first-sync.ts";
 import { statFacts } from "./plan.ts";
 import type { Sender } from "./send.ts";
@@ -57,9 +57,10 @@ export async function firstSyncInOneRun(t: TargetContext, p: PassState, sender: 
     p.reportProgress();
     const result = await transfer;
     const tree = result.tree;
-    if (result.error || tree === undefined || (tree.code !== 0 && tree.unattributed.length > 0)) {
+    const replaced = p.rootReplaced(config.sourceDir);
+    if (result.error || tree === undefined || replaced || (tree.code !== 0 && tree.unattributed.length > 0)) {
       store.abortSlice();
-      const why = result.error ?? `rsync exited ${tree?.code ?? "?"} with errors that name no file (${tree?.unattributed.slice(0, 3).join("; ") ?? ""})`;
+      const why = result.error ?? (replaced ? ROOT_REPLACED : `rsync exited ${tree?.code ?? "?"} with errors that name no file (${tree?.unattributed.slice(0, 3).join("; ") ?? ""})`);
       p.stats.pending += looked; // none of them is recorded
       t.counters.add({ errors: 1 });
       health.firstSyncUnsent(looked, sample);

@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { fsPath } from "../names.ts";
 import { type Look, lookAt } from "../source/look.ts";
-import { lstatSync } from "node:fs";
+import { type BigIntStats, lstatSync } from "node:fs";
 import { matchesExtensions } from "../source/walk.ts";
 import { joinPath } from "../store/schema.ts";
 import type { StateRow } from "../store/state.ts";
@@ -38,7 +38,7 @@ export class Pass {
   private gone: string[] = [];
 
   constructor(private readonly t: TargetContext, signal?: AbortSignal) {
-    this.p = new PassState(t.hooks, signal);
+    this.p = new PassState(t.hooks, signal, t.config.sourceDir);
     this.sender = new Sender(t, this.p);
     this.renames = new RenameFinder(t.store, t.config.sourceDir);
   }
@@ -190,7 +190,7 @@ export class Pass {
    * The check stage: unchanged, adopted from the seed, a rename, held back, or sent (the walk already passed over
    * the files it found unchanged).
    */
-  private async consider(rel: string, abs: string, stat: Parameters<typeof statFacts>[0]): Promise<void> {
+  private async consider(rel: string, abs: string, stat: BigIntStats): Promise<void> {
     const { store, queue } = this.t;
     this.p.stats.scanned++;
     const facts = statFacts(stat);
@@ -207,7 +207,7 @@ export class Pass {
       return;
     }
     const f: Planned = { rel, abs, facts, prev };
-    if (prev === null && this.renames.byInode(f)) return;
+    if (prev === null && (await this.renames.byInode(f, stat.birthtimeNs))) return;
     await this.holdOrSend(f);
   }
 

@@ -9,7 +9,8 @@ import type { PassState, TargetContext } from "./context.ts";
 import { Describer, describeFile } from "./describe.ts";
 import { checkHold } from "./holds.ts";
 import { batchWouldOverflow, type Planned, statFacts } from "./plan.ts";
-import type { BatchFile, BatchResult, SendOptions } from "../transport/types.ts";
+import type { BatchFile, BatchResult, FileOutcome, SendOptions } from "../transport/types.ts";
+import { ROOT_REPLACED } from "./context.ts";
 import { fsPath } from "../names.ts";
 
 export class Sender {
@@ -92,6 +93,13 @@ export class Sender {
       const r = await transport.sendBatch(files, this.p.signal, { ...opts, onBytes });
       this.p.inFlightBytes = 0;
       log.debug(`transfer finished in ${((performance.now() - t0) / 1000).toFixed(2)} s${r.error ? `: ${r.error}` : ""}`);
+      if (this.p.rootReplaced(this.t.config.sourceDir)) {
+        // What the transport read may be another tree's (rsync works inside the directory it entered): none of it is
+        // confirmed; each file goes again, looked at under the root that is there now.
+        const outcomes = new Map<string, FileOutcome>();
+        for (const path of r.outcomes.keys()) outcomes.set(path, { ok: false, reason: ROOT_REPLACED });
+        return { ...r, outcomes };
+      }
       return r;
     } catch (e) {
       return { outcomes: new Map(), error: (e as Error).message, infoLines: [], bytesSent: 0 };

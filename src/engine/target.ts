@@ -1,9 +1,12 @@
 // A target, opened: its lock, state DB, transport and change log, and the engine that runs passes over it with its
 // pending queue and health. --once and the daemon both open targets here.
 import type { Config } from "../config/types.ts";
+import { rmSync } from "node:fs";
+import { StateMismatchError } from "../errors.ts";
 import { ownFiles } from "../source/own-files.ts";
+import { compareIdentity, identityMismatch, identityOf, showIdentity } from "../store/identity.ts";
 import { acquireLock, type Lock } from "../store/lock.ts";
-import { isCorruption, StateStore } from "../store/state.ts";
+import { isCorruption, isDiskFull, StateStore, stateDiskFull } from "../store/state.ts";
 import { BackupStager, copyReader } from "../track/backup.ts";
 import { type ChangeLog, openChangeLog } from "../track/changelog.ts";
 import { BackupVersions } from "../track/versions.ts";
@@ -29,12 +32,17 @@ export interface OpenTarget {
   changeLog: ChangeLog;
 }
 
-/** Takes the target's lock and opens its state DB (a damaged one is kept aside and rebuilt), transport and change log. */
+/**
+ * Takes the target's lock and opens its state DB (a damaged one is kept aside and rebuilt; one that describes
+ * another source or destination stops here, or is kept aside and rebuilt with --rebuild-state), transport and
+ * change log.
+ */
 export function openTarget(config: Config, log: EngineLog): OpenTarget {
   const lock = acquireLock(config.stateFile);
   let opened: ReturnType<typeof StateStore.open>;
   try {
     opened = StateStore.open(config.stateFile);
+    opened = settleIdentity(config, opened, log);
   } catch (e) {
     lock.release();
     throw e;
@@ -44,6 +52,35 @@ export function openTarget(config: Config, log: EngineLog): OpenTarget {
   }
   if (opened.seedBackup !== null) log.warn(`imported ${opened.imported} entries of the seed script's JSON state; the original is kept as ${opened.seedBackup}`);
   return { config, lock, store: opened.store, transport: createTransport(config, log), changeLog: openChangeLog(config, log) };
+}
+
+/**
+ * The state DB must describe this target's source and destination before anything is sent, moved or deleted on
+ * the strength of its rows (src/store/identity.ts). A DB of an earlier rrdsync names none: it takes the config's
+ * (said in the log), as does one that recorded nothing yet. Called under the target's lock.
+ */
+function settleIdentity(config: Config, opened: ReturnType<typeof StateStore.open>, log: EngineLog): ReturnType<typeof StateStore.open> {
+  const want = identityOf(config);
+  const { store } = opened;
+  const check = store.identityCheck(want);
+  if (check.kind === "match") return opened;
+  if (check.kind === "none" || store.recordsNothing()) {
+    if (check.kind === "none" && !store.recordsNothing()) {
+      log.warn(`the state DB ${config.stateFile} did not record which source and destination it describes (made by an earlier rrdsync): it now records ${showIdentity(want)}`);
+    }
+    store.recordIdentity(want);
+    return opened;
+  }
+  const m = identityMismatch(config.stateFile, check.had, want);
+  if (!config.rebuildState) throw new StateMismatchError(m.message, m.hint);
+  store.close();
+  const kept = StateStore.moveAside(config.stateFile, "replaced");
+  // The SFTP transport's note of replica directories with temporary files is about the old destination.
+  rmSync(`${config.stateFile}.sftp-inflight`, { force: true });
+  log.warn(`--rebuild-state: the state DB described ${showIdentity(check.had)}; it is kept as ${kept}, and this pass records ${showIdentity(want)} anew (files the standby already has cost only rsync's quick check)`);
+  const fresh = StateStore.open(config.stateFile);
+  fresh.store.recordIdentity(want);
+  return fresh;
 }
 
 export async function closeTarget(o: OpenTarget): Promise<void> {
@@ -154,6 +191,7 @@ export async function passOnce(config: Config, log: EngineLog, hooks: EngineHook
   try {
     return await passWith(config, log, hooks, signal);
   } catch (e) {
+    if (isDiskFull(e)) throw stateDiskFull(config.stateFile, e);
     if (!isCorruption(e)) throw e;
     const copy = StateStore.moveAside(config.stateFile);
     log.error(`the state DB turned out damaged (${(e as Error).message}); it is kept as ${copy} and a new one is rebuilt by a second pass`);
@@ -168,5 +206,23 @@ async function passWith(config: Config, log: EngineLog, hooks: EngineHooks, sign
     return await new TargetEngine(o, log, hooks, { daemon: false }).runPass(signal);
   } finally {
     await closeTarget(o);
+  }
+}
+
+/**
+ * Before any target's pass starts: every target's state DB must describe its own source and destination (each has
+ * its own DB), so a mismatch stops the whole run with nothing done (exit 2), not after the other targets' passes.
+ * Other troubles with a DB (damage, an upgrade) are left to openTarget.
+ */
+export function checkIdentities(configs: Config[]): void {
+  for (const c of configs) {
+    if (c.rebuildState) continue;
+    const peek = StateStore.peekIdentity(c.stateFile);
+    if (peek === null || peek.recordsNothing) continue;
+    const want = identityOf(c);
+    const check = compareIdentity(peek.recorded, want);
+    if (check.kind !== "differs") continue;
+    const m = identityMismatch(c.stateFile, check.had, want);
+    throw new StateMismatchError(m.message, m.hint);
   }
 }

@@ -1,6 +1,6 @@
 // What `rrdsync install` writes and `uninstall` removes, as data: the steps, the unit and logrotate texts rendered for
 // the chosen paths and user, the manifest, the next steps. No I/O here (src/cli/install.ts carries the steps out).
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import logrotateTemplate from "./rrdsync.logrotate" with { type: "text" };
 import unitTemplate from "./rrdsync.service" with { type: "text" };
 
@@ -38,6 +38,11 @@ export interface InstallOptions {
   root: string;
   /** null: the daemon runs as root */
   user: DaemonUser | null;
+  /**
+   * Directories beyond the state and log directories that the existing config writes to (metrics_file's, a
+   * state_file, backup_dir or log elsewhere, a local destination): ReadWritePaths= needs them too
+   */
+  extraWritable?: string[];
 }
 
 export type Step =
@@ -60,6 +65,8 @@ export interface Manifest {
   config: string | null;
   /** the config, state and log directories install created: removed (with their contents) only with --purge */
   dataDirs: string[];
+  /** files that were there before install replaced them (not its own): kept aside, put back by uninstall */
+  originals?: Array<{ path: string; kept: string }>;
 }
 
 export function binaryPath(o: InstallOptions): string {
@@ -95,6 +102,79 @@ export function planInstall(o: InstallOptions): Step[] {
   return steps;
 }
 
+/**
+ * Directories that hold the system itself: never a state or log directory (install makes those the daemon's user's,
+ * ReadWritePaths= opens them to it, and uninstall --purge removes what it made), nor the config directory.
+ */
+const SYSTEM_DIRS = new Set([
+  "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/media", "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var",
+  "/usr/bin", "/usr/sbin", "/usr/lib", "/usr/lib64", "/usr/libexec", "/usr/include", "/usr/share", "/usr/src", "/usr/local",
+  "/usr/local/bin", "/usr/local/sbin", "/usr/local/lib", "/usr/local/share", "/usr/local/etc",
+  "/var/lib", "/var/log", "/var/cache", "/var/spool", "/var/tmp", "/var/run", "/var/mail", "/var/opt", "/var/backups", "/var/lock",
+  "/etc/systemd", "/etc/systemd/system", "/etc/logrotate.d", "/etc/ssh", "/etc/cron.d", "/etc/default", "/etc/sysconfig",
+]);
+
+const within = (a: string, b: string) => a === b || a.startsWith(b === "/" ? "/" : `${b}/`);
+
+/**
+ * Why `path` cannot be install's directory for `what` (the state, log or config directory), or null: a system
+ * directory, or one that holds (or is) another of install's places.
+ */
+export function unsafeDataDir(path: string, what: "state" | "log" | "etc", o: Pick<InstallOptions, "prefix" | "etcDir" | "systemdDir" | "logrotateDir">): string | null {
+  if (SYSTEM_DIRS.has(path)) return `is ${path === "/" ? "the root directory" : "a directory of the system itself"}: the ${what} directory must be one of rrdsync's own (e.g. ${what === "state" ? INSTALL_DEFAULTS.stateDir : what === "log" ? INSTALL_DEFAULTS.logDir : INSTALL_DEFAULTS.etcDir})`;
+  const others: Array<[string, string | null]> = [["the binary's directory", join(o.prefix, "bin")], ["the systemd directory", o.systemdDir], ["the logrotate directory", o.logrotateDir]];
+  if (what !== "etc") others.push(["the config directory", o.etcDir]);
+  for (const [name, dir] of others) {
+    if (dir !== null && (within(dir, path) || within(path, dir))) return `${path === dir ? "is" : within(dir, path) ? "holds" : "lies inside"} ${name} (${dir})`;
+  }
+  return null;
+}
+
+/**
+ * The directories an existing config writes to outside `covered` (the state and log directories), for
+ * ReadWritePaths=: metrics_file's directory, a state_file, backup_dir, log_file or change_log_file elsewhere, each
+ * target's state file, a local destination. Paths that systemd would read otherwise (unsafeForUnitFiles) are left
+ * out and returned apart, for a warning.
+ */
+export function writableDirsOf(config: Record<string, unknown>, covered: string[]): { dirs: string[]; unsafe: string[] } {
+  const str = (v: unknown) => (typeof v === "string" && v.startsWith("/") ? v : null);
+  const obj = (v: unknown) => (typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
+  const found: string[] = [];
+  const file = (v: unknown) => {
+    const p = str(v);
+    if (p !== null) found.push(dirname(p));
+  };
+  const dir = (v: unknown) => {
+    const p = str(v);
+    if (p !== null) found.push(p);
+  };
+  file(config.metrics_file);
+  file(config.state_file);
+  file(obj(config.logging).log_file);
+  dir(obj(config.change_tracking).backup_dir);
+  file(obj(config.change_tracking).change_log_file);
+  for (const t of [obj(config.remote_sync), ...(Array.isArray(config.targets) ? config.targets.map(obj) : [])]) {
+    if ((t.remote_host ?? "") === "") dir(t.remote_dest_dir);
+    file(t.state_file);
+  }
+  const dirs: string[] = [];
+  const unsafe: string[] = [];
+  for (const d of found) {
+    if (covered.some((c) => within(d, c)) || dirs.includes(d) || unsafe.includes(d)) continue;
+    (unsafeForUnitFiles(d) === null ? dirs : unsafe).push(d);
+  }
+  return { dirs, unsafe };
+}
+
+/**
+ * Where install keeps a file it replaced that was not its own (the admin's unit or logrotate snippet), for uninstall
+ * to restore: in the config directory, root's, and not beside it: logrotate reads every file in logrotate.d
+ * (".rrdsync-orig" is not among the suffixes it skips), and two snippets for the same logs make it fail.
+ */
+export function keptOriginalPath(etcDir: string, path: string, role: "unit" | "logrotate"): string {
+  return join(etcDir, `${role === "unit" ? "" : "logrotate.d-"}${path.split("/").pop()}.rrdsync-orig`);
+}
+
 /** Replaces `from` (which must occur exactly once: a template edit that breaks this fails the unit tests). */
 function replaceOnce(text: string, from: string, to: string): string {
   const at = text.indexOf(from);
@@ -116,7 +196,7 @@ export function renderUnit(o: InstallOptions): string {
   let t = unitTemplate;
   const d = INSTALL_DEFAULTS;
   t = replaceOnce(t, `ExecStart=${d.prefix}/bin/rrdsync --watch --config ${d.etcDir}/config.json`, `ExecStart=${binaryPath(o)} --watch --config ${o.configPath}`);
-  t = replaceOnce(t, `ReadWritePaths=${d.stateDir} ${d.logDir}`, `ReadWritePaths=${o.stateDir} ${o.logDir}`);
+  t = replaceOnce(t, `ReadWritePaths=${d.stateDir} ${d.logDir}`, `ReadWritePaths=${[o.stateDir, o.logDir, ...(o.extraWritable ?? [])].join(" ")}`);
   if (o.user !== null) {
     // A dedicated user reads the tree by its modes and needs no capability at all.
     t = replaceOnce(t, "CapabilityBoundingSet=CAP_DAC_READ_SEARCH", `User=${o.user.name}\nGroup=${o.user.group}\nCapabilityBoundingSet=\nRemoveIPC=yes`);

@@ -1,11 +1,12 @@
 // One run at a time per state file: an flock(2) on `<state_file>.lock`, which the kernel drops when its holder
 // dies however it dies (kill -9, power cut), so a stale lock cannot exist and a reused pid never blocks a run.
 // The file also holds the holder's pid, only for messages.
-import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { dlopen, read as peek } from "bun:ffi";
 import { ExitCode, LockHeldError, UserError } from "../errors.ts";
 import { describeFsError } from "../log.ts";
+import { openRead, openReadWrite, readOwnFile } from "../safe-files.ts";
 
 export interface Lock {
   path: string;
@@ -52,7 +53,7 @@ function tryFlock(fd: number, op: number, path: string): boolean {
 
 function readPid(path: string): number {
   try {
-    const pid = Number.parseInt(readFileSync(path, "utf8").trim(), 10);
+    const pid = Number.parseInt(readOwnFile(path, 4096)?.toString("utf8").trim() ?? "", 10);
     return Number.isInteger(pid) && pid > 0 ? pid : Number.NaN;
   } catch {
     return Number.NaN;
@@ -68,7 +69,7 @@ export function lockHolder(stateFile: string): number | null {
   const path = `${stateFile}.lock`;
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY);
+    fd = openRead(path);
   } catch {
     return null; // no lock file: nobody has run yet, or the last holder released it
   }
@@ -108,7 +109,7 @@ export function acquireLock(stateFile: string): Lock {
   const path = `${stateFile}.lock`;
   const dir = dirname(stateFile);
   try {
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o750 });
   } catch (e) {
     throw placeError(`cannot create the state directory ${dir}`, e);
   }
@@ -116,7 +117,9 @@ export function acquireLock(stateFile: string): Lock {
     let fd: number;
     try {
       // O_CLOEXEC (Bun's default for openSync): rsync and ssh children must not inherit the lock and keep it.
-      fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o644);
+      // O_NOFOLLOW: a symlink planted at the lock's name (by whoever else could write the directory) is refused,
+      // never followed: the pid below would truncate whatever it names.
+      fd = openReadWrite(path);
     } catch (e) {
       throw placeError(`cannot create the lock file ${path}`, e);
     }
@@ -141,8 +144,12 @@ export function acquireLock(stateFile: string): Lock {
       closeSync(fd);
       continue;
     }
-    ftruncateSync(fd, 0);
-    writeSync(fd, `${process.pid}\n`, 0);
+    try {
+      ftruncateSync(fd, 0);
+      writeSync(fd, `${process.pid}\n`, 0);
+    } catch {
+      // The pid is only for messages; a full disk is said where it matters (the state DB's first write).
+    }
     return {
       path,
       release() {
@@ -161,7 +168,7 @@ export function acquireLock(stateFile: string): Lock {
 function samePath(fd: number, path: string): boolean {
   try {
     const a = fstatSync(fd);
-    const b = statSync(path);
+    const b = lstatSync(path);
     return a.ino === b.ino && a.dev === b.dev;
   } catch {
     return false;
@@ -170,5 +177,8 @@ function samePath(fd: number, path: string): boolean {
 
 /** A state directory or lock file that cannot be made: what is wrong with the place, and the fix. */
 function placeError(what: string, e: unknown): UserError {
+  if ((e as NodeJS.ErrnoException).code === "ELOOP") {
+    return new UserError(`${what}: it is a symlink, and rrdsync never writes through one`, ExitCode.Usage, "remove the symlink (someone who can write the state directory put it there), or set state_file elsewhere");
+  }
   return new UserError(`${what}: ${describeFsError(e)}`, ExitCode.Usage, "set state_file (or --state) to a writable place, or fix the directory's permissions");
 }

@@ -1,9 +1,11 @@
 // The state DB (bun:sqlite, WAL): what each file looked like when the destination last confirmed it, and the change history.
 import { Database, type Statement } from "bun:sqlite";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync } from "node:fs";
+import { closeSync, existsSync, lstatSync, mkdirSync, readSync, renameSync, statSync } from "node:fs";
 import { dirname } from "node:path";
-import { ExitCode, UserError } from "../errors.ts";
+import { ExitCode, StateMismatchError, UserError } from "../errors.ts";
 import { describeFsError } from "../log.ts";
+import { notPlainFile, openRead, readOwnFile } from "../safe-files.ts";
+import { compareIdentity, IDENTITY_KEY, identityMismatch, type StateIdentity } from "./identity.ts";
 import { acquireLock, lockHolder, pidFileHolder } from "./lock.ts";
 import { changeId, ID_PER_MS, joinPath, KINDS, kindText, kindValue, migrate, SCHEMA_VERSION, splitPath, timeOfChange } from "./schema.ts";
 import type { StatusRecord, StatusUpdate } from "./status.ts";
@@ -125,6 +127,7 @@ export class TrackedReader {
   private readonly children: Statement;
 
   constructor(path: string) {
+    refusePlantedFiles(path);
     this.db = new Database(path, { readonly: true });
     this.db.exec("PRAGMA busy_timeout = 5000;");
     this.q = this.db.query(TRACKED_SQL);
@@ -219,7 +222,7 @@ export class StateStore {
    * anything is transferred, not at the first commit. One made by an earlier version is upgraded (`upgraded`).
    */
   static open(path: string): { store: StateStore; imported: number; seedBackup: string | null; corruptCopy: string | null; upgraded: boolean } {
-    mkdirSync(dirname(path), { recursive: true });
+    mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
     const seedBackup = `${path}.seed.json`;
     let seedJson: string | null = null;
     let corruptCopy: string | null = null;
@@ -233,7 +236,9 @@ export class StateStore {
       corruptCopy = StateStore.moveAside(path);
     } else if (found.kind === "absent" && existsSync(seedBackup)) {
       // A crash after the rename but before the import committed: import again from the kept copy.
-      seedJson = readFileSync(seedBackup, "utf8");
+      const why = notPlainFile(seedBackup);
+      if (why !== null) throw notOurs(seedBackup, why);
+      seedJson = (readOwnFile(seedBackup, 512 * 1024 ** 2) as Buffer).toString("utf8");
     }
     let opened: { db: Database; upgraded: boolean };
     try {
@@ -251,11 +256,34 @@ export class StateStore {
   }
 
   /**
+   * The pair a DB at `path` records, read without the opening checks (a run's pre-check, src/engine/target.ts
+   * checkIdentities): null when there is no DB of ours there, or it cannot be read now (the run's own open says why).
+   */
+  static peekIdentity(path: string): { recorded: unknown; recordsNothing: boolean } | null {
+    if (classifyStateFile(path).kind !== "sqlite") return null;
+    try {
+      refusePlantedFiles(path);
+      const db = new Database(path, { readonly: true });
+      try {
+        db.exec("PRAGMA busy_timeout = 5000;");
+        const meta = (k: string) => (db.query<{ value: string }, [string]>("SELECT value FROM meta WHERE key = ?").get(k)?.value ?? null);
+        const recorded = meta(IDENTITY_KEY);
+        const nothing = db.query("SELECT 1 FROM files LIMIT 1").get() === null && db.query("SELECT 1 FROM changes LIMIT 1").get() === null && meta("first_sync") === null;
+        return { recorded: recorded === null ? null : JSON.parse(recorded), recordsNothing: nothing };
+      } finally {
+        db.close();
+      }
+    } catch {
+      return null;
+    }
+  }
+
+  /**
    * A damaged DB is kept aside (never deleted) for a post-mortem; a fresh one is rebuilt by one full compare
    * pass, in which rsync's own quick check skips what the replica already has. Returns the copy's path.
    */
-  static moveAside(path: string): string {
-    const copy = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+  static moveAside(path: string, label = "corrupt"): string {
+    const copy = `${path}.${label}-${new Date().toISOString().replace(/[:.]/g, "-")}`;
     renameSync(path, copy);
     for (const side of ["-wal", "-shm"]) if (existsSync(path + side)) renameSync(path + side, copy + side);
     return copy;
@@ -268,7 +296,20 @@ export class StateStore {
    * upgraded here only while no rrdsync holds it (an older daemon still writing it would not find its tables):
    * such a one is left alone, with an error saying what to do.
    */
-  static openExisting(path: string): StateStore | null {
+  static openExisting(path: string, want?: StateIdentity): StateStore | null {
+    const store = StateStore.openExistingDb(path);
+    if (store !== null && want !== undefined) {
+      try {
+        store.checkIdentity(want);
+      } catch (e) {
+        store.close();
+        throw e;
+      }
+    }
+    return store;
+  }
+
+  private static openExistingDb(path: string): StateStore | null {
     const found = classifyStateFile(path);
     if (found.kind === "foreign") throw notOurs(path, found.why);
     if (found.kind === "damaged") throw damagedError(path, found.why);
@@ -554,7 +595,9 @@ export class StateStore {
   abortSlice(): void {
     if (!this.inTransaction) return;
     this.inTransaction = false;
-    this.db.exec(`ROLLBACK; PRAGMA cache_size = -${CACHE_KIB}`);
+    // SQLite rolls a transaction back by itself after some errors (SQLITE_FULL): a second ROLLBACK would fail with
+    // "no transaction is active" and hide the error that matters.
+    this.db.exec(this.db.inTransaction ? `ROLLBACK; PRAGMA cache_size = -${CACHE_KIB}` : `PRAGMA cache_size = -${CACHE_KIB}`);
     // ids made inside the rolled-back transaction are gone
     this.dirIds.clear();
     this.layoutIds.clear();
@@ -801,6 +844,35 @@ export class StateStore {
     return entries.length;
   }
 
+  /**
+   * Nothing recorded yet of any file (no row, no change, no first sync begun): such a DB describes no replica, and
+   * may take a corrected config's pair (a first run that never reached a mistyped standby).
+   */
+  recordsNothing(): boolean {
+    return this.isEmpty() && this.maxChangeId() === 0 && this.meta("first_sync") === null;
+  }
+
+  /** How the pair this DB describes compares with `want` (src/store/identity.ts). */
+  identityCheck(want: StateIdentity): ReturnType<typeof compareIdentity> {
+    return compareIdentity(this.meta(IDENTITY_KEY), want);
+  }
+
+  /** Read-side: a DB that describes another pair is an error (exit 2); one that names none yet is taken as it is. */
+  checkIdentity(want: StateIdentity): void {
+    const c = this.identityCheck(want);
+    if (c.kind !== "differs" || this.recordsNothing()) return;
+    const m = identityMismatch(this.path, c.had, want);
+    throw new StateMismatchError(m.message, m.hint);
+  }
+
+  /** Records the pair this DB describes from now on; a DB that recorded nothing also forgets its old status. */
+  recordIdentity(want: StateIdentity): void {
+    this.tx(() => {
+      if (this.recordsNothing()) this.db.query("DELETE FROM meta WHERE key LIKE 'status.%' AND key <> 'status.totals'").run();
+      this.db.query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run(IDENTITY_KEY, JSON.stringify(want));
+    });
+  }
+
   close(): void {
     this.db.close();
   }
@@ -828,6 +900,7 @@ const FULL_CHECK_MAX_BYTES = 64 * 1024 ** 2;
  * sends or logs anything; `forWriting` also proves the DB takes writes (see probeWrites).
  */
 function openDb(path: string, forWriting: boolean): { db: Database; upgraded: boolean } {
+  refusePlantedFiles(path);
   const db = new Database(path, { create: forWriting, readwrite: true, strict: true });
   try {
     db.exec("PRAGMA busy_timeout = 5000;");
@@ -844,6 +917,23 @@ function openDb(path: string, forWriting: boolean): { db: Database; upgraded: bo
   } catch (e) {
     db.close();
     throw e;
+  }
+}
+
+/**
+ * SQLite opens the DB and its -wal, -shm and -journal files by name. It follows a symlink at the DB's own name
+ * (checked: one planted to an empty file elsewhere became rrdsync's DB, 56 KiB written into it) and refuses one at
+ * -wal or -shm with a bare "unable to open database file": each must be absent or a regular file before it is
+ * opened, and the message says which and why. (The directory itself is refused when another user can write it,
+ * src/safe-files.ts dirProblem, so nobody can plant one after the check.)
+ */
+export function refusePlantedFiles(path: string): void {
+  for (const p of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) {
+    const why = notPlainFile(p);
+    if (why !== null) {
+      throw new UserError(`state_file ${path}: ${p} ${why}; rrdsync never opens its files through one`, ExitCode.Usage,
+        `remove ${p} (someone else put it there: check who can write ${dirname(path)}), or point state_file elsewhere`);
+    }
   }
 }
 
@@ -887,12 +977,29 @@ function probeWrites(db: Database, path: string): void {
   } catch (e) {
     const code = (e as { code?: string }).code ?? "";
     if (isCorruption(e)) throw e;
-    if (code.startsWith("SQLITE_READONLY") || code.startsWith("SQLITE_CANTOPEN") || code.startsWith("SQLITE_PERM") || code.startsWith("SQLITE_IOERR") || code === "SQLITE_FULL") {
+    if (isDiskFull(e)) throw stateDiskFull(path, e);
+    if (code.startsWith("SQLITE_READONLY") || code.startsWith("SQLITE_CANTOPEN") || code.startsWith("SQLITE_PERM") || code.startsWith("SQLITE_IOERR")) {
       throw new UserError(`state_file ${path}: the state DB cannot be written (${(e as Error).message})`, ExitCode.Usage,
         `make ${path} and its directory writable for this user (a read-only mount? chattr +i? lsattr -d ${dirname(path)}), free some space, or point state_file (--state) elsewhere`);
     }
     throw e;
   }
+}
+
+/** The state DB's file system is full (or the user's quota): SQLite's SQLITE_FULL, or the kernel's ENOSPC/EDQUOT. */
+export function isDiskFull(e: unknown): boolean {
+  const code = (e as { code?: string }).code ?? "";
+  return code === "SQLITE_FULL" || code === "ENOSPC" || code === "EDQUOT";
+}
+
+/**
+ * A full state disk is the admin's to fix, not a bug: exit 1 (what was sent and not recorded goes again with the
+ * next run: the state only advances by commits), the message README's "When things go wrong" promises.
+ */
+export function stateDiskFull(path: string | null, e?: unknown): UserError {
+  const dir = path === null ? null : dirname(path);
+  return new UserError(`${path === null ? "" : `state_file ${path}: `}no space left on the state disk${e instanceof Error ? ` (${e.message})` : ""}: nothing more was recorded; files sent but not recorded are sent again by the next run`,
+    ExitCode.Pending, dir === null ? "free space where state_file lives (df -h), or move state_file to a larger file system" : `free space on the file system that holds ${dir} (df -h ${dir}), or move state_file to a larger one`);
 }
 
 export function isCorruption(e: unknown): boolean {
@@ -931,16 +1038,17 @@ const FOREIGN_MAGIC: Array<[string, string]> = [
 export function classifyStateFile(path: string): StateFileKind {
   let st;
   try {
-    st = statSync(path);
+    st = lstatSync(path);
   } catch {
     return { kind: "absent" };
   }
+  if (st.isSymbolicLink()) return { kind: "foreign", why: "it is a symlink (rrdsync never writes through one)" };
   if (st.isDirectory()) return { kind: "foreign", why: "it is a directory" };
   if (!st.isFile()) return { kind: "foreign", why: "it is not a regular file" };
   if (st.size === 0) return { kind: "empty" }; // a DB SQLite will initialise
   let head: Buffer;
   try {
-    const fd = openSync(path, "r");
+    const fd = openRead(path);
     try {
       head = Buffer.alloc(Math.min(st.size, 64 * 1024));
       head = head.subarray(0, readSync(fd, head, 0, head.length, 0));
@@ -956,7 +1064,7 @@ export function classifyStateFile(path: string): StateFileKind {
   if (magic) return { kind: "foreign", why: `it is ${magic[1]}` };
   // The seed's JSON holds a line per file (~100 bytes): 512 MiB is millions of files. A bigger text is not it.
   if (isText(head) && st.size <= 512 * 1024 ** 2) {
-    const text = readFileSync(path, "utf8");
+    const text = (readOwnFile(path, 512 * 1024 ** 2) ?? Buffer.alloc(0)).toString("utf8");
     try {
       parseSeedState(text, path);
       return { kind: "seed", text };

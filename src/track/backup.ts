@@ -2,7 +2,8 @@
 // of an RRD tree: strings.properties, ds.properties) live in the state DB, deflated, committed with the state row
 // they belong to; a file per copy would cost a 4 KiB block and two renames each. Larger ones are files mirroring
 // the tree under backup_dir (the seed's layout, which is also read as the copy of files without a row).
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync } from "node:fs";
+import { copyToNew } from "../safe-files.ts";
 import { dirname, join } from "node:path";
 import type { BackupRow } from "../store/state.ts";
 import { fsPath } from "../names.ts";
@@ -134,9 +135,9 @@ export class BackupStager {
   }
 
   stage(srcPath: string): string {
-    if (this.seq === 0) mkdirSync(this.stagingDir, { recursive: true });
+    if (this.seq === 0) mkdirSync(this.stagingDir, { recursive: true, mode: 0o750 });
     const tmp = join(this.stagingDir, `${process.pid}-${++this.seq}`);
-    copyFileSync(fsPath(srcPath), tmp);
+    copyToNew(fsPath(srcPath), tmp);
     return tmp;
   }
 

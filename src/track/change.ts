@@ -1,5 +1,5 @@
 // What changed in a file since it was last synced, as a change-log entry: a diff for text, size and sha256 for binary.
-import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
+import { closeSync, constants, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { RRD_NAME, readRrdProbe } from "./rrd-read.ts";
 import type { PreviousCopy } from "./backup.ts";
 import { isTextFile, SNIFF_BYTES, sha256File } from "./detect.ts";
@@ -7,6 +7,9 @@ import { propertiesChanges } from "./properties.ts";
 import { describeCreatedRrd, describeUpdatedRrd, rrdDamage, type RrdProbe, type RrdSummary, summarize } from "./rrd.ts";
 import { DEFAULT_MAX_DIFF_LINES, formatAppendDiff, formatUnifiedDiff, splitLines } from "./diff.ts";
 import { bunFile, fsPath } from "../names.ts";
+
+/** Files are read never through a symlink at their name (a file swapped for one since it was looked at). */
+const NOFOLLOW_READ = constants.O_RDONLY | constants.O_NOFOLLOW;
 
 export interface PreviousVersion {
   size: number;
@@ -182,7 +185,7 @@ function isPrefixOf(old: Buffer, content: Buffer | null, srcPath: string): boole
   if (old[old.length - 1] !== 0x0a) return false; // a continued last line is a modification
   let head = content?.subarray(0, old.length) ?? null;
   if (head === null) {
-    const fd = openSync(fsPath(srcPath), "r");
+    const fd = openSync(fsPath(srcPath), NOFOLLOW_READ);
     try {
       const b = Buffer.alloc(old.length);
       head = b.subarray(0, readSync(fd, b, 0, old.length, 0));
@@ -203,8 +206,8 @@ function countNewlines(b: Buffer): number {
 /** The old content is an unchanged prefix of the new, ending at a line break: compared chunk by chunk. */
 async function isAppendOnly(oldPath: string, newPath: string, oldSize: number): Promise<boolean> {
   if (oldSize === 0) return true;
-  const a = openSync(fsPath(oldPath), "r");
-  const b = openSync(fsPath(newPath), "r");
+  const a = openSync(fsPath(oldPath), NOFOLLOW_READ);
+  const b = openSync(fsPath(newPath), NOFOLLOW_READ);
   try {
     const ba = Buffer.alloc(CHUNK);
     const bb = Buffer.alloc(CHUNK);

@@ -1,5 +1,6 @@
 // The change log: entries in the seed's format, each written with one write() so a crash never leaves half of one.
-import { closeSync, fstatSync, mkdirSync, openSync, statSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, lstatSync, mkdirSync, writeSync } from "node:fs";
+import { openAppend } from "../safe-files.ts";
 import type { Config } from "../config/types.ts";
 import { escapeText } from "../escape.ts";
 import { rotateFile } from "./rotate.ts";
@@ -37,8 +38,8 @@ export class ChangeLog {
 
   private open(): number {
     if (this.fd === null) {
-      mkdirSync(dirname(this.path), { recursive: true });
-      this.fd = openSync(this.path, "a", 0o644);
+      mkdirSync(dirname(this.path), { recursive: true, mode: 0o750 });
+      this.fd = openAppend(this.path); // never through a symlink planted at its name
     }
     return this.fd;
   }
@@ -86,9 +87,9 @@ export class ChangeLog {
    */
   private maybeRotate(fd: number): void {
     const mine = fstatSync(fd);
-    let atPath: ReturnType<typeof statSync> | null = null;
+    let atPath: ReturnType<typeof lstatSync> | null = null;
     try {
-      atPath = statSync(this.path);
+      atPath = lstatSync(this.path);
     } catch {
       atPath = null;
     }

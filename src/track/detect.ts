@@ -1,12 +1,12 @@
 // Content facts about a file: text or binary (by content, not extension), and its sha256, read as a stream.
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, openSync, readSync } from "node:fs";
 import { bunFile, fsPath } from "../names.ts";
 
 export const SNIFF_BYTES = 8192;
 
 /** Text iff no NUL byte in the first 8 KiB (git's and diff's rule); an empty file is text. */
 export function isTextFile(path: string): boolean {
-  const fd = openSync(fsPath(path), "r");
+  const fd = openSync(fsPath(path), constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     const buf = Buffer.alloc(SNIFF_BYTES);
     const n = readSync(fd, buf, 0, SNIFF_BYTES, 0);

@@ -1,7 +1,8 @@
 // Built-in rotation of the change log: change_log.txt → change_log.txt.1.gz → … → .N.gz (the oldest dropped).
 // Compressed in 8 MiB gzip members (a multi-member .gz is one valid gzip stream to zcat/gunzip), so a 100 MiB
 // log never needs 100 MiB of memory; written to a temp name and renamed, so a crash leaves whole files only.
-import { closeSync, existsSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
+import { createNew, openRead, tempBeside } from "../safe-files.ts";
 import { gzipSync } from "node:zlib";
 
 const CHUNK = 8 * 1024 * 1024;
@@ -21,9 +22,10 @@ export function rotateFile(path: string, keep: number): void {
 }
 
 function gzipTo(src: string, dest: string): void {
-  const tmp = `${dest}.tmp`;
-  const input = openSync(src, "r");
-  const out = openSync(tmp, "w", 0o644);
+  // Our own copy, never a symlink put in its place; the result under a random name made for us alone.
+  const tmp = tempBeside(dest);
+  const input = openRead(src);
+  const out = createNew(tmp);
   try {
     const buf = Buffer.allocUnsafe(CHUNK);
     for (let n = readSync(input, buf, 0, CHUNK, null); n > 0; n = readSync(input, buf, 0, CHUNK, null)) {

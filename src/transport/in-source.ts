@@ -25,3 +25,18 @@ export function isDirInSource(sourceDir: string, rel: string): boolean {
     return false;
   }
 }
+
+/**
+ * The source root's identity now ("dev:ino" of the directory itself, not followed if it became a symlink), or null
+ * when nothing is there. A process started in the tree (rsync chdirs into it) keeps the directory it entered: once
+ * the root is replaced (`mv src src.old; mkdir src`) it reads the old tree, so what was prepared for one root is
+ * never used for another, and a batch is judged against the root its files were looked at under.
+ */
+export function rootIdOf(sourceDir: string): string | null {
+  try {
+    const st = lstatSync(sourceDir);
+    return st.isDirectory() ? `${st.dev}:${st.ino}` : null;
+  } catch {
+    return null;
+  }
+}

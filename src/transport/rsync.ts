@@ -10,7 +10,7 @@ import { buildDeleteArgv, buildHeldArgv, buildRsyncArgv, comparesNanoseconds, de
 import { explainFailureOnline, rootCause } from "./rsync-errors.ts";
 import { KEEP_STDERR_LINES, type ProcRun, runChild, type Spawned } from "./rsync-proc.ts";
 import { SshMaster } from "./ssh-master.ts";
-import { existsInSource, isDirInSource, sourceCtime } from "./in-source.ts";
+import { existsInSource, isDirInSource, rootIdOf, sourceCtime } from "./in-source.ts";
 import { tempNameOwner } from "./temp-names.ts";
 import { tiedToUs } from "./tied.ts";
 import { type BatchFile, type BatchResult, type DeleteResult, type FileOutcome, type MoveResult, runVouches, type SendOptions, type Transport, type TreeFilter, type VerifyRequest, type VerifyResult } from "./types.ts";
@@ -42,7 +42,7 @@ export class RsyncTransport implements Transport {
    * is read, compared or written before the list arrives (the standby's rsync enters the destination only after
    * it got the list), so it sends exactly what a batch started now would send.
    */
-  private spare: { proc: Spawned; argv: string } | null = null;
+  private spare: { proc: Spawned; argv: string; root: string | null } | null = null;
   private spareTimer: ReturnType<typeof setTimeout> | null = null;
   private closed = false;
 
@@ -245,8 +245,11 @@ export class RsyncTransport implements Transport {
       const controlPath = this.master?.controlPath;
       if (this.spare !== null || this.closed || !controlPath || !this.master?.running) return;
       const argv = buildRsyncArgv({ ...this.opts, controlPath });
+      // Taken before the spawn: a root replaced at any time after it (before or after rsync enters the tree) makes
+      // this differ from the root at takeSpare, so the spare is never used for a tree it did not start in.
+      const root = rootIdOf(this.opts.sourceDir);
       try {
-        this.spare = { proc: Bun.spawn(tiedToUs(argv), { stdin: "pipe", stdout: "pipe", stderr: "pipe" }), argv: argv.join("\0") };
+        this.spare = { proc: Bun.spawn(tiedToUs(argv), { stdin: "pipe", stdout: "pipe", stderr: "pipe" }), argv: argv.join("\0"), root };
       } catch {
         // the batch will say why rsync cannot run
       }
@@ -254,14 +257,18 @@ export class RsyncTransport implements Transport {
     this.spareTimer.unref();
   }
 
-  /** The spare, if it is still waiting and was started for exactly this command line; else it is dropped. */
+  /**
+   * The spare, if it is still waiting and was started for exactly this command line in the source root that is
+   * there now; else it is dropped (rsync enters the source directory during its handshake, so a spare started
+   * before `mv src src.old; mkdir src` would send the old tree's files).
+   */
   private takeSpare(argv: string[]): Spawned | null {
     const s = this.spare;
     this.spare = null;
     if (this.spareTimer) clearTimeout(this.spareTimer);
     this.spareTimer = null;
     if (!s) return null;
-    if (s.proc.exitCode === null && s.argv === argv.join("\0")) return s.proc;
+    if (s.proc.exitCode === null && s.argv === argv.join("\0") && s.root !== null && s.root === rootIdOf(this.opts.sourceDir)) return s.proc;
     s.proc.kill("SIGTERM");
     return null;
   }

@@ -6,9 +6,11 @@ import { allTargets, type Config } from "../config/types.ts";
 import { countQueueOverflow, processMetrics } from "../engine/metrics.ts";
 import { closeTarget, type OpenTarget, openTarget, TargetEngine } from "../engine/target.ts";
 import { ExitCode } from "../errors.ts";
+import { escapeLine } from "../escape.ts";
 import type { BatchReport, Progress } from "../engine/types.ts";
 import type { Logger } from "../log.ts";
 import { lookAt } from "../source/look.ts";
+import { isDiskFull, stateDiskFull } from "../store/state.ts";
 import { sweepChanged } from "../source/sweep.ts";
 import { countDirs, walkTree } from "../source/walk.ts";
 import { describeTarget } from "../transport/create.ts";
@@ -69,7 +71,7 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
         if (s.sent > 1000) releaseMemory();
         return;
       }
-      view.event("pass", { ...s, target: name }, `initial pass: ${s.sent} files sent, ${s.scanned} scanned in ${s.seconds.toFixed(1)} s${i === 0 ? "" : ` → ${name}`}`);
+      view.event("pass", { ...s, target: name }, `initial pass: ${s.sent} files sent, ${s.scanned} scanned in ${s.seconds.toFixed(1)} s${i === 0 ? "" : ` → ${escapeLine(name)}`}`);
       // The daemon's one SSH connection is opened now, not by the first burst (whose latency would pay the login).
       void o.transport.warm?.(ac.signal);
       // A first sync holds every file's plan and description until its one batch is committed; a daemon should
@@ -221,14 +223,15 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
     // until every directory is watched (a change before its watch existed is found by the pass).
     watcher.start();
     await watcher.ready;
-    live.event("start", { source: root, target: describeTarget(config) }, `watching ${root} → ${describeTarget(config)}`);
+    live.event("start", { source: root, target: describeTarget(config) }, escapeLine(`watching ${root} → ${describeTarget(config)}`));
     const every = (sec: number) => (sec > 0 ? `every ${sec} s` : "off");
     log.info(`watching ${root} → ${lanes.map((l) => l.name).join(", ")} with ${watcher.kind}${watcher.watchCount() === null ? "" : ` (${watcher.watchCount()} directories)`}; debounce ${config.debounceTime} s, max delay ${config.maxDelay} s, sweep ${every(config.pollInterval)}, rescan ${every(config.rescanInterval)}`);
     // A lane that fails (a bug, a damaged DB) stops the daemon with its error, as a single loop would have.
     let laneError: unknown = null;
     for (const l of lanes) {
       runs.push(l.run(ac.signal).catch((e) => {
-        laneError ??= e;
+        // A full state disk stops the daemon as --once stops (exit 1, the fix named); systemd restarts it.
+        laneError ??= isDiskFull(e) ? stateDiskFull(l.engine.ctx.config.stateFile, e) : e;
         stopping = true;
         kick();
       }));

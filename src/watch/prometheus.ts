@@ -1,7 +1,8 @@
 // The engine's metrics in Prometheus's text exposition format (0.0.4), the daemon's /metrics server and the
 // textfile writer. Names follow Prometheus's conventions: the rrdsync_ prefix, base units (seconds, bytes), _total
 // for counters, one `target` label per standby. --once writes the textfile after its run (src/cli/sync.ts).
-import { renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { writeFileAtomic } from "../safe-files.ts";
+import { listenForMetrics } from "./metrics-server.ts";
 import type { TargetSnapshot } from "../engine/metrics.ts";
 import type { EngineLog } from "../engine/types.ts";
 import { ExitCode, UserError } from "../errors.ts";
@@ -81,47 +82,29 @@ export function renderMetrics(targets: TargetSnapshot[], watcher: { inotifyWatch
 
 export const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
-/** The daemon's /metrics: only that path answers (GET or HEAD); every other path is a 404. */
-export function serveMetrics(listen: { host: string; port: number }, render: () => string): { stop(): void; port: number } {
-  let server: ReturnType<typeof Bun.serve>;
+/**
+ * The daemon's /metrics: only that path answers (GET or HEAD); every other path is a 404. At most a few connections
+ * at once, each closed after its answer or when idle (src/watch/metrics-server.ts): scrapers never take the
+ * descriptors replication needs.
+ */
+export function serveMetrics(listen: { host: string; port: number }, render: () => string): { stop(): void; port: number; open(): number } {
   try {
-    server = Bun.serve({
-      hostname: listen.host,
-      port: listen.port,
-      fetch(req) {
-        if (new URL(req.url).pathname !== "/metrics") return new Response("not found: metrics are at /metrics\n", { status: 404 });
-        if (req.method !== "GET" && req.method !== "HEAD") return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
-        return new Response(render(), { headers: { "content-type": CONTENT_TYPE } });
-      },
-      error(e) {
-        return new Response(`metrics failed: ${e.message}\n`, { status: 500 });
-      },
-    });
+    return listenForMetrics(listen, CONTENT_TYPE, render);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? "";
     const why = code === "EADDRINUSE" ? "the address is in use (another rrdsync, or an exporter?)" : code === "EADDRNOTAVAIL" ? "no interface has that address" : code === "EACCES" ? "permission denied (a port below 1024 needs root)" : (e as Error).message;
     throw new UserError(`metrics_listen ${listen.host}:${listen.port}: cannot listen: ${why}`, ExitCode.Usage, 'pick a free address and port in the config, or set metrics_listen to "" to turn the endpoint off');
   }
-  return { stop: () => server.stop(true), port: server.port ?? listen.port };
 }
 
 /**
  * Replaces `file` by a rename: node_exporter's textfile collector (or any reader) sees the old file or the new
- * one, never half of one. The temporary name does not end in .prom, so the collector never reads it.
+ * one, never half of one. The temporary name is random, made with O_EXCL|O_NOFOLLOW in the same directory (whoever
+ * can write the collector's directory cannot make us write through a symlink), and does not end in .prom, so the
+ * collector never reads it.
  */
 export function writeTextfile(file: string, text: string): void {
-  const tmp = `${file}.tmp`;
-  try {
-    writeFileSync(tmp, text, { mode: 0o644 });
-    renameSync(tmp, file);
-  } catch (e) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // never made
-    }
-    throw e;
-  }
+  writeFileAtomic(file, text);
 }
 
 /** How often the daemon rewrites metrics_file (node_exporter's scrapes are usually 15–60 s apart). */

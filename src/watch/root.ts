@@ -1,16 +1,17 @@
 // The watched root's identity, checked by both watchers every second: replaced, gone, or back.
-import { statSync } from "node:fs";
+import { lstatSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 
 export interface RootIdentity {
-  /** dev:ino of the directory at the root path (symlinks followed, as the walk does for the root) */
+  /** dev:ino of the directory at the root path (a symlink there is no directory) */
   id: string;
   /** a mount point: on another device than its parent directory */
   mount: boolean;
 }
 
 export function rootIdentity(root: string): RootIdentity | null {
-  const st = statSync(root, { throwIfNoEntry: false });
+  // lstat: the source is a directory, never a link (a link put in its place is the source gone, not followed)
+  const st = lstatSync(root, { throwIfNoEntry: false });
   if (!st?.isDirectory()) return null;
   const up = statSync(dirname(root), { throwIfNoEntry: false });
   return { id: `${st.dev}:${st.ino}`, mount: root === "/" || up === undefined || up.dev !== st.dev };

@@ -168,9 +168,16 @@ describe("rrdsync install / uninstall in a temp root", () => {
       [[exe, "install", "--log-dir", "/var/log/%n", ...args], "--log-dir /var/log/%n: contains a space, quote, backslash, %", "plain absolute path"],
       [[exe, "uninstall", ...args], `no install manifest at ${root}/etc/rrdsync/install-manifest.json`, "--etc"],
       [[process.execPath, join(REPO, "src/main.ts"), "install", ...args], "rrdsync install copies the running binary, but this is Bun running the source", "bun run build"],
+      // issue 24, items 9 and 10: everything is checked before anything is written
+      [[exe, "install", "--dest", "x", ...args], '--dest: "x" is neither host:/path nor an absolute local path', "[user@]host:/absolute/path"],
+      [[exe, "install", "--state-dir", "/", ...args], "--state-dir /: is the root directory", "--state-dir /var/lib/rrdsync"],
+      [[exe, "install", "--state-dir", "/var/lib", ...args], "--state-dir /var/lib: is a directory of the system itself", "a directory of rrdsync's own"],
+      [[exe, "install", "--log-dir", "/etc/rrdsync", ...args], "--log-dir /etc/rrdsync: is the config directory (/etc/rrdsync)", "--log-dir /var/log/rrdsync"],
+      [[exe, "install", "--prefix", "relative/x", ...args], "--prefix relative/x: not an absolute path", `--prefix ${dir}/relative/x`],
+      [[exe, "install", "--source", "src", ...args], "--source src: not an absolute path", "give it from the root"],
     ];
     for (const [argv, message, hint] of cases) {
-      const r = await run(argv);
+      const r = await run(argv, { cwd: dir });
       expect({ argv: argv.slice(1), code: r.code }).toEqual({ argv: argv.slice(1), code: 2 });
       expect(r.err).toContain(message);
       expect(r.err).toContain(hint);
@@ -186,6 +193,43 @@ describe("rrdsync install / uninstall in a temp root", () => {
       expect(r.err).toContain("hint: run it as root (sudo)");
       expect(snapshot(root)).toEqual(before);
     }
+  });
+
+  test("an admin's own unit and logrotate snippet are kept (not in logrotate.d), and put back by uninstall", async () => {
+    const { exe, root, args } = setup();
+    const own = { "/etc/systemd/system/rrdsync.service": "[Service]\nExecStart=/opt/old/rrdsync\n", "/etc/logrotate.d/rrdsync": "/var/log/rrdsync/*.log { daily }\n" };
+    for (const [p, text] of Object.entries(own)) {
+      mkdirSync(join(root, p, ".."), { recursive: true });
+      writeFileSync(join(root, p), text, { mode: 0o640 });
+    }
+    const before = snapshot(root);
+    const r = await run([exe, "install", ...args]);
+    expect({ code: r.code, err: r.err }).toEqual({ code: 0, err: "" });
+    expect(r.out).toContain(`write   ${root}/etc/systemd/system/rrdsync.service (the one there is kept as ${root}/etc/rrdsync/rrdsync.service.rrdsync-orig)`);
+    expect(r.out).toContain(`(the one there is kept as ${root}/etc/rrdsync/logrotate.d-rrdsync.rrdsync-orig)`);
+    expect(readFileSync(join(root, "etc/rrdsync/rrdsync.service.rrdsync-orig"), "utf8")).toBe(own["/etc/systemd/system/rrdsync.service"]);
+    expect(readdirSync(join(root, "etc/logrotate.d"))).toEqual(["rrdsync"]); // logrotate would read a second snippet there
+    expect(readFileSync(join(root, "etc/systemd/system/rrdsync.service"), "utf8")).toContain("Type=notify");
+    // a reinstall replaces install's own files without keeping them again
+    const again = await run([exe, "install", ...args]);
+    expect(again.out).not.toContain("kept as");
+    const un = await run([exe, "uninstall", "--purge", ...args]);
+    expect({ code: un.code, err: un.err }).toEqual({ code: 0, err: "" });
+    expect(un.out).toContain(`restore ${root}/etc/systemd/system/rrdsync.service`);
+    expect(snapshot(root)).toEqual(before); // the admin's files back, as they were (mode and all)
+  });
+
+  test("an existing config's metrics_file directory (and other places it writes) are in ReadWritePaths=", async () => {
+    const { exe, root, args } = setup();
+    mkdirSync(join(root, "etc/rrdsync"), { recursive: true });
+    writeFileSync(join(root, "etc/rrdsync/config.json"), JSON.stringify({
+      source_dir: "/opt/opennms/share/rrd", metrics_file: "/var/lib/node_exporter/textfile_collector/rrdsync.prom",
+      state_file: "/var/lib/rrdsync/state.db", remote_sync: { remote_host: "standby", remote_dest_dir: "/srv/rrd" },
+      targets: [{ name: "local", remote_dest_dir: "/backup/rrd" }],
+    }));
+    expect((await run([exe, "install", ...args])).code).toBe(0);
+    const unit = readFileSync(join(root, "etc/systemd/system/rrdsync.service"), "utf8");
+    expect(unit).toContain("\nReadWritePaths=/var/lib/rrdsync /var/log/rrdsync /var/lib/node_exporter/textfile_collector /backup/rrd\n");
   });
 
   test("uninstall does not trust a manifest others could have written, nor one it cannot read", async () => {

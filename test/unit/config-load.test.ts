@@ -144,12 +144,13 @@ test("validation: destination vs source, extensions, bwlimit, ciphers, host name
   expect(local(join(s.src, "sub"))).toMatch(/is inside source_dir/);
   expect(local(s.dir)).toMatch(/holds source_dir/);
   expect(local("/")).toMatch(/is the root directory/);
-  expect(local(join(s.dir, "x"), "/")).toMatch(/is inside source_dir \(\/\)/); // the check once built "//" and missed it
+  expect(local(join(s.dir, "x"), "/")).toMatch(/source_dir: "\/" is the whole file system/); // refused before any destination is compared
   // through a symlink too
   symlinkSync(s.src, join(s.dir, "link"));
   expect(local(join(s.dir, "link", "replica"))).toMatch(/is inside source_dir/);
-  // a remote "/" may be an SFTP chroot: allowed
-  expect(s.load({ ...base, remote_sync: { remote_host: "h", remote_dest_dir: "/" } }).config.target.destDir).toBe("/");
+  // a remote "/" may be an SFTP chroot: allowed with the SFTP transport only (rsync sees the standby's real root)
+  expect(s.load({ ...base, remote_sync: { remote_host: "h", remote_dest_dir: "/", transport: "sftp" } }).config.target.destDir).toBe("/");
+  expect(message(() => s.load({ ...base, remote_sync: { remote_host: "h", remote_dest_dir: "/" } }))).toMatch(/remote_dest_dir: "\/" is the standby's root directory/);
   for (const bad of ["*", ".", "a/b", ".rr\nd", "x\u0000", "*.rrd"]) {
     expect(message(() => s.load({ ...base, monitored_extensions: [".txt", bad] }))).toMatch(/monitored_extensions\[1\]: /);
   }

@@ -1,7 +1,7 @@
 // install's plan as data: the steps and their order, the unit and logrotate texts for other paths and a user, the
 // paths refused because systemd or logrotate would read them differently; and NOTIFY_SOCKET's address encoding.
 import { describe, expect, test } from "bun:test";
-import { INSTALL_DEFAULTS, type InstallOptions, nextSteps, planInstall, renderLogrotate, renderUnit, unsafeForUnitFiles } from "../../src/install/plan.ts";
+import { INSTALL_DEFAULTS, type InstallOptions, nextSteps, planInstall, renderLogrotate, renderUnit, unsafeForUnitFiles, unsafeDataDir, writableDirsOf } from "../../src/install/plan.ts";
 import { notifySockaddr } from "../../src/watch/notify.ts";
 
 const base: InstallOptions = {
@@ -75,4 +75,23 @@ describe("NOTIFY_SOCKET's address", () => {
     expect(notifySockaddr(`/${"x".repeat(106)}`)).not.toBeNull(); // 107 bytes + NUL = 108, the limit
     expect(notifySockaddr(`/${"x".repeat(107)}`)).toBeNull();
   });
+});
+
+test("state, log and config directories: never a system directory, nor one that holds another of install's places (issue 24, item 10)", () => {
+  const o = { prefix: "/usr/local", etcDir: "/etc/rrdsync", systemdDir: "/etc/systemd/system", logrotateDir: "/etc/logrotate.d" };
+  expect(unsafeDataDir("/var/lib/rrdsync", "state", o)).toBeNull();
+  expect(unsafeDataDir("/srv/rrdsync/state", "state", o)).toBeNull();
+  for (const bad of ["/", "/var", "/var/lib", "/usr/local", "/etc", "/home", "/tmp"]) expect([bad, unsafeDataDir(bad, "state", o)]).toEqual([bad, expect.stringMatching(/root directory|directory of the system itself/)]);
+  expect(unsafeDataDir("/etc/rrdsync", "log", o)).toBe("is the config directory (/etc/rrdsync)");
+  expect(unsafeDataDir("/usr/local/bin/x", "state", o)).toBe("lies inside the binary's directory (/usr/local/bin)");
+  expect(unsafeDataDir("/etc/rrdsync", "etc", o)).toBeNull();
+});
+
+test("what an existing config writes outside the state and log directories, for ReadWritePaths=", () => {
+  const r = writableDirsOf({
+    metrics_file: "/var/lib/node_exporter/textfile_collector/rrdsync.prom", state_file: "/var/lib/rrdsync/state.db",
+    logging: { log_file: "/var/log/rrdsync/rrdsync.log" }, change_tracking: { backup_dir: "/srv/backup", change_log_file: "/srv/audit/change_log.txt" },
+    remote_sync: { remote_host: "standby", remote_dest_dir: "/srv/rrd" }, targets: [{ remote_dest_dir: "/mnt/my copy" }, { remote_host: "", remote_dest_dir: "/backup/rrd" }],
+  }, ["/var/lib/rrdsync", "/var/log/rrdsync"]);
+  expect(r).toEqual({ dirs: ["/var/lib/node_exporter/textfile_collector", "/srv/backup", "/srv/audit", "/backup/rrd"], unsafe: ["/mnt/my copy"] });
 });

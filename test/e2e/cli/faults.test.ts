@@ -90,7 +90,10 @@ describe("bad files never stop the rest", () => {
     writeTree(w.src, { "ok.txt": "ok\n", "n/also.txt": "also\n", "n/secret.txt": "s\n" });
     chmodSync(join(w.src, "n/secret.txt"), 0o000);
     // nobody must reach the world: open it up (the test's temp dir is private), destination local (no ssh key)
-    for (const d of [w.dir, w.src, join(w.src, "n"), w.dest]) chmodSync(d, 0o777);
+    for (const d of [w.src, join(w.src, "n"), w.dest]) chmodSync(d, 0o777);
+    // the world's directory, where nobody makes its state directory: sticky, as /tmp (rrdsync refuses to keep its
+    // files under a directory others could rename them in)
+    chmodSync(w.dir, 0o1777);
     const cfg = w.writeConfig({ remote_sync: { remote_dest_dir: w.dest } });
     chmodSync(cfg, 0o644);
     // the binary copied where nobody can run it, wherever the checkout lives (root's home is private)
