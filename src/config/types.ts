@@ -57,6 +57,18 @@ export interface ChangeTracking {
   keepLogs: number;
   /** a first sync's change-log entries: one per file ("every"), one summary ("summary"), or "auto" (per file up to 10,000 files) */
   firstSyncEntries: "auto" | "every" | "summary";
+  /**
+   * routine RRD updates (same structure, last update forward): rolled up into the file's row and one summary entry
+   * per rrdSummaryIntervalSeconds ("rollup"), or one entry each as the seed did ("every")
+   */
+  rrdUpdates: "rollup" | "every";
+  rrdSummaryIntervalSeconds: number;
+  /** an RRD with no update for this many of its steps while others update is logged as stopped; 0 = never */
+  rrdStaleSteps: number;
+  /** change history older than this many days is pruned; 0 = kept for ever */
+  keepHistoryDays: number;
+  /** the change history's bytes in the state DB at most (oldest pruned first); 0 = no limit */
+  maxHistoryBytes: number;
 }
 
 export type LogLevel = "DEBUG" | "INFO" | "WARNING" | "ERROR" | "CRITICAL";

@@ -301,6 +301,12 @@ export class Pass {
     await this.deletes();
     if (this.adopted.length > 0) this.commitAdopted();
     const s = this.p.stats;
+    // The roll-up's summary and stale RRDs, and a step of the history's retention: beside the batches, small.
+    // --once (which waits for its holds) looks for stale RRDs at the end of each run and prunes what is overdue.
+    const now = Date.now();
+    s.problems += this.t.ledger?.tick(now, this.t.waitForHolds) ?? 0;
+    if (this.t.waitForHolds) this.t.history.drain(now);
+    else this.t.history.step(now);
     s.seconds = (performance.now() - this.started) / 1000;
     this.t.counters.flush();
     if (full) this.t.health.lastPass({ time: Date.now(), seconds: Number(s.seconds.toFixed(3)), scanned: s.scanned, sent: s.sent, pending: s.pending, problems: s.problems });

@@ -5,6 +5,7 @@ import type { PreviousCopy } from "./backup.ts";
 import { isTextFile, SNIFF_BYTES, sha256File } from "./detect.ts";
 import { propertiesChanges } from "./properties.ts";
 import { describeCreatedRrd, describeUpdatedRrd, rrdDamage, type RrdProbe, type RrdSummary, summarize } from "./rrd.ts";
+import { judgeRrdUpdate } from "./rrd-routine.ts";
 import { DEFAULT_MAX_DIFF_LINES, formatAppendDiff, formatUnifiedDiff, splitLines } from "./diff.ts";
 import { bunFile, fsPath } from "../names.ts";
 
@@ -33,6 +34,10 @@ export interface ChangeRecord {
   size: number;
   /** a file named like an RRD that looks torn or corrupt (see rrdDamage) */
   damage?: string;
+  /** an RRD update of the same structure with its last update forward (track/rrd-routine.ts): rolled up */
+  routine?: boolean;
+  /** RRDs: the last update now (seconds) */
+  last?: number;
   /** text files read whole (all but huge ones): the content described, for its backup copy */
   content?: Buffer;
   /**
@@ -107,7 +112,8 @@ async function describeWith(probe: RrdProbe, opts: DescribeOptions): Promise<Cha
       prev = null;
     }
     const d = describeUpdatedRrd(prev, rrd, previous.size, size);
-    return { path: relPath, kind: "modified", fileKind: "rrd", added: 0, removed: 0, sha256: null, rrd: summaryJson, size, summary: d.summary, details: d.text };
+    const routine = judgeRrdUpdate(prev, summarize(rrd), { stale: false, damaged: size !== rrd.expectedSize }) === "routine";
+    return { path: relPath, kind: "modified", fileKind: "rrd", added: 0, removed: 0, sha256: null, rrd: summaryJson, size, summary: d.summary, details: d.text, routine, last: rrd.lastUpdate };
   }
 
   // Small files (nearly all of an RRD tree) are read once: sniffed, hashed and diffed from the same buffer.

@@ -181,6 +181,7 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
 
   const ac = new AbortController();
   let forced = false;
+  let watchesAtStop: number | null = null;
   const stop = (sig: string) => {
     if (stopping) {
       // Second signal: leave now. Unconfirmed files never advanced in the state, so the next start resends them.
@@ -190,6 +191,8 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
       process.exit(130);
     }
     stopping = true;
+    // the metrics written at stop still say how many directories were watched (the watcher is closed below)
+    watchesAtStop = watcher.watchCount();
     sd.stopping(`${sig}: stopping`);
     log.info(`${sig}: stopping; the running transfer may finish (at most ${STOP_TIMEOUT_MS / 1000} s)`);
     void watcher.close();
@@ -214,7 +217,7 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
   try {
     metrics = startMetricsOutputs(
       { listen: config.metricsListen, file: config.metricsFile },
-      () => renderMetrics(lanes.map((l) => l.engine.snapshot()), { queueOverflows: processMetrics.queueOverflows, inotifyWatches: watcher.watchCount() }),
+      () => renderMetrics(lanes.map((l) => l.engine.snapshot()), { queueOverflows: processMetrics.queueOverflows, inotifyWatches: watchesAtStop ?? watcher.watchCount() }),
       log,
     );
     // Watch first, then the full pass: whatever changes during the pass is queued, never missed. The pass waits
