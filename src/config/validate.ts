@@ -188,7 +188,7 @@ export const SCHEMA: Schema = {
     keep_logs: int(1, 1000),
     first_sync_entries: oneOf(["auto", "every", "summary"]),
     rrd_updates: oneOf(["rollup", "every"]),
-    rrd_summary_interval: seconds(60),
+    rrd_summary_interval: seconds(1),
     rrd_stale_steps: int(0, 1_000_000),
     keep_history: days(0),
     max_history_bytes: int(0, Number.MAX_SAFE_INTEGER),

@@ -10,6 +10,7 @@ import { ROLLUP_KEY } from "../store/state.ts";
 import type { ChangeLog } from "../track/changelog.ts";
 import { staleBefore, treeClock } from "../track/rrd-routine.ts";
 import { quoteName } from "../names.ts";
+import { displayPath } from "../track/changelog.ts";
 import type { EngineLog } from "./types.ts";
 
 /** Names listed per kind of exception in a summary (the rest are counted; each has its own entry anyway). */
@@ -105,7 +106,7 @@ export class RollupLedger {
       this.exception("stopped updating", c.path);
     }
     this.log.info(`${found.length} RRD${found.length === 1 ? "" : "s"} stopped updating while the tree goes on: ${found.slice(0, 5).map((c) => quoteName(c.path)).join(", ")}${found.length > 5 ? ", …" : ""}`);
-    return this.write(changes, () => this.store.commitStale(found.map((c) => c.path), now, changes));
+    return this.write(changes, () => this.store.commitStale(found.map((c) => c.path), now, changes, this.r));
   }
 
   /** The period's summary entry, then a new period (nothing is written for a period without any RRD event). */
@@ -120,12 +121,12 @@ export class RollupLedger {
     }
     const rrds = this.store.countPeriod(r.since);
     const lines = [
-      `RRD updates ${localTime(r.since)} – ${localTime(end)}, rolled up: ${n(rrds)} RRD${rrds === 1 ? "" : "s"} updated ${n(r.updates)} time${r.updates === 1 ? "" : "s"} (routine: same structure, last update forward; each file's row in the state DB holds its last update and values).`,
+      `RRD updates ${localTime(r.since, this.intervalMs)} – ${localTime(end, this.intervalMs)}, rolled up: ${n(rrds)} RRD${rrds === 1 ? "" : "s"} updated ${n(r.updates)} time${r.updates === 1 ? "" : "s"} (routine: same structure, last update forward; each file's row in the state DB holds its last update and values).`,
     ];
     if (kinds.length === 0) lines.push("No exceptions.");
     else {
       lines.push("Exceptions (each also an entry of its own):");
-      for (const [kind, e] of kinds) lines.push(`  ${kind} (${n(e.n)}): ${e.names.map((p) => quoteName(p)).join(", ")}${e.n > e.names.length ? `, and ${n(e.n - e.names.length)} more` : ""}`);
+      for (const [kind, e] of kinds) lines.push(`  ${kind} (${n(e.n)}): ${e.names.map((p) => displayPath(p)).join(", ")}${e.n > e.names.length ? `, and ${n(e.n - e.names.length)} more` : ""}`);
     }
     const details = lines.join("\n");
     const summary = `${n(rrds)} RRDs updated ${n(r.updates)} times${kinds.length ? `, ${kinds.map(([k, e]) => `${e.n} ${k}`).join(", ")}` : ""}`;
@@ -151,8 +152,9 @@ export class RollupLedger {
 const n = (v: number) => v.toLocaleString("en-US");
 const iso = (t: number) => new Date(Math.floor(t) * 1000).toISOString().replace(".000Z", "Z");
 
-function localTime(ms: number): string {
+/** "2026-12-07 21:00", with seconds for an interval that is not whole minutes */
+function localTime(ms: number, intervalMs: number): string {
   const d = new Date(ms);
   const p = (x: number) => String(x).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}${intervalMs % 60_000 === 0 ? "" : `:${p(d.getSeconds())}`}`;
 }

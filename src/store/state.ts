@@ -628,9 +628,10 @@ export class StateStore {
   }
 
   /** RRDs logged as stopped: marked (so each is logged once), with their entries, in one transaction. */
-  commitStale(paths: string[], time: number, changes: ChangeRow[]): void {
+  commitStale(paths: string[], time: number, changes: ChangeRow[], ledger: unknown): void {
     const mark = this.db.query("UPDATE files SET stale = ? WHERE dir = ? AND name = ?");
     this.tx(() => {
+      this.db.query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run(ROLLUP_KEY, JSON.stringify(ledger));
       for (const p of paths) {
         const key = this.fileKey(p, false);
         if (key !== null) mark.run(time / 1000, key[0], key[1]);
