@@ -149,11 +149,12 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
     reportsNewDirFiles: false,
   };
   const look = (rel: string) => lookAt(root, rel);
+  const debugging = log.wants("DEBUG");
   const onEvent = (e: WatchEvent) => {
     if (stopping) return;
     if (e.type === "overflow") countQueueOverflow();
     for (const a of classifyEvent(e, look, classifyCtx)) {
-      if (a.kind !== "ignore") log.debug(`event ${e.type} → ${JSON.stringify(a)}`);
+      if (a.kind !== "ignore" && debugging) log.debug(`event ${e.type} → ${JSON.stringify(a)}`);
       act(a);
     }
   };
