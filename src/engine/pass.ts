@@ -190,7 +190,7 @@ export class Pass {
    * The check stage: unchanged, adopted from the seed, a rename, held back, or sent (the walk already passed over
    * the files it found unchanged).
    */
-  private async consider(rel: string, abs: string, stat: Parameters<typeof statFacts>[0]): Promise<void> {
+  private async consider(rel: string, abs: string, stat: Parameters<typeof statFacts>[0] & { blocks?: bigint }): Promise<void> {
     const { store, queue } = this.t;
     this.p.stats.scanned++;
     const facts = statFacts(stat);
@@ -206,7 +206,7 @@ export class Pass {
       queue.settle(rel, { kind: "dropped" }, Date.now());
       return;
     }
-    const f: Planned = { rel, abs, facts, prev };
+    const f: Planned = { rel, abs, facts, prev, sparse: stat.blocks === undefined ? undefined : stat.blocks * 512n < stat.size };
     if (prev === null && this.renames.byInode(f)) return;
     await this.holdOrSend(f);
   }

@@ -67,4 +67,6 @@ export interface Planned {
   repair?: string;
   /** first sync: the walk's inode change time (the whole-tree run's outcomes use it) */
   ctimeNs?: bigint;
+  /** the stat that planned it found holes (fewer blocks than the size needs): the batch goes with --sparse */
+  sparse?: boolean;
 }

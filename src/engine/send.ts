@@ -11,6 +11,7 @@ import { checkHold } from "./holds.ts";
 import { batchWouldOverflow, type Planned, statFacts } from "./plan.ts";
 import type { BatchFile, BatchResult, SendOptions } from "../transport/types.ts";
 import { fsPath } from "../names.ts";
+import { statPath } from "../source/look.ts";
 
 export class Sender {
   private batch: Planned[] = [];
@@ -66,7 +67,7 @@ export class Sender {
     const t0 = performance.now();
     const describer = this.describer();
     for (const f of files) describer.add(f);
-    const result = await this.transfer(files.map((f) => ({ path: f.rel, size: f.facts.size })), {});
+    const result = await this.transfer(files.map((f) => ({ path: f.rel, size: f.facts.size, sparse: f.sparse })), {});
     if (result.error) describer.stop();
     await this.record(files, result, describer, t0);
   }
@@ -114,6 +115,8 @@ export class Sender {
     const verdicts = confirmBatch({
       files, result, described: (rel) => describer.take(rel), holdsOn: config.rrdHold.attempts > 0,
       statNow: (f) => {
+        const fast = statPath(f.abs);
+        if (fast !== undefined) return fast.kind === "file" ? statFacts(fast.stat) : null;
         try {
           return statFacts(lstatSync(fsPath(f.abs), { bigint: true }));
         } catch {

@@ -101,7 +101,7 @@ export class RsyncTransport implements Transport {
     const unreachable = await this.connect(signal);
     if (unreachable !== null) return failAll(await filesIn, unreachable);
     const controlPath = this.master?.controlPath;
-    const sparse = !tree && files.some((f) => isSparse(this.opts.sourceDir, f.path));
+    const sparse = !tree && files.some((f) => f.sparse ?? isSparse(this.opts.sourceDir, f.path));
     const argv = buildRsyncArgv({ ...this.opts, controlPath }, tree, opts.onBytes !== undefined, sparse);
     const sizeOf = opts.onBytes && !tree ? new Map(files.map((f) => [f.path, f.size])) : null;
     let doneBytes = 0;
