@@ -220,14 +220,16 @@ interface PhaseResult {
 
 /** One replicator under the paced load for MINUTES. */
 async function phase(tool: string): Promise<PhaseResult> {
-  const work = join(root, `run-${tool}`);
+  // "rrdsync:/path/to/checkout": another rrdsync (an older commit's checkout), run from its source beside this one
+  const checkout = tool.startsWith("rrdsync:") ? tool.slice(8) : null;
+  const work = join(root, `run-${tool.replace(/[^\w.-]+/g, "_")}`);
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
   const src = join(work, "src");
   // a fresh copy of the tree (its RRDs at T0) for every tool: the same load from the same start
   const cp = Bun.spawnSync(["cp", "-a", pristine, src]);
   if (cp.exitCode !== 0) throw new Error(`cp: ${cp.stderr.toString()}`);
-  const dest = join(destRoot, tool);
+  const dest = join(destRoot, tool.replace(/[^\w.-]+/g, "_"));
   rmSync(destRoot, { recursive: true, force: true });
   mkdirSync(destRoot, { recursive: true });
   giveTo(user, destRoot);
@@ -238,14 +240,15 @@ async function phase(tool: string): Promise<PhaseResult> {
   let growth: () => PhaseResult["growth"] = () => undefined;
   const ssh = benchSshCommand(sshd);
 
-  if (tool === "rrdsync") {
+  if (tool === "rrdsync" || checkout !== null) {
     const cfg = writeBenchConfig(work, {
       src, dest, sshd, extra: { debounce_time: DEBOUNCE, rescan_interval: 0, ...sets() },
     });
-    const first = Bun.spawnSync([...rrdsyncBin(), "--once", "--quiet", "--config", cfg]);
+    const self = checkout !== null ? [process.execPath, join(resolve(checkout), "src/main.ts")] : rrdsyncBin();
+    const first = Bun.spawnSync([...self, "--once", "--quiet", "--config", cfg]);
     if (first.exitCode !== 0) throw new Error(`first sync: ${first.stderr.toString()}`);
     // SOAK_PROFILE=1: the daemon from source under Bun's CPU profiler (a .cpuprofile in the run's directory at stop)
-    const bin = process.env.SOAK_PROFILE ? [process.execPath, "--cpu-prof", "--cpu-prof-dir", work, resolve(import.meta.dir, "../../src/main.ts")] : rrdsyncBin();
+    const bin = process.env.SOAK_PROFILE ? [process.execPath, "--cpu-prof", "--cpu-prof-dir", work, resolve(import.meta.dir, "../../src/main.ts")] : self;
     const d = Bun.spawn([...bin, "--watch", "--json", "--config", cfg], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
     primaryPid = d.pid;
     let ready = false;
@@ -379,7 +382,7 @@ sync { default.rsync, source = ${q(src)}, target = ${q(remote)}, delay = 1,
       const n = writer.acks - acks0;
       minutes.push({
         minute: minutes.length + 1, p50: pct(lags, 0.5), p95: pct(lags, 0.95), max: pct(lags, 1), updates: n,
-        primaryCpu: c.primary - cpu0.primary, standbyCpu: c.standby - cpu0.standby, rss: tool === "rrdsync" ? rssMiB(primaryPid) : null,
+        primaryCpu: c.primary - cpu0.primary, standbyCpu: c.standby - cpu0.standby, rss: tool.startsWith("rrdsync") ? rssMiB(primaryPid) : null,
       });
       const m = minutes.at(-1) as Minute;
       console.log(`  ${tool} minute ${m.minute}: ${n} updates (${(n / 60).toFixed(0)}/s), lag p50 ${m.p50.toFixed(2)} p95 ${m.p95.toFixed(2)} max ${m.max.toFixed(2)} s, CPU ${m.primaryCpu.toFixed(1)} / ${m.standbyCpu.toFixed(1)} s${m.rss !== null ? `, RSS ${m.rss.toFixed(0)} MiB` : ""}`);

@@ -85,7 +85,10 @@ export class Audit {
           b.changes.push(change);
         }
         ledger.routine(rec.last ?? 0);
-        b.routine.push({ path: f.rel, state: { ...f.facts, sha256: null, rrd: rec.rrd ?? null } });
+        b.routine.push({
+          path: f.rel, state: { ...f.facts, sha256: null, rrd: rec.rrd ?? null },
+          routine: rec.last !== undefined && rec.lastDs !== undefined ? { last: rec.last, values: JSON.stringify(rec.lastDs) } : undefined,
+        });
         log.debug(`rolled up ${f.rel}: ${rec.summary}`);
         return;
       } else {

@@ -22,7 +22,12 @@ export interface FileState {
   stale?: number | null;
 }
 
-export type StateRow = { path: string; state: Omit<FileState, "seedMtime" | "stale"> };
+export type StateRow = {
+  path: string;
+  state: Omit<FileState, "seedMtime" | "stale">;
+  /** a routine RRD update: its last update and values (JSON), written into the row in place */
+  routine?: { last: number; values: string };
+};
 
 export interface ChangeRow {
   time: number;
@@ -594,7 +599,7 @@ export class StateStore {
     const key = this.fileKey(r.path, false);
     if (key === null) return;
     const s = r.state;
-    const [, last, values] = this.rrdColumns(s.rrd);
+    const [, last, values] = r.routine !== undefined ? [null, r.routine.last, r.routine.values] : this.rrdColumns(s.rrd);
     this.routineStmt.run(s.size, intValue(s.mtimeNs), intValue(s.ino), last, values, period, key[0], key[1]);
   }
 
