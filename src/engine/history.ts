@@ -58,8 +58,10 @@ export class HistoryRetention {
     let removed = 0;
     try {
       if (keepHistoryDays > 0) removed = this.store.pruneHistory(now - keepHistoryDays * 86_400_000, ROWS_PER_STEP).rows;
-      if (removed === 0 && maxHistoryBytes > 0 && this.store.historySize() > maxHistoryBytes) removed = this.store.pruneHistory(null, ROWS_PER_STEP).rows;
-      this.behind = removed === ROWS_PER_STEP;
+      if (removed === 0 && maxHistoryBytes > 0 && this.store.historySize() > maxHistoryBytes) {
+        removed = this.store.pruneHistory(null, ROWS_PER_STEP, this.store.historySize() - maxHistoryBytes).rows;
+      }
+      this.behind = removed === ROWS_PER_STEP || (maxHistoryBytes > 0 && removed > 0 && this.store.historySize() > maxHistoryBytes);
       const p = this.store.pages();
       if (p.incremental && p.free > FREE_MIN_PAGES && p.free > p.total * FREE_SHARE) this.store.releasePages(RELEASE_PAGES);
       if (removed > 0) this.log.debug(`history retention: ${removed} oldest changes pruned`);

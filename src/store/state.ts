@@ -505,11 +505,21 @@ export class StateStore {
    * transaction each, so a daemon's batches never wait long behind it. Returns the rows removed and the time of
    * the oldest change kept.
    */
-  pruneHistory(beforeMs: number | null, limit: number): { rows: number; bytes: number } {
+  pruneHistory(beforeMs: number | null, limit: number, enoughBytes = Number.POSITIVE_INFINITY): { rows: number; bytes: number } {
     const bound = beforeMs === null ? Number.MAX_SAFE_INTEGER : beforeMs * ID_PER_MS;
-    const ids = this.db.query<{ id: number; n: number }, [number, number]>(
+    const rows = this.db.query<{ id: number; n: number }, [number, number]>(
       `SELECT id, length(CAST(summary AS BLOB)) + length(CAST(details AS BLOB)) + length(CAST(name AS BLOB)) + ${ENTRY_OVERHEAD} AS n FROM changes WHERE id < ? ORDER BY id LIMIT ?`,
     ).all(bound, limit);
+    // by bytes: only as many of the oldest as it takes
+    let upto = rows.length;
+    for (let i = 0, sum = 0; i < rows.length; i++) {
+      sum += (rows[i] as { n: number }).n;
+      if (sum >= enoughBytes) {
+        upto = i + 1;
+        break;
+      }
+    }
+    const ids = rows.slice(0, upto);
     if (ids.length === 0) return { rows: 0, bytes: 0 };
     const last = (ids.at(-1) as { id: number }).id;
     let bytes = 0;
