@@ -56,7 +56,9 @@ export class Sender {
     if (stats.targetError !== null || this.p.stopping) {
       // The destination is down (or we are stopping): the rest stays pending without a doomed connection per batch.
       const why = stats.targetError ?? "stopping";
-      for (const f of files) this.t.log.info(`pending: ${f.rel} (not sent: ${why})`);
+      // one line, not one per file: a river of updates while the standby is down would flood the log
+      this.t.log.info(`pending: ${files.length} file${files.length === 1 ? "" : "s"} not sent (${why})`);
+      for (const f of files) this.t.log.debug(`pending: ${f.rel} (not sent: ${why})`);
       const now = Date.now();
       for (const f of files) this.t.queue.settle(f.rel, { kind: "failed", error: why }, now, this.t.health.nextRetry);
       stats.pending += files.length;
@@ -155,7 +157,7 @@ export class Sender {
         case "changed":
           stats.changedDuringSend++;
           changed.push(f.rel);
-          log.info(`${f.rel}: changed while it was being sent; not recorded, it goes again with the next pass`);
+          log.debug(`${f.rel}: changed while it was being sent; not recorded, it goes again with the next pass`);
           break;
         case "resend":
           this.resend.push(f);
@@ -199,7 +201,9 @@ export class Sender {
     const seconds = (performance.now() - t0) / 1000;
     // One INFO line per batch (the per-file lines are DEBUG, and the live view's on a terminal): a tree updated
     // day and night never floods the log or journald.
-    if (delivered > 0) log.info(`batch: ${delivered} files, ${sentBytes} bytes (${result.bytesSent} sent), ${seconds.toFixed(2)} s, ${b.changes.length} entries, ${b.routine.length} routine RRD updates rolled up`);
+    if (delivered > 0 || changed.length > 0) {
+      log.info(`batch: ${delivered} files, ${sentBytes} bytes (${result.bytesSent} sent), ${seconds.toFixed(2)} s, ${b.changes.length} entries, ${b.routine.length} routine RRD updates rolled up${changed.length > 0 ? `, ${changed.length} changed while sent (they go again)` : ""}`);
+    }
     this.t.hooks.onBatch?.({
       files: delivered, bytes: sentBytes, seconds, changes: b.changes, routine: b.routine.map((r) => r.path),
       pending: pending.map((x) => x.rel), changed, error: result.error ?? null,
