@@ -8,6 +8,11 @@ export const DEFAULT_CONFIG_PATH = "/etc/rrdsync/config.json";
 export const DEFAULT_STATE_DIR = "/var/lib/rrdsync";
 export const DEFAULT_LOG_DIR = "/var/log/rrdsync";
 export const DEFAULT_DEBOUNCE_S = 5;
+/**
+ * --watch, under a continuous stream of events (OpenNMS rewrites every RRD once per step, day and night): a due
+ * batch collects for up to a second more, so a river makes one rsync a second instead of one per quarter debounce.
+ */
+export const DEFAULT_BATCH_COLLECT_S = 1;
 export const DEFAULT_RESCAN_INTERVAL_S = 3600;
 /**
  * --watch: the stat sweep of every tracked file, for writers that keep a file mapped and open (no event until the

@@ -95,6 +95,8 @@ export interface Config {
   debounceTime: number;
   /** seconds a continuously rewritten file may wait at most before it ships anyway */
   maxDelay: number;
+  /** --watch: while events keep coming, a due batch waits up to this long for more (the steady-state rule); 0 = off */
+  batchCollectTime: number;
   /** seconds between safety rescans in watch mode; 0 = off */
   rescanInterval: number;
   /** seconds between stat sweeps of the tracked files in watch mode (writers that keep a file open); 0 = off */

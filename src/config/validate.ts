@@ -162,6 +162,7 @@ export const SCHEMA: Schema = {
     max: seconds(1),
   },
   debounce_time: seconds(0),
+  batch_collect_time: seconds(0),
   max_delay: seconds(0),
   rescan_interval: seconds(0),
   poll_interval: seconds(0),

@@ -62,8 +62,6 @@ export interface QueuePolicy {
   batchMaxFiles?: number;
 }
 
-/** Defaults of the steady-state rule: about a second of updates per batch. */
-export const DEFAULT_COLLECT_MS = 1000;
 
 export class PendingQueue {
   private readonly records = new Map<string, PendingFile>();

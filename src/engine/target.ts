@@ -17,7 +17,7 @@ import { TargetCounters, type TargetSnapshot } from "./metrics.ts";
 import { HistoryRetention } from "./history.ts";
 import { Pass } from "./pass.ts";
 import { RollupLedger } from "./rollup.ts";
-import { DEFAULT_COLLECT_MS, PendingQueue } from "./pending.ts";
+import { PendingQueue } from "./pending.ts";
 import type { EngineHooks, EngineLog, PassStats } from "./types.ts";
 
 /** How often the daemon refreshes the recorded replica lag at most (a tracked-RRD count per refresh). */
@@ -79,7 +79,7 @@ export class TargetEngine {
       // the steady-state rule only for the daemon's river of events (a --once pass takes its queue as it is)
       queue: new PendingQueue({
         debounceMs: config.debounceTime * 1000, maxDelayMs: config.maxDelay * 1000,
-        collectMs: mode.daemon ? DEFAULT_COLLECT_MS : 0, batchMaxFiles: config.batchMaxFiles,
+        collectMs: mode.daemon ? config.batchCollectTime * 1000 : 0, batchMaxFiles: config.batchMaxFiles,
       }),
       health: new TargetHealth(name, store, log, { initialMs: config.retry.initialSeconds * 1000, maxMs: config.retry.maxSeconds * 1000 }, mode.daemon),
       counters: new TargetCounters(store, log),
