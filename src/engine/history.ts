@@ -65,6 +65,8 @@ export class HistoryRetention {
       const p = this.store.pages();
       if (p.incremental && p.free > FREE_MIN_PAGES && p.free > p.total * FREE_SHARE) this.store.releasePages(RELEASE_PAGES);
       if (removed > 0) this.log.debug(`history retention: ${removed} oldest changes pruned`);
+      // the count written down, so `status` and the next start need not count the history's rows
+      else this.store.saveHistorySize();
     } catch (e) {
       this.behind = false;
       this.log.warn(`history retention failed (the history is kept longer): ${(e as Error).message}`);
