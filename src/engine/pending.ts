@@ -143,16 +143,23 @@ export class PendingQueue {
     if (next === null || next > now) return [];
     const out: PendingFile[] = [];
     for (const r of this.records.values()) if (!r.sending && r.due <= now + gatherMs && (only === undefined || r.why === only)) out.push(r);
-    if (only === undefined && this.collecting(now, gatherMs, next, out.length)) return [];
+    if (only === undefined && this.holdUntil(now, gatherMs, out) > now) return [];
     out.sort((a, b) => a.first - b.first);
     for (const r of out) r.sending = true;
     return out;
   }
 
-  /** The steady-state rule: events keep coming, the oldest due record has waited less than collectMs, room is left. */
-  private collecting(now: number, quietMs: number, oldestDue: number, due: number): boolean {
+  /**
+   * The steady-state rule: while events keep coming and room is left, the due records `due` may wait until the
+   * oldest has been due for collectMs, never past any one's max_delay (a file rewritten all the time still ships
+   * that often). Returns until when (≤ now: they go now).
+   */
+  private holdUntil(now: number, quietMs: number, due: PendingFile[]): number {
     const { collectMs = 0, batchMaxFiles = Number.POSITIVE_INFINITY } = this.policy;
-    return collectMs > 0 && this.streaming(now, quietMs) && now < oldestDue + collectMs && due < batchMaxFiles;
+    if (collectMs <= 0 || due.length === 0 || due.length >= batchMaxFiles || !this.streaming(now, quietMs)) return now;
+    let until = Number.POSITIVE_INFINITY;
+    for (const r of due) until = Math.min(until, r.due + collectMs, r.first + this.policy.maxDelayMs);
+    return until;
   }
 
   /**
@@ -162,9 +169,10 @@ export class PendingQueue {
    */
   nextSend(now: number, quietMs: number): number | null {
     const next = this.nextDue();
-    if (next === null || next > now || !this.policy.collectMs) return next;
-    if (!this.streaming(now, quietMs)) return next;
-    return Math.min(next + this.policy.collectMs, this.lastEvent + Math.max(quietMs, 1));
+    if (next === null || next > now || !this.policy.collectMs || !this.streaming(now, quietMs)) return next;
+    const due: PendingFile[] = [];
+    for (const r of this.records.values()) if (!r.sending && r.due <= now + quietMs) due.push(r);
+    return Math.min(this.holdUntil(now, quietMs, due), this.lastEvent + Math.max(quietMs, 1));
   }
 
   /** When the next waiting record (of this kind) becomes due, or null when none waits. */

@@ -174,6 +174,13 @@ describe("the steady-state rule (issue 25)", () => {
     expect(s.takeDue(1090, 250).length).toBe(1000);
   });
 
+  test("never past a record's max_delay: a file rewritten all the time still ships that often", () => {
+    const s = new PendingQueue({ debounceMs: 1000, maxDelayMs: 1500, collectMs: 1000 });
+    for (let t = 0; t <= 1500; t += 100) s.note("busy", "changed", t); // due at 1500 by max_delay, events still coming
+    expect(s.nextSend(1500, 250)).toBe(1500);
+    expect(paths(s.takeDue(1500, 250))).toEqual(["busy"]);
+  });
+
   test("batch_max_files due: it goes without waiting", () => {
     const s = sq(100);
     for (let t = 0; t < 1200; t += 3) s.note(`f${t}`, "changed", t);
