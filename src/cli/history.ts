@@ -3,7 +3,7 @@
 import pc from "picocolors";
 import type { Config } from "../config/types.ts";
 import { ExitCode, UserError } from "../errors.ts";
-import { formatTimestamp } from "../log.ts";
+import { formatBytes, formatTimestamp } from "../log.ts";
 import { type ChangeRow, StateStore } from "../store/state.ts";
 import { escapeLine, safeJson } from "../escape.ts";
 import { displayPath, formatEntry } from "../track/changelog.ts";
@@ -40,7 +40,7 @@ export async function showLog(config: Config, pattern: string | undefined, flags
     const pruned = store.historyPrunedBefore();
     if (pruned !== null && (since === undefined || since < pruned) && !flags.json) {
       const ct = config.changeTracking;
-      process.stderr.write(`rrdsync: the history kept begins at ${formatTimestamp(new Date(pruned)).slice(0, 19)}; older changes were pruned (keep_history ${ct.keepHistoryDays > 0 ? `${ct.keepHistoryDays} days` : "for ever"}, max_history_bytes ${ct.maxHistoryBytes > 0 ? ct.maxHistoryBytes : "unlimited"})\n`);
+      process.stderr.write(`rrdsync: the history kept begins at ${formatTimestamp(new Date(pruned)).slice(0, 19)}; older changes were pruned (keep_history ${ct.keepHistoryDays > 0 ? `${ct.keepHistoryDays} days` : "for ever"}, max_history_bytes ${ct.maxHistoryBytes > 0 ? formatBytes(ct.maxHistoryBytes) : "unlimited"})\n`);
     }
     const rolled = pattern !== undefined && !/[*?[]/.test(pattern) && !flags.json ? store.rolledUp(pattern) : null;
     if (rolled !== null && rolled.updates > 0) {
