@@ -74,7 +74,14 @@ export class Logger {
   warn(msg: string): void { this.log("WARNING", msg); }
   error(msg: string): void { this.log("ERROR", msg); }
 
+  /** Would a line of this level go anywhere? (A caller skips building a costly debug line otherwise.) */
+  wants(level: LogLevel): boolean {
+    return (this.fd !== null && this.file !== null && RANK[level] >= RANK[this.file.level]) || RANK[level] >= RANK[this.console_.level];
+  }
+
   log(level: LogLevel, raw: string): void {
+    // Most DEBUG lines go nowhere: nothing is escaped or formatted for them (a daemon makes several per update).
+    if (!this.wants(level)) return;
     const now = new Date();
     // Messages carry file names and remote error text: neither may drive a terminal nor split a log line.
     const message = escapeLine(raw);

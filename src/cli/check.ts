@@ -17,7 +17,7 @@ import { hostsFieldMatches, lookupName } from "../transport/known-hosts.ts";
 import { runRemote } from "../transport/probe.ts";
 import { countDirs } from "../source/walk.ts";
 import { writeOut } from "./out.ts";
-import { verifyLine } from "./status.ts";
+import { type HistoryFacts, historyFacts, historyLine, verifyLine } from "./status.ts";
 
 type Verdict = "ok" | "fail" | "warn";
 interface Result {
@@ -66,6 +66,7 @@ export async function runChecks(config: Config, env: Record<string, string | und
     await add({ ...v, label: `${v.label}${suffix}` });
   }
   await add(checkInotify(config));
+  await add(checkHistory(config));
   for (const r of checkFreeSpace(config)) await add(r);
 
   const failed = results.filter((r) => r.verdict === "fail").length;
@@ -125,6 +126,32 @@ async function* checkSftp(config: Config, env: Record<string, string | undefined
   yield r.dest === null
     ? { verdict: "ok", label: "destination", detail: `${t.destDir} on the standby is writable` }
     : { verdict: "fail", label: "destination", detail: r.dest, fix: destinationFix(r.dest, t.destDir, t.user, "sftp") };
+}
+
+/**
+ * The change history in the state DB: its size and span against the retention settings, and free pages the DB
+ * keeps (never a failure: a warning when the DB holds much free space it cannot give back).
+ */
+function checkHistory(config: Config): Result {
+  let h: HistoryFacts | null = null;
+  try {
+    const store = StateStore.openExisting(config.stateFile);
+    try {
+      h = store === null ? null : historyFacts(store);
+    } finally {
+      store?.close();
+    }
+  } catch (e) {
+    return { verdict: "warn", label: "history", detail: `cannot read ${config.stateFile}: ${(e as Error).message}` };
+  }
+  if (h === null) return { verdict: "ok", label: "history", detail: "no state DB yet" };
+  const ct = config.changeTracking;
+  const limits = `keep_history ${ct.keepHistoryDays > 0 ? `${ct.keepHistoryDays} d` : "for ever"}, max_history_bytes ${ct.maxHistoryBytes > 0 ? formatBytes(ct.maxHistoryBytes) : "unlimited"}`;
+  const detail = `${historyLine(h, (t) => formatTimestamp(new Date(t)).slice(0, 19))} (${limits})`;
+  if (!h.incremental && h.freeBytes > 64 * 1024 ** 2) {
+    return { verdict: "warn", label: "history", detail, fix: "the free pages are reused by new rows (the file no longer grows); to give them back, stop rrdsync and run: sqlite3 STATE_FILE 'PRAGMA auto_vacuum = INCREMENTAL; VACUUM' (needs the DB's size free on its disk)" };
+  }
+  return { verdict: "ok", label: "history", detail };
 }
 
 /** When `rrdsync verify` last compared the replica with the source, and what it found (never a failure of the setup). */

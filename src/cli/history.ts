@@ -3,7 +3,7 @@
 import pc from "picocolors";
 import type { Config } from "../config/types.ts";
 import { ExitCode, UserError } from "../errors.ts";
-import { formatTimestamp } from "../log.ts";
+import { formatBytes, formatTimestamp } from "../log.ts";
 import { type ChangeRow, StateStore } from "../store/state.ts";
 import { escapeLine, safeJson } from "../escape.ts";
 import { displayPath, formatEntry } from "../track/changelog.ts";
@@ -11,7 +11,7 @@ import { isOutputClosed, writeOut } from "./out.ts";
 import { parseWhen } from "./when.ts";
 import { nameFromShown } from "../names.ts";
 
-export const KINDS = ["created", "modified", "deleted", "renamed", "repaired"] as const;
+export const KINDS = ["created", "modified", "deleted", "renamed", "repaired", "summary", "stale", "resumed"] as const;
 
 export interface LogFlags {
   since?: string;
@@ -34,6 +34,18 @@ export async function showLog(config: Config, pattern: string | undefined, flags
     return ExitCode.Ok;
   }
   try {
+    // Where the kept history begins, when retention pruned older changes and the query reaches back that far; and
+    // a file's routine RRD updates, which are counted in its row, not listed (issue 25). On stderr: the entries
+    // on stdout stay exactly entries.
+    const pruned = store.historyPrunedBefore();
+    if (pruned !== null && (since === undefined || since < pruned) && !flags.json) {
+      const ct = config.changeTracking;
+      process.stderr.write(`rrdsync: the history kept begins at ${formatTimestamp(new Date(pruned)).slice(0, 19)}; older changes were pruned (keep_history ${ct.keepHistoryDays > 0 ? `${ct.keepHistoryDays} days` : "for ever"}, max_history_bytes ${ct.maxHistoryBytes > 0 ? formatBytes(ct.maxHistoryBytes) : "unlimited"})\n`);
+    }
+    const rolled = pattern !== undefined && !/[*?[]/.test(pattern) && !flags.json ? store.rolledUp(pattern) : null;
+    if (rolled !== null && rolled.updates > 0) {
+      process.stderr.write(`rrdsync: ${escapeLine(pattern as string)}: ${rolled.updates.toLocaleString("en-US")} routine updates rolled up (not listed one by one; change_tracking.rrd_updates "every" lists them)${rolled.stale !== null ? `; stopped updating since ${formatTimestamp(new Date(rolled.stale * 1000)).slice(0, 19)}` : ""}\n`);
+    }
     // A plain path (no wildcard) means that file, or everything under that directory: an indexed lookup.
     const wild = pattern !== undefined && /[*?[]/.test(pattern);
     const query = (under: string | undefined) => store.changes({ glob: wild ? pattern : undefined, under, since, until, kinds });

@@ -46,13 +46,18 @@ export class Live {
   batch(b: BatchReport): void {
     const c = this.c;
     if (b.files > 0) {
-      this.event("batch", { files: b.files, bytes: b.bytes, seconds: Number(b.seconds.toFixed(3)), target: this.target, pending: b.pending.length },
-        `${c.green("↑")} ${c.bold(plural(b.files, "file"))} ${formatBytes(b.bytes)} in ${b.seconds.toFixed(2)} s → ${escapeLine(this.target)}`);
+      this.event("batch", { files: b.files, bytes: b.bytes, seconds: Number(b.seconds.toFixed(3)), target: this.target, pending: b.pending.length, routine: b.routine.length },
+        `${c.green("↑")} ${c.bold(plural(b.files, "file"))} ${formatBytes(b.bytes)} in ${b.seconds.toFixed(2)} s → ${escapeLine(this.target)}${b.routine.length > 0 ? c.dim(` (${b.routine.length} routine RRD updates)`) : ""}`);
     }
-    for (const ch of b.changes) {
-      const mark = ch.kind.endsWith("created") ? c.green("+") : c.yellow("~");
-      this.event("change", { path: ch.path, kind: ch.kind, summary: ch.summary }, `  ${mark} ${escapeLine(ch.path)} ${c.dim(escapeLine(ch.summary))}`);
+    // Per-file lines only on a terminal (and as JSON events for scripts): the plain view is journald's, where a
+    // tree updated day and night would be a line per RRD update (issue 25); there a batch is one line.
+    if (this.mode === "tty" || this.mode === "json") {
+      for (const ch of b.changes) {
+        const mark = ch.kind.endsWith("created") ? c.green("+") : c.yellow("~");
+        this.event("change", { path: ch.path, kind: ch.kind, summary: ch.summary }, `  ${mark} ${escapeLine(ch.path)} ${c.dim(escapeLine(ch.summary))}`);
+      }
     }
+    if (this.mode === "tty") for (const p of b.routine) this.event("routine", {}, `  ${c.dim("·")} ${escapeLine(p)} ${c.dim("routine update")}`);
     if (b.pending.length > 0) {
       this.event("pending", { files: b.pending.length, error: b.error }, `${c.red("!")} ${plural(b.pending.length, "file")} pending${b.error ? `: ${escapeLine(b.error)}` : ""}`);
     }

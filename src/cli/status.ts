@@ -37,17 +37,17 @@ type FirstSync = { after: string | null; started: number } | null;
 const LIVE_LAG_MAX_FILES = 200_000;
 
 /** The state DB's numbers, or why there are none: not made yet, or a file that is not (or no longer) a sound DB. */
-async function readState(config: Config, liveLag: boolean): Promise<{ files: number; st: StatusRecord; lag: ReplicaLag | null; lagTime: number | null; firstSync: FirstSync; problem: UserError | null; initialised: boolean }> {
+async function readState(config: Config, liveLag: boolean): Promise<{ files: number; st: StatusRecord; lag: ReplicaLag | null; lagTime: number | null; firstSync: FirstSync; problem: UserError | null; initialised: boolean; history: HistoryFacts | null }> {
   const { stateFile, sourceDir } = config;
   let store: StateStore | null;
   try {
     // Its last batch, pending files and lag are about the pair it describes: another pair's DB is exit 2.
     store = StateStore.openExisting(stateFile, identityOf(config));
   } catch (e) {
-    if (e instanceof UserError) return { files: 0, st: {}, lag: null, lagTime: null, firstSync: null, problem: e, initialised: false };
+    if (e instanceof UserError) return { files: 0, st: {}, lag: null, lagTime: null, firstSync: null, problem: e, initialised: false, history: null };
     throw e;
   }
-  if (store === null) return { files: 0, st: {}, lag: null, lagTime: null, firstSync: null, problem: null, initialised: false };
+  if (store === null) return { files: 0, st: {}, lag: null, lagTime: null, firstSync: null, problem: null, initialised: false, history: null };
   try {
     const st = store.status();
     const files = store.countFiles();
@@ -63,14 +63,14 @@ async function readState(config: Config, liveLag: boolean): Promise<{ files: num
         lagTime = time;
       }
     }
-    return { files, st, lag, lagTime, firstSync: store.meta(FIRST_SYNC_KEY), problem: null, initialised: true };
+    return { files, st, lag, lagTime, firstSync: store.meta(FIRST_SYNC_KEY), problem: null, initialised: true, history: historyFacts(store) };
   } finally {
     store.close();
   }
 }
 
 async function showTarget(config: Config, flags: { json?: boolean; lag?: boolean }, env: Record<string, string | undefined>): Promise<{ text: string; code: ExitCode }> {
-  const { files, st, lag, lagTime, firstSync, problem, initialised } = await readState(config, flags.lag === true);
+  const { files, st, lag, lagTime, firstSync, problem, initialised, history } = await readState(config, flags.lag === true);
   const held = lockHolder(config.stateFile);
   const pid = held !== null && Number.isNaN(held) ? 0 : held; // 0: running, its pid not written yet
   const target = describeTarget(config);
@@ -87,6 +87,7 @@ async function showTarget(config: Config, flags: { json?: boolean; lag?: boolean
     lag, lagAsOf: lagTime === null ? null : iso(lagTime), reachable: !down, downSince: iso(st.downSince), lastPass: withIso(st.lastPass),
     lastBatch: withIso(st.lastBatch), lastVerify: withIso(st.lastVerify), lastError: withIso(st.lastError), running: pid,
     firstSyncUnfinished: firstSync === null ? null : { since: iso(firstSync.started), syncedThrough: firstSync.after },
+    history: history === null ? null : { bytes: history.bytes, first: iso(history.first ?? undefined), last: iso(history.last ?? undefined), prunedBefore: iso(history.prunedBefore ?? undefined), dbBytes: history.dbBytes, freeBytes: history.freeBytes },
   };
   const code = problem !== null ? problem.exitCode : pending > 0 || down || missing || firstSync !== null ? ExitCode.Pending : ExitCode.Ok;
   if (flags.json) return { text: `${safeJson(report)}\n`, code };
@@ -102,12 +103,36 @@ async function showTarget(config: Config, flags: { json?: boolean; lag?: boolean
     ["target", down ? c.red(`DOWN since ${when(st.downSince as number)}`) : st.lastBatch || st.lastPass ? c.green("reachable (last contact succeeded)") : "not contacted yet"],
     ["last pass", st.lastPass ? `${when(st.lastPass.time)}: ${st.lastPass.scanned} scanned, ${st.lastPass.sent} sent, ${st.lastPass.pending} pending, ${st.lastPass.seconds} s` : "none yet"],
     ["last batch", st.lastBatch ? `${when(st.lastBatch.time)}: ${plural(st.lastBatch.files, "file")}, ${formatBytes(st.lastBatch.bytes)}` : "none yet"],
+    ["history", history === null ? "none yet" : historyLine(history, when)],
     ["last verify", st.lastVerify ? `${when(st.lastVerify.time)}: ${verifyLine(st.lastVerify)}` : "never (rrdsync verify)"],
     ["last error", st.lastError ? `${when(st.lastError.time)}: ${escapeLine(st.lastError.message)}` : "none"],
     ["running", pid === null ? "no rrdsync running for this state file" : c.green(pid === 0 ? "yes (its pid is not written yet)" : `yes, pid ${pid}`)],
   ];
   if (problem?.hint) rows.splice(2, 0, ["", c.dim(problem.hint)]);
   return { text: `${c.bold(target)}\n${rows.map(([k, v]) => `  ${k.padEnd(14)}${v}`).join("\n")}\n`, code };
+}
+
+/** The change history in the state DB: its size as retention counts it, its span, the DB file around it. */
+export interface HistoryFacts {
+  bytes: number;
+  first: number | null;
+  last: number | null;
+  prunedBefore: number | null;
+  dbBytes: number;
+  freeBytes: number;
+  incremental: boolean;
+}
+
+export function historyFacts(store: StateStore): HistoryFacts {
+  const span = store.historySpan();
+  const p = store.pages();
+  return { bytes: store.historySize(), ...span, prunedBefore: store.historyPrunedBefore(), dbBytes: p.total * p.size, freeBytes: p.free * p.size, incremental: p.incremental };
+}
+
+/** "1.2 MiB from 2026-09-08 21:00:00 to 2026-12-07 21:00:00 (older pruned); state DB 300.0 MiB, 2.0 MiB free" */
+export function historyLine(h: HistoryFacts, when: (t: number) => string): string {
+  const span = h.first === null ? "no entries" : `from ${when(h.first)} to ${when(h.last as number)}${h.prunedBefore !== null ? " (older pruned)" : ""}`;
+  return `${formatBytes(h.bytes)}, ${span}; state DB ${formatBytes(h.dbBytes)}, ${formatBytes(h.freeBytes)} of it free${h.incremental ? "" : " (reused, not given back: no incremental auto-vacuum)"}`;
 }
 
 /** "0 s", "42 s", "12 min", "3.5 h", "2.1 d": an age or a lag at a glance. */

@@ -8,6 +8,11 @@ export const DEFAULT_CONFIG_PATH = "/etc/rrdsync/config.json";
 export const DEFAULT_STATE_DIR = "/var/lib/rrdsync";
 export const DEFAULT_LOG_DIR = "/var/log/rrdsync";
 export const DEFAULT_DEBOUNCE_S = 5;
+/**
+ * --watch, under a continuous stream of events (OpenNMS rewrites every RRD once per step, day and night): a due
+ * batch collects for up to a second more, so a river makes one rsync a second instead of one per quarter debounce.
+ */
+export const DEFAULT_BATCH_COLLECT_S = 1;
 export const DEFAULT_RESCAN_INTERVAL_S = 3600;
 /**
  * --watch: the stat sweep of every tracked file, for writers that keep a file mapped and open (no event until the
@@ -36,6 +41,15 @@ export const DEFAULT_KEEP_VERSIONS = 10;
 export const DEFAULT_MAX_BACKUP_BYTES = 512 * 1024 ** 2;
 export const DEFAULT_MAX_LOG_BYTES = 100 * 1024 ** 2;
 export const DEFAULT_KEEP_LOGS = 5;
+/**
+ * Routine RRD updates (every RRD once per collection step, day and night) are rolled up: one change-log summary
+ * per hour; an RRD silent for 3 of its steps while the tree goes on is logged as stopped (collection broke).
+ */
+export const DEFAULT_RRD_SUMMARY_INTERVAL_S = 3600;
+export const DEFAULT_RRD_STALE_STEPS = 3;
+/** The change history in the state DB: 90 days, at most 1 GiB (oldest pruned first, a few hundred rows at a time). */
+export const DEFAULT_KEEP_HISTORY_DAYS = 90;
+export const DEFAULT_MAX_HISTORY_BYTES = 1024 ** 3;
 export const DEFAULT_BATCH_MAX_FILES = 10_000;
 /** a first sync walks the tree in pieces of whole directories of about this many files (memory bounded by one; through SFTP one transfer and commit each) */
 export const DEFAULT_SLICE_MAX_FILES = 10_000;

@@ -4,7 +4,7 @@ import { closeSync, constants, existsSync, fstatSync, openSync, readSync, statSy
 import { dirname, resolve } from "node:path";
 import { ConfigError, ExitCode, UserError } from "../errors.ts";
 import {
-  DEFAULT_BATCH_MAX_BYTES, DEFAULT_BATCH_MAX_FILES, DEFAULT_SLICE_MAX_FILES, DEFAULT_CONFIG_PATH, DEFAULT_DEBOUNCE_S, DEFAULT_RRD_HOLD_ATTEMPTS, DEFAULT_RRD_HOLD_DELAY_S, DEFAULT_KEEP_VERSIONS, DEFAULT_MAX_BACKUP_BYTES, DEFAULT_MAX_LOG_BYTES, DEFAULT_KEEP_LOGS, DEFAULT_MAX_DELETE, DEFAULT_EXTENSIONS,
+  DEFAULT_BATCH_MAX_BYTES, DEFAULT_BATCH_MAX_FILES, DEFAULT_SLICE_MAX_FILES, DEFAULT_CONFIG_PATH, DEFAULT_DEBOUNCE_S, DEFAULT_RRD_HOLD_ATTEMPTS, DEFAULT_RRD_HOLD_DELAY_S, DEFAULT_KEEP_VERSIONS, DEFAULT_MAX_BACKUP_BYTES, DEFAULT_MAX_LOG_BYTES, DEFAULT_KEEP_LOGS, DEFAULT_MAX_DELETE, DEFAULT_BATCH_COLLECT_S, DEFAULT_RRD_SUMMARY_INTERVAL_S, DEFAULT_RRD_STALE_STEPS, DEFAULT_KEEP_HISTORY_DAYS, DEFAULT_MAX_HISTORY_BYTES, DEFAULT_EXTENSIONS,
   DEFAULT_POLL_INTERVAL_S, DEFAULT_RESCAN_INTERVAL_S, defaultMaxDelay, defaultPaths,
 } from "./defaults.ts";
 import { parseDest } from "./dest.ts";
@@ -164,6 +164,7 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
     maxDelete: (c.max_delete as MaxDelete | undefined) ?? DEFAULT_MAX_DELETE,
     debounceTime,
     maxDelay: c.max_delay ?? defaultMaxDelay(debounceTime),
+    batchCollectTime: c.batch_collect_time ?? DEFAULT_BATCH_COLLECT_S,
     rescanInterval: c.rescan_interval ?? DEFAULT_RESCAN_INTERVAL_S,
     pollInterval: c.poll_interval ?? DEFAULT_POLL_INTERVAL_S,
     monitoredExtensions: c.monitored_extensions ?? DEFAULT_EXTENSIONS,
@@ -188,6 +189,11 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
       maxLogBytes: ct.max_log_bytes ?? DEFAULT_MAX_LOG_BYTES,
       keepLogs: ct.keep_logs ?? DEFAULT_KEEP_LOGS,
       firstSyncEntries: ct.first_sync_entries ?? "auto",
+      rrdUpdates: ct.rrd_updates ?? "rollup",
+      rrdSummaryIntervalSeconds: ct.rrd_summary_interval ?? DEFAULT_RRD_SUMMARY_INTERVAL_S,
+      rrdStaleSteps: ct.rrd_stale_steps ?? DEFAULT_RRD_STALE_STEPS,
+      keepHistoryDays: ct.keep_history ?? DEFAULT_KEEP_HISTORY_DAYS,
+      maxHistoryBytes: ct.max_history_bytes ?? DEFAULT_MAX_HISTORY_BYTES,
     },
     rrdHold: { attempts: c.rrd_hold?.attempts ?? DEFAULT_RRD_HOLD_ATTEMPTS, delaySeconds: c.rrd_hold?.delay ?? DEFAULT_RRD_HOLD_DELAY_S },
     batchMaxFiles: c.batch_max_files ?? DEFAULT_BATCH_MAX_FILES,

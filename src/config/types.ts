@@ -57,6 +57,18 @@ export interface ChangeTracking {
   keepLogs: number;
   /** a first sync's change-log entries: one per file ("every"), one summary ("summary"), or "auto" (per file up to 10,000 files) */
   firstSyncEntries: "auto" | "every" | "summary";
+  /**
+   * routine RRD updates (same structure, last update forward): rolled up into the file's row and one summary entry
+   * per rrdSummaryIntervalSeconds ("rollup"), or one entry each as the seed did ("every")
+   */
+  rrdUpdates: "rollup" | "every";
+  rrdSummaryIntervalSeconds: number;
+  /** an RRD with no update for this many of its steps while others update is logged as stopped; 0 = never */
+  rrdStaleSteps: number;
+  /** change history older than this many days is pruned; 0 = kept for ever */
+  keepHistoryDays: number;
+  /** the change history's bytes in the state DB at most (oldest pruned first); 0 = no limit */
+  maxHistoryBytes: number;
 }
 
 export type LogLevel = "DEBUG" | "INFO" | "WARNING" | "ERROR" | "CRITICAL";
@@ -83,6 +95,8 @@ export interface Config {
   debounceTime: number;
   /** seconds a continuously rewritten file may wait at most before it ships anyway */
   maxDelay: number;
+  /** --watch: while events keep coming, a due batch waits up to this long for more (the steady-state rule); 0 = off */
+  batchCollectTime: number;
   /** seconds between safety rescans in watch mode; 0 = off */
   rescanInterval: number;
   /** seconds between stat sweeps of the tracked files in watch mode (writers that keep a file open); 0 = off */

@@ -39,6 +39,11 @@ export function seconds(min: number): Rule {
     typeof v === "number" && Number.isFinite(v) && v >= min ? v : fail(ctx, where, `expected a number of seconds ≥ ${min}, got ${show(v)}`);
 }
 
+export function days(min: number): Rule {
+  return (v, where, ctx) =>
+    typeof v === "number" && Number.isFinite(v) && v >= min ? v : fail(ctx, where, `expected a number of days ≥ ${min}, got ${show(v)}`, "0 keeps the history for ever (max_history_bytes still bounds it)");
+}
+
 export const str: Rule = (v, where, ctx) => (typeof v === "string" ? v : fail(ctx, where, `expected a string, got ${show(v)}`));
 
 export function oneOf(values: string[], aliases: Record<string, string> = {}): Rule {
@@ -157,6 +162,7 @@ export const SCHEMA: Schema = {
     max: seconds(1),
   },
   debounce_time: seconds(0),
+  batch_collect_time: seconds(0),
   max_delay: seconds(0),
   rescan_interval: seconds(0),
   poll_interval: seconds(0),
@@ -182,6 +188,11 @@ export const SCHEMA: Schema = {
     max_log_bytes: int(0, Number.MAX_SAFE_INTEGER),
     keep_logs: int(1, 1000),
     first_sync_entries: oneOf(["auto", "every", "summary"]),
+    rrd_updates: oneOf(["rollup", "every"]),
+    rrd_summary_interval: seconds(1),
+    rrd_stale_steps: int(0, 1_000_000),
+    keep_history: days(0),
+    max_history_bytes: int(0, Number.MAX_SAFE_INTEGER),
   },
   rrd_hold: {
     attempts: int(0, 1000),

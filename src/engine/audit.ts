@@ -12,18 +12,21 @@ import type { Described } from "./describe.ts";
 import type { Planned } from "./plan.ts";
 import type { EngineLog } from "./types.ts";
 import { quoteName } from "../names.ts";
+import type { RollupLedger } from "./rollup.ts";
 
 
 /** What one commit carries: state rows, their change rows, and the backup versions published for them. */
 export interface AuditBatch {
   rows: StateRow[];
+  /** routine RRD updates (rolled up): their rows advance in place, no change row of their own */
+  routine: StateRow[];
   changes: ChangeRow[];
   versions: BackupVersion[];
   /** audit gaps and flagged files found while publishing */
   problems: number;
 }
 
-export const newAuditBatch = (): AuditBatch => ({ rows: [], changes: [], versions: [], problems: 0 });
+export const newAuditBatch = (): AuditBatch => ({ rows: [], routine: [], changes: [], versions: [], problems: 0 });
 
 export interface AuditDeps {
   store: StateStore;
@@ -32,6 +35,8 @@ export interface AuditDeps {
   versions: BackupVersions;
   tracking: ChangeTracking;
   log: EngineLog;
+  /** the roll-up of routine RRD updates (null: change tracking off) */
+  ledger: RollupLedger | null;
 }
 
 export class Audit {
@@ -63,6 +68,29 @@ export class Audit {
         id = rec ? { sha256: rec.sha256, rrd: rec.rrd ?? null } : { sha256: f.prev?.sha256 ?? null, rrd: f.prev?.rrd ?? null };
       } else if (rec === null) {
         id = { sha256: f.prev?.sha256 ?? null, rrd: f.prev?.rrd ?? null };
+      } else if (rec.routine && !f.damage && !rec.damage && this.d.ledger !== null) {
+        // Routine: the row advances in place and counts in the roll-up; an entry only for an RRD that resumes
+        // after it was logged as stopped, or when rrd_updates asks for every one.
+        const { ledger, tracking } = this.d;
+        const stale = f.prev?.stale ?? null;
+        if (stale !== null || tracking.rrdUpdates === "every") {
+          const time = Date.now();
+          const change = changeRowFor(f, rec, time);
+          if (stale !== null) {
+            Object.assign(change, { kind: "rrd resumed", summary: `resumed: ${rec.summary}`, details: `RRD updating again (logged as stopped at ${new Date(stale * 1000).toISOString().replace(/\.\d+Z$/, "Z")}).\n${rec.details}` });
+            ledger.exception("resumed", f.rel);
+            log.info(`${f.rel}: resumed updating`);
+          }
+          changeLog.append(new Date(time), f.rel, change.details);
+          b.changes.push(change);
+        }
+        ledger.routine(rec.last ?? 0);
+        b.routine.push({
+          path: f.rel, state: { ...f.facts, sha256: null, rrd: rec.rrd ?? null },
+          routine: rec.last !== undefined && rec.lastDs !== undefined ? { last: rec.last, values: JSON.stringify(rec.lastDs) } : undefined,
+        });
+        log.debug(`rolled up ${f.rel}: ${rec.summary}`);
+        return;
       } else {
         const time = Date.now();
         const change = changeRowFor(f, rec, time);
@@ -74,6 +102,7 @@ export class Audit {
           log.error(`${f.rel}: synced and logged, but its backup could not be written (audit gap: its next change cannot be diffed): ${d.backupError}`);
         }
         log.debug(`recorded ${rec.kind} ${f.rel}: ${rec.summary}`);
+        if (rec.fileKind === "rrd") this.d.ledger?.exception(rrdException(rec.kind, change.summary), f.rel);
         id = { sha256: rec.sha256, rrd: rec.rrd ?? null };
       }
     } catch (e) {
@@ -128,7 +157,9 @@ export class Audit {
 
   /** Sent files: the batch's rows advance with their changes (inside a first-sync slice's transaction when one is open). */
   commitSent(b: AuditBatch): number {
-    return this.commit(b, "entries", () => this.d.store.commit(b.rows, b.changes, b.versions));
+    const { ledger } = this.d;
+    const routine = ledger !== null && (b.routine.length > 0 || b.changes.length > 0) ? { rows: b.routine, period: ledger.period, ledger: ledger.record } : undefined;
+    return this.commit(b, "entries", () => this.d.store.commit(b.rows, b.changes, b.versions, routine));
   }
 
   /** Renames done on the replica: entries, the backups follow, then the rows move. */
@@ -139,6 +170,7 @@ export class Audit {
       const details = `Renamed: ${quoteName(m.from)} → ${quoteName(m.to)} (moved on the replica; nothing re-sent).`;
       this.d.changeLog.append(time, m.to, details);
       b.changes.push({ time: time.getTime(), path: m.to, kind: `${m.rrd ? "rrd" : "file"} renamed`, summary: `renamed from ${m.from}`, details, added: 0, removed: 0 });
+      if (m.rrd) this.d.ledger?.exception("renamed", m.to);
       this.d.log.info(`renamed on the replica: ${m.from} → ${m.to}`);
     }
     return this.commit(b, "renames", () => {
@@ -171,6 +203,7 @@ export class Audit {
       const details = `File deleted (it was ${prev && prev.size >= 0 ? `${prev.size} bytes` : "of unknown size"}).${kept ? `\nIts last backup is kept: rrdsync restore ${quoteName(rel)}` : ""}`;
       this.d.changeLog.append(time, rel, details);
       b.changes.push({ time: time.getTime(), path: rel, kind: `${prev?.rrd ? "rrd" : "file"} deleted`, summary: "deleted", details, added: 0, removed: 0 });
+      if (prev?.rrd) this.d.ledger?.exception("deleted", rel);
       this.d.log.info(`deleted on the replica: ${rel}`);
     }
     return this.commit(b, "deletes", () => this.d.store.commitDeletes(paths, b.changes, b.versions));
@@ -186,6 +219,15 @@ export class Audit {
       this.d.log.warn(`backup retention failed (old versions are kept): ${(e as Error).message}`);
     }
   }
+}
+
+/** The summary's name for a non-routine RRD entry. */
+function rrdException(kind: string, summary: string): string {
+  if (kind === "created") return "created";
+  if (summary.includes("DAMAGED")) return "shipped looking damaged";
+  if (summary.includes("STRUCTURE CHANGED")) return "structure changed";
+  if (summary.includes("backwards")) return "last update went backwards";
+  return "other changes";
 }
 
 /** The change row of a file verify --repair sent again: why, and what changed in the source too, if anything. */

@@ -8,7 +8,9 @@ import type { Transport } from "../transport/types.ts";
 import type { Audit } from "./audit.ts";
 import type { TargetHealth } from "./health.ts";
 import type { TargetCounters } from "./metrics.ts";
+import type { HistoryRetention } from "./history.ts";
 import type { PendingQueue } from "./pending.ts";
+import type { RollupLedger } from "./rollup.ts";
 import { type EngineHooks, type EngineLog, newStats, type PassStats, type Progress } from "./types.ts";
 
 /** One target, for the life of the process: its state, transport, audit, queue and health. */
@@ -27,6 +29,10 @@ export interface TargetContext {
   readonly health: TargetHealth;
   /** monitoring's counters (files, bytes, deletes, renames, repairs, errors) */
   readonly counters: TargetCounters;
+  /** routine RRD updates rolled up, stale RRDs (null: change tracking off) */
+  readonly ledger: RollupLedger | null;
+  /** the change history's retention */
+  readonly history: HistoryRetention;
   readonly log: EngineLog;
   readonly hooks: EngineHooks;
   /** rrdsync's own files (never replicated) */

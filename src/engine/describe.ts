@@ -27,11 +27,13 @@ export interface DescribeDeps {
 /** Describes one file (no I/O beyond reading the source file, its previous copy and staging a large one). */
 export async function describeFile(f: Planned, deps: DescribeDeps, read?: Buffer | null): Promise<Described> {
   if (!deps.tracking.enabled) return { rec: null, staged: null };
-  const previous = f.prev && f.prev.size >= 0 ? { size: f.prev.size, sha256: f.prev.sha256, rrd: f.prev.rrd } : null;
+  const previous = f.prev && f.prev.size >= 0 ? { size: f.prev.size, sha256: f.prev.sha256, rrd: f.prev.rrd, summary: f.prevSummary } : null;
+  // a routine update of an RRD not logged as stopped, rolled up: judged, no entry made (audit.ts)
+  const rollup = deps.tracking.rrdUpdates === "rollup" && (f.prev?.stale ?? null) === null && !f.repair;
   try {
     const probe = f.probe;
     f.probe = undefined;
-    const rec = await describeChange({ srcPath: f.abs, relPath: f.rel, copy: () => deps.copies(f.rel), previous, size: f.facts.size, probe, content: read });
+    const rec = await describeChange({ srcPath: f.abs, relPath: f.rel, copy: () => deps.copies(f.rel), previous, size: f.facts.size, probe, content: read, rollup });
     if (rec?.fileKind !== "text") return { rec, staged: null };
     const content = rec.content;
     rec.content = undefined; // the copy below is all that is kept of it

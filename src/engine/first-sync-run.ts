@@ -72,7 +72,7 @@ export async function firstSyncInOneRun(t: TargetContext, p: PassState, sender: 
         log.error(`the first sync's rsync run could not be vouched for: ${why}; nothing is recorded, the next run starts it again (what arrived costs only rsync's quick check)`);
       }
       log.info(`first sync interrupted (${why}): the next run starts it again`);
-      t.hooks.onBatch?.({ files: 0, bytes: 0, seconds: 0, changes: [], pending: [], changed: [], error: result.error ?? why });
+      t.hooks.onBatch?.({ files: 0, bytes: 0, seconds: 0, changes: [], routine: [], pending: [], changed: [], error: result.error ?? why });
       return false;
     }
     // Exit 23/24 with every failure named: those files lose what was written ahead for them and go again.
@@ -98,8 +98,8 @@ export async function firstSyncInOneRun(t: TargetContext, p: PassState, sender: 
     p.progress.doneBytes += bytes;
     p.reportProgress();
     health.succeeded(delivered, bytes, now);
-    t.counters.add({ filesTransferred: delivered, bytesTransferred: bytes, errors: problems });
-    t.hooks.onBatch?.({ files: delivered, bytes, seconds: (performance.now() - t0) / 1000, changes: [], pending: [], changed: [], error: null });
+    t.counters.add({ filesTransferred: delivered, bytesTransferred: bytes, bytesSent: result.bytesSent, errors: problems });
+    t.hooks.onBatch?.({ files: delivered, bytes, seconds: (performance.now() - t0) / 1000, changes: [], routine: [], pending: [], changed: [], error: null });
     await resendList(t, p, sender);
     if (p.stats.targetError !== null) return false;
     summarize(t, entries, changesFrom); // also ends a sliced one (SFTP) this run finished

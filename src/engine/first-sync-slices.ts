@@ -106,10 +106,10 @@ async function runSlice(t: TargetContext, p: PassState, sender: Sender, slice: S
     p.progress.doneBytes += bytes;
     p.reportProgress();
     health.succeeded(delivered.length, bytes, now);
-    t.counters.add({ filesTransferred: delivered.length, bytesTransferred: bytes });
+    t.counters.add({ filesTransferred: delivered.length, bytesTransferred: bytes, bytesSent: result.bytesSent });
     for (const line of result.infoLines) log.info(line);
     // The live view hears of the slice as one batch; its changes are in the DB (a million lines help nobody).
-    t.hooks.onBatch?.({ files: delivered.length, bytes, seconds: (performance.now() - t0) / 1000, changes: [], pending: [], changed: [], error: null });
+    t.hooks.onBatch?.({ files: delivered.length, bytes, seconds: (performance.now() - t0) / 1000, changes: [], routine: [], pending: [], changed: [], error: null });
     return true;
   } finally {
     if (!committed) store.abortSlice();
@@ -127,6 +127,6 @@ function failSlice(t: TargetContext, p: PassState, files: SliceFile[], result: B
   p.stats.pending += files.length;
   t.counters.add({ errors: 1 });
   log.info(`first sync interrupted (${error}): ${files.length} files of this slice and the rest of the tree wait; the next run resumes after the last slice committed`);
-  t.hooks.onBatch?.({ files: 0, bytes: 0, seconds: 0, changes: [], pending: files.slice(0, 20).map((f) => f.path), changed: [], error });
+  t.hooks.onBatch?.({ files: 0, bytes: 0, seconds: 0, changes: [], routine: [], pending: files.slice(0, 20).map((f) => f.path), changed: [], error });
 }
 

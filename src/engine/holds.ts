@@ -2,7 +2,7 @@
 // replica's good copy. It is held back and looked at again later; after the configured holds it ships anyway,
 // flagged. The count lives on the file's pending record.
 import { RRD_NAME, readRrdProbe } from "../track/rrd-read.ts";
-import { rrdDamage, type RrdSummary } from "../track/rrd.ts";
+import { parseSummary, rrdDamage } from "../track/rrd.ts";
 import type { Planned } from "./plan.ts";
 
 export type HoldVerdict =
@@ -28,7 +28,8 @@ export function checkHold(p: Planned, holdsSoFar: number, attempts: number): Hol
   if (attempts === 0 || !RRD_NAME.test(p.rel)) return { kind: "go" };
   let damage: string | null;
   try {
-    const prev = p.prev?.rrd ? (JSON.parse(p.prev.rrd) as RrdSummary) : null;
+    if (p.prevSummary === undefined) p.prevSummary = parseSummary(p.prev?.rrd);
+    const prev = p.prevSummary;
     p.probe = readRrdProbe(p.abs);
     damage = rrdDamage(p.probe, p.facts.size, prev);
   } catch {

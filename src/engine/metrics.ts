@@ -9,7 +9,7 @@ import type { EngineLog } from "./types.ts";
 
 export type { Totals };
 
-export const zeroTotals = (): Totals => ({ filesTransferred: 0, bytesTransferred: 0, filesDeleted: 0, filesRenamed: 0, filesRepaired: 0, errors: 0 });
+export const zeroTotals = (): Totals => ({ filesTransferred: 0, bytesTransferred: 0, bytesSent: 0, filesDeleted: 0, filesRenamed: 0, filesRepaired: 0, errors: 0 });
 
 /** A target's counters: added to by the send, rename and delete stages, written to the status record per pass. */
 export class TargetCounters {

@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { fsPath } from "../names.ts";
 import { type Look, lookAt } from "../source/look.ts";
-import { type BigIntStats, lstatSync } from "node:fs";
+import { lstatSync } from "node:fs";
 import { matchesExtensions } from "../source/walk.ts";
 import { joinPath } from "../store/schema.ts";
 import type { StateRow } from "../store/state.ts";
@@ -190,7 +190,7 @@ export class Pass {
    * The check stage: unchanged, adopted from the seed, a rename, held back, or sent (the walk already passed over
    * the files it found unchanged).
    */
-  private async consider(rel: string, abs: string, stat: BigIntStats): Promise<void> {
+  private async consider(rel: string, abs: string, stat: Parameters<typeof statFacts>[0] & { blocks?: bigint; birthtimeNs?: bigint }): Promise<void> {
     const { store, queue } = this.t;
     this.p.stats.scanned++;
     const facts = statFacts(stat);
@@ -206,8 +206,8 @@ export class Pass {
       queue.settle(rel, { kind: "dropped" }, Date.now());
       return;
     }
-    const f: Planned = { rel, abs, facts, prev };
-    if (prev === null && (await this.renames.byInode(f, stat.birthtimeNs))) return;
+    const f: Planned = { rel, abs, facts, prev, sparse: stat.blocks === undefined ? undefined : stat.blocks * 512n < stat.size };
+    if (prev === null && (await this.renames.byInode(f, stat.birthtimeNs ?? 0n))) return;
     await this.holdOrSend(f);
   }
 
@@ -301,6 +301,12 @@ export class Pass {
     await this.deletes();
     if (this.adopted.length > 0) this.commitAdopted();
     const s = this.p.stats;
+    // The roll-up's summary and stale RRDs, and a step of the history's retention: beside the batches, small.
+    // --once (which waits for its holds) looks for stale RRDs at the end of each run and prunes what is overdue.
+    const now = Date.now();
+    s.problems += this.t.ledger?.tick(now, this.t.waitForHolds) ?? 0;
+    if (this.t.waitForHolds) this.t.history.drain(now);
+    else this.t.history.step(now);
     s.seconds = (performance.now() - this.started) / 1000;
     this.t.counters.flush();
     if (full) this.t.health.lastPass({ time: Date.now(), seconds: Number(s.seconds.toFixed(3)), scanned: s.scanned, sent: s.sent, pending: s.pending, problems: s.problems });

@@ -52,14 +52,34 @@ export interface QueuePolicy {
   debounceMs: number;
   /** a file rewritten more often than debounceMs still ships at least every maxDelayMs */
   maxDelayMs: number;
+  /**
+   * The steady-state rule (issue 25): while events keep coming (one within the last quietMs), a batch that is
+   * due waits until its oldest record has been due for collectMs, or until batchMaxFiles are due, so a river of
+   * updates makes one rsync about every collectMs instead of one per quarter debounce. When the events stop
+   * (a burst ended) what is due goes at once. 0 = off.
+   */
+  collectMs?: number;
+  batchMaxFiles?: number;
 }
+
 
 export class PendingQueue {
   private readonly records = new Map<string, PendingFile>();
   readonly policy: QueuePolicy;
 
+  /** the newest event (note): whether events keep coming */
+  private lastEvent = Number.NEGATIVE_INFINITY;
+
   constructor(policy: QueuePolicy) {
-    this.policy = { debounceMs: policy.debounceMs, maxDelayMs: Math.max(policy.maxDelayMs, policy.debounceMs) };
+    this.policy = {
+      debounceMs: policy.debounceMs, maxDelayMs: Math.max(policy.maxDelayMs, policy.debounceMs),
+      collectMs: policy.collectMs ?? 0, batchMaxFiles: policy.batchMaxFiles ?? Number.POSITIVE_INFINITY,
+    };
+  }
+
+  /** Events keep coming: one came within the last `quietMs` (a quarter debounce, the gathering window). */
+  streaming(now: number, quietMs: number): boolean {
+    return now - this.lastEvent < Math.max(quietMs, 1);
   }
 
   get size(): number {
@@ -87,6 +107,7 @@ export class PendingQueue {
    * per burst).
    */
   note(path: string, why: "changed" | "gone" | "moved", now: number, opts: { from?: string; notBefore?: number } = {}): void {
+    if (now > this.lastEvent) this.lastEvent = now;
     let r = this.records.get(path);
     if (r === undefined) {
       r = { path, why, first: now, last: now, due: 0, attempts: 0, lastError: null, holds: 0, sending: false, again: false };
@@ -122,9 +143,36 @@ export class PendingQueue {
     if (next === null || next > now) return [];
     const out: PendingFile[] = [];
     for (const r of this.records.values()) if (!r.sending && r.due <= now + gatherMs && (only === undefined || r.why === only)) out.push(r);
+    if (only === undefined && this.holdUntil(now, gatherMs, out) > now) return [];
     out.sort((a, b) => a.first - b.first);
     for (const r of out) r.sending = true;
     return out;
+  }
+
+  /**
+   * The steady-state rule: while events keep coming and room is left, the due records `due` may wait until the
+   * oldest has been due for collectMs, never past any one's max_delay (a file rewritten all the time still ships
+   * that often). Returns until when (≤ now: they go now).
+   */
+  private holdUntil(now: number, quietMs: number, due: PendingFile[]): number {
+    const { collectMs = 0, batchMaxFiles = Number.POSITIVE_INFINITY } = this.policy;
+    if (collectMs <= 0 || due.length === 0 || due.length >= batchMaxFiles || !this.streaming(now, quietMs)) return now;
+    let until = Number.POSITIVE_INFINITY;
+    for (const r of due) until = Math.min(until, r.due + collectMs, r.first + this.policy.maxDelayMs);
+    return until;
+  }
+
+  /**
+   * When the lane should look again: when the next record becomes due, or while the steady-state rule holds a due
+   * batch back, when it would stop holding it (collectMs after the oldest became due, or a quiet spell after the
+   * last event, whichever comes first). null when nothing waits.
+   */
+  nextSend(now: number, quietMs: number): number | null {
+    const next = this.nextDue();
+    if (next === null || next > now || !this.policy.collectMs || !this.streaming(now, quietMs)) return next;
+    const due: PendingFile[] = [];
+    for (const r of this.records.values()) if (!r.sending && r.due <= now + quietMs) due.push(r);
+    return Math.min(this.holdUntil(now, quietMs, due), this.lastEvent + Math.max(quietMs, 1));
   }
 
   /** When the next waiting record (of this kind) becomes due, or null when none waits. */

@@ -1,6 +1,6 @@
 // Pure planning: decide per file whether to send it, and cut the stream of files into bounded batches.
 import type { FileState } from "../store/state.ts";
-import type { RrdProbe } from "../track/rrd.ts";
+import type { RrdProbe, RrdSummary } from "../track/rrd.ts";
 
 /** What identifies a version of a file without reading it (rsync's quick check, plus the inode for replaced files). */
 export interface StatFacts {
@@ -67,4 +67,8 @@ export interface Planned {
   repair?: string;
   /** first sync: the walk's inode change time (the whole-tree run's outcomes use it) */
   ctimeNs?: bigint;
+  /** the previous RRD summary, parsed once (the hold check, the description and the damage check all need it) */
+  prevSummary?: RrdSummary | null;
+  /** the stat that planned it found holes (fewer blocks than the size needs): the batch goes with --sparse */
+  sparse?: boolean;
 }

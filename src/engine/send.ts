@@ -12,6 +12,7 @@ import { batchWouldOverflow, type Planned, statFacts } from "./plan.ts";
 import type { BatchFile, BatchResult, FileOutcome, SendOptions } from "../transport/types.ts";
 import { ROOT_REPLACED } from "./context.ts";
 import { fsPath } from "../names.ts";
+import { statPath } from "../source/look.ts";
 
 export class Sender {
   private batch: Planned[] = [];
@@ -56,18 +57,20 @@ export class Sender {
     if (stats.targetError !== null || this.p.stopping) {
       // The destination is down (or we are stopping): the rest stays pending without a doomed connection per batch.
       const why = stats.targetError ?? "stopping";
-      for (const f of files) this.t.log.info(`pending: ${f.rel} (not sent: ${why})`);
+      // one line, not one per file: a river of updates while the standby is down would flood the log
+      this.t.log.info(`pending: ${files.length} file${files.length === 1 ? "" : "s"} not sent (${why})`);
+      for (const f of files) this.t.log.debug(`pending: ${f.rel} (not sent: ${why})`);
       const now = Date.now();
       for (const f of files) this.t.queue.settle(f.rel, { kind: "failed", error: why }, now, this.t.health.nextRetry);
       stats.pending += files.length;
       this.notePending();
-      this.t.hooks.onBatch?.({ files: 0, bytes: 0, seconds: 0, changes: [], pending: files.map((f) => f.rel), changed: [], error: stats.targetError });
+      this.t.hooks.onBatch?.({ files: 0, bytes: 0, seconds: 0, changes: [], routine: [], pending: files.map((f) => f.rel), changed: [], error: stats.targetError });
       return;
     }
     const t0 = performance.now();
     const describer = this.describer();
     for (const f of files) describer.add(f);
-    const result = await this.transfer(files.map((f) => ({ path: f.rel, size: f.facts.size })), {});
+    const result = await this.transfer(files.map((f) => ({ path: f.rel, size: f.facts.size, sparse: f.sparse })), {});
     if (result.error) describer.stop();
     await this.record(files, result, describer, t0);
   }
@@ -122,6 +125,8 @@ export class Sender {
     const verdicts = confirmBatch({
       files, result, described: (rel) => describer.take(rel), holdsOn: config.rrdHold.attempts > 0,
       statNow: (f) => {
+        const fast = statPath(f.abs);
+        if (fast !== undefined) return fast.kind === "file" ? statFacts(fast.stat) : null;
         try {
           return statFacts(lstatSync(fsPath(f.abs), { bigint: true }));
         } catch {
@@ -160,7 +165,7 @@ export class Sender {
         case "changed":
           stats.changedDuringSend++;
           changed.push(f.rel);
-          log.info(`${f.rel}: changed while it was being sent; not recorded, it goes again with the next pass`);
+          log.debug(`${f.rel}: changed while it was being sent; not recorded, it goes again with the next pass`);
           break;
         case "resend":
           this.resend.push(f);
@@ -178,25 +183,37 @@ export class Sender {
     const gaps = audit.commitSent(b);
     stats.problems += gaps;
     stats.repaired += repaired;
-    this.t.counters.add({ filesTransferred: b.rows.length, bytesTransferred: sentBytes, filesRepaired: repaired, errors: (result.error ? 1 : 0) + pending.length + gaps });
+    const delivered = b.rows.length + b.routine.length;
+    this.t.counters.add({
+      filesTransferred: delivered, bytesTransferred: sentBytes, bytesSent: result.bytesSent, filesRepaired: repaired,
+      errors: (result.error ? 1 : 0) + pending.length + gaps,
+    });
     // Only now, with the state committed, do the queue's records of the delivered files go.
     for (const r of b.rows) queue.settle(r.path, { kind: "delivered" }, now);
+    for (const r of b.routine) queue.settle(r.path, { kind: "delivered" }, now);
     for (const rel of dropped) queue.settle(rel, { kind: "dropped" }, now);
     for (const rel of changed) queue.settle(rel, { kind: "changed" }, now);
     for (const h of held) queue.settle(h.rel, { kind: "held", delayMs: h.delayMs }, now);
     if (!result.error) {
-      health.succeeded(b.rows.length, sentBytes, now);
+      health.succeeded(delivered, sentBytes, now);
       if (pending.length > 0) health.filesFailed(now);
     }
     for (const x of pending) queue.settle(x.rel, { kind: "failed", error: x.reason }, now, health.nextRetry);
     this.notePending();
     stats.bytes += sentBytes;
     stats.changes += b.changes.length;
-    this.p.progress.doneFiles += b.rows.length;
+    stats.routine += b.routine.length;
+    this.p.progress.doneFiles += delivered;
     this.p.progress.doneBytes += sentBytes;
     this.p.reportProgress();
+    const seconds = (performance.now() - t0) / 1000;
+    // One INFO line per batch (the per-file lines are DEBUG, and the live view's on a terminal): a tree updated
+    // day and night never floods the log or journald.
+    if (delivered > 0 || changed.length > 0) {
+      log.info(`batch: ${delivered} files, ${sentBytes} bytes (${result.bytesSent} sent), ${seconds.toFixed(2)} s, ${b.changes.length} entries, ${b.routine.length} routine RRD updates rolled up${changed.length > 0 ? `, ${changed.length} changed while sent (they go again)` : ""}`);
+    }
     this.t.hooks.onBatch?.({
-      files: b.rows.length, bytes: sentBytes, seconds: (performance.now() - t0) / 1000, changes: b.changes,
+      files: delivered, bytes: sentBytes, seconds, changes: b.changes, routine: b.routine.map((r) => r.path),
       pending: pending.map((x) => x.rel), changed, error: result.error ?? null,
     });
   }

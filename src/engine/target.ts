@@ -17,7 +17,9 @@ import type { TargetContext } from "./context.ts";
 import { TargetHealth } from "./health.ts";
 import { replicaLag } from "./lag.ts";
 import { TargetCounters, type TargetSnapshot } from "./metrics.ts";
+import { HistoryRetention } from "./history.ts";
 import { Pass } from "./pass.ts";
+import { RollupLedger } from "./rollup.ts";
 import { PendingQueue } from "./pending.ts";
 import type { EngineHooks, EngineLog, PassStats } from "./types.ts";
 
@@ -103,12 +105,19 @@ export class TargetEngine {
     const stager = new BackupStager(ct.backupDir);
     const versions = new BackupVersions(ct.backupDir, store, { keepVersions: ct.keepVersions, maxBackupBytes: ct.maxBackupBytes });
     const name = describeTarget(config);
+    const ledger = ct.enabled ? new RollupLedger(store, changeLog, ct, log) : null;
+    const history = new HistoryRetention(store, ct, log);
+    if (mode.repairOnly !== true) history.prepare();
     this.ctx = {
-      name, config, store, transport, stager, log, hooks, changeLog,
+      name, config, store, transport, stager, log, hooks, changeLog, ledger, history,
       copies: copyReader(ct.backupDir, (rel) => store.backupOf(rel)),
       own: ownFiles(config),
-      audit: new Audit({ store, changeLog, stager, versions, tracking: ct, log }),
-      queue: new PendingQueue({ debounceMs: config.debounceTime * 1000, maxDelayMs: config.maxDelay * 1000 }),
+      audit: new Audit({ store, changeLog, stager, versions, tracking: ct, log, ledger }),
+      // the steady-state rule only for the daemon's river of events (a --once pass takes its queue as it is)
+      queue: new PendingQueue({
+        debounceMs: config.debounceTime * 1000, maxDelayMs: config.maxDelay * 1000,
+        collectMs: mode.daemon ? config.batchCollectTime * 1000 : 0, batchMaxFiles: config.batchMaxFiles,
+      }),
       health: new TargetHealth(name, store, log, { initialMs: config.retry.initialSeconds * 1000, maxMs: config.retry.maxSeconds * 1000 }, mode.daemon),
       counters: new TargetCounters(store, log),
       waitForHolds: !mode.daemon,

@@ -14,6 +14,8 @@ export interface PassStats {
   sent: number;
   bytes: number;
   changes: number;
+  /** routine RRD updates rolled up (no entry of their own) */
+  routine: number;
   adopted: number;
   /** files the destination did not confirm: they stay pending (a failure) */
   pending: number;
@@ -41,7 +43,7 @@ export interface PassStats {
 
 export function newStats(): PassStats {
   return {
-    scanned: 0, sent: 0, bytes: 0, changes: 0, adopted: 0, pending: 0, changedDuringSend: 0, vanished: 0, problems: 0, symlinksSkipped: 0,
+    scanned: 0, sent: 0, bytes: 0, changes: 0, routine: 0, adopted: 0, pending: 0, changedDuringSend: 0, vanished: 0, problems: 0, symlinksSkipped: 0,
     held: 0, deleted: 0, renamed: 0, repaired: 0, seconds: 0, targetError: null,
   };
 }
@@ -63,6 +65,8 @@ export interface BatchReport {
   bytes: number;
   seconds: number;
   changes: ChangeRow[];
+  /** routine RRD updates rolled up (no change row of their own): for the live view on a terminal */
+  routine: string[];
   /** paths the destination did not confirm (they wait in the queue for a retry) */
   pending: string[];
   /** paths that changed while being sent (they go again, no backoff: nothing failed) */

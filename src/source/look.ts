@@ -3,13 +3,25 @@ import { type BigIntStats, constants, lstatSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { ptr } from "bun:ffi";
 import {
-  AT_FDCWD, AT_SYMLINK_NOFOLLOW, fastLibc, type Libc, O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_RDONLY, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, STATX_CTIME, STATX_INO, STATX_MODE,
+  AT_FDCWD, AT_SYMLINK_NOFOLLOW, errnoName, fastLibc, type Libc, O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_RDONLY, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, STATX_CTIME, STATX_INO, STATX_MODE,
   STATX_MTIME, STATX_SIZE, STATX_TYPE, SX,
 } from "../libc.ts";
 import { cPath, fsPath, writeCName } from "../names.ts";
 
+/** What a look keeps of a regular file's stat: its version (size, mtime in ns, inode), ctime, and blocks (sparse?). */
+export interface FileStat {
+  size: bigint;
+  mtimeNs: bigint;
+  ino: bigint;
+  ctimeNs: bigint;
+  /** 512-byte blocks allocated: fewer than the size needs means holes */
+  blocks: bigint;
+  /** the inode's birth time (statx btime), 0n where the file system keeps none (renames.ts needs it) */
+  birthtimeNs: bigint;
+}
+
 export type Look =
-  | { kind: "file"; stat: BigIntStats }
+  | { kind: "file"; stat: FileStat | BigIntStats }
   | { kind: "dir" }
   /** a symlink, a device, a fifo: never replicated */
   | { kind: "other" }
@@ -19,6 +31,8 @@ export type Look =
   | { kind: "unknown"; code: string };
 
 export function lookAt(sourceDir: string, rel: string): Look {
+  const fast = statPath(join(sourceDir, rel));
+  if (fast !== undefined) return fast;
   let st: BigIntStats;
   try {
     st = lstatSync(fsPath(join(sourceDir, rel)), { bigint: true });
@@ -29,6 +43,43 @@ export function lookAt(sourceDir: string, rel: string): Look {
   if (st.isFile()) return { kind: "file", stat: st };
   if (st.isDirectory()) return { kind: "dir" };
   return { kind: "other" };
+}
+
+const PATH_BUF = Buffer.alloc(4096 + 1);
+const PATH_PTR = ptr(PATH_BUF);
+const STATX_BLOCKS = 0x400;
+const STATX_BTIME = 0x800;
+const SX_BLOCKS = 48;
+const SX_BTIME_SEC = 80;
+const SX_BTIME_NSEC = 88;
+const SX1_BUF = new Uint8Array(256);
+const SX1_VIEW = new DataView(SX1_BUF.buffer);
+
+/**
+ * lstat through one statx call (the daemon looks at every updated file two or three times: an lstat with a
+ * BigIntStats costs twice as much); undefined where libc cannot be called or the path cannot be written as a C
+ * string (then the caller uses lstat).
+ */
+export function statPath(abs: string): Look | undefined {
+  const c = fastLibc();
+  if (c === null || writeCName(PATH_BUF, abs) < 0) return undefined;
+  if (c.statx(AT_FDCWD, PATH_PTR, AT_SYMLINK_NOFOLLOW, WANT | STATX_BLOCKS | STATX_BTIME, SX1_BUF) !== 0) {
+    const code = errnoName(c);
+    return code === "ENOENT" || code === "ENOTDIR" ? { kind: "gone" } : { kind: "unknown", code };
+  }
+  const v = SX1_VIEW;
+  if ((v.getUint32(SX.mask, true) & WANT) !== WANT) return undefined;
+  const fmt = v.getUint16(SX.mode, true) & S_IFMT;
+  if (fmt === S_IFDIR) return { kind: "dir" };
+  if (fmt !== S_IFREG) return { kind: "other" };
+  const u64 = (o: number) => BigInt(v.getUint32(o, true)) + (BigInt(v.getUint32(o + 4, true)) << 32n);
+  const ns = (secAt: number, nsecAt: number) => BigInt(v.getInt32(secAt + 4, true)) * 4294967296000000000n + BigInt(v.getUint32(secAt, true)) * 1_000_000_000n + BigInt(v.getUint32(nsecAt, true));
+  return {
+    kind: "file",
+    stat: { size: u64(SX.size), mtimeNs: ns(SX.mtimeSec, SX.mtimeNsec), ino: u64(SX.ino), ctimeNs: ns(SX.ctimeSec, SX.ctimeNsec), blocks: u64(SX_BLOCKS),
+      birthtimeNs: (v.getUint32(SX.mask, true) & STATX_BTIME) !== 0 ? ns(SX_BTIME_SEC, SX_BTIME_NSEC) : 0n,
+    },
+  };
 }
 
 /** Truly gone from the source: lstat says ENOENT/ENOTDIR (an unreadable directory proves nothing). */

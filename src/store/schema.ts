@@ -58,6 +58,32 @@ CREATE TABLE IF NOT EXISTS backups (
 // backups: a kept copy of a text file as synced at synced_at; the newest per file is the current one (the diffs'
 // "before"). Small copies live in `data` (codec 0 raw, 1 deflate); others are files under backup_dir at `stored`.
 
+/**
+ * Columns added after version 2 without a rewrite (ALTER TABLE ADD COLUMN only writes the schema; an older rrdsync
+ * still reads and writes such a DB, ignoring them): files.updates counts the routine RRD updates rolled up into
+ * the row (issue 25), files.period the roll-up period of the last one (the summary counts the RRDs updated in it),
+ * files.stale when the RRD was logged as stopped updating (seconds; NULL: updating).
+ */
+const ADDED_COLUMNS: Array<[table: string, column: string, decl: string]> = [
+  ["files", "updates", "INTEGER"],
+  ["files", "period", "INTEGER"],
+  ["files", "stale", "REAL"],
+];
+
+/** Adds the columns newer than the DB (each one a quick schema change). Returns true when it added any. */
+export function addColumns(db: Database): boolean {
+  let added = false;
+  const have = new Map<string, string[]>();
+  for (const [table, column, decl] of ADDED_COLUMNS) {
+    let c = have.get(table);
+    if (c === undefined) have.set(table, (c = cols(db, table)));
+    if (c.includes(column)) continue;
+    db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${decl}`);
+    added = true;
+  }
+  return added;
+}
+
 /** The kinds of change, stored as their index. */
 export const KINDS = [
   "rrd created", "rrd modified", "text created", "text modified", "binary created", "binary modified",

@@ -7,7 +7,7 @@ import { describeFsError } from "../log.ts";
 import { notPlainFile, openRead, readOwnFile } from "../safe-files.ts";
 import { compareIdentity, IDENTITY_KEY, identityMismatch, type StateIdentity } from "./identity.ts";
 import { acquireLock, lockHolder, pidFileHolder } from "./lock.ts";
-import { changeId, ID_PER_MS, joinPath, KINDS, kindText, kindValue, migrate, SCHEMA_VERSION, splitPath, timeOfChange } from "./schema.ts";
+import { addColumns, changeId, ID_PER_MS, joinPath, KINDS, kindText, kindValue, migrate, SCHEMA_VERSION, splitPath, timeOfChange } from "./schema.ts";
 import type { StatusRecord, StatusUpdate } from "./status.ts";
 
 export interface FileState {
@@ -20,9 +20,16 @@ export interface FileState {
   rrd: string | null;
   /** the mtime (seconds) the seed script recorded, for rows imported from its JSON state and not yet seen */
   seedMtime: number | null;
+  /** an RRD logged as stopped updating: when (seconds); absent or null: updating */
+  stale?: number | null;
 }
 
-export type StateRow = { path: string; state: Omit<FileState, "seedMtime"> };
+export type StateRow = {
+  path: string;
+  state: Omit<FileState, "seedMtime" | "stale">;
+  /** a routine RRD update: its last update and values (JSON), written into the row in place */
+  routine?: { last: number; values: string };
+};
 
 export interface ChangeRow {
   time: number;
@@ -148,6 +155,27 @@ export class TrackedReader {
 }
 
 const SQLITE_MAGIC = "SQLite format 3\0";
+/** meta keys: the history's byte count, and since when it is complete (retention pruned what was older) */
+const HISTORY_KEY = "history";
+const PRUNED_KEY = "history_pruned";
+/** a change row's bytes besides its texts: the key, kind, counts and the changes_dir index entry */
+const ENTRY_OVERHEAD = 40;
+
+/** What one change row counts for the history's size (its texts as UTF-8, plus the row's overhead). */
+function entryBytes(c: ChangeRow): number {
+  const shared = c.shared ?? 0;
+  return Buffer.byteLength(c.summary) * (shared > 0 ? 0 : 1) + Buffer.byteLength(c.details) - (shared > 0 ? shared : 0) + Buffer.byteLength(c.path) + ENTRY_OVERHEAD;
+}
+
+/** The meta key of the roll-up's current period (engine/rollup.ts). */
+export const ROLLUP_KEY = "rollup";
+
+/** Routine RRD updates of a batch, committed with it: their rows in place, and the roll-up's record. */
+export interface RoutineCommit {
+  rows: StateRow[];
+  period: number;
+  ledger: unknown;
+}
 const INT63_MAX = 9223372036854775807n;
 /** Directory ids kept in memory: a walk goes directory by directory, so a small cache serves it (bounded memory). */
 const DIR_CACHE = 4096;
@@ -158,7 +186,7 @@ const SLICE_CACHE_KIB = 32768;
 
 type FileRow = {
   size: number | bigint; mtime_ns: bigint | string; ino: bigint | string; sha256: Uint8Array | string | null; layout: bigint | null;
-  rrd_last: number | null; rrd_values: string | null; seed_mtime: number | null;
+  rrd_last: number | null; rrd_values: string | null; seed_mtime: number | null; stale?: number | null;
 };
 
 /** An inode or mtime (decimal text) as SQLite stores it: an INTEGER when it fits in 63 bits. */
@@ -196,6 +224,7 @@ export class StateStore {
   private readonly texts = new Cache<number, string>(LAYOUT_CACHE);
   private readonly getStmt: Statement<FileRow, [number, string]>;
   private readonly putStmt: Statement;
+  private readonly routineStmt: Statement;
   private readonly changeStmt: Statement;
   private readonly backupStmt: Statement;
   private inTransaction = false;
@@ -204,11 +233,18 @@ export class StateStore {
 
   private constructor(private readonly db: Database, readonly path: string) {
     this.getStmt = db.query<FileRow, [number, string]>(
-      "SELECT size, mtime_ns, ino, sha256, layout, rrd_last, rrd_values, seed_mtime FROM files WHERE dir = ? AND name = ?",
+      "SELECT size, mtime_ns, ino, sha256, layout, rrd_last, rrd_values, seed_mtime, stale FROM files WHERE dir = ? AND name = ?",
     );
     this.getStmt.safeIntegers(true);
+    // An upsert, not a replace: the roll-up's columns (updates, period, stale) stay with the file.
     this.putStmt = db.query(
-      "INSERT OR REPLACE INTO files (dir, name, size, mtime_ns, ino, sha256, layout, rrd_last, rrd_values, seed_mtime) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+      "INSERT INTO files (dir, name, size, mtime_ns, ino, sha256, layout, rrd_last, rrd_values, seed_mtime) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) " +
+        "ON CONFLICT (dir, name) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, ino = excluded.ino, sha256 = excluded.sha256, " +
+        "layout = excluded.layout, rrd_last = excluded.rrd_last, rrd_values = excluded.rrd_values, seed_mtime = NULL",
+    );
+    // A routine RRD update: the row in place (same layout), its counter, the period it counts in; no change row.
+    this.routineStmt = db.query(
+      "UPDATE files SET size = ?, mtime_ns = ?, ino = ?, rrd_last = ?, rrd_values = ?, updates = coalesce(updates, 0) + 1, period = ?, stale = NULL WHERE dir = ? AND name = ?",
     );
     this.changeStmt = db.query("INSERT INTO changes (id, dir, name, kind, summary, details, added, removed, head) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
     this.backupStmt = db.query("INSERT OR REPLACE INTO backups (dir, name, synced_at, size, data, codec, stored) VALUES (?, ?, ?, ?, ?, ?, ?)");
@@ -403,6 +439,7 @@ export class StateStore {
     return {
       size, mtimeNs: seed ? "" : String(r.mtime_ns), ino: seed ? "" : String(r.ino),
       sha256: sha === null ? null : typeof sha === "string" ? sha : Buffer.from(sha).toString("hex"), rrd, seedMtime: r.seed_mtime,
+      ...(r.stale != null ? { stale: r.stale } : {}),
     };
   }
 
@@ -462,6 +499,7 @@ export class StateStore {
   }
 
   private putChange(c: ChangeRow): void {
+    if (this.historyBytes !== null) this.historyBytes += entryBytes(c);
     const [dir, name] = this.fileKey(c.path, true);
     this.lastChangeId = changeId(c.time, this.lastChangeId);
     const n = c.shared ?? 0;
@@ -471,6 +509,95 @@ export class StateStore {
     } else {
       this.changeStmt.run(this.lastChangeId, dir, name, kindValue(c.kind), c.summary, c.details, c.added, c.removed, null);
     }
+  }
+
+  /**
+   * The change history's size in bytes, as retention counts it (entryBytes: its texts plus a row's overhead), kept
+   * as rows come and go; counted once over the whole table when this DB has no count yet (a DB of an earlier
+   * version), later only over the rows written after the last recorded count.
+   */
+  private historyBytes: number | null = null;
+
+  historySize(): number {
+    if (this.historyBytes !== null) return this.historyBytes;
+    const rec = this.meta<{ bytes: number; maxId: number }>(HISTORY_KEY);
+    const sql = `SELECT coalesce(sum(length(CAST(summary AS BLOB)) + length(CAST(details AS BLOB)) + length(CAST(name AS BLOB)) + ${ENTRY_OVERHEAD}), 0) AS n FROM changes WHERE id > ?`;
+    const since = rec?.maxId ?? -1;
+    const add = (this.db.query(sql).get(since) as { n: number }).n;
+    this.historyBytes = (rec?.bytes ?? 0) + add;
+    return this.historyBytes;
+  }
+
+  /** The count written down (a cheap meta row), so the next start or `status` need not count. */
+  saveHistorySize(): void {
+    const bytes = this.historySize();
+    this.setMeta(HISTORY_KEY, { bytes, maxId: this.lastChangeId });
+  }
+
+  /** The oldest and newest change kept (ms), through the table's key: no scan. */
+  historySpan(): { first: number | null; last: number | null } {
+    const r = this.db.query("SELECT min(id) AS a, max(id) AS b FROM changes").get() as { a: number | null; b: number | null };
+    return { first: r.a === null ? null : timeOfChange(r.a), last: r.b === null ? null : timeOfChange(r.b) };
+  }
+
+  /**
+   * One small step of retention: up to `limit` of the oldest changes made before `beforeMs` go (or, with
+   * `beforeMs` null, the oldest `limit` whatever their age: the history is over its byte limit). A short write
+   * transaction each, so a daemon's batches never wait long behind it. Returns the rows removed and the time of
+   * the oldest change kept.
+   */
+  pruneHistory(beforeMs: number | null, limit: number, enoughBytes = Number.POSITIVE_INFINITY): { rows: number; bytes: number } {
+    const bound = beforeMs === null ? Number.MAX_SAFE_INTEGER : beforeMs * ID_PER_MS;
+    const rows = this.db.query<{ id: number; n: number }, [number, number]>(
+      `SELECT id, length(CAST(summary AS BLOB)) + length(CAST(details AS BLOB)) + length(CAST(name AS BLOB)) + ${ENTRY_OVERHEAD} AS n FROM changes WHERE id < ? ORDER BY id LIMIT ?`,
+    ).all(bound, limit);
+    // by bytes: only as many of the oldest as it takes
+    let upto = rows.length;
+    for (let i = 0, sum = 0; i < rows.length; i++) {
+      sum += (rows[i] as { n: number }).n;
+      if (sum >= enoughBytes) {
+        upto = i + 1;
+        break;
+      }
+    }
+    const ids = rows.slice(0, upto);
+    if (ids.length === 0) return { rows: 0, bytes: 0 };
+    const last = (ids.at(-1) as { id: number }).id;
+    let bytes = 0;
+    for (const r of ids) bytes += r.n;
+    const size = this.historySize();
+    this.tx(() => {
+      this.db.query("DELETE FROM changes WHERE id <= ?").run(last);
+      this.historyBytes = Math.max(0, size - bytes);
+      this.db.query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run(HISTORY_KEY, JSON.stringify({ bytes: this.historyBytes, maxId: this.lastChangeId }));
+      const kept = this.db.query("SELECT min(id) AS a FROM changes").get() as { a: number | null };
+      this.db.query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run(PRUNED_KEY, JSON.stringify({ before: kept.a === null ? timeOfChange(last) + 1 : timeOfChange(kept.a), at: Date.now() }));
+    });
+    return { rows: ids.length, bytes };
+  }
+
+  /** Since when the history is complete (older changes were pruned), or null when nothing was ever pruned. */
+  historyPrunedBefore(): number | null {
+    return this.meta<{ before: number }>(PRUNED_KEY)?.before ?? null;
+  }
+
+  /** The DB's pages: in use, free (reused by new rows), and whether free ones can be given back (auto_vacuum). */
+  pages(): { size: number; total: number; free: number; incremental: boolean } {
+    const one = (p: string) => Number(Object.values(this.db.query(`PRAGMA ${p}`).get() as Record<string, number>)[0]);
+    return { size: one("page_size"), total: one("page_count"), free: one("freelist_count"), incremental: one("auto_vacuum") === 2 };
+  }
+
+  /** Gives up to `pages` free pages back to the file system (auto_vacuum = INCREMENTAL only; a short write). */
+  releasePages(pages: number): void {
+    this.db.query(`PRAGMA incremental_vacuum(${Math.max(1, Math.trunc(pages))})`).all();
+  }
+
+  /**
+   * Switches the DB to incremental auto-vacuum: rewrites it whole (VACUUM: the DB's size again on disk while it
+   * runs, a write lock throughout), so only for a DB small enough to do it in a moment (history.ts decides).
+   */
+  switchToIncrementalVacuum(): void {
+    this.db.exec("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;");
   }
 
   /** A shared text's id (made if new), through a small cache: a first sync has one per RRD layout. */
@@ -506,12 +633,83 @@ export class StateStore {
    * One transaction per batch: rows advance together with the changes they explain and the backup versions
    * published for them, or not at all.
    */
-  commit(rows: StateRow[], changes: ChangeRow[], versions: BackupVersion[] = []): void {
+  commit(rows: StateRow[], changes: ChangeRow[], versions: BackupVersion[] = [], routine?: RoutineCommit): void {
     this.tx(() => {
       for (const r of rows) this.putRow(r);
       for (const c of changes) this.putChange(c);
       for (const v of versions) this.putBackup(v);
+      if (routine !== undefined) {
+        for (const r of routine.rows) this.putRoutine(r, routine.period);
+        this.db.query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run(ROLLUP_KEY, JSON.stringify(routine.ledger));
+      }
     });
+  }
+
+  /** A routine RRD update: its row in place (a row that went meanwhile is not made again). */
+  private putRoutine(r: StateRow, period: number): void {
+    const key = this.fileKey(r.path, false);
+    if (key === null) return;
+    const s = r.state;
+    const [, last, values] = r.routine !== undefined ? [null, r.routine.last, r.routine.values] : this.rrdColumns(s.rrd);
+    this.routineStmt.run(s.size, intValue(s.mtimeNs), intValue(s.ino), last, values, period, key[0], key[1]);
+  }
+
+  /** RRDs whose routine updates counted in `period` (the roll-up summary's "N RRDs updated"). */
+  countPeriod(period: number): number {
+    return (this.db.query("SELECT count(*) AS n FROM files WHERE period = ?").get(period) as { n: number }).n;
+  }
+
+  /** Every RRD layout's id and step (a handful per install). */
+  layoutSteps(): Array<{ id: number; step: number }> {
+    return this.db.query<{ id: number; def: string }, []>("SELECT id, def FROM rrd_layouts").all().flatMap((r) => {
+      try {
+        const step = (JSON.parse(r.def) as { step?: unknown }).step;
+        return typeof step === "number" && step > 0 ? [{ id: r.id, step }] : [];
+      } catch {
+        return [];
+      }
+    });
+  }
+
+  /**
+   * RRDs not yet logged as stopped whose last update lies before their layout's threshold (one scan, the threshold
+   * picked per layout by a CASE), at most `limit`.
+   */
+  staleCandidates(before: Map<number, number>, limit: number): Array<{ path: string; last: number; updates: number }> {
+    if (before.size === 0) return [];
+    const cases = [...before].map(([id, t]) => `WHEN ${Math.trunc(id)} THEN ${Number(t)}`).join(" ");
+    return this.db.query<{ dir: string; name: string; last: number; updates: number | null }, [number]>(
+      `SELECT d.path AS dir, f.name, f.rrd_last AS last, f.updates FROM files f JOIN dirs d ON d.id = f.dir WHERE f.stale IS NULL AND f.layout IS NOT NULL AND f.rrd_last < (CASE f.layout ${cases} ELSE -1e300 END) LIMIT ?`,
+    ).all(limit).map((r) => ({ path: joinPath(r.dir, r.name), last: r.last, updates: r.updates ?? 0 }));
+  }
+
+  /** RRDs logged as stopped: marked (so each is logged once), with their entries, in one transaction. */
+  commitStale(paths: string[], time: number, changes: ChangeRow[], ledger: unknown): void {
+    const mark = this.db.query("UPDATE files SET stale = ? WHERE dir = ? AND name = ?");
+    this.tx(() => {
+      this.db.query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run(ROLLUP_KEY, JSON.stringify(ledger));
+      for (const p of paths) {
+        const key = this.fileKey(p, false);
+        if (key !== null) mark.run(time / 1000, key[0], key[1]);
+      }
+      for (const c of changes) this.putChange(c);
+    });
+  }
+
+  /** Change rows alone, with the roll-up's record (the summary entry). */
+  commitEntries(changes: ChangeRow[], ledger?: unknown): void {
+    this.tx(() => {
+      for (const c of changes) this.putChange(c);
+      if (ledger !== undefined) this.db.query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run(ROLLUP_KEY, JSON.stringify(ledger));
+    });
+  }
+
+  /** The routine updates rolled up into one file's row, and when the last was confirmed (its period), if any. */
+  rolledUp(path: string): { updates: number; stale: number | null } | null {
+    const key = this.fileKey(path, false);
+    if (key === null) return null;
+    const r = this.db.query<{ updates: number | null; stale: number | null }, [number, string]>("SELECT updates, stale FROM files WHERE dir = ? AND name = ?").get(key[0], key[1]);
+    return r === null ? null : { updates: r.updates ?? 0, stale: r.stale };
   }
 
   /**
@@ -605,6 +803,7 @@ export class StateStore {
     this.textIds.clear();
     this.texts.clear();
     this.lastChangeId = this.maxChangeId();
+    this.historyBytes = null; // counted again from the last recorded count
   }
 
   /** Tracked files with this inode: a new path with a tracked file's inode, size and mtime is that file renamed. */
@@ -908,9 +1107,13 @@ function openDb(path: string, forWriting: boolean): { db: Database; upgraded: bo
     if (tables.length > 0 && !tables.includes("files")) {
       throw notOurs(path, `a SQLite database of another program (its tables: ${tables.slice(0, 5).join(", ")}${tables.length > 5 ? ", …" : ""})`);
     }
+    // A new DB gives pages freed by the history's retention back to the file system a few at a time (only settable
+    // before the first table; an existing DB is switched by one VACUUM, see history.ts).
+    if (tables.length === 0 && forWriting) db.exec("PRAGMA auto_vacuum = INCREMENTAL;");
     db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
     // A read-side open reaches here only with the current layout (openExisting upgrades under the lock first).
     const upgraded = migrate(db);
+    addColumns(db);
     checkDb(db, path);
     if (forWriting) probeWrites(db, path);
     return { db, upgraded };

@@ -39,7 +39,10 @@ export interface RecordedLag {
 
 export interface Totals {
   filesTransferred: number;
+  /** the confirmed files' sizes */
   bytesTransferred: number;
+  /** bytes on the wire: rsync's own count, or the SFTP writes */
+  bytesSent: number;
   filesDeleted: number;
   filesRenamed: number;
   filesRepaired: number;

@@ -4,7 +4,8 @@ import { RRD_NAME, readRrdProbe } from "./rrd-read.ts";
 import type { PreviousCopy } from "./backup.ts";
 import { isTextFile, SNIFF_BYTES, sha256File } from "./detect.ts";
 import { propertiesChanges } from "./properties.ts";
-import { describeCreatedRrd, describeUpdatedRrd, rrdDamage, type RrdProbe, type RrdSummary, summarize } from "./rrd.ts";
+import { describeCreatedRrd, describeUpdatedRrd, parseSummary, rrdDamage, type RrdProbe, type RrdSummary, summarize } from "./rrd.ts";
+import { judgeRrdUpdate } from "./rrd-routine.ts";
 import { DEFAULT_MAX_DIFF_LINES, formatAppendDiff, formatUnifiedDiff, splitLines } from "./diff.ts";
 import { bunFile, fsPath } from "../names.ts";
 
@@ -17,6 +18,8 @@ export interface PreviousVersion {
   sha256: string | null;
   /** an RRD's header summary as last synced (JSON of RrdSummary) */
   rrd?: string | null;
+  /** the same, already parsed (undefined: not parsed yet) */
+  summary?: RrdSummary | null;
 }
 
 export interface ChangeRecord {
@@ -36,6 +39,11 @@ export interface ChangeRecord {
   size: number;
   /** a file named like an RRD that looks torn or corrupt (see rrdDamage) */
   damage?: string;
+  /** an RRD update of the same structure with its last update forward (track/rrd-routine.ts): rolled up */
+  routine?: boolean;
+  /** RRDs: the last update now (seconds), and the last values */
+  last?: number;
+  lastDs?: string[];
   /** text files read whole (all but huge ones): the content described, for its backup copy */
   content?: Buffer;
   /**
@@ -71,6 +79,11 @@ interface DescribeOptions {
   probe?: RrdProbe;
   /** the whole content, when the caller already read it (a small file read with its header) */
   content?: Buffer | null;
+  /**
+   * a routine RRD update is rolled up (no entry of its own): it is judged, and nothing of an entry is written for
+   * it (issue 25: a tree updated day and night pays for no text nobody reads)
+   */
+  rollup?: boolean;
 }
 
 /** null: the content is the same as the previous version (nothing to record). */
@@ -79,12 +92,7 @@ export async function describeChange(opts: DescribeOptions): Promise<ChangeRecor
   const rec = await describeWith(probe, opts);
   // A file named like an RRD also gets the torn-file verdict, from the same header read.
   if (rec !== null && RRD_NAME.test(opts.relPath)) {
-    let prev: RrdSummary | null = null;
-    try {
-      prev = opts.previous?.rrd ? (JSON.parse(opts.previous.rrd) as RrdSummary) : null;
-    } catch {
-      prev = null;
-    }
+    const prev = opts.previous?.summary !== undefined ? opts.previous.summary : parseSummary(opts.previous?.rrd);
     rec.damage = rrdDamage(probe, rec.size, prev) ?? undefined;
   }
   return rec;
@@ -97,20 +105,25 @@ async function describeWith(probe: RrdProbe, opts: DescribeOptions): Promise<Cha
   const rrd = probe.kind === "rrd" ? probe.header : null;
   if (rrd !== null) {
     const size = opts.size ?? statSync(fsPath(srcPath)).size;
-    const summaryJson = JSON.stringify(summarize(rrd));
+    const now = summarize(rrd);
+    if (previous !== null && opts.rollup) {
+      // Routine and rolled up: judged, and no entry's text or summary JSON made (the row takes last and values).
+      const prev = previous.summary !== undefined ? previous.summary : parseSummary(previous.rrd);
+      // (a file that looks damaged in any way gets its full entry: the audit flags it)
+      if (judgeRrdUpdate(prev, now, { stale: false, damaged: rrdDamage(probe, size, prev) !== null }) === "routine") {
+        return { path: relPath, kind: "modified", fileKind: "rrd", added: 0, removed: 0, sha256: null, size, summary: "rrd updated (routine)", details: "", routine: true, last: now.last, lastDs: now.lastDs };
+      }
+    }
+    const summaryJson = JSON.stringify(now);
     if (previous === null) {
       const d = describeCreatedRrd(rrd, size);
       return { path: relPath, kind: "created", fileKind: "rrd", added: 0, removed: 0, sha256: null, rrd: summaryJson, size,
         summary: `rrd created, ${rrd.ds.length} DS, step ${rrd.step} s`, details: d.text, shared: d.shared };
     }
-    let prev: RrdSummary | null = null;
-    try {
-      prev = previous.rrd ? (JSON.parse(previous.rrd) as RrdSummary) : null;
-    } catch {
-      prev = null;
-    }
+    const prev = previous.summary !== undefined ? previous.summary : parseSummary(previous.rrd);
     const d = describeUpdatedRrd(prev, rrd, previous.size, size);
-    return { path: relPath, kind: "modified", fileKind: "rrd", added: 0, removed: 0, sha256: null, rrd: summaryJson, size, summary: d.summary, details: d.text };
+    const routine = judgeRrdUpdate(prev, now, { stale: false, damaged: size !== rrd.expectedSize }) === "routine";
+    return { path: relPath, kind: "modified", fileKind: "rrd", added: 0, removed: 0, sha256: null, rrd: summaryJson, size, summary: d.summary, details: d.text, routine, last: rrd.lastUpdate, lastDs: now.lastDs };
   }
 
   // Small files (nearly all of an RRD tree) are read once: sniffed, hashed and diffed from the same buffer.

@@ -94,6 +94,16 @@ export interface RrdSummary {
   lastDs: string[];
 }
 
+/** A summary as the state DB returns it (JSON), parsed; null when there is none or it is not one. */
+export function parseSummary(json: string | null | undefined): RrdSummary | null {
+  if (!json) return null;
+  try {
+    return JSON.parse(json) as RrdSummary;
+  } catch {
+    return null;
+  }
+}
+
 export function summarize(h: RrdHeader): RrdSummary {
   return { step: h.step, ds: h.ds.map((d) => [d.name, d.type, d.heartbeat]), rra: h.rra.map((r) => [r.cf, r.rows, r.pdpPerRow]), last: h.lastUpdate, lastDs: h.lastDs };
 }

@@ -101,7 +101,9 @@ export function buildRsyncArgv(opts: { target: Target; rsync: RsyncOptions; sour
   // A partial dir keeps resumable data away from final paths (plain --partial would leave it there).
   if (rsync.partial) argv.push(`--partial-dir=${PARTIAL_DIR}`);
   if (rsync.bwlimit > 0) argv.push(`--bwlimit=${rsync.bwlimit}`);
-  if (rsync.stats) argv.push("--stats");
+  // rsync's own count of the bytes it put on the wire ("sent N bytes  received M bytes"): one line per run, for
+  // rrdsync_sent_bytes_total (the files' sizes are another metric). --stats prints the same line.
+  argv.push(rsync.stats ? "--stats" : "--info=stats1");
   // A whole-tree run prints no per-file lines; its overall progress (\r-separated) feeds the progress line.
   if (tree && progress) argv.push("--info=progress2");
   if (target.host !== "") argv.push("-e", sshCommand(target, opts.controlPath).map(quoteForRsyncShell).join(" "));

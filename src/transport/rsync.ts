@@ -27,6 +27,8 @@ const SPARE_DELAY_MS = 250;
 const CONNECTION_LOST = new Set([255, 12, 30, 35]);
 /** `--info=progress2`: "    123,456,789  45%   12.34MB/s    0:00:10 (xfr#…)" */
 const PROGRESS2 = /^\s*([\d,]+)\s+\d+%\s/;
+/** rsync's closing stats line (--info=stats1): "sent 100,137 bytes  received 38 bytes  200,350.00 bytes/sec" */
+const SENT_LINE = /^sent ([\d,.']+) bytes\s+received [\d,.']+ bytes/;
 
 export class RsyncTransport implements Transport {
   readonly description: string;
@@ -99,15 +101,20 @@ export class RsyncTransport implements Transport {
     const unreachable = await this.connect(signal);
     if (unreachable !== null) return failAll(await filesIn, unreachable);
     const controlPath = this.master?.controlPath;
-    const sparse = !tree && files.some((f) => isSparse(this.opts.sourceDir, f.path));
+    const sparse = !tree && files.some((f) => f.sparse ?? isSparse(this.opts.sourceDir, f.path));
     const argv = buildRsyncArgv({ ...this.opts, controlPath }, tree, opts.onBytes !== undefined, sparse);
     const sizeOf = opts.onBytes && !tree ? new Map(files.map((f) => [f.path, f.size])) : null;
     let doneBytes = 0;
 
     const startedNs = BigInt(Date.now()) * 1_000_000n;
+    const wire: { bytes: number | null } = { bytes: null };
     const run = await this.run(argv, tree ? null : files.map((f) => listEntry(f.path)), (line) => {
       const item = parseItemizeLine(line);
-      if (item) {
+      const sent = item ? null : SENT_LINE.exec(line);
+      if (sent) {
+        wire.bytes = Number(sent[1]?.replace(/[,.']/g, ""));
+        if (rsync.stats) infoLines.push(line);
+      } else if (item) {
         bytesSent += item.bytes;
         if (isFileItem(item.flags)) {
           confirmed.set(item.path, item.bytes);
@@ -122,6 +129,8 @@ export class RsyncTransport implements Transport {
     }, signal, tree ? undefined : (this.takeSpare(argv) ?? undefined));
     if (typeof run === "string") return failAll(await filesIn, `cannot run rsync: ${run} (is rsync installed and on PATH?)`);
     const { code, stderr } = run;
+    // rsync's own total (file list, checksums, protocol included) where it printed one; else the per-file %b sum
+    if (wire.bytes !== null && Number.isFinite(wire.bytes)) bytesSent = wire.bytes;
     this.lost(code);
     if (!signal?.aborted && (code === 0 || PARTIAL.has(code))) this.scheduleSpare();
     if (tree) files = await filesIn;

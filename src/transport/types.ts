@@ -4,6 +4,8 @@ export interface BatchFile {
   /** path relative to the source dir, '/'-separated, no leading './' */
   path: string;
   size: number;
+  /** the caller's stat found holes in it (undefined: not known, the transport looks) */
+  sparse?: boolean;
   /**
    * Whole-tree runs: the file as the caller's walk saw it, during the run. With its inode change time, it spares
    * a second lstat of every file after the run (see wholeTreeOutcomes).

@@ -41,6 +41,10 @@ const IGNORE: Action = { kind: "ignore" };
 export function classifyEvent(e: WatchEvent, look: (rel: string) => Look, ctx: ClassifyContext): Action[] {
   switch (e.type) {
     case "path":
+      // A file written in place needs no look now: the send stage looks at it when it is due (it may be gone by
+      // then, or a symlink: dropped there). Each look is an lstat, and a tree updated day and night raises one such
+      // event per RRD update.
+      if (e.written) return [ctx.isOwn(e.rel) || !matchesExtensions(e.rel, ctx.extensions) ? IGNORE : { kind: "changed", path: e.rel }];
       return [classifyPath(e.rel, look(e.rel), ctx)];
     case "gone":
       if (!ctx.deletes || ctx.isOwn(e.rel)) return [IGNORE];

@@ -151,11 +151,12 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
     reportsNewDirFiles: false,
   };
   const look = (rel: string) => lookAt(root, rel);
+  const debugging = log.wants("DEBUG");
   const onEvent = (e: WatchEvent) => {
     if (stopping) return;
     if (e.type === "overflow") countQueueOverflow();
     for (const a of classifyEvent(e, look, classifyCtx)) {
-      if (a.kind !== "ignore") log.debug(`event ${e.type} → ${JSON.stringify(a)}`);
+      if (a.kind !== "ignore" && debugging) log.debug(`event ${e.type} → ${JSON.stringify(a)}`);
       act(a);
     }
   };
@@ -183,6 +184,7 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
 
   const ac = new AbortController();
   let forced = false;
+  let watchesAtStop: number | null = null;
   const stop = (sig: string) => {
     if (stopping) {
       // Second signal: leave now. Unconfirmed files never advanced in the state, so the next start resends them.
@@ -192,6 +194,8 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
       process.exit(130);
     }
     stopping = true;
+    // the metrics written at stop still say how many directories were watched (the watcher is closed below)
+    watchesAtStop = watcher.watchCount();
     sd.stopping(`${sig}: stopping`);
     log.info(`${sig}: stopping; the running transfer may finish (at most ${STOP_TIMEOUT_MS / 1000} s)`);
     void watcher.close();
@@ -216,7 +220,7 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
   try {
     metrics = startMetricsOutputs(
       { listen: config.metricsListen, file: config.metricsFile },
-      () => renderMetrics(lanes.map((l) => l.engine.snapshot()), { queueOverflows: processMetrics.queueOverflows, inotifyWatches: watcher.watchCount() }),
+      () => renderMetrics(lanes.map((l) => l.engine.snapshot()), { queueOverflows: processMetrics.queueOverflows, inotifyWatches: watchesAtStop ?? watcher.watchCount() }),
       log,
     );
     // Watch first, then the full pass: whatever changes during the pass is queued, never missed. The pass waits

@@ -511,7 +511,7 @@ export class InotifyTreeWatcher implements TreeWatcher {
       const child = isDir ? dir.children?.get(name) : undefined;
       if (child) this.drop(child);
       this.emit({ type: "gone", rel: this.relOf(dir, name), dir: isDir });
-    } else if (!isDir && mask & (IN_CLOSE_WRITE | IN_MODIFY | IN_ATTRIB)) this.emitPath(this.relOf(dir, name));
+    } else if (!isDir && mask & (IN_CLOSE_WRITE | IN_MODIFY | IN_ATTRIB)) this.emitPath(this.relOf(dir, name), true);
   }
 
   private movedFrom(dir: Dir, name: string, cookie: number, isDir: boolean): void {
@@ -570,10 +570,10 @@ export class InotifyTreeWatcher implements TreeWatcher {
 
   // ---- output, in kernel order ------------------------------------------------------------------------------------
 
-  private emitPath(rel: string): void {
+  private emitPath(rel: string, written = false): void {
     if (rel === this.lastPath) return; // IN_MODIFY then IN_CLOSE_WRITE of one write: one "look again" is enough
     this.lastPath = rel;
-    this.emit({ type: "path", rel });
+    this.emit(written ? { type: "path", rel, written } : { type: "path", rel });
   }
 
   private emit(ev: WatchEvent): void {

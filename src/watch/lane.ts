@@ -76,7 +76,7 @@ export class Lane {
         continue;
       }
       if ((await this.engine.sendDue(Date.now(), gatherMs, signal)) !== null) continue;
-      const next = queue.nextDue();
+      const next = queue.nextSend(Date.now(), gatherMs);
       await this.sleep(Math.min(MAX_SLEEP_MS, next === null ? MAX_SLEEP_MS : Math.max(0, next - Date.now())));
     }
     this.log.debug(`${this.name}: lane stopped`);

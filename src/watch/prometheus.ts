@@ -51,7 +51,8 @@ export function renderMetrics(targets: TargetSnapshot[], watcher: { inotifyWatch
   const s = (ms: number | undefined) => (ms === undefined ? null : ms / 1000);
   const families: Family[] = [
     per("rrdsync_files_transferred_total", "counter", "Files the standby confirmed (sent, or found identical by a first sync).", (t) => t.totals.filesTransferred),
-    per("rrdsync_transferred_bytes_total", "counter", "Bytes of the files the standby confirmed.", (t) => t.totals.bytesTransferred),
+    per("rrdsync_synced_file_bytes_total", "counter", "Sizes of the files the standby confirmed (file bytes, not what crossed the wire).", (t) => t.totals.bytesTransferred),
+    per("rrdsync_sent_bytes_total", "counter", "Bytes put on the wire to the standby: rsync's own count (deltas, file lists, checksums), or the SFTP writes.", (t) => t.totals.bytesSent),
     per("rrdsync_files_deleted_total", "counter", "Files deleted on the standby because they were gone from the source.", (t) => t.totals.filesDeleted),
     per("rrdsync_files_renamed_total", "counter", "Renames done as moves on the standby.", (t) => t.totals.filesRenamed),
     per("rrdsync_files_repaired_total", "counter", "Files sent again by verify --repair because the standby's copy was wrong.", (t) => t.totals.filesRepaired),

@@ -147,3 +147,49 @@ describe("outcomes", () => {
     expect(s.get("a")).toMatchObject({ attempts: 0, due: 2500 });
   });
 });
+
+describe("the steady-state rule (issue 25)", () => {
+  const sq = (batchMaxFiles = 10_000) => new PendingQueue({ debounceMs: 1000, maxDelayMs: 3000, collectMs: 1000, batchMaxFiles });
+
+  test("while events keep coming, a due batch collects for about a second; fewer, larger batches", () => {
+    const s = sq();
+    // a river: one update every 3 ms (333/s), each file once
+    let t = 0;
+    for (; t < 1300; t += 3) s.note(`f${t}`, "changed", t);
+    // f0 became due at 1000; events still come (the last at 1299): held back, and the lane is told when to look
+    expect(s.takeDue(1300, 250)).toEqual([]);
+    expect(s.nextSend(1300, 250)).toBe(1549); // the last event + a quiet spell, unless more come
+    for (; t < 2000; t += 3) s.note(`f${t}`, "changed", t);
+    expect(s.takeDue(1999, 250)).toEqual([]);
+    expect(s.nextSend(1999, 250)).toBe(2000); // f0 due at 1000 + collect 1000
+    const batch = s.takeDue(2000, 250);
+    expect(batch.length).toBe(417); // due by 2250: f0 … f1248, one rsync for ~1.25 s of updates
+    expect(batch[0]?.path).toBe("f0");
+  });
+
+  test("a burst that ended goes at once (W4 latency unchanged)", () => {
+    const s = sq();
+    for (let i = 0; i < 1000; i++) s.note(`r${i}`, "changed", Math.floor(i / 11)); // 1,000 updates within 91 ms
+    expect(s.nextSend(1091, 250)).toBe(1000); // quiet since 90: not streaming, the first is due
+    expect(s.takeDue(1090, 250).length).toBe(1000);
+  });
+
+  test("never past a record's max_delay: a file rewritten all the time still ships that often", () => {
+    const s = new PendingQueue({ debounceMs: 1000, maxDelayMs: 1500, collectMs: 1000 });
+    for (let t = 0; t <= 1500; t += 100) s.note("busy", "changed", t); // due at 1500 by max_delay, events still coming
+    expect(s.nextSend(1500, 250)).toBe(1500);
+    expect(paths(s.takeDue(1500, 250))).toEqual(["busy"]);
+  });
+
+  test("batch_max_files due: it goes without waiting", () => {
+    const s = sq(100);
+    for (let t = 0; t < 1200; t += 3) s.note(`f${t}`, "changed", t);
+    expect(s.takeDue(1150, 250).length).toBeGreaterThanOrEqual(100);
+  });
+
+  test("off (collectMs 0, --once): the old rule", () => {
+    const s = q(1000, 3000);
+    for (let t = 0; t < 1300; t += 3) s.note(`f${t}`, "changed", t);
+    expect(s.takeDue(1300, 250).length).toBeGreaterThan(0);
+  });
+});

@@ -120,7 +120,7 @@ describe(`metrics (${TRANSPORT})`, () => {
     expect(targets).toContain(local);
     const main = targets.find((t) => t !== local) as string;
     for (const name of [
-      "rrdsync_files_transferred_total", "rrdsync_transferred_bytes_total", "rrdsync_files_deleted_total", "rrdsync_files_renamed_total",
+      "rrdsync_files_transferred_total", "rrdsync_synced_file_bytes_total", "rrdsync_sent_bytes_total", "rrdsync_files_deleted_total", "rrdsync_files_renamed_total",
       "rrdsync_files_repaired_total", "rrdsync_errors_total", "rrdsync_pending_files", "rrdsync_last_success_timestamp_seconds",
       "rrdsync_target_up", "rrdsync_replica_lag_max_seconds", "rrdsync_replica_lag_median_seconds", "rrdsync_pass_duration_seconds", "rrdsync_tracked_files",
     ]) {
@@ -129,7 +129,10 @@ describe(`metrics (${TRANSPORT})`, () => {
     expect(value(first.samples, "rrdsync_queue_overflows_total")).toBe(0);
     expect(value(first.samples, "rrdsync_inotify_watches")).toBe(2); // the source and n/
     expect(value(first.samples, "rrdsync_files_transferred_total", main)).toBe(2);
-    expect(value(first.samples, "rrdsync_transferred_bytes_total", main)).toBe(4);
+    expect(value(first.samples, "rrdsync_synced_file_bytes_total", main)).toBe(4);
+    // bytes on the wire apart from file bytes: rsync's own count (file list and protocol too), or SFTP's writes
+    const wire0 = value(first.samples, "rrdsync_sent_bytes_total", main) as number;
+    expect(wire0).toBeGreaterThan(0);
     expect(value(first.samples, "rrdsync_target_up", main)).toBe(1);
     expect(Math.abs((value(first.samples, "rrdsync_last_success_timestamp_seconds", main) as number) - Date.now() / 1000)).toBeLessThan(60);
 
@@ -141,7 +144,8 @@ describe(`metrics (${TRANSPORT})`, () => {
       second = parseExposition(await (await fetch(`${url}/metrics`)).text());
     }
     expect(value(second.samples, "rrdsync_files_transferred_total", main)).toBe(3);
-    expect(value(second.samples, "rrdsync_transferred_bytes_total", main)).toBe(13);
+    expect(value(second.samples, "rrdsync_synced_file_bytes_total", main)).toBe(13);
+    expect(value(second.samples, "rrdsync_sent_bytes_total", main) as number).toBeGreaterThan(wire0);
 
     for (const path of ["/", "/metrics/", "/metricsx", "/status", "/metrics/../x"]) expect((await fetch(`${url}${path}`)).status).toBe(404);
     expect((await fetch(`${url}/metrics`, { method: "POST" })).status).toBe(405);
@@ -149,6 +153,8 @@ describe(`metrics (${TRANSPORT})`, () => {
     // The daemon keeps metrics_file too (every 15 s, and at stop): the same text as the endpoint.
     const file = parseExposition(await Bun.file(textfile).text());
     expect(value(file.samples, "rrdsync_files_transferred_total", main)).toBe(3);
+    // written at stop, after the watcher closed: still the count the daemon watched (it once said 0 here)
+    expect(value(file.samples, "rrdsync_inotify_watches")).toBe(2);
     expect(file.types.has("rrdsync_queue_overflows_total")).toBe(true);
   });
 

@@ -194,6 +194,31 @@ describe("rrdsync check on broken setups: the ✗ line and its fix", () => {
 });
 
 describe("status, log and retention", () => {
+  test("the change history's retention: keep_history prunes old entries, log says where the kept history begins, status and check show it; restore still works", async () => {
+    const w = suite.world();
+    writeTree(w.src, { "a.txt": "a\n", "b.txt": "b\n" });
+    const ct = { backup_dir: w.backupDir, change_log_file: w.changeLog };
+    const cfg = w.writeConfig({ change_tracking: { ...ct, keep_history: 0.00002 } }); // 1.7 s
+    expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
+    await Bun.sleep(2000);
+    writeTree(w.src, { "a.txt": "a\nmore\n" });
+    expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0); // prunes the first run's entries at its end
+    const log = await runRrdsync(["log", "--stat", "--config", cfg]);
+    expect(log.code).toBe(0);
+    expect(log.stdout.trim().split("\n")).toHaveLength(1);
+    expect(log.stdout).toContain("text modified    a.txt");
+    expect(log.stderr).toMatch(/^rrdsync: the history kept begins at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d; older changes were pruned \(keep_history 0.00002 days, max_history_bytes 1.0 GiB\)\n$/);
+    expect((await runRrdsync(["log", "--json", "--config", cfg])).stderr).toBe(""); // --json: the entries only
+    const st = await runRrdsync(["status", "--config", cfg]);
+    expect(st.stdout).toMatch(/history +\d+ B, from \d{4}-\d\d-\d\d \d\d:\d\d:\d\d to \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(older pruned\); state DB [\d.]+ KiB/);
+    const json = JSON.parse((await runRrdsync(["status", "--json", "--config", cfg])).stdout);
+    expect(json.history.prunedBefore).not.toBeNull();
+    const check = await runRrdsync(["check", "--config", cfg]);
+    expect(check.stdout).toMatch(/✓ history: \d+ B, from .* \(keep_history 0.00002 d, max_history_bytes 1.0 GiB\)/);
+    // the backups are not the history: b.txt's copy (its entry pruned) is still restorable
+    expect((await runRrdsync(["restore", "b.txt", "--config", cfg])).stdout).toBe("b\n");
+  });
+
   test("status after the standby went down: exit 1, down since, the last error, the pending files", async () => {
     const w = suite.world();
     writeTree(w.src, { "a.txt": "a\n" });
@@ -237,7 +262,7 @@ describe("status, log and retention", () => {
     const stat = await runRrdsync(["log", "--stat", "--kind", "modified", "--config", cfg]);
     expect(stat.stdout).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +\+1 +−1 +text modified +n1\/strings\.properties +\+1 −1 lines, 1 key changed\n$/);
     const bad = await runRrdsync(["log", "--kind", "moved", "--config", cfg]);
-    expect([bad.code, bad.stderr]).toEqual([2, 'rrdsync: --kind "moved": not a kind of change\n  hint: use one of created, modified, deleted, renamed, repaired\n']);
+    expect([bad.code, bad.stderr]).toEqual([2, 'rrdsync: --kind "moved": not a kind of change\n  hint: use one of created, modified, deleted, renamed, repaired, summary, stale, resumed\n']);
   });
 
   test("log streams: `log | head -1` on a history of 300,000 changes exits 0 at once, in bounded memory", async () => {

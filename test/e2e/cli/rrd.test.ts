@@ -26,11 +26,11 @@ function tornRrd(w: World, rel: string): { whole: Buffer; torn: Buffer } {
 }
 
 describe("RRD-aware change tracking", () => {
-  test("rrdtool updates, a DS added by `rrdtool tune`, and a JRobin update each get a semantic entry", async () => {
+  test("rrd_updates \"every\" (the seed's log): rrdtool updates, a DS added by `rrdtool tune`, and a JRobin update each get a semantic entry", async () => {
     const w = world();
     rrdtool(w.src, "create", "if.rrd", "--start", "1700000000", "--step", "300", "DS:ifInOctets:COUNTER:600:0:U", "DS:ifOutOctets:COUNTER:600:0:U", "RRA:AVERAGE:0.5:1:100");
     copyFileSync(join(fixtures, "multi.jrb"), join(w.src, "node.jrb"));
-    const cfg = w.writeConfig();
+    const cfg = w.writeConfig({ change_tracking: { backup_dir: w.backupDir, change_log_file: w.changeLog, rrd_updates: "every" } });
     expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
     const created = w.changes();
     expect(created).toContain("File: if.rrd\nChanges:\nRRD file created (format 0003): step 300 s, 2 data sources, 1 archives\n");
@@ -119,7 +119,7 @@ describe("RRD-aware change tracking", () => {
     rrdtool(w.dir, "create", "next.rrd", "--start", "1700000000", "--step", "300", "DS:ifInOctets:COUNTER:600:0:U", "RRA:AVERAGE:0.5:1:500");
     rrdtool(w.dir, "update", "next.rrd", "1700000300:42");
     const next = readFileSync(join(w.dir, "next.rrd"));
-    const d = daemon(["--config", w.writeConfig({ debounce_time: 0.3, rescan_interval: 0, rrd_hold: { attempts: 20, delay: 0.5 } })]);
+    const d = daemon(["--config", w.writeConfig({ debounce_time: 0.3, rescan_interval: 0, rrd_hold: { attempts: 20, delay: 0.5 }, change_tracking: { backup_dir: w.backupDir, change_log_file: w.changeLog, rrd_updates: "every" } })]);
     await d.waitFor((e) => e.event === "pass", 30_000, "the initial pass");
     writeFileSync(join(w.src, "live.rrd"), next.subarray(0, next.length - 2000));
     await eventually(() => /live\.rrd: held back \(1\/20\)/.test(d.stderr()), 10_000, "the hold");
@@ -130,6 +130,64 @@ describe("RRD-aware change tracking", () => {
     await eventually(() => w.changes().includes("RRD file updated: last update 2023-11-14T22:13:20Z → 2023-11-14T22:18:20Z (+1 step)"), 10_000, "the update's entry");
     expect(readFileSync(join(w.dest, "live.rrd")).equals(next)).toBe(true);
     expect(w.changes()).not.toContain("ERROR");
+  });
+
+  test("routine updates are rolled up: no entry each, one summary per interval; stopped and resumed RRDs and a structure change are entries; log, verify and lag keep working", async () => {
+    const w = world();
+    const T0 = Math.floor(Date.now() / 1000) - 7200; // in the past: the tree's clock is the newest update
+    for (const n of ["a", "b", "c"]) rrdtool(w.src, "create", `${n}.rrd`, "--start", String(T0), "--step", "60", "DS:v:GAUGE:120:U:U", "RRA:AVERAGE:0.5:1:100");
+    writeFileSync(join(w.src, "strings.properties"), "ifAlias=uplink\n");
+    const cfg = w.writeConfig({ change_tracking: { backup_dir: w.backupDir, change_log_file: w.changeLog, rrd_summary_interval: 2, rrd_stale_steps: 3 } });
+    const once = async () => {
+      const r = await runRrdsync(["--once", "--config", cfg]);
+      expect([r.code, r.stderr]).toEqual([0, r.stderr]);
+      return r;
+    };
+    await once();
+    const created = w.changes();
+    expect(created.match(/RRD file created/g)?.length).toBe(3);
+    const update = (names: string[], step: number) => {
+      for (const n of names) rrdtool(w.src, "update", `${n}.rrd`, `${T0 + 60 * step}:${step}`);
+    };
+    update(["a", "b", "c"], 1);
+    await once();
+    expect(w.changes()).not.toContain("RRD file updated"); // routine: rolled up, no entry of its own
+    expect(readTree(w.dest)).toEqual(readTree(w.src));
+    for (let step = 2; step <= 5; step++) {
+      update(["a", "b"], step);
+      await once();
+    }
+    // c stopped at step 1 while a and b went on to step 5: more than 3 of its steps behind
+    expect(w.changes()).toMatch(/File: c\.rrd\nChanges:\nRRD stopped updating: its last update \S+ is 240 s behind the tree's newest/);
+    expect(w.changes()).not.toMatch(/File: [ab]\.rrd\nChanges:\nRRD stopped/);
+    await Bun.sleep(2100); // the roll-up period (2 s) ends
+    update(["c"], 6);
+    rrdtool(w.src, "tune", "a.rrd", "DS:w:GAUGE:120:U:U");
+    await once();
+    await Bun.sleep(2100);
+    await once(); // the last period's summary
+    const log = w.changes();
+    expect(log).toMatch(/File: c\.rrd\nChanges:\nRRD updating again \(logged as stopped at /);
+    expect(log).toContain("STRUCTURE CHANGED: DS w added (GAUGE)");
+    // the summaries (one per 2 s period that saw updates) count every routine update: 3 + 4 × 2 + c's resumed one
+    const counted = [...log.matchAll(/File: \(RRD summary\)\nChanges:\nRRD updates .* rolled up: \d+ RRDs? updated (\d+) times?/g)].reduce((n, m) => n + Number(m[1]), 0);
+    expect(counted).toBe(12);
+    expect(log).toMatch(/ {2}stopped updating \(1\): c\.rrd/);
+    expect(log).toMatch(/ {2}resumed \(1\): c\.rrd/);
+    expect(log.match(/RRD file updated/g)?.length ?? 0).toBe(2); // the tune's entry and c's resumed one
+    expect(readTree(w.dest)).toEqual(readTree(w.src));
+    // the history and the tools that read it
+    const hist = await runRrdsync(["log", "c.rrd", "--config", cfg]);
+    expect(hist.code).toBe(0);
+    expect(hist.stdout).toContain("RRD stopped updating");
+    expect(hist.stdout).toContain("RRD updating again");
+    const kinds = await runRrdsync(["log", "--stat", "--config", cfg]);
+    expect(kinds.stdout).toMatch(/rrd summary/);
+    expect((await runRrdsync(["verify", "--config", cfg])).code).toBe(0);
+    const st = await runRrdsync(["status", "--config", cfg]);
+    expect(st.stdout).toMatch(/replica lag\s+max 0 s/);
+    expect(st.stdout).toMatch(/history\s+[\d.]+ (B|KiB|MiB)/);
+    expect((await runRrdsync(["restore", "strings.properties", "--config", cfg])).stdout).toBe("ifAlias=uplink\n");
   });
 
   test("change tracking off: the replica is complete; no change log, no backups", async () => {
