@@ -13,10 +13,9 @@
 // changed: an interrupted merge leaves each slot either as it was or merged, under the old header or the new one,
 // and running the same merge again gives the same file. A header over 4 KiB (7 data sources and up with OpenNMS's 4
 // archives) spans two pages; a kill landing inside that one write is the only case this does not cover.
-import { randomBytes } from "node:crypto";
 import { closeSync, constants, fchmodSync, fchownSync, fstatSync, lstatSync, openSync, readSync, renameSync, type Stats, unlinkSync, writeSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
 import { ExitCode, UserError } from "../errors.ts";
+import { createNew, tempBeside } from "../safe-files.ts";
 import type { RrdHeader } from "./rrd.ts";
 import { lockWait, LockTimeout } from "./rrd-lock.ts";
 import { aligned, type MergeStats, mergeRrd } from "./rrd-merge.ts";
@@ -230,10 +229,10 @@ function swap(r: FileMerge): FileMerge {
  * stay writable by OpenNMS's user). No fsync: like rrdtool restore and rsync.
  */
 function writeNew(path: string, data: Buffer, replaces: Stats | null): void {
-  const tmp = join(dirname(path), `.${basename(path)}.rrdsync-merge-${randomBytes(6).toString("hex")}`);
+  const tmp = tempBeside(path);
   let fd: number;
   try {
-    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, replaces === null ? 0o644 : replaces.mode & 0o7777);
+    fd = createNew(tmp, replaces === null ? 0o644 : replaces.mode & 0o7777);
   } catch (e) {
     throw new UserError(`${path}: cannot create a temporary file beside it: ${errText(e)}`, ExitCode.Pending, "check that the directory exists and is writable");
   }
