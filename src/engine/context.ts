@@ -5,6 +5,7 @@ import type { BackupStager, PreviousCopy } from "../track/backup.ts";
 import type { ChangeLog } from "../track/changelog.ts";
 import type { Transport } from "../transport/types.ts";
 import type { Audit } from "./audit.ts";
+import type { ReplicaGuard } from "./guard.ts";
 import type { TargetHealth } from "./health.ts";
 import type { TargetCounters } from "./metrics.ts";
 import type { PendingQueue } from "./pending.ts";
@@ -24,6 +25,8 @@ export interface TargetContext {
   readonly changeLog: ChangeLog;
   readonly queue: PendingQueue;
   readonly health: TargetHealth;
+  /** checks the replica before anything is written, deleted or moved there; keeps the target's fence */
+  readonly guard: ReplicaGuard;
   /** monitoring's counters (files, bytes, deletes, renames, repairs, errors) */
   readonly counters: TargetCounters;
   readonly log: EngineLog;

@@ -18,7 +18,7 @@ import { firstSyncInSlices } from "./first-sync-slices.ts";
 import { splitScan } from "./scan-split.ts";
 import type { PendingFile } from "./pending.ts";
 import { decide, type Planned, statFacts } from "./plan.ts";
-import { moveOnReplica, RenameFinder } from "./renames.ts";
+import { type Move, moveOnReplica, RenameFinder } from "./renames.ts";
 import { Sender } from "./send.ts";
 import type { PassStats } from "./types.ts";
 
@@ -52,10 +52,23 @@ export class Pass {
       log.error(`source_dir ${config.sourceDir} is missing (unmounted or moved away?): nothing replicated, nothing deleted`);
       return this.finish(true);
     }
+    if (this.t.guard.fenced) {
+      // The standby was written to (or promoted): nothing is compared or sent until `rrdsync unfence`.
+      this.t.guard.tell();
+      this.p.stats.fenced = true;
+      return this.finish(false);
+    }
     const first = firstSyncState(this.t);
     if (first === null) {
       await this.compareTree();
     } else {
+      // Before anything of a first sync: is the standby promoted? (One round trip.) A standby that cannot be asked
+      // is left to the transfer to report, with every file it could not send; its --update never writes over a
+      // copy newer than ours.
+      if ((await this.t.guard.inspect([], this.p.signal)).kind === "fenced") {
+        this.p.stats.fenced = true;
+        return this.finish(false);
+      }
       // A first sync killed before its end: the slices it committed are compared as usual, the rest goes in slices.
       const resume = first === "new" ? null : first;
       if (resume?.after != null) await this.compareTree(resume.after);
@@ -239,11 +252,15 @@ export class Pass {
 
   /** The renames found: moved on the replica; those that cannot be are sent, and the old name deleted. */
   private async applyMoves(): Promise<void> {
-    const moves = this.renames.take();
-    if (moves.length === 0) return;
+    const all = this.renames.take();
+    if (all.length === 0) return;
     const { transport, log, audit, queue, config, store } = this.t;
     const stats = this.p.stats;
-    const r = stats.targetError === null ? await moveOnReplica(transport, moves, this.p.signal) : { done: [], failed: moves, error: stats.targetError };
+    const checked = stats.targetError === null ? await this.checkMoves(all) : { moves: [], fallback: all, error: stats.targetError };
+    if (checked === null) return;
+    const { moves, fallback } = checked;
+    const r = moves.length > 0 ? await moveOnReplica(transport, moves, this.p.signal) : { done: [], failed: [], error: checked.error };
+    r.failed.push(...fallback);
     if (r.done.length > 0) {
       const gaps = audit.commitMoves(r.done.map((m) => ({ from: m.from, to: m.to.rel, rrd: m.prev.rrd !== null })));
       stats.problems += gaps;
@@ -261,6 +278,38 @@ export class Pass {
     }
   }
 
+  /**
+   * The replica checked before the moves (engine/guard.ts): the old name must hold the file rrdsync delivered, the
+   * new one nothing, or ours. null: the target is fenced (the moves wait with the rest). In the overwrite and keep
+   * modes a conflicting move is not done as a move: its file is sent and its old name deleted, each checked again.
+   */
+  private async checkMoves(moves: Move[]): Promise<{ moves: Move[]; fallback: Move[]; error: string | null } | null> {
+    const { guard, store, queue } = this.t;
+    const now = Date.now();
+    if (guard.fenced) {
+      this.p.stats.fenced = true;
+      for (const m of moves) queue.settle(m.to.rel, { kind: "failed", error: "not moved: the target is fenced" }, now, Number.POSITIVE_INFINITY);
+      return null;
+    }
+    const also = store.replicaVersions.of(moves.flatMap((m) => [m.from, m.to.rel]));
+    const items = moves.flatMap((m) => [
+      { rel: m.from, op: "move-from" as const, known: guard.knownRow(m.prev, also.get(m.from), null), abs: null },
+      { rel: m.to.rel, op: "move-to" as const, known: guard.knownRow(store.get(m.to.rel), also.get(m.to.rel), { size: m.to.facts.size, mtimeNs: BigInt(m.to.facts.mtimeNs) }), abs: m.to.abs },
+    ]);
+    const r = await guard.inspect(items, this.p.signal);
+    if (r.kind === "error") return { moves: [], fallback: moves, error: r.error };
+    if (r.kind === "fenced") {
+      this.p.stats.fenced = true;
+      for (const m of moves) queue.settle(m.to.rel, { kind: "failed", error: "not moved: the target is fenced" }, now, Number.POSITIVE_INFINITY);
+      return null;
+    }
+    const conflicting = new Set(r.conflicts.map((c) => c.item.rel));
+    const go = moves.filter((m) => !conflicting.has(m.from) && !conflicting.has(m.to.rel));
+    // What may land at the new names: known before the moves, so a kill -9 before the commit is no conflict later.
+    store.replicaVersions.note(go.map((m) => ({ path: m.to.rel, size: m.prev.size, mtimeNs: m.prev.mtimeNs })), "moved");
+    return { moves: go, fallback: moves.filter((m) => conflicting.has(m.from) || conflicting.has(m.to.rel)), error: null };
+  }
+
   /** Tracked files gone from the source: deleted on the replica behind the guard, or left pending. */
   private async deletes(): Promise<void> {
     const paths = [...new Set(this.gone)].filter((p) => this.t.store.get(p) !== null); // a renamed file's old name moved with it
@@ -269,6 +318,11 @@ export class Pass {
     const { queue, health, transport } = this.t;
     const stats = this.p.stats;
     const now = Date.now();
+    if (this.t.guard.fenced) {
+      stats.fenced = true;
+      for (const rel of paths) queue.settle(rel, { kind: "failed", error: "not deleted: the target is fenced" }, now, Number.POSITIVE_INFINITY);
+      return;
+    }
     if (stats.targetError !== null) {
       stats.problems += paths.length; // the destination is down: they stay tracked and wait for the retry
       for (const rel of paths) queue.settle(rel, { kind: "failed", error: stats.targetError }, now, health.nextRetry);
@@ -277,15 +331,21 @@ export class Pass {
     const r = await propagateDeletes(this.t, paths, this.p.signal);
     this.t.counters.add({ filesDeleted: r.deleted, errors: r.problems + (r.error ? 1 : 0) });
     stats.deleted += r.deleted;
+    for (const rel of r.done) queue.settle(rel, { kind: "delivered" }, now);
+    const left = paths.filter((rel) => !r.done.has(rel));
+    if (r.fenced) {
+      stats.fenced = true;
+      for (const rel of left) queue.settle(rel, { kind: "failed", error: r.conflicts.get(rel) ?? "not deleted: the target is fenced" }, now, Number.POSITIVE_INFINITY);
+      return;
+    }
     stats.problems += r.failed + r.problems;
-    for (const rel of paths.slice(0, r.deleted)) queue.settle(rel, { kind: "delivered" }, now);
     if (r.error && !r.refused) {
       stats.targetError = r.error;
       health.failed(transport.description, r.error, r.failed, now, this.p.stopping);
-      for (const rel of paths.slice(r.deleted)) queue.settle(rel, { kind: "failed", error: r.error }, now, health.nextRetry);
+      for (const rel of left) queue.settle(rel, { kind: "failed", error: r.error }, now, health.nextRetry);
     } else {
       // refused by the guard: the next full pass (or rescan) finds them again, judged anew
-      for (const rel of paths.slice(r.deleted)) queue.settle(rel, { kind: "dropped" }, now);
+      for (const rel of left) queue.settle(rel, { kind: "dropped" }, now);
     }
   }
 

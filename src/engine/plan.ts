@@ -67,4 +67,6 @@ export interface Planned {
   repair?: string;
   /** first sync: the walk's inode change time (the whole-tree run's outcomes use it) */
   ctimeNs?: bigint;
+  /** sent by a first sync: the replica's copy, older than ours, is a pre-seeded one (policy/conflict.ts) */
+  replaceable?: boolean;
 }

@@ -11,6 +11,14 @@ import { checkHold } from "./holds.ts";
 import { batchWouldOverflow, type Planned, statFacts } from "./plan.ts";
 import type { BatchFile, BatchResult, SendOptions } from "../transport/types.ts";
 import { fsPath } from "../names.ts";
+import { CONFLICT_WORDS } from "./policy/conflict.ts";
+
+/** A batch's descriptions when none were made (the batch failed before its transfer). */
+const NO_DESCRIPTIONS = { drain: async () => {}, take: () => undefined };
+
+function failedBatch(files: Planned[], error: string): BatchResult {
+  return { outcomes: new Map(files.map((f) => [f.rel, { ok: false as const, reason: error }])), error, infoLines: [], bytesSent: 0 };
+}
 
 export class Sender {
   private batch: Planned[] = [];
@@ -52,6 +60,7 @@ export class Sender {
     this.batchBytes = 0;
     if (files.length === 0) return;
     const { stats } = this.p;
+    if (this.t.guard.fenced) return this.fenced(files, new Map());
     if (stats.targetError !== null || this.p.stopping) {
       // The destination is down (or we are stopping): the rest stays pending without a doomed connection per batch.
       const why = stats.targetError ?? "stopping";
@@ -64,11 +73,71 @@ export class Sender {
       return;
     }
     const t0 = performance.now();
+    const cleared = await this.check(files, t0);
+    if (cleared.length === 0) return;
+    // What may land: known before the transfer starts, so a kill -9 before the commit leaves no false conflict.
+    this.t.store.replicaVersions.note(cleared.map((f) => ({ path: f.rel, size: f.facts.size, mtimeNs: f.facts.mtimeNs })), "sent");
     const describer = this.describer();
-    for (const f of files) describer.add(f);
-    const result = await this.transfer(files.map((f) => ({ path: f.rel, size: f.facts.size })), {});
+    for (const f of cleared) describer.add(f);
+    const result = await this.transfer(cleared.map((f) => ({ path: f.rel, size: f.facts.size })), {});
     if (result.error) describer.stop();
-    await this.record(files, result, describer, t0);
+    await this.record(cleared, result, describer, t0);
+  }
+
+  /**
+   * The replica's state of the batch's files, judged before anything is written (engine/guard.ts): the files that
+   * may go. The others are settled here: the whole batch when the replica cannot be asked (a failed batch) or the
+   * target is fenced; a conflict's file in the overwrite mode when its copy could not be kept aside, and in the
+   * keep mode (the standby's version recorded as delivered).
+   */
+  private async check(files: Planned[], t0: number): Promise<Planned[]> {
+    const { guard, store } = this.t;
+    const also = store.replicaVersions.of(files.map((f) => f.rel));
+    const items = files.map((f) => ({ rel: f.rel, op: "write" as const, known: guard.known(f, also.get(f.rel), f.replaceable === true || f.repair !== undefined), abs: f.abs }));
+    const r = await guard.inspect(items, this.p.signal);
+    if (r.kind === "error") {
+      await this.record(files, failedBatch(files, r.error), NO_DESCRIPTIONS, t0);
+      return [];
+    }
+    if (r.kind === "fenced") {
+      this.fenced(files, new Map(r.conflicts.map((c) => [c.item.rel, `conflict: ${CONFLICT_WORDS[c.why]}`])));
+      return [];
+    }
+    if (r.conflicts.length === 0) return files;
+    const conflicting = new Set(r.conflicts.map((c) => c.item.rel));
+    if (guard.mode.kind === "keep") {
+      // The standby's version is the truth for these: recorded as delivered (ours is the source's version, so the
+      // file is not pending), and the standby's version noted, so the next check accepts it.
+      const kept = files.filter((f) => conflicting.has(f.rel));
+      store.commit(kept.map((f) => ({ path: f.rel, state: { ...f.facts, sha256: f.prev?.sha256 ?? null, rrd: f.prev?.rrd ?? null } })), []);
+      guard.accept(r.conflicts);
+      const now = Date.now();
+      for (const f of kept) this.t.queue.settle(f.rel, { kind: "delivered" }, now);
+      return files.filter((f) => !conflicting.has(f.rel));
+    }
+    const k = await guard.keepCopies(r.conflicts, this.p.signal);
+    if (k.error !== null) {
+      await this.record(files, failedBatch(files, k.error), NO_DESCRIPTIONS, t0);
+      return [];
+    }
+    const notKept = files.filter((f) => conflicting.has(f.rel) && !k.kept.has(f.rel));
+    if (notKept.length > 0) {
+      const now = Date.now();
+      for (const f of notKept) this.t.queue.settle(f.rel, { kind: "failed", error: "its copy on the standby could not be kept aside: not overwritten" }, now, this.t.health.nextRetry);
+      this.p.stats.pending += notKept.length;
+    }
+    return files.filter((f) => !conflicting.has(f.rel) || k.kept.has(f.rel));
+  }
+
+  /** The target is fenced: the files stay pending (conflicts with their reason), and nothing retries them. */
+  private fenced(files: Planned[], reasons: Map<string, string>): void {
+    const { stats } = this.p;
+    stats.fenced = true;
+    const now = Date.now();
+    for (const f of files) this.t.queue.settle(f.rel, { kind: "failed", error: reasons.get(f.rel) ?? "not sent: the target is fenced" }, now, Number.POSITIVE_INFINITY);
+    stats.pending += files.length;
+    this.notePending();
+    this.t.hooks.onBatch?.({ files: 0, bytes: 0, seconds: 0, changes: [], pending: files.map((f) => f.rel), changed: [], error: "the target is fenced" });
   }
 
   describer(): Describer {
@@ -175,6 +244,8 @@ export class Sender {
     for (const r of b.rows) queue.settle(r.path, { kind: "delivered" }, now);
     for (const rel of dropped) queue.settle(rel, { kind: "dropped" }, now);
     for (const rel of changed) queue.settle(rel, { kind: "changed" }, now);
+    // Changed while it was sent: the replica holds a version between the planned one and now; which one, it says.
+    if (changed.length > 0) await this.t.guard.noteLanded(changed, this.p.signal);
     for (const h of held) queue.settle(h.rel, { kind: "held", delayMs: h.delayMs }, now);
     if (!result.error) {
       health.succeeded(b.rows.length, sentBytes, now);

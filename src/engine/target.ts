@@ -10,6 +10,7 @@ import { BackupVersions } from "../track/versions.ts";
 import { createTransport, describeTarget } from "../transport/create.ts";
 import type { Transport } from "../transport/types.ts";
 import { Audit } from "./audit.ts";
+import { ReplicaGuard } from "./guard.ts";
 import type { TargetContext } from "./context.ts";
 import { TargetHealth } from "./health.ts";
 import { replicaLag } from "./lag.ts";
@@ -73,6 +74,7 @@ export class TargetEngine {
       audit: new Audit({ store, changeLog, stager, versions, tracking: ct, log }),
       queue: new PendingQueue({ debounceMs: config.debounceTime * 1000, maxDelayMs: config.maxDelay * 1000 }),
       health: new TargetHealth(name, store, log, { initialMs: config.retry.initialSeconds * 1000, maxMs: config.retry.maxSeconds * 1000 }, mode.daemon),
+      guard: new ReplicaGuard({ name, config, store, transport, log, changeLog }),
       counters: new TargetCounters(store, log),
       waitForHolds: !mode.daemon,
       reportsPending: mode.repairOnly !== true,
@@ -132,7 +134,7 @@ export class TargetEngine {
 
   /** The queue's records due at `now` (and those due within `gatherMs`), or null when none is due. */
   async sendDue(now: number, gatherMs: number, signal?: AbortSignal): Promise<PassStats | null> {
-    if (this.firstSyncUnfinished && now >= this.ctx.health.nextRetry) {
+    if (this.firstSyncUnfinished && now >= this.ctx.health.nextRetry && !this.ctx.guard.fenced) {
       // A first sync the standby cut short: the rest of the tree was never in the queue (at most a failed slice
       // is). When the target may be tried again, the whole pass resumes it, and covers what waits in the queue.
       for (const r of this.ctx.queue.takeDue(Number.POSITIVE_INFINITY, 0)) this.ctx.queue.settle(r.path, { kind: "dropped" }, now);
@@ -140,6 +142,11 @@ export class TargetEngine {
     }
     const due = this.ctx.queue.takeDue(now, gatherMs);
     if (due.length === 0) return null;
+    if (this.ctx.guard.fenced) {
+      // Fenced: the changes stay pending, nothing is retried on this target (no connection) until unfence.
+      for (const r of due) this.ctx.queue.settle(r.path, { kind: "failed", error: "not sent: the target is fenced" }, now, Number.POSITIVE_INFINITY);
+      return null;
+    }
     const s = await new Pass(this.ctx, signal).records(due);
     this.recordLag(Date.now());
     return s;

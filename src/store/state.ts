@@ -6,6 +6,7 @@ import { ExitCode, UserError } from "../errors.ts";
 import { describeFsError } from "../log.ts";
 import { acquireLock, lockHolder, pidFileHolder } from "./lock.ts";
 import { changeId, ID_PER_MS, joinPath, KINDS, kindText, kindValue, migrate, SCHEMA_VERSION, splitPath, timeOfChange } from "./schema.ts";
+import { ReplicaVersions } from "./replica-versions.ts";
 import type { StatusRecord, StatusUpdate } from "./status.ts";
 
 export interface FileState {
@@ -198,8 +199,11 @@ export class StateStore {
   private inTransaction = false;
   /** the newest change's id: the next one is made from its time and this (schema.ts changeId) */
   private lastChangeId: number;
+  /** versions the replica may hold besides the rows' (issue 23): forgotten as each file is recorded */
+  readonly replicaVersions: ReplicaVersions;
 
   private constructor(private readonly db: Database, readonly path: string) {
+    this.replicaVersions = new ReplicaVersions(db);
     this.getStmt = db.query<FileRow, [number, string]>(
       "SELECT size, mtime_ns, ino, sha256, layout, rrd_last, rrd_values, seed_mtime FROM files WHERE dir = ? AND name = ?",
     );
@@ -468,6 +472,7 @@ export class StateStore {
   commit(rows: StateRow[], changes: ChangeRow[], versions: BackupVersion[] = []): void {
     this.tx(() => {
       for (const r of rows) this.putRow(r);
+      this.replicaVersions.forget(rows.map((r) => r.path));
       for (const c of changes) this.putChange(c);
       for (const v of versions) this.putBackup(v);
     });
@@ -589,6 +594,7 @@ export class StateStore {
         backups.run(to[0], to[1], m.from, m.to, from[0], from[1]);
       }
       for (const c of changes) this.putChange(c);
+      this.replicaVersions.forget(moves.flatMap((m) => [m.from, m.to]));
     });
   }
 
@@ -654,6 +660,7 @@ export class StateStore {
       }
       for (const c of changes) this.putChange(c);
       for (const v of versions) this.putBackup(v);
+      this.replicaVersions.forget(paths);
     });
   }
 

@@ -3,17 +3,18 @@
 import { type BigIntStats, lstatSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { RsyncOptions, Target } from "../config/types.ts";
-import { attributeErrors, decodeRsyncName, isFileItem, ITEMIZE_MARKER, namesInErrorLine, parseItemizeLine } from "./itemize.ts";
+import { attributeErrors, decodeRsyncName, isFileItem, ITEMIZE_MARKER, namesInErrorLine, parseItemizeLine, parseNewerLine } from "./itemize.ts";
 import { probeRemoteRsync } from "./probe.ts";
-import { moveLocally, moveScript } from "./replica-moves.ts";
+import { checkCommand, checkInput, headsCommand, localHeads, localReplicaState, parseCheckOutput, parseHeads } from "./replica-check.ts";
+import { keepLocally, keepScript, moveLocally, moveScript } from "./replica-moves.ts";
 import { buildDeleteArgv, buildHeldArgv, buildRsyncArgv, comparesNanoseconds, deleteRules, NO_MASTER, sshCommand } from "./rsync-args.ts";
 import { explainFailureOnline, rootCause } from "./rsync-errors.ts";
-import { KEEP_STDERR_LINES, type ProcRun, runChild, type Spawned } from "./rsync-proc.ts";
+import { KEEP_STDERR_LINES, type ProcRun, runChild, runCollect, type Spawned } from "./rsync-proc.ts";
 import { SshMaster } from "./ssh-master.ts";
 import { existsInSource, isDirInSource, sourceCtime } from "./in-source.ts";
 import { tempNameOwner } from "./temp-names.ts";
 import { tiedToUs } from "./tied.ts";
-import { type BatchFile, type BatchResult, type DeleteResult, type FileOutcome, type MoveResult, runVouches, type SendOptions, type Transport, type TreeFilter, type VerifyRequest, type VerifyResult } from "./types.ts";
+import { type BatchFile, type BatchResult, type DeleteResult, type FileOutcome, type KeepResult, type MoveResult, type ReplicaState, runVouches, type SendOptions, type Transport, type TreeFilter, type VerifyRequest, type VerifyResult } from "./types.ts";
 import { fsPath, listEntry } from "../names.ts";
 
 /** rsync's exit codes for "some files were not transferred" and "some source files vanished". */
@@ -105,6 +106,7 @@ export class RsyncTransport implements Transport {
     let doneBytes = 0;
 
     const startedNs = BigInt(Date.now()) * 1_000_000n;
+    const newer: string[] = [];
     const run = await this.run(argv, tree ? null : files.map((f) => listEntry(f.path)), (line) => {
       const item = parseItemizeLine(line);
       if (item) {
@@ -114,6 +116,9 @@ export class RsyncTransport implements Transport {
           if (sizeOf) opts.onBytes?.((doneBytes += sizeOf.get(item.path) ?? 0));
         }
         if (wantItemize && item.flags[0] !== ".") infoLines.push(`${item.flags} ${item.path}`);
+      } else if (tree && line.endsWith(" is newer") && parseNewerLine(line) !== null) {
+        // --update left it: the standby's copy is newer than ours (a conflict, first-sync-run.ts)
+        newer.push(parseNewerLine(line) as string);
       } else if (tree && opts.onBytes && PROGRESS2.test(line)) {
         opts.onBytes(Number((PROGRESS2.exec(line) as RegExpExecArray)[1]?.replaceAll(",", "")));
       } else if (rsync.stats && line.trim() !== "" && !line.startsWith(ITEMIZE_MARKER)) {
@@ -127,7 +132,7 @@ export class RsyncTransport implements Transport {
     if (tree) files = await filesIn;
 
     if (code === 0) {
-      if (tree) return { outcomes: wholeTreeOutcomes(this.opts.sourceDir, files, startedNs), infoLines, bytesSent, tree: treeErrors(0, stderr, this.opts) };
+      if (tree) return { outcomes: wholeTreeOutcomes(this.opts.sourceDir, files, startedNs), infoLines, bytesSent, tree: { ...treeErrors(0, stderr, this.opts), newer } };
       const outcomes = new Map<string, FileOutcome>();
       for (const f of files) outcomes.set(f.path, { ok: true, bytes: confirmed.get(f.path) ?? 0 });
       return { outcomes, infoLines, bytesSent };
@@ -144,7 +149,7 @@ export class RsyncTransport implements Transport {
       // A caller that listed the files gets outcomes proven by a dry run over the tree; the first sync, which lists
       // none (its walk goes beside the run), reads the error lines (`tree`) and gives up on any it cannot place.
       const held = files.length > 0 ? await this.heldByReplica(null, tree, signal) : new Set<string>();
-      return { outcomes: wholeTreeOutcomes(this.opts.sourceDir, files, startedNs, { code, held, errors, cause }), infoLines, bytesSent, tree: treeErrors(code, stderr, this.opts) };
+      return { outcomes: wholeTreeOutcomes(this.opts.sourceDir, files, startedNs, { code, held, errors, cause }), infoLines, bytesSent, tree: { ...treeErrors(code, stderr, this.opts), newer } };
     }
     const candidates = files.filter((f) => confirmed.has(f.path) && !errors.has(f.path));
     const held = candidates.length > 0 ? await this.heldByReplica(candidates, undefined, signal) : new Set<string>();
@@ -230,6 +235,63 @@ export class RsyncTransport implements Transport {
     if (typeof r === "string") return { moved, error: "cannot run ssh (is openssh-client installed and on PATH?)" };
     this.lost(r.code);
     return { moved, error: r.code === 255 ? await this.explain(r.code, r.stderr) : null };
+  }
+
+  /**
+   * One command through the master (no login of its own): GNU stat of the paths (and their parents) read from
+   * stdin, and the marker, in one round trip plus the session's opening (replica-check.ts). A local destination:
+   * lstat here.
+   */
+  async replicaState(paths: string[], signal?: AbortSignal): Promise<ReplicaState> {
+    const t = this.opts.target;
+    if (t.host === "") return localReplicaState(t.destDir, paths);
+    const unreachable = await this.connect(signal);
+    if (unreachable !== null) return { files: new Map(), marker: null, error: unreachable };
+    let r: Awaited<ReturnType<typeof runCollect>>;
+    try {
+      r = await runCollect([...sshCommand(t, this.master?.controlPath), "--", remoteLogin(t), checkCommand(t.destDir)], checkInput(paths), signal, (p) => (this.running = p));
+    } catch {
+      return { files: new Map(), marker: null, error: "cannot run ssh (is openssh-client installed and on PATH?)" };
+    } finally {
+      this.running = null;
+    }
+    this.lost(r.code);
+    if (signal?.aborted) return { files: new Map(), marker: null, error: "interrupted" };
+    if (r.code === 255) return { files: new Map(), marker: null, error: await this.explain(r.code, r.stderr) };
+    return parseCheckOutput(r.stdout, paths, r.code, r.stderr);
+  }
+
+  async readReplicaHeads(paths: string[], bytes: number, signal?: AbortSignal): Promise<Map<string, Buffer>> {
+    const t = this.opts.target;
+    if (paths.length === 0) return new Map();
+    if (t.host === "") return localHeads(t.destDir, paths, bytes);
+    if ((await this.connect(signal)) !== null) return new Map();
+    try {
+      const r = await runCollect([...sshCommand(t, this.master?.controlPath), "--", remoteLogin(t), headsCommand(t.destDir, paths, bytes)], null, signal);
+      return r.code === 0 ? parseHeads(r.stdout) : new Map();
+    } catch {
+      return new Map();
+    }
+  }
+
+  async keepReplicaCopies(paths: string[], under: string, signal?: AbortSignal): Promise<KeepResult> {
+    const kept = new Set<string>();
+    const t = this.opts.target;
+    if (paths.length === 0) return { kept, error: null };
+    if (t.host === "") {
+      for (const p of paths) if (keepLocally(t.destDir, under, p)) kept.add(p);
+      return { kept, error: null };
+    }
+    const unreachable = await this.connect(signal);
+    if (unreachable !== null) return { kept, error: unreachable };
+    const r = await this.run([...sshCommand(t, this.master?.controlPath), "--", remoteLogin(t), "sh -s"], [fsPath(keepScript(t.destDir, under, paths))], (line) => {
+      const m = /^rrdsync-kept (\d+)$/.exec(line);
+      const p = m ? paths[Number(m[1])] : undefined;
+      if (p !== undefined) kept.add(p);
+    }, signal);
+    if (typeof r === "string") return { kept, error: "cannot run ssh (is openssh-client installed and on PATH?)" };
+    this.lost(r.code);
+    return { kept, error: r.code === 255 ? await this.explain(r.code, r.stderr) : null };
   }
 
   async warm(signal?: AbortSignal): Promise<void> {
@@ -406,6 +468,11 @@ function isSparse(sourceDir: string, rel: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** user@host as ssh's destination argument. */
+function remoteLogin(t: Target): string {
+  return `${t.user ? `${t.user}@` : ""}${t.host}`;
 }
 
 function failAll(files: BatchFile[], error: string): BatchResult {
