@@ -7,9 +7,11 @@ import { runChecks } from "./cli/check.ts";
 import { showLog } from "./cli/history.ts";
 import { initConfig } from "./cli/init.ts";
 import { installCommand, uninstallCommand } from "./cli/install.ts";
+import { promoteCommand } from "./cli/promote.ts";
 import { restoreFile } from "./cli/restore.ts";
 import { showStatus } from "./cli/status.ts";
 import { syncOnce } from "./cli/sync.ts";
+import { unfenceCommand } from "./cli/unfence.ts";
 import { verifyCommand } from "./cli/verify.ts";
 import { watchDaemon } from "./cli/watch.ts";
 import { loadConfig } from "./config/load.ts";
@@ -41,6 +43,9 @@ interface Flags {
   sample?: string;
   combined?: boolean;
   lag?: boolean;
+  target?: string;
+  overwrite?: boolean;
+  keepReplica?: boolean;
 }
 
 /** cac checks a command's options only when it has an action; main() dispatches itself. */
@@ -100,13 +105,27 @@ function buildCli() {
   cli
     .command("verify [pattern]", "Compare the replica with the source by content (the standby hashes its copies); PATTERN: a path or glob as for log. Exit 0 if it matches, 1 with every difference named")
     .usage("verify [PATH|GLOB] [--repair] [--sample N%] [--combined | --json]")
-    .option("--repair", "Send every differing, missing or newer file again through the normal engine, recorded as repaired (takes the lock: not beside a running daemon)")
+    .option("--repair", "Send every differing or missing file again through the normal engine, recorded as repaired (takes the lock: not beside a running daemon); a newer one (a conflict) only with --overwrite")
+    .option("--overwrite", "With --repair: also send ours over the files newer on the standby (conflicts), keeping each standby copy first in DEST/.rrdsync-kept/<time>/")
     .option("--sample <share>", "Check a random share of the files, e.g. 10% (for a nightly cron on a big tree); extra files are then not looked for")
     .option("--combined", "List every file checked, the same ones as = too (by default only differences are listed)")
     .option("--json", "One JSON object per target instead of the marker lines")
-    .example("rrdsync verify                      # one line per difference: * differs, - missing, + extra, > newer on the replica, ! unreadable, ~ pending")
+    .example("rrdsync verify                      # one line per difference: * differs, - missing, + extra, > changed on the standby (a conflict), ! unreadable, ~ pending")
     .example("rrdsync verify 'snmp/*/strings.properties' --combined")
     .example("rrdsync verify --sample 10%         # nightly")
+    .action(noop);
+  cli
+    .command("unfence", "Lift a target's fence (the standby was written to behind rrdsync, or promoted): without a choice, explain it and the ways on; exit 4 while fenced")
+    .usage("unfence [--target NAME] [--overwrite | --keep-replica]")
+    .option("--target <name>", "Only this target (as status names it, or its name in targets, host:port, or destination path)")
+    .option("--overwrite", "This host's files win: every file the standby changed is kept there first (in DEST/.rrdsync-kept/<time>/), then ours is written over it (takes the lock)")
+    .option("--keep-replica", "The standby's versions win: kept there and taken as delivered, no longer pending (takes the lock)")
+    .example("rrdsync unfence                     # what happened, and the choices")
+    .example("rrdsync unfence --overwrite")
+    .action(noop);
+  cli
+    .command("promote <dir>", "On the standby, when failing over to it: mark DIR (the replica) as promoted, so the old primary's rrdsync refuses it (exit 4) before it compares or writes anything; print the next steps")
+    .example("sudo rrdsync promote /opt/opennms/share/rrd")
     .action(noop);
   cli
     .command("log [pattern]", "The change history from the state DB; PATTERN is a path (file or directory) or a glob (* also crosses /)")
@@ -144,7 +163,8 @@ function buildCli() {
           "  *  differs: the replica's copy has other bytes (same size and mtime included: the standby hashes its copies)",
           "  -  missing on the replica",
           "  +  extra: a monitored file on the replica that the source lacks",
-          "  >  newer: the replica's copy has a later mtime than ours (written there)",
+          "  >  a conflict: changed on the standby, its copy newer than ours (written there); --repair leaves it,",
+          "     --repair --overwrite keeps it aside on the standby (DEST/.rrdsync-kept/<time>/) and sends ours",
           "  !  could not be compared (unreadable)",
           "  ~  differs, but rrdsync knows why: changed since the last sync or not synced yet (the next pass sends it),",
           "     or deleted from the source and kept (delete off) or about to be deleted. Not a failure.",
@@ -211,6 +231,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === "init") return await initConfig(flags, env);
   if (command === "install") return await installCommand(parsed.options);
   if (command === "uninstall") return await uninstallCommand(parsed.options);
+  if (command === "promote") return await promoteCommand(parsed.args[0] === undefined ? undefined : String(parsed.args[0]), env);
   const consoleOpts = consoleOptions(flags, env);
   const { config, warnings } = loadConfig({
     configPath: flags.config, source: flags.source, dest: flags.dest, stateFile: flags.state, transport: flags.transport, env, cwd: process.cwd(), home: homedir(),
@@ -233,9 +254,15 @@ async function main(argv: string[]): Promise<number> {
       return await watchDaemon(config, log, flags, env);
     }
     const ac = new AbortController();
+    if (command === "unfence") {
+      process.on("SIGINT", () => ac.abort());
+      process.on("SIGTERM", () => ac.abort());
+      return await unfenceCommand(config, { target: flags.target, overwrite: flags.overwrite, keepReplica: flags.keepReplica }, log, ac.signal);
+    }
     if (command === "verify") {
       process.on("SIGINT", () => ac.abort());
       process.on("SIGTERM", () => ac.abort());
+      if (flags.overwrite && !flags.repair) throw new UserError("--overwrite goes with --repair", ExitCode.Usage, "rrdsync verify --repair --overwrite");
       return await verifyCommand(config, parsed.args[0] as string | undefined, flags, log, ac.signal);
     }
     const onSignal = (sig: string) => {

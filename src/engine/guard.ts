@@ -66,6 +66,8 @@ const HEAD_BYTES = 65_536;
 
 export class ReplicaGuard {
   mode: ConflictMode = { kind: "fence" };
+  /** conflicts settled in the overwrite and keep modes (unfence's report) */
+  readonly resolved = { kept: 0, accepted: 0 };
   private fence: FenceRecord | null;
   private settledMs: number | null;
   /** the fence was said as an error in this process (the daemon says it once) */
@@ -177,6 +179,7 @@ export class ReplicaGuard {
     const { keptDir, by } = this.mode;
     const r = await this.d.transport.keepReplicaCopies(found.map((f) => f.item.rel), keptDir, signal);
     if (r.error !== null) return r;
+    this.resolved.kept += r.kept.size;
     const notes = await this.notes(found.filter((f) => r.kept.has(f.item.rel)), signal);
     const where = `${this.d.config.target.destDir}/${keptDir}`;
     const time = new Date();
@@ -191,12 +194,15 @@ export class ReplicaGuard {
     return r;
   }
 
-  /** keep mode: the standby's versions are noted as the truth (the caller records the files). */
-  accept(found: Found[]): void {
-    if (this.mode.kind !== "keep" || found.length === 0) return;
+  /**
+   * keep mode (or a file the source no longer has, whose standby copy stays): the standby's versions are noted as
+   * the truth, so no later check takes them for conflicts (the caller records the files).
+   */
+  accept(found: Found[], by = this.mode.kind === "fence" ? "" : this.mode.by): void {
+    if (found.length === 0 || by === "") return;
     this.d.store.replicaVersions.note(found.map((f) => ({ path: f.item.rel, size: f.replica.size, mtimeNs: f.replica.mtimeNs })), "accepted");
+    this.resolved.accepted += found.length;
     const time = new Date();
-    const by = this.mode.by;
     const changes: ChangeRow[] = [];
     for (const f of found) {
       const details = `Kept the standby's version (${by}): it was ${CONFLICT_WORDS[f.why]} (${side(sideOf(f.replica))}); ours (${f.item.known.source ? side(sideOf(f.item.known.source)) : "none"}) was not written.`;
@@ -213,6 +219,14 @@ export class ReplicaGuard {
     if (state.error !== undefined) return;
     const landed = [...state.files].flatMap(([path, r]) => (r.kind === "file" ? [{ path, size: r.size, mtimeNs: r.mtimeNs }] : []));
     this.d.store.replicaVersions.note(landed, "sent");
+  }
+
+  /**
+   * unfence, while it settles the conflicts: this process checks and writes again (in the overwrite or keep mode),
+   * while the fence stays in the state DB until lift(): a kill -9 meanwhile leaves the target fenced.
+   */
+  suspend(): void {
+    this.fence = null;
   }
 
   /** Lifts the fence (unfence): only after the conflicts were settled. */

@@ -26,6 +26,8 @@ import type { PassStats } from "./types.ts";
 const PARALLEL_MIN_DIRS = 2_000;
 /** Files the seed script already synced are recorded in transactions of this many rows. */
 const ADOPT_CHUNK = 10_000;
+/** unfence compares the replica with the state in pieces of this many files (one round trip each). */
+const SETTLE_CHUNK = 5_000;
 
 
 export class Pass {
@@ -53,10 +55,12 @@ export class Pass {
       return this.finish(true);
     }
     if (this.t.guard.fenced) {
-      // The standby was written to (or promoted): nothing is compared or sent until `rrdsync unfence`.
+      // The standby was written to (or promoted): nothing is compared or sent until `rrdsync unfence`. The
+      // status keeps what the run that fenced it recorded (its pending files).
       this.t.guard.tell();
       this.p.stats.fenced = true;
-      return this.finish(false);
+      this.p.stats.seconds = (performance.now() - this.started) / 1000;
+      return this.p.stats;
     }
     const first = firstSyncState(this.t);
     if (first === null) {
@@ -173,6 +177,57 @@ export class Pass {
       this.p.stats.scanned++;
       await this.sender.add({ rel: r.path, abs: join(config.sourceDir, r.path), facts: statFacts(look.stat), prev: store.get(r.path), repair: r.why });
     }
+    this.p.progress.walking = false;
+    return this.finish(false);
+  }
+
+  /**
+   * unfence: every tracked file's replica copy compared with what rrdsync delivered, in pieces of SETTLE_CHUNK
+   * (one round trip each), and each one the standby changed settled in the guard's mode: sent again (overwrite:
+   * its copy kept aside first) or taken as it is (keep). A file gone from the source is left to the deletes (when
+   * `delete` is on), else its standby copy is taken as it is.
+   */
+  async settleReplica(): Promise<PassStats> {
+    const { store, config, guard } = this.t;
+    let chunk: Array<{ rel: string; prev: StateRow["state"] & { seedMtime: null } }> = [];
+    const settle = async () => {
+      const rows = chunk;
+      chunk = [];
+      const also = store.replicaVersions.of(rows.map((r) => r.rel));
+      const looks = rows.map((r) => lookAt(config.sourceDir, r.rel));
+      const items = rows.map((r, i) => {
+        const look = looks[i] as Look;
+        return look.kind === "file"
+          ? { rel: r.rel, op: "write" as const, known: guard.known({ prev: r.prev, facts: statFacts(look.stat) }, also.get(r.rel), false), abs: join(config.sourceDir, r.rel) }
+          : { rel: r.rel, op: "delete" as const, known: guard.knownRow(r.prev, also.get(r.rel), null), abs: null };
+      });
+      const r = await guard.inspect(items, this.p.signal);
+      if (r.kind === "error") {
+        this.p.stats.targetError = r.error;
+        return;
+      }
+      if (r.kind === "fenced") {
+        this.p.stats.fenced = true;
+        return;
+      }
+      const gone = [];
+      const at = new Map(rows.map((x, i) => [x.rel, i]));
+      for (const c of r.conflicts) {
+        this.p.stats.scanned++;
+        const look = looks[at.get(c.item.rel) as number] as Look;
+        if (look.kind === "file") await this.sender.add({ rel: c.item.rel, abs: join(config.sourceDir, c.item.rel), facts: statFacts(look.stat), prev: store.get(c.item.rel) });
+        else if (config.delete && look.kind === "gone") this.gone.push(c.item.rel);
+        else gone.push(c);
+      }
+      guard.accept(gone);
+    };
+    for (const { rel, key } of store.trackedKeys()) {
+      if (this.p.stopping || this.p.stats.targetError !== null || this.p.stats.fenced) break;
+      const [size, mtimeNs, ino] = key.split(":") as [string, string, string];
+      chunk.push({ rel, prev: { size: Number(size), mtimeNs, ino, sha256: null, rrd: null, seedMtime: null } });
+      if (chunk.length >= SETTLE_CHUNK) await settle();
+    }
+    if (chunk.length > 0 && this.p.stats.targetError === null && !this.p.stats.fenced) await settle();
     this.p.progress.walking = false;
     return this.finish(false);
   }

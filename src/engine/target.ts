@@ -14,7 +14,7 @@ import { ReplicaGuard } from "./guard.ts";
 import type { TargetContext } from "./context.ts";
 import { TargetHealth } from "./health.ts";
 import { replicaLag } from "./lag.ts";
-import { TargetCounters, type TargetSnapshot } from "./metrics.ts";
+import { fenceFigures, TargetCounters, type TargetSnapshot } from "./metrics.ts";
 import { Pass } from "./pass.ts";
 import { PendingQueue } from "./pending.ts";
 import type { EngineHooks, EngineLog, PassStats } from "./types.ts";
@@ -123,7 +123,7 @@ export class TargetEngine {
     const { name, store, queue, health, counters, config } = this.ctx;
     return {
       target: name, status: store.status(), totals: counters.totals, trackedFiles: store.countFiles(), pendingFiles: queue.size, up: !health.down,
-      lag: replicaLag(store, config.sourceDir, this.passes > 0 ? queue.paths() : undefined),
+      lag: replicaLag(store, config.sourceDir, this.passes > 0 ? queue.paths() : undefined), ...fenceFigures(this.ctx.guard.fenced),
     };
   }
 

@@ -27,6 +27,7 @@ const rows: Row[] = [
   ["delivered, a symlink planted at the name", "write", known({ delivered: v(100, at(200)), source: v(100, at(400)) }), link, "ok: not a file"],
   ["delivered, replica holds a version sent but not confirmed (kill -9 before the commit)", "write", known({ delivered: v(100, at(200)), also: [v(100, at(250, 3))], source: v(100, at(400)) }), file(100, at(250, 3)), "ok: delivered"],
   ["delivered, replica already holds exactly ours", "write", known({ delivered: v(100, at(200)), source: v(100, at(400, 1)) }), file(100, at(400, 1)), "ok: same as ours"],
+  ["delivered, the standby wrote in the same second as our newest version (whole seconds: not taken for ours)", "write", known({ delivered: v(100, at(200)), source: v(100, at(400, 1)) }), file(100, at(400)), "conflict: changed"],
   ["delivered by the first sync's run, replica a newer version it took then", "write", known({ delivered: v(100, at(50)), source: v(100, at(400)) }), file(100, at(90, 1)), "ok: from before the first sync"],
   ["delivered, replica an old copy restored there (older than the first sync's end)", "write", known({ delivered: v(100, at(200)), source: v(100, at(400)) }), file(90, at(10)), "ok: from before the first sync"],
   // never delivered (no row)

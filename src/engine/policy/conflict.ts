@@ -98,8 +98,12 @@ export function judgeReplica(op: Op, known: Known, replica: ReplicaFile): Judgem
   const r: Version = replica;
   if (known.delivered !== null && sameVersionOnReplica(r, known.delivered)) return { ok: true, why: "delivered" };
   if (known.also?.some((v) => sameVersionOnReplica(r, v))) return { ok: true, why: "delivered" };
-  // Exactly what would be written is there already (a move done before a crash, a copy made by hand).
-  if ((op === "write" || op === "move-to") && known.source !== null && sameVersionOnReplica(r, known.source)) return { ok: true, why: "same as ours" };
+  // Exactly what would be written is there already (a move done before a crash, a copy made by hand): to the
+  // nanosecond only. At a coarser precision (SFTP's whole seconds) the standby's own write in the same second as
+  // our newest version would pass for it; the versions rrdsync may have put there are noted instead (`also`).
+  if ((op === "write" || op === "move-to") && known.source !== null && r.size === known.source.size && r.mtimeNs === known.source.mtimeNs) {
+    return { ok: true, why: "same as ours" };
+  }
   const notNewer = known.source === null || !newerThan(r.mtimeNs, known.source.mtimeNs);
   if (known.delivered === null && known.seedMtime != null && r.mtimeNs <= BigInt(Math.round(known.seedMtime * 1e9)) + SEED_TOLERANCE_NS) {
     return { ok: true, why: "the seed's" };
