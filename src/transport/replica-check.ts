@@ -9,7 +9,6 @@ import type { MarkerFound, ReplicaFile, ReplicaState } from "./types.ts";
 
 /** Ends the stat records, then the marker follows; "//" is in no name we ask for. */
 const MARKER_SEP = "//rrdsync-marker//";
-const NO_DEST = "//rrdsync-nodest//";
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
@@ -19,18 +18,19 @@ const shQuote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
 
 /**
  * The remote command (for the standby's login shell, as rsync's own is): `stat` of every path on stdin, then the
- * marker. The C locale keeps stat's errors in the words parseCheckOutput knows; `%f` is the raw mode (no
- * translated type names), `%Y` the mtime's seconds and `%y` its fraction (every GNU stat has both).
+ * marker. Nothing is looked at before stdin has ended, so the command may be started ahead of its batch (a spare,
+ * rsync.ts) and still answer for the moment its paths arrive. The C locale keeps stat's errors in the words
+ * parseCheckOutput knows; `%f` is the raw mode (no translated type names), `%Y` the mtime's seconds and `%y` its
+ * fraction (every GNU stat has both). A destination that does not exist yet holds nothing: every path is absent.
  */
 export function checkCommand(destDir: string): string {
+  const stat = '[ -d "$0" ] || exit 0; cd -- "$0" || exit 255; exec stat --printf "%n\\0%f\\0%s\\0%Y\\0%y\\0" -- "$@"';
   const script = [
     "LC_ALL=C; export LC_ALL",
-    `[ -e "$1" ] || { printf "${NO_DEST}\\0"; exit 0; }`,
-    'cd -- "$1" || exit 3',
-    'xargs -0 -r stat --printf "%n\\0%f\\0%s\\0%Y\\0%y\\0" --; rc=$?',
+    `xargs -0 -r sh -c ${shQuote(stat)} "$1"; rc=$?`,
     `printf "${MARKER_SEP}\\0"`,
     `m=${PROMOTED_MARKER}`,
-    'if [ -f "$m" ] && [ ! -L "$m" ]; then head -c ' + MARKER_MAX_BYTES + ' -- "$m" || printf "\\001unreadable"; elif [ -L "$m" ] || [ -e "$m" ]; then printf "\\001not a regular file"; fi',
+    `if [ -d "$1" ]; then cd -- "$1" || exit 3; if [ -f "$m" ] && [ ! -L "$m" ]; then head -c ${MARKER_MAX_BYTES} -- "$m" || printf "\\001unreadable"; elif [ -L "$m" ] || [ -e "$m" ]; then printf "\\001not a regular file"; fi; fi`,
     "exit $rc",
   ].join("; ");
   return `sh -c ${shQuote(script)} rrdsync-check ${shQuote(destDir)}`;
@@ -78,12 +78,7 @@ export function parseCheckOutput(out: Buffer, paths: string[], code: number, std
     const tok = out.subarray(at, z);
     at = z + 1;
     if (tokens.length % 5 === 0) {
-      const s = tok.toString("latin1");
-      if (s === NO_DEST) {
-        for (const p of paths) files.set(p, { kind: "absent" });
-        return { files, marker: null };
-      }
-      if (s === MARKER_SEP) {
+      if (tok.toString("latin1") === MARKER_SEP) {
         markerFrom = at;
         break;
       }

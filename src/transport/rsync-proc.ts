@@ -104,9 +104,9 @@ export async function readLines(stream: ReadableStream<Uint8Array>, onLine: (lin
  * Runs argv with `input` on stdin and collects its stdout as bytes (read as it streams; the callers' output is
  * bounded by what they asked: a batch's paths), and the first lines of stderr. Throws only if it cannot start.
  */
-export async function runCollect(argv: string[], input: Iterable<string | Uint8Array> | null, signal?: AbortSignal, onSpawn?: (p: Spawned) => void): Promise<ProcRun & { stdout: Buffer }> {
-  if (Bun.which(argv[0] as string) === null) throw new Error("not found");
-  const proc = Bun.spawn(tiedToUs(argv), { stdin: input ? "pipe" : "ignore", stdout: "pipe", stderr: "pipe" });
+export async function runCollect(argv: string[], input: Iterable<string | Uint8Array> | null, signal?: AbortSignal, onSpawn?: (p: Spawned) => void, started?: Spawned): Promise<ProcRun & { stdout: Buffer }> {
+  if (!started && Bun.which(argv[0] as string) === null) throw new Error("not found");
+  const proc = started ?? Bun.spawn(tiedToUs(argv), { stdin: input ? "pipe" : "ignore", stdout: "pipe", stderr: "pipe" });
   onSpawn?.(proc);
   const onAbort = () => {
     proc.kill("SIGTERM");
@@ -115,7 +115,10 @@ export async function runCollect(argv: string[], input: Iterable<string | Uint8A
   signal?.addEventListener("abort", onAbort, { once: true });
   if (signal?.aborted) onAbort();
   const feed = (async () => {
-    if (!input) return;
+    if (!input) {
+      if (started) (proc.stdin as import("bun").FileSink).end();
+      return;
+    }
     const sink = proc.stdin as import("bun").FileSink;
     try {
       for (const part of input) sink.write(part);

@@ -44,6 +44,8 @@ export class RsyncTransport implements Transport {
    * it got the list), so it sends exactly what a batch started now would send.
    */
   private spare: { proc: Spawned; argv: string } | null = null;
+  /** the next batch's replica check, started ahead the same way (replica-check.ts: it reads nothing before its paths) */
+  private spareCheck: { proc: Spawned; argv: string } | null = null;
   private spareTimer: ReturnType<typeof setTimeout> | null = null;
   private closed = false;
 
@@ -247,9 +249,13 @@ export class RsyncTransport implements Transport {
     if (t.host === "") return localReplicaState(t.destDir, paths);
     const unreachable = await this.connect(signal);
     if (unreachable !== null) return { files: new Map(), marker: null, error: unreachable };
+    // The batch this check is for starts its rsync now (a spare, unless one waits already): its session, the
+    // standby's rsync and the protocol handshake overlap the check; nothing is read or written before its list.
+    if (paths.length > 0) this.startSpare();
+    const argv = [...sshCommand(t, this.master?.controlPath), "--", remoteLogin(t), checkCommand(t.destDir)];
     let r: Awaited<ReturnType<typeof runCollect>>;
     try {
-      r = await runCollect([...sshCommand(t, this.master?.controlPath), "--", remoteLogin(t), checkCommand(t.destDir)], checkInput(paths), signal, (p) => (this.running = p));
+      r = await runCollect(argv, checkInput(paths), signal, (p) => (this.running = p), this.takeSpareCheck(argv) ?? undefined);
     } catch {
       return { files: new Map(), marker: null, error: "cannot run ssh (is openssh-client installed and on PATH?)" };
     } finally {
@@ -304,16 +310,49 @@ export class RsyncTransport implements Transport {
     if (this.spareTimer) clearTimeout(this.spareTimer);
     this.spareTimer = setTimeout(() => {
       this.spareTimer = null;
-      const controlPath = this.master?.controlPath;
-      if (this.spare !== null || this.closed || !controlPath || !this.master?.running) return;
-      const argv = buildRsyncArgv({ ...this.opts, controlPath });
-      try {
-        this.spare = { proc: Bun.spawn(tiedToUs(argv), { stdin: "pipe", stdout: "pipe", stderr: "pipe" }), argv: argv.join("\0") };
-      } catch {
-        // the batch will say why rsync cannot run
-      }
+      this.startSpare();
+      this.startSpareCheck();
     }, SPARE_DELAY_MS);
     this.spareTimer.unref();
+  }
+
+  /** The next list batch's rsync, started now through the master (unless one waits already). */
+  private startSpare(): void {
+    const controlPath = this.master?.controlPath;
+    if (this.spare !== null && this.spare.proc.exitCode === null) return;
+    if (this.closed || !controlPath || !this.master?.running) return;
+    const argv = buildRsyncArgv({ ...this.opts, controlPath });
+    try {
+      this.spare = { proc: Bun.spawn(tiedToUs(argv), { stdin: "pipe", stdout: "pipe", stderr: "pipe" }), argv: argv.join("\0") };
+    } catch {
+      // the batch will say why rsync cannot run
+    }
+  }
+
+  /**
+   * The next batch's replica check, started ahead as the spare rsync is: its session open and its remote shell
+   * waiting for the paths, so the check costs the batch one round trip. It looks at nothing before they arrive.
+   */
+  private startSpareCheck(): void {
+    const controlPath = this.master?.controlPath;
+    const t = this.opts.target;
+    if (this.spareCheck !== null || this.closed || !controlPath || !this.master?.running) return;
+    const argv = [...sshCommand(t, controlPath), "--", remoteLogin(t), checkCommand(t.destDir)];
+    try {
+      this.spareCheck = { proc: Bun.spawn(tiedToUs(argv), { stdin: "pipe", stdout: "pipe", stderr: "pipe" }), argv: argv.join("\0") };
+    } catch {
+      // the check will say why
+    }
+  }
+
+  /** The spare check, if it still waits and was started for exactly this command line; else it is dropped. */
+  private takeSpareCheck(argv: string[]): Spawned | null {
+    const s = this.spareCheck;
+    this.spareCheck = null;
+    if (!s) return null;
+    if (s.proc.exitCode === null && s.argv === argv.join("\0")) return s.proc;
+    s.proc.kill("SIGTERM");
+    return null;
   }
 
   /** The spare, if it is still waiting and was started for exactly this command line; else it is dropped. */
@@ -343,6 +382,7 @@ export class RsyncTransport implements Transport {
   async close(): Promise<void> {
     this.closed = true;
     this.takeSpare([]); // no command line matches: the spare is stopped
+    this.takeSpareCheck([]);
     this.running?.kill("SIGTERM");
     await this.master?.close();
   }
