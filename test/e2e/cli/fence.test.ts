@@ -167,6 +167,27 @@ describe("a replica file changed behind rrdsync", () => {
   });
 });
 
+describe("a local destination (remote_host \"\")", () => {
+  test.if(TRANSPORT === "rsync")("the same check by lstat: the standby's rows kept, exit 4; unfence --overwrite keeps its copy beside", async () => {
+    const w = suite.world();
+    setupRrd(w);
+    const cfg = w.writeConfig({ remote_sync: { remote_dest_dir: w.dest } });
+    expect((await once(cfg)).code).toBe(0);
+    await nextSecond();
+    update(join(w.dest, "a.rrd"), [3, 30]);
+    const standby = readFileSync(join(w.dest, "a.rrd"));
+    update(join(w.src, "a.rrd"), [3, 3]);
+    const r = await once(cfg);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toContain('conflict: "a.rrd" changed on the standby since rrdsync delivered it: not overwritten');
+    expect(readFileSync(join(w.dest, "a.rrd")).equals(standby)).toBe(true);
+    expect((await runRrdsync(["unfence", "--overwrite", "--config", cfg])).code).toBe(0);
+    const [stamp] = readdirSync(join(w.dest, ".rrdsync-kept"));
+    expect(readFileSync(join(w.dest, ".rrdsync-kept", stamp as string, "a.rrd")).equals(standby)).toBe(true);
+    expect(readFileSync(join(w.dest, "a.rrd")).equals(readFileSync(join(w.src, "a.rrd")))).toBe(true);
+  });
+});
+
 describe("unfence", () => {
   async function fenced(w: World): Promise<{ cfg: string; standby: Buffer }> {
     setupRrd(w);
