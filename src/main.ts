@@ -131,7 +131,7 @@ function buildCli() {
     .command("log [pattern]", "The change history from the state DB; PATTERN is a path (file or directory) or a glob (* also crosses /)")
     .option("--since <time>", 'Only changes at or after TIME ("2024-12-12", "2024-12-12 15:05", "2h", "3d", "yesterday")')
     .option("--until <time>", "Only changes at or before TIME")
-    .option("--kind <kind>", "created, modified, deleted, renamed or repaired (repeat or comma-separate for several)")
+    .option("--kind <kind>", "created, modified, deleted, renamed, repaired, or conflict, overwritten, kept (a fence and unfence; repeat or comma-separate for several)")
     .option("--stat", "One line per change: time, +added −removed lines, kind, path, summary")
     .option("--json", "One JSON object per change (with its diff or RRD note in details)")
     .example("rrdsync log 'snmp/*/strings.properties' --since 1d")

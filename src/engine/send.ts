@@ -193,6 +193,7 @@ export class Sender {
     const b = newAuditBatch();
     const pending: Array<{ rel: string; reason: string }> = [];
     const changed: string[] = [];
+    const landed: Array<{ path: string; from: string; to: string }> = [];
     const dropped: string[] = [];
     const held: Array<{ rel: string; delayMs: number }> = [];
     let sentBytes = 0;
@@ -218,11 +219,14 @@ export class Sender {
           if (v.before) log.info(`${f.rel}: vanished before it was sent; skipped`);
           dropped.push(f.rel);
           break;
-        case "changed":
+        case "changed": {
           stats.changedDuringSend++;
           changed.push(f.rel);
+          const now = lstatSync(fsPath(f.abs), { bigint: true, throwIfNoEntry: false });
+          landed.push({ path: f.rel, from: f.facts.mtimeNs, to: (now?.mtimeNs ?? BigInt(Date.now()) * 1_000_000n).toString() });
           log.info(`${f.rel}: changed while it was being sent; not recorded, it goes again with the next pass`);
           break;
+        }
         case "resend":
           this.resend.push(f);
           break;
@@ -244,8 +248,8 @@ export class Sender {
     for (const r of b.rows) queue.settle(r.path, { kind: "delivered" }, now);
     for (const rel of dropped) queue.settle(rel, { kind: "dropped" }, now);
     for (const rel of changed) queue.settle(rel, { kind: "changed" }, now);
-    // Changed while it was sent: the replica holds a version between the planned one and now; which one, it says.
-    if (changed.length > 0) await this.t.guard.noteLanded(changed, this.p.signal);
+    // Changed while it was sent: the replica holds a version between the planned one and the one there now.
+    if (landed.length > 0) this.t.guard.noteLanded(landed);
     for (const h of held) queue.settle(h.rel, { kind: "held", delayMs: h.delayMs }, now);
     if (!result.error) {
       health.succeeded(b.rows.length, sentBytes, now);

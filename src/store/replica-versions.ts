@@ -16,14 +16,18 @@ const PER_FILE = 8;
 /** Sends and moves noted longer ago than this are forgotten (accepted versions stay until the file is delivered again). */
 export const RETENTION_MS = 30 * 24 * 3600 * 1000;
 
+// upto_ns: a file that changed while it was sent holds some version between mtime_ns and upto_ns (size -1: any).
 const TABLE = `CREATE TABLE IF NOT EXISTS replica_versions (
-  path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns NOT NULL, why INTEGER NOT NULL, at INTEGER NOT NULL,
+  path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns NOT NULL, why INTEGER NOT NULL, at INTEGER NOT NULL, upto_ns,
   PRIMARY KEY (path, size, mtime_ns)
 ) WITHOUT ROWID`;
 
 export interface NotedVersion {
+  /** -1: any size (a range of versions) */
   size: number;
   mtimeNs: bigint;
+  /** a range: any version whose mtime lies from mtimeNs to this */
+  uptoNs?: bigint;
 }
 
 export class ReplicaVersions {
@@ -37,19 +41,19 @@ export class ReplicaVersions {
   }
 
   /** Notes these versions (inside the caller's transaction, or in one of its own). */
-  note(entries: Array<{ path: string; size: number; mtimeNs: string | bigint }>, why: NoteWhy, now = Date.now()): void {
+  note(entries: Array<{ path: string; size: number; mtimeNs: string | bigint; uptoNs?: bigint }>, why: NoteWhy, now = Date.now()): void {
     if (entries.length === 0) return;
     const hadRows = this.any;
     if (this.insert === null) {
       this.db.exec(TABLE);
-      this.insert = this.db.query("INSERT OR REPLACE INTO replica_versions (path, size, mtime_ns, why, at) VALUES (?, ?, ?, ?, ?)");
+      this.insert = this.db.query("INSERT OR REPLACE INTO replica_versions (path, size, mtime_ns, why, at, upto_ns) VALUES (?, ?, ?, ?, ?, ?)");
     }
     const ins = this.insert;
     const cap = this.db.query(
       `DELETE FROM replica_versions WHERE path = ?1 AND why <> ${WHY.accepted} AND at < coalesce((SELECT at FROM replica_versions WHERE path = ?1 AND why <> ${WHY.accepted} ORDER BY at DESC LIMIT 1 OFFSET ${PER_FILE - 1}), 0)`,
     );
     this.db.transaction(() => {
-      for (const e of entries) ins.run(e.path, e.size, BigInt(e.mtimeNs), WHY[why], now);
+      for (const e of entries) ins.run(e.path, e.size, BigInt(e.mtimeNs), WHY[why], now, e.uptoNs ?? null);
       // Files noted before and not delivered since keep failing: only their newest versions can be there.
       if (hadRows) for (const e of entries) cap.run(e.path);
       this.db.query(`DELETE FROM replica_versions WHERE why <> ${WHY.accepted} AND at < ?`).run(now - RETENTION_MS);
@@ -61,11 +65,11 @@ export class ReplicaVersions {
   of(paths: string[]): Map<string, NotedVersion[]> {
     const out = new Map<string, NotedVersion[]>();
     if (!this.any || paths.length === 0) return out;
-    const q = this.db.query<{ size: number; m: bigint | number }, [string]>("SELECT size, mtime_ns AS m FROM replica_versions WHERE path = ?");
+    const q = this.db.query<{ size: number; m: bigint | number; u: bigint | number | null }, [string]>("SELECT size, mtime_ns AS m, upto_ns AS u FROM replica_versions WHERE path = ?");
     q.safeIntegers(true);
     for (const p of paths) {
       const rows = q.all(p);
-      if (rows.length > 0) out.set(p, rows.map((r) => ({ size: Number(r.size), mtimeNs: BigInt(r.m) })));
+      if (rows.length > 0) out.set(p, rows.map((r) => ({ size: Number(r.size), mtimeNs: BigInt(r.m), ...(r.u === null ? {} : { uptoNs: BigInt(r.u) }) })));
     }
     return out;
   }

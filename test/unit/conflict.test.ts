@@ -26,6 +26,8 @@ const rows: Row[] = [
   ["delivered, deleted on the standby", "write", known({ delivered: v(100, at(200)), source: v(100, at(400)) }), absent, "ok: absent"],
   ["delivered, a symlink planted at the name", "write", known({ delivered: v(100, at(200)), source: v(100, at(400)) }), link, "ok: not a file"],
   ["delivered, replica holds a version sent but not confirmed (kill -9 before the commit)", "write", known({ delivered: v(100, at(200)), also: [v(100, at(250, 3))], source: v(100, at(400)) }), file(100, at(250, 3)), "ok: delivered"],
+  ["delivered, the file changed while it was sent: the replica holds one of the versions in between", "write", known({ delivered: v(100, at(200)), also: [{ size: -1, mtimeNs: at(250), uptoNs: at(251, 500) }], source: v(120, at(400)) }), file(110, at(251, 2)), "ok: delivered"],
+  ["delivered, changed while sent, then written on the standby (after the range)", "write", known({ delivered: v(100, at(200)), also: [{ size: -1, mtimeNs: at(250), uptoNs: at(251, 500) }], source: v(120, at(400)) }), file(110, at(300)), "conflict: changed"],
   ["delivered, replica already holds exactly ours", "write", known({ delivered: v(100, at(200)), source: v(100, at(400, 1)) }), file(100, at(400, 1)), "ok: same as ours"],
   ["delivered, the standby wrote in the same second as our newest version (whole seconds: not taken for ours)", "write", known({ delivered: v(100, at(200)), source: v(100, at(400, 1)) }), file(100, at(400)), "conflict: changed"],
   ["delivered by the first sync's run, replica a newer version it took then", "write", known({ delivered: v(100, at(50)), source: v(100, at(400)) }), file(100, at(90, 1)), "ok: from before the first sync"],

@@ -17,9 +17,10 @@ export interface Known {
   seedMtime?: number | null;
   /**
    * other versions the replica may hold: sent but not confirmed (a kill -9 between the transfer and the commit),
-   * moved there, or taken as the truth by `unfence --keep-replica`
+   * moved there, or taken as the truth by `unfence --keep-replica`; with `uptoNs`, any version (any size) whose
+   * mtime lies from `mtimeNs` to `uptoNs`: the file changed while it was sent, and the transfer read one of them
    */
-  also?: Version[];
+  also?: Array<Version & { uptoNs?: bigint }>;
   /** the source's version that would be written (write, move-to); null for a delete or a move's old name */
   source: Version | null;
   /**
@@ -97,7 +98,9 @@ export function judgeReplica(op: Op, known: Known, replica: ReplicaFile): Judgem
   if (replica.kind === "other") return { ok: true, why: "not a file" };
   const r: Version = replica;
   if (known.delivered !== null && sameVersionOnReplica(r, known.delivered)) return { ok: true, why: "delivered" };
-  if (known.also?.some((v) => sameVersionOnReplica(r, v))) return { ok: true, why: "delivered" };
+  if (known.also?.some((v) => (v.uptoNs === undefined ? sameVersionOnReplica(r, v) : r.mtimeNs >= floorTo(v.mtimeNs, unitOf(r.mtimeNs)) && r.mtimeNs <= v.uptoNs))) {
+    return { ok: true, why: "delivered" };
+  }
   // Exactly what would be written is there already (a move done before a crash, a copy made by hand): to the
   // nanosecond only. At a coarser precision (SFTP's whole seconds) the standby's own write in the same second as
   // our newest version would pass for it; the versions rrdsync may have put there are noted instead (`also`).
