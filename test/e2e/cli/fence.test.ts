@@ -92,6 +92,10 @@ describe("a replica file changed behind rrdsync", () => {
     expect(st.stdout).toMatch(/FENCED since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(1 file changed on the standby, first: "a\.rrd"\)/);
     const log = await runRrdsync(["log", "--kind", "conflict", "--json", "--config", cfg]);
     expect(JSON.parse(log.stdout.trim()).path).toBe("a.rrd");
+    const check = await runRrdsync(["check", "--config", cfg]);
+    expect(check.code).toBe(1);
+    expect(check.stdout).toMatch(/✗ fence: FENCED since .* \(1 file changed on the standby, first: "a\.rrd"\)/);
+    expect(check.stdout).toContain("fix: rrdsync unfence shows what the standby changed");
   });
 
   test("delete: true: a file deleted here whose standby copy changed is not deleted there (kept, exit 4)", async () => {
@@ -282,6 +286,9 @@ describe("promote", () => {
     const st = await runRrdsync(["status", "--config", cfg]);
     expect(st.code).toBe(4);
     expect(st.stdout).toContain("was promoted at");
+    const check = await runRrdsync(["check", "--config", cfg]);
+    expect(check.code).toBe(1);
+    expect(check.stdout).toMatch(/✗ promoted: the standby \S+ was promoted at /);
     // a first sync (a new state) is refused the same way, before its whole-tree run
     const fresh = await runRrdsync(["--once", "--config", cfg, "--state", join(w.dir, "state", "fresh.db")]);
     expect(fresh.code).toBe(4);
@@ -345,6 +352,16 @@ describe("--watch", () => {
     expect(m).toMatch(/rrdsync_target_fenced\{target="[^"]*\/dest[ "][^"]*"\} 1\n/);
     expect(m).toMatch(/rrdsync_target_fenced\{target="[^"]*\/dest-b[ "][^"]*"\} 0\n/);
     expect(m).toMatch(/rrdsync_replica_conflicts\{target="[^"]*\/dest[ "][^"]*"\} 1\n/);
+    expect(await d.stop()).toBe(0);
+    // unfence one target by name: the other is left alone
+    const bad = await runRrdsync(["unfence", "--target", "nope", "--config", cfg]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--target "nope": no such target');
+    expect((await runRrdsync(["unfence", "--target", "b", "--config", cfg])).stdout).toContain("not fenced; nothing to do");
+    const u = await runRrdsync(["unfence", "--keep-replica", "--target", w.dest, "--config", cfg]);
+    expect(u.code).toBe(0);
+    expect(readFileSync(join(w.dest, "a.rrd")).equals(standby)).toBe(true);
+    expect(readFileSync(join(w.dest, "later.txt"), "utf8")).toBe("l\n");
   });
 });
 
