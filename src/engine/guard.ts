@@ -129,7 +129,9 @@ export class ReplicaGuard {
    */
   async inspect(items: GuardItem[], signal?: AbortSignal): Promise<Inspection> {
     if (this.fence !== null) return { kind: "fenced", conflicts: [] };
+    const t0 = performance.now();
     const state = await this.d.transport.replicaState(items.map((i) => i.rel), signal);
+    this.d.log.debug(`replica check: ${items.length} files in ${(performance.now() - t0).toFixed(0)} ms`);
     if (state.error !== undefined) return { kind: "error", error: state.error };
     if (state.marker !== null) {
       await this.raise({ since: Date.now(), kind: "promoted", files: 0, conflicts: [], promotion: promotionNote(state.marker) });

@@ -45,9 +45,16 @@ export class Pass {
     this.renames = new RenameFinder(t.store, t.config.sourceDir);
   }
 
+  /**
+   * A full pass warms the target's connection at its first changed file (its login and the first batch's rsync
+   * and replica check then start while the walk goes on), never earlier: a pass with nothing to send connects nowhere.
+   */
+  private warmAtFirstChange = false;
+
   /** A full pass: every monitored file of the tree compared with the state; what changed is sent. */
   async full(): Promise<PassStats> {
     const { config, log } = this.t;
+    this.warmAtFirstChange = true;
     if (lookAt(config.sourceDir, "").kind !== "dir") {
       // Gone since the config was read (unmounted, moved away): every file would look deleted. Do nothing.
       this.p.stats.problems++;
@@ -275,6 +282,10 @@ export class Pass {
       return;
     }
     const f: Planned = { rel, abs, facts, prev };
+    if (this.warmAtFirstChange) {
+      this.warmAtFirstChange = false;
+      if (this.t.guard.fenced === null) void this.t.transport.warm?.(this.p.signal);
+    }
     if (prev === null && this.renames.byInode(f)) return;
     await this.holdOrSend(f);
   }

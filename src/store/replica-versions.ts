@@ -33,11 +33,18 @@ export interface NotedVersion {
 export class ReplicaVersions {
   /** the table exists and may hold rows: until it does, nothing is asked or deleted (the common case costs nothing) */
   private any: boolean;
+  /**
+   * the paths this process noted and has not forgotten yet, while every row is one of them (`onlyMine`): a batch's
+   * commit then clears the table in one statement instead of a delete per file
+   */
+  private readonly mine = new Set<string>();
+  private onlyMine: boolean;
   private insert: Statement | null = null;
 
   constructor(private readonly db: Database) {
     this.any = db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'replica_versions'").get() !== null
       && db.query("SELECT 1 FROM replica_versions LIMIT 1").get() !== null;
+    this.onlyMine = !this.any;
   }
 
   /** Notes these versions (inside the caller's transaction, or in one of its own). */
@@ -52,6 +59,8 @@ export class ReplicaVersions {
     const cap = this.db.query(
       `DELETE FROM replica_versions WHERE path = ?1 AND why <> ${WHY.accepted} AND at < coalesce((SELECT at FROM replica_versions WHERE path = ?1 AND why <> ${WHY.accepted} ORDER BY at DESC LIMIT 1 OFFSET ${PER_FILE - 1}), 0)`,
     );
+    if (why === "accepted") this.onlyMine = false; // kept until their file is delivered again, across runs
+    else for (const e of entries) this.mine.add(e.path);
     this.db.transaction(() => {
       for (const e of entries) ins.run(e.path, e.size, BigInt(e.mtimeNs), WHY[why], now, e.uptoNs ?? null);
       // Files noted before and not delivered since keep failing: only their newest versions can be there.
@@ -75,18 +84,36 @@ export class ReplicaVersions {
   }
 
   /** The replica now holds the version the state records for these paths (or they are gone): the notes go. */
-  forget(paths: Iterable<string>): void {
+  forget(paths: string[]): void {
     if (!this.any) return;
+    if (this.onlyMine && paths.length >= this.mine.size) {
+      const set = new Set(paths);
+      let all = true;
+      for (const p of this.mine) if (!set.has(p)) all = false;
+      if (all) {
+        // the healthy case: the batch's own notes, all of them recorded now
+        this.db.exec("DELETE FROM replica_versions");
+        this.mine.clear();
+        this.any = false;
+        return;
+      }
+    }
     const del = this.db.query("DELETE FROM replica_versions WHERE path = ?");
-    for (const p of paths) del.run(p);
+    for (const p of paths) {
+      del.run(p);
+      this.mine.delete(p);
+    }
     this.any = this.db.query("SELECT 1 FROM replica_versions LIMIT 1").get() !== null;
+    if (!this.any) this.onlyMine = true;
   }
 
   /** Every note goes (a new first sync: the replica is compared afresh). */
   clear(): void {
     if (!this.any) return;
     this.db.exec("DELETE FROM replica_versions");
+    this.mine.clear();
     this.any = false;
+    this.onlyMine = true;
   }
 
   count(): number {

@@ -9,6 +9,8 @@ import type { MarkerFound, ReplicaFile, ReplicaState } from "./types.ts";
 
 /** Ends the stat records, then the marker follows; "//" is in no name we ask for. */
 const MARKER_SEP = "//rrdsync-marker//";
+/** name, raw mode, size, mtime: one record of the remote stat */
+const FIELDS = 4;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
@@ -20,11 +22,12 @@ const shQuote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
  * The remote command (for the standby's login shell, as rsync's own is): `stat` of every path on stdin, then the
  * marker. Nothing is looked at before stdin has ended, so the command may be started ahead of its batch (a spare,
  * rsync.ts) and still answer for the moment its paths arrive. The C locale keeps stat's errors in the words
- * parseCheckOutput knows; `%f` is the raw mode (no translated type names), `%Y` the mtime's seconds and `%y` its
- * fraction (every GNU stat has both). A destination that does not exist yet holds nothing: every path is absent.
+ * parseCheckOutput knows; `%f` is the raw mode (no translated type names), `%.9Y` the mtime in nanoseconds
+ * (coreutils 8.7, 2010, and later; an older one's whole seconds are compared as whole seconds). A destination
+ * that does not exist yet holds nothing: every path is absent.
  */
 export function checkCommand(destDir: string): string {
-  const stat = '[ -d "$0" ] || exit 0; cd -- "$0" || exit 255; exec stat --printf "%n\\0%f\\0%s\\0%Y\\0%y\\0" -- "$@"';
+  const stat = '[ -d "$0" ] || exit 0; cd -- "$0" || exit 255; exec stat --printf "%n\\0%f\\0%s\\0%.9Y\\0" -- "$@"';
   const script = [
     "LC_ALL=C; export LC_ALL",
     `xargs -0 -r sh -c ${shQuote(stat)} "$1"; rc=$?`,
@@ -56,10 +59,12 @@ function fileFromMode(mode: number, size: number, mtimeNs: bigint): ReplicaFile 
   return { kind: "other", what: t === S_IFDIR ? "directory" : t === S_IFLNK ? "symlink" : "special file" };
 }
 
-/** "2023-11-14 22:13:20.123456789 +0000" → the fraction in ns (0 when there is none). */
-function fractionNs(human: string): bigint {
-  const m = /\d\d:\d\d:\d\d\.(\d+)/.exec(human);
-  return m ? BigInt((m[1] as string).padEnd(9, "0").slice(0, 9)) : 0n;
+/** "1700000000.123456789" (or "1700000000", or "-5.000000001") → ns. */
+function mtimeNs(text: string): bigint {
+  const m = /^(-?)(\d+)(?:\.(\d+))?$/.exec(text);
+  if (!m) throw new Error(`not an mtime: ${JSON.stringify(text)}`);
+  const ns = BigInt(m[2] as string) * 1_000_000_000n + BigInt((m[3] ?? "").padEnd(9, "0").slice(0, 9));
+  return m[1] === "-" ? -ns : ns;
 }
 
 /**
@@ -77,7 +82,7 @@ export function parseCheckOutput(out: Buffer, paths: string[], code: number, std
     if (z < 0) break;
     const tok = out.subarray(at, z);
     at = z + 1;
-    if (tokens.length % 5 === 0) {
+    if (tokens.length % FIELDS === 0) {
       if (tok.toString("latin1") === MARKER_SEP) {
         markerFrom = at;
         break;
@@ -86,17 +91,20 @@ export function parseCheckOutput(out: Buffer, paths: string[], code: number, std
     tokens.push(tok);
   }
   const bad = stderr.filter((l) => l.trim() !== "" && !/No such file or directory|Not a directory/.test(l));
-  if (markerFrom < 0 || bad.length > 0 || (code !== 0 && code !== 123) || tokens.length % 5 !== 0) {
+  if (markerFrom < 0 || bad.length > 0 || (code !== 0 && code !== 123) || tokens.length % FIELDS !== 0) {
     const why = bad[0] ?? stderr.find((l) => l.trim() !== "") ?? `exit ${code}`;
     return { files, marker: null, error: `the replica check on the standby failed: ${why.trim()}${/unrecognized option|invalid option|--printf/.test(why) ? " (it needs GNU coreutils' stat there; or use the sftp transport)" : ""}` };
   }
   const seen = new Map<string, ReplicaFile>();
-  for (let i = 0; i < tokens.length; i += 5) {
-    const name = nameFromBytes(tokens[i] as Buffer);
-    const mode = Number.parseInt((tokens[i + 1] as Buffer).toString("latin1"), 16);
-    const size = Number((tokens[i + 2] as Buffer).toString("latin1"));
-    const sec = BigInt((tokens[i + 3] as Buffer).toString("latin1"));
-    seen.set(name, fileFromMode(mode, size, sec * 1_000_000_000n + (sec < 0n ? 0n : fractionNs((tokens[i + 4] as Buffer).toString("latin1")))));
+  try {
+    for (let i = 0; i < tokens.length; i += FIELDS) {
+      const name = nameFromBytes(tokens[i] as Buffer);
+      const mode = Number.parseInt((tokens[i + 1] as Buffer).toString("latin1"), 16);
+      const size = Number((tokens[i + 2] as Buffer).toString("latin1"));
+      seen.set(name, fileFromMode(mode, size, mtimeNs((tokens[i + 3] as Buffer).toString("latin1"))));
+    }
+  } catch (e) {
+    return { files, marker: null, error: `the replica check on the standby failed: ${(e as Error).message} (it needs GNU coreutils' stat there; or use the sftp transport)` };
   }
   for (const p of paths) files.set(p, behindNonDir(p, seen) ? { kind: "absent" } : (seen.get(p) ?? { kind: "absent" }));
   const rest = out.subarray(markerFrom);

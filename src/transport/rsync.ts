@@ -302,7 +302,9 @@ export class RsyncTransport implements Transport {
 
   async warm(signal?: AbortSignal): Promise<void> {
     if (this.master === null || (await this.master.ensure(signal)) !== null) return;
-    this.scheduleSpare();
+    // The next batch's rsync and replica check, waiting for their lists: the batch pays neither's start-up.
+    this.startSpare();
+    this.startSpareCheck();
   }
 
   private scheduleSpare(): void {
