@@ -4,7 +4,7 @@
 // `rrdtool -`, time from the burst's end until the daemon's batches confirmed all of them (each binary's daemon in
 // turn, alternating). Prints each time, the medians and the ratio after/before (target ≤ 1.05×), and the logins.
 // Usage: flock /tmp/rrdsync-heavy.lock bun scripts/bench/fence-cost.ts --before BIN --after BIN
-//          [--files 20000] [--updated 2000] [--runs 5] [--bursts 6]
+//          [--files 20000] [--updated 2000] [--runs 5] [--bursts 6] [--transport rsync|sftp]
 import { mkdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { startDaemon } from "../../test/helpers/daemon.ts";
@@ -17,6 +17,7 @@ const UPDATED = Number(opt("--updated", "2000"));
 const RUNS = Number(opt("--runs", "5"));
 const BURSTS = Number(opt("--bursts", "6"));
 const BURST = 1000;
+const TRANSPORT = opt("--transport", "rsync");
 const bins = { before: resolve(opt("--before", "")), after: resolve(opt("--after", join(import.meta.dir, "../../dist/rrdsync"))) };
 type Side = keyof typeof bins;
 const sides: Side[] = ["before", "after"];
@@ -30,7 +31,7 @@ rmSync(destRoot, { recursive: true, force: true });
 const src = join(work, "tree");
 const g = await generateTree(src, { files: FILES, seed: 1 });
 const rrds = g.rrds;
-console.log(`tree: ${FILES} files, ${rrds.length} RRDs (${src}); before: ${bins.before}; after: ${bins.after}`);
+console.log(`tree: ${FILES} files, ${rrds.length} RRDs (${src}); transport ${TRANSPORT}; before: ${bins.before}; after: ${bins.after}`);
 
 const user = benchUser();
 const sshd = await startSshd(user ? { user: user.name } : {});
@@ -40,7 +41,7 @@ const cfg = {} as Record<Side, string>;
 for (const s of sides) {
   const dir = join(work, s);
   mkdirSync(dir, { recursive: true });
-  cfg[s] = writeBenchConfig(dir, { src, dest: join(destRoot, s), sshd, extra: { debounce_time: 1 } });
+  cfg[s] = writeBenchConfig(dir, { src, dest: join(destRoot, s), sshd, transport: TRANSPORT, extra: { debounce_time: 1 } });
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 const w3 = { before: [] as number[], after: [] as number[] };
@@ -90,5 +91,11 @@ try {
 }
 const row = (name: string, m: Record<Side, number[]>) =>
   `${name}: before ${median(m.before).toFixed(3)} s, after ${median(m.after).toFixed(3)} s, ratio ${(median(m.after) / median(m.before)).toFixed(3)}× (medians of ${m.before.length} and ${m.after.length}; target ≤ 1.05×)`;
+// Paired: each W3 round's two runs saw the same updates, next to each other in time; the bursts pair up in the
+// order they ran (before/after next to each other). The median of the pairs' ratios is the steadier figure on a
+// machine others load too.
+const pairs = (a: number[], b: number[]) => a.map((x, i) => (b[i] as number) / x).filter((r) => Number.isFinite(r));
 console.log(`\n${row(`W3 ${UPDATED} of ${rrds.length} RRDs updated, --once`, w3)}; logins: before ${logins.before}, after ${logins.after}`);
+console.log(`   paired (same round): median after/before ${median(pairs(w3.before, w3.after)).toFixed(3)}×`);
 console.log(row(`--watch burst of ${BURST} rrdtool updates, burst end → confirmed`, burst));
+console.log(`   paired (neighbouring bursts): median after/before ${median(pairs(burst.before, burst.after)).toFixed(3)}×`);

@@ -96,13 +96,6 @@ export class ReplicaGuard {
     this.d.store.setMeta(SETTLED_KEY, now);
   }
 
-  /** A first sync begins afresh (an empty state): what the replica held before is judged by its rule. */
-  restart(): void {
-    this.settledMs = null;
-    this.d.store.setMeta(SETTLED_KEY, null);
-    this.d.store.replicaVersions.clear();
-  }
-
   /** What the rule knows of a file about to be written (its state row, noted versions, the version to write). */
   known(f: Pick<Planned, "prev" | "facts" | "repair">, also: Version[] | undefined, replaceable: boolean): Known {
     return {

@@ -106,17 +106,4 @@ export class ReplicaVersions {
     this.any = this.db.query("SELECT 1 FROM replica_versions LIMIT 1").get() !== null;
     if (!this.any) this.onlyMine = true;
   }
-
-  /** Every note goes (a new first sync: the replica is compared afresh). */
-  clear(): void {
-    if (!this.any) return;
-    this.db.exec("DELETE FROM replica_versions");
-    this.mine.clear();
-    this.any = false;
-    this.onlyMine = true;
-  }
-
-  count(): number {
-    return this.any ? (this.db.query("SELECT count(*) AS n FROM replica_versions").get() as { n: number }).n : 0;
-  }
 }
