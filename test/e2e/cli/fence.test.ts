@@ -235,6 +235,26 @@ describe("unfence", () => {
     expect({ code: v.code, out: v.stdout }).toEqual({ code: 0, out: "" });
   });
 
+  test("a daemon started on a fenced target: ready, says so once, sends nothing there, keeps running", async () => {
+    const w = suite.world();
+    const { cfg, standby } = await fenced(w);
+    const before = readTree(w.dest);
+    const logins = suite.sshd().logins();
+    const d = suite.daemon(["--config", w.writeConfig({ debounce_time: 0.2, rescan_interval: 0 })]);
+    await d.waitFor((e) => e.event === "pass", 30_000, "the initial pass");
+    writeFileSync(join(w.src, "t.txt"), "3\n");
+    update(join(w.src, "a.rrd"), [4, 4]);
+    await Bun.sleep(2000);
+    expect(readTree(w.dest)).toEqual(before);
+    expect(readFileSync(join(w.dest, "a.rrd")).equals(standby)).toBe(true);
+    expect(d.stderr().match(/FENCED/g)).toHaveLength(1);
+    expect(d.proc.exitCode).toBeNull();
+    expect(await d.stop()).toBe(0);
+    await Bun.sleep(100);
+    expect(suite.sshd().logins()).toBe(logins); // nothing retried there: not even a login
+    void cfg;
+  });
+
   test("--keep-replica: the standby's version stays and is no longer pending; the primary's next change is replicated", async () => {
     const w = suite.world();
     const { cfg, standby } = await fenced(w);
