@@ -96,9 +96,9 @@ function buildCli() {
     .usage("uninstall [--dry-run] [--purge] [--etc DIR] [--root DIR]")
     .option("--purge", "Also remove the config, and the state and log directories install created")
     .action(noop);
-  cli.command("check", "Verify the setup (config, source, key, host key, ssh login, remote rsync, destination, inotify, free space); exit 0 only if all pass").action(noop);
+  cli.command("check", "Verify the setup (config, source, key, host key, ssh login, remote rsync, destination, not promoted, not fenced, inotify, free space); exit 0 only if all pass").action(noop);
   cli
-    .command("status", "Files tracked, pending, replica lag, last pass, batch and verify, target reachable or down since, last error, running pid; exit 1 if pending or down")
+    .command("status", "Files tracked, pending, replica lag, last pass, batch and verify, target reachable, down or FENCED since, last error, running pid; exit 1 if pending or down, 4 if fenced")
     .option("--json", "One JSON object")
     .option("--lag", "Look at every tracked RRD now for the replica lag (done anyway up to 200,000 files; above, the lag recorded by the last pass or batch)")
     .action(noop);

@@ -67,7 +67,8 @@ try {
     }
   }
   for (let b = 0; b < BURSTS; b++) {
-    const s = sides[(b + Math.floor(b / 2)) % 2] as Side; // before, after, after, before, before, after, …
+    // in turns, and the turn's first side alternating (before, after, after, before, …) unless --strict: before, after, before, …
+    const s = (process.argv.includes("--strict") ? sides[b % 2] : sides[(b + Math.floor(b / 2)) % 2]) as Side;
     process.env.RRDSYNC_BIN = bins[s]; // the daemon helper runs this binary
     const d = startDaemon(["--config", cfg[s]]);
     try {

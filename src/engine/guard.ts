@@ -123,18 +123,30 @@ export class ReplicaGuard {
   async inspect(items: GuardItem[], signal?: AbortSignal): Promise<Inspection> {
     if (this.fence !== null) return { kind: "fenced", conflicts: [] };
     const t0 = performance.now();
-    const state = await this.d.transport.replicaState(items.map((i) => i.rel), signal);
+    // The files alone first: the parent directories are asked only for a file that looks like a conflict (a
+    // symlinked parent would show what lies behind it; nothing is ever written through one).
+    const state = await this.d.transport.replicaState(items.map((i) => i.rel), signal, { parents: false });
     this.d.log.debug(`replica check: ${items.length} files in ${(performance.now() - t0).toFixed(0)} ms`);
     if (state.error !== undefined) return { kind: "error", error: state.error };
     if (state.marker !== null) {
       await this.raise({ since: Date.now(), kind: "promoted", files: 0, conflicts: [], promotion: promotionNote(state.marker) });
       return { kind: "fenced", conflicts: [] };
     }
-    const conflicts: Found[] = [];
-    for (const item of items) {
-      const replica = state.files.get(item.rel) ?? { kind: "absent" };
-      const j = judgeReplica(item.op, item.known, replica);
-      if (!j.ok && replica.kind === "file") conflicts.push({ item, why: j.why, replica });
+    const judge = (list: GuardItem[], files: Map<string, ReplicaFile>): Found[] => {
+      const out: Found[] = [];
+      for (const item of list) {
+        const replica = files.get(item.rel) ?? { kind: "absent" };
+        const j = judgeReplica(item.op, item.known, replica);
+        if (!j.ok && replica.kind === "file") out.push({ item, why: j.why, replica });
+      }
+      return out;
+    };
+    let conflicts = judge(items, state.files);
+    if (conflicts.length > 0) {
+      const again = await this.d.transport.replicaState(conflicts.map((c) => c.item.rel), signal);
+      if (again.error !== undefined) return { kind: "error", error: again.error };
+      conflicts = judge(conflicts.map((c) => c.item), again.files);
+      for (const [rel, f] of again.files) state.files.set(rel, f);
     }
     if (conflicts.length === 0 || this.mode.kind !== "fence") return { kind: "go", conflicts, replica: state.files };
     const notes = await this.notes(conflicts, signal);

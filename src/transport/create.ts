@@ -4,7 +4,7 @@ import { probeRemoteRsync } from "./probe.ts";
 import { RsyncTransport } from "./rsync.ts";
 import { explainFailureOnline } from "./rsync-errors.ts";
 import { SshMaster } from "./ssh-master.ts";
-import type { BatchFile, BatchResult, DeleteResult, KeepResult, MoveResult, ReplicaState, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult } from "./types.ts";
+import type { BatchFile, BatchResult, DeleteResult, KeepResult, MoveResult, ReplicaState, ReplicaStateOptions, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult } from "./types.ts";
 
 export function createTransport(config: Config, log?: TransportLog): Transport {
   const t = config.target;
@@ -84,9 +84,9 @@ class DeferredTransport implements Transport {
     return typeof t === "string" ? { moved: new Set(), error: t } : t.moveFiles(moves, signal);
   }
 
-  async replicaState(paths: string[], signal?: AbortSignal): Promise<ReplicaState> {
+  async replicaState(paths: string[], signal?: AbortSignal, opts?: ReplicaStateOptions): Promise<ReplicaState> {
     const t = await this.get();
-    return typeof t === "string" ? { files: new Map(), marker: null, error: t } : t.replicaState(paths, signal);
+    return typeof t === "string" ? { files: new Map(), marker: null, error: t } : t.replicaState(paths, signal, opts);
   }
 
   async keepReplicaCopies(paths: string[], under: string, signal?: AbortSignal): Promise<KeepResult> {

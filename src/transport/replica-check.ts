@@ -48,9 +48,9 @@ export function withParents(paths: string[]): string[] {
   return [...dirs, ...paths];
 }
 
-/** The stdin of checkCommand: each path NUL-terminated, as bytes where a name is not UTF-8. */
-export function checkInput(paths: string[]): Array<string | Buffer> {
-  return withParents(paths).map(listEntry);
+/** The stdin of checkCommand: each path NUL-terminated, as bytes where a name is not UTF-8; with its parents, or not. */
+export function checkInput(paths: string[], parents = true): Array<string | Buffer> {
+  return (parents ? withParents(paths) : paths).map(listEntry);
 }
 
 function fileFromMode(mode: number, size: number, mtimeNs: bigint): ReplicaFile {
@@ -69,10 +69,10 @@ function mtimeNs(text: string): bigint {
 
 /**
  * Reads checkCommand's output (stdout, as bytes) for the paths asked: a file is absent unless stat named it, and
- * behind a parent that is not a real directory it is absent too. `stderr`: the lines stat wrote; any but "no such
+ * (when the parents were asked too) behind a parent that is not a real directory it is absent too. `stderr`: the lines stat wrote; any but "no such
  * file" and "not a directory" means the answer is not to be trusted (permissions, I/O, no GNU stat).
  */
-export function parseCheckOutput(out: Buffer, paths: string[], code: number, stderr: string[]): ReplicaState {
+export function parseCheckOutput(out: Buffer, paths: string[], code: number, stderr: string[], parents = true): ReplicaState {
   const files = new Map<string, ReplicaFile>();
   const tokens: Buffer[] = [];
   let at = 0;
@@ -106,7 +106,7 @@ export function parseCheckOutput(out: Buffer, paths: string[], code: number, std
   } catch (e) {
     return { files, marker: null, error: `the replica check on the standby failed: ${(e as Error).message} (it needs GNU coreutils' stat there; or use the sftp transport)` };
   }
-  for (const p of paths) files.set(p, behindNonDir(p, seen) ? { kind: "absent" } : (seen.get(p) ?? { kind: "absent" }));
+  for (const p of paths) files.set(p, parents && behindNonDir(p, seen) ? { kind: "absent" } : (seen.get(p) ?? { kind: "absent" }));
   const rest = out.subarray(markerFrom);
   let marker: MarkerFound | null = null;
   if (rest.length > 0) marker = rest[0] === 1 ? { unreadable: rest.subarray(1).toString("utf8") } : { text: rest.toString("utf8") };

@@ -14,7 +14,7 @@ import { SshMaster } from "./ssh-master.ts";
 import { existsInSource, isDirInSource, sourceCtime } from "./in-source.ts";
 import { tempNameOwner } from "./temp-names.ts";
 import { tiedToUs } from "./tied.ts";
-import { type BatchFile, type BatchResult, type DeleteResult, type FileOutcome, type KeepResult, type MoveResult, type ReplicaState, runVouches, type SendOptions, type Transport, type TreeFilter, type VerifyRequest, type VerifyResult } from "./types.ts";
+import { type BatchFile, type BatchResult, type DeleteResult, type FileOutcome, type KeepResult, type MoveResult, type ReplicaState, type ReplicaStateOptions, runVouches, type SendOptions, type Transport, type TreeFilter, type VerifyRequest, type VerifyResult } from "./types.ts";
 import { fsPath, listEntry } from "../names.ts";
 
 /** rsync's exit codes for "some files were not transferred" and "some source files vanished". */
@@ -24,6 +24,8 @@ const PARTIAL = new Set([23, 24]);
  * In the daemon the next batch is at least a debounce away.
  */
 const SPARE_DELAY_MS = 250;
+/** How long a master that answered `ssh -O check` is taken as alive without asking again (a batch's check, then its transfer). */
+const RECHECK_AFTER_MS = 1000;
 /** rsync's exit codes that say the connection itself failed (255: ssh; 12: the data stream; 30, 35: timeouts) */
 const CONNECTION_LOST = new Set([255, 12, 30, 35]);
 /** `--info=progress2`: "    123,456,789  45%   12.34MB/s    0:00:10 (xfr#…)" */
@@ -37,6 +39,8 @@ export class RsyncTransport implements Transport {
   private nanoseconds: Promise<boolean> | null = null;
   /** the one ssh connection every batch, delete and move runs through (remote targets) */
   private readonly master: SshMaster | null;
+  /** when the master last answered `ssh -O check` (performance.now()) */
+  private checkedAt = Number.NEGATIVE_INFINITY;
   /**
    * rsync for the next list batch, started ahead through the master: its session, the standby's rsync and the
    * protocol handshake (4 of a batch's 8 round trips) are done while it waits for its file list on stdin. Nothing
@@ -62,8 +66,16 @@ export class RsyncTransport implements Transport {
 
   /** The master connection, started or checked; why not, for people (null: ready, or a local target). */
   private async connect(signal?: AbortSignal): Promise<string | null> {
+    // A batch's replica check and its transfer come right after each other: the master answered the check's
+    // `ssh -O check` a moment ago, so the transfer does not ask again (a master gone since fails the transfer,
+    // as the connection lost, and the next attempt starts a new one).
+    if (this.master !== null && this.master.running && performance.now() - this.checkedAt < RECHECK_AFTER_MS) return null;
     const failed = await this.master?.ensure(signal);
-    if (!failed) return null;
+    if (!failed) {
+      this.checkedAt = performance.now();
+      return null;
+    }
+    this.checkedAt = Number.NEGATIVE_INFINITY;
     return signal?.aborted ? "interrupted" : explainFailureOnline(failed.code, failed.stderr, this.opts.target);
   }
 
@@ -79,7 +91,9 @@ export class RsyncTransport implements Transport {
 
   /** A command through the master failed at the connection level: the next one starts a new master. */
   private lost(code: number): void {
-    if (CONNECTION_LOST.has(code)) this.master?.discard();
+    if (!CONNECTION_LOST.has(code)) return;
+    this.master?.discard();
+    this.checkedAt = Number.NEGATIVE_INFINITY;
   }
 
   async sendBatch(filesIn: BatchFile[] | Promise<BatchFile[]>, signal?: AbortSignal, opts: SendOptions = {}): Promise<BatchResult> {
@@ -244,7 +258,8 @@ export class RsyncTransport implements Transport {
    * stdin, and the marker, in one round trip plus the session's opening (replica-check.ts). A local destination:
    * lstat here.
    */
-  async replicaState(paths: string[], signal?: AbortSignal): Promise<ReplicaState> {
+  async replicaState(paths: string[], signal?: AbortSignal, opts: ReplicaStateOptions = {}): Promise<ReplicaState> {
+    const parents = opts.parents !== false;
     const t = this.opts.target;
     if (t.host === "") return localReplicaState(t.destDir, paths);
     const unreachable = await this.connect(signal);
@@ -255,7 +270,7 @@ export class RsyncTransport implements Transport {
     const argv = [...sshCommand(t, this.master?.controlPath), "--", remoteLogin(t), checkCommand(t.destDir)];
     let r: Awaited<ReturnType<typeof runCollect>>;
     try {
-      r = await runCollect(argv, checkInput(paths), signal, (p) => (this.running = p), this.takeSpareCheck(argv) ?? undefined);
+      r = await runCollect(argv, checkInput(paths, parents), signal, (p) => (this.running = p), this.takeSpareCheck(argv) ?? undefined);
     } catch {
       return { files: new Map(), marker: null, error: "cannot run ssh (is openssh-client installed and on PATH?)" };
     } finally {
@@ -264,7 +279,7 @@ export class RsyncTransport implements Transport {
     this.lost(r.code);
     if (signal?.aborted) return { files: new Map(), marker: null, error: "interrupted" };
     if (r.code === 255) return { files: new Map(), marker: null, error: await this.explain(r.code, r.stderr) };
-    return parseCheckOutput(r.stdout, paths, r.code, r.stderr);
+    return parseCheckOutput(r.stdout, paths, r.code, r.stderr, parents);
   }
 
   async readReplicaHeads(paths: string[], bytes: number, signal?: AbortSignal): Promise<Map<string, Buffer>> {

@@ -13,7 +13,7 @@ import { isSftpTempName, tempNameFor } from "./temp-names.ts";
 import { MARKER_MAX_BYTES, PROMOTED_MARKER } from "./marker.ts";
 import { withParents } from "./replica-check.ts";
 import type {
-  BatchFile, BatchResult, DeleteResult, FileOutcome, KeepResult, MarkerFound, MoveResult, ReplicaFile, ReplicaState, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult,
+  BatchFile, BatchResult, DeleteResult, FileOutcome, KeepResult, MarkerFound, MoveResult, ReplicaFile, ReplicaState, ReplicaStateOptions, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult,
 } from "./types.ts";
 import { fsPath, replicable, SFTP_CANNOT_CARRY, showName } from "../names.ts";
 
@@ -524,7 +524,8 @@ export class SftpTransport implements Transport {
    * The replica's state of these files: every lstat (and each parent directory's, and the marker's) sent at once
    * over the open session, so a batch pays about one round trip. SFTP carries mtimes in whole seconds.
    */
-  async replicaState(paths: string[], signal?: AbortSignal): Promise<ReplicaState> {
+  async replicaState(paths: string[], signal?: AbortSignal, opts: ReplicaStateOptions = {}): Promise<ReplicaState> {
+    const parents = opts.parents !== false;
     const s = await this.connectOrError(signal);
     if (typeof s === "string") return { files: new Map(), marker: null, error: s };
     const { sftp } = s;
@@ -537,13 +538,13 @@ export class SftpTransport implements Transport {
       seen.set(rel, st === null ? { kind: "absent" } : st.isFile() ? { kind: "file", size: st.size, mtimeNs: BigInt(st.mtime) * 1_000_000_000n }
         : { kind: "other", what: st.isDirectory() ? "directory" : st.isSymbolicLink() ? "symlink" : "special file" });
     };
-    const [marker] = await Promise.all([this.readMarker(s), forEachLimited(withParents(paths), CHECKS_IN_FLIGHT, ask)]);
+    const [marker] = await Promise.all([this.readMarker(s), forEachLimited(parents ? withParents(paths) : paths, CHECKS_IN_FLIGHT, ask)]);
     if (s.ended !== null) return { files: new Map(), marker: null, error: s.ended };
     if (failures.length > 0) return { files: new Map(), marker: null, error: `the replica check on the standby failed: ${failures[0]}` };
     const files = new Map<string, ReplicaFile>();
     for (const p of paths) {
       let behind = false;
-      for (let i = p.indexOf("/"); i > 0 && !behind; i = p.indexOf("/", i + 1)) {
+      for (let i = parents ? p.indexOf("/") : -1; i > 0 && !behind; i = p.indexOf("/", i + 1)) {
         const d = seen.get(p.slice(0, i));
         behind = d?.kind !== "other" || d.what !== "directory";
       }

@@ -109,7 +109,7 @@ export interface Transport {
    * over the connection the batch uses anyway (rsync: one remote `stat` through the master; SFTP: pipelined
    * lstats; local: lstat). Writes nothing. The engine decides from it whether the batch may write (issue 23).
    */
-  replicaState(paths: string[], signal?: AbortSignal): Promise<ReplicaState>;
+  replicaState(paths: string[], signal?: AbortSignal, opts?: ReplicaStateOptions): Promise<ReplicaState>;
   /**
    * Keeps the replica's current copy of each file under `under` (a directory relative to the destination, which
    * every code path leaves alone: KEPT_DIR), at the same relative path, before rrdsync writes over it: a hard link
@@ -190,6 +190,15 @@ export interface ReplicaState {
   marker: MarkerFound | null;
   /** the replica could not be asked (connection, refusal): nothing is known, nothing may be written */
   error?: string;
+}
+
+export interface ReplicaStateOptions {
+  /**
+   * false: the parent directories are not looked at (a file behind a symlinked parent then shows what is behind
+   * it). The guard asks so first, and asks again with the parents only for a file that looks like a conflict: the
+   * transports never write through a symlink, so only a conflict needs that proof. Default true.
+   */
+  parents?: boolean;
 }
 
 export interface KeepResult {

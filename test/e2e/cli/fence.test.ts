@@ -346,7 +346,9 @@ describe("--watch", () => {
       debounce_time: 0.3, rescan_interval: 0, retry: { initial: 0.5, max: 1 }, metrics_listen: `127.0.0.1:${port}`,
     });
     const d = suite.daemon(["--config", cfg]);
+    // both first syncs over (a file the standby holds from before the first sync's end is not its own writing)
     await d.waitFor((e) => e.event === "pass" && String(e.target).includes("dest-b"), 30_000, "the second target's initial pass");
+    await d.waitFor((e) => e.event === "pass" && !String(e.target).includes("dest-b"), 30_000, "the first target's initial pass");
     await eventually(() => existsSync(join(destB, "a.rrd")) && existsSync(join(w.dest, "a.rrd")), 10_000, "both replicas");
     await nextSecond();
     update(join(w.dest, "a.rrd"), [3, 30]); // the first standby is written to
