@@ -13,9 +13,6 @@ import type { BatchFile, BatchResult, SendOptions } from "../transport/types.ts"
 import { fsPath } from "../names.ts";
 import { CONFLICT_WORDS } from "./policy/conflict.ts";
 
-/** A batch's descriptions when none were made (the batch failed before its transfer). */
-const NO_DESCRIPTIONS = { drain: async () => {}, take: () => undefined };
-
 function failedBatch(files: Planned[], error: string): BatchResult {
   return { outcomes: new Map(files.map((f) => [f.rel, { ok: false as const, reason: error }])), error, infoLines: [], bytesSent: 0 };
 }
@@ -73,15 +70,24 @@ export class Sender {
       return;
     }
     const t0 = performance.now();
-    const cleared = await this.check(files, t0);
-    if (cleared.length === 0) return;
-    // What may land: known before the transfer starts, so a kill -9 before the commit leaves no false conflict.
-    this.t.store.replicaVersions.note(cleared.map((f) => ({ path: f.rel, size: f.facts.size, mtimeNs: f.facts.mtimeNs })), "sent");
+    // Described while the replica is asked (the check waits on the standby, describing reads here) and while sent.
     const describer = this.describer();
-    for (const f of cleared) describer.add(f);
-    const result = await this.transfer(cleared.map((f) => ({ path: f.rel, size: f.facts.size })), {});
-    if (result.error) describer.stop();
-    await this.record(cleared, result, describer, t0);
+    for (const f of files) describer.add(f);
+    const cleared = await this.check(files, t0, describer);
+    if (cleared.length > 0) {
+      // What may land: known before the transfer starts, so a kill -9 before the commit leaves no false conflict.
+      this.t.store.replicaVersions.note(cleared.map((f) => ({ path: f.rel, size: f.facts.size, mtimeNs: f.facts.mtimeNs })), "sent");
+      const result = await this.transfer(cleared.map((f) => ({ path: f.rel, size: f.facts.size })), {});
+      if (result.error) describer.stop();
+      await this.record(cleared, result, describer, t0);
+    }
+    // The files the check held back were described for nothing: a large one's staged copy goes.
+    if (cleared.length < files.length) {
+      const going = new Set(cleared.map((f) => f.rel));
+      describer.stop();
+      await describer.drain();
+      for (const f of files) if (!going.has(f.rel)) this.t.audit.discard(describer.take(f.rel));
+    }
   }
 
   /**
@@ -90,13 +96,14 @@ export class Sender {
    * target is fenced; a conflict's file in the overwrite mode when its copy could not be kept aside, and in the
    * keep mode (the standby's version recorded as delivered).
    */
-  private async check(files: Planned[], t0: number): Promise<Planned[]> {
+  private async check(files: Planned[], t0: number, describer: Describer): Promise<Planned[]> {
     const { guard, store } = this.t;
     const also = store.replicaVersions.of(files.map((f) => f.rel));
     const items = files.map((f) => ({ rel: f.rel, op: "write" as const, known: guard.known(f, also.get(f.rel), f.replaceable === true || f.repair !== undefined), abs: f.abs }));
     const r = await guard.inspect(items, this.p.signal);
     if (r.kind === "error") {
-      await this.record(files, failedBatch(files, r.error), NO_DESCRIPTIONS, t0);
+      describer.stop();
+      await this.record(files, failedBatch(files, r.error), describer, t0);
       return [];
     }
     if (r.kind === "fenced") {
@@ -117,7 +124,8 @@ export class Sender {
     }
     const k = await guard.keepCopies(r.conflicts, this.p.signal);
     if (k.error !== null) {
-      await this.record(files, failedBatch(files, k.error), NO_DESCRIPTIONS, t0);
+      describer.stop();
+      await this.record(files, failedBatch(files, k.error), describer, t0);
       return [];
     }
     const notKept = files.filter((f) => conflicting.has(f.rel) && !k.kept.has(f.rel));

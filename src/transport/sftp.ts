@@ -34,8 +34,6 @@ const ZEROS = Buffer.alloc(CHUNK_BYTES);
  * a round trip, so a batch asks for all of its directories together instead of one slot at a time.
  */
 const DIR_REQUESTS_IN_FLIGHT = 64;
-/** A batch's replica check: lstats are tiny, and sftp-server answers them in order; a round trip's worth at once. */
-const CHECKS_IN_FLIGHT = 1024;
 
 /** A file opened here and, under its temporary name, on the standby. */
 interface Prepared {
@@ -531,14 +529,33 @@ export class SftpTransport implements Transport {
     const { sftp } = s;
     const seen = new Map<string, ReplicaFile>();
     const failures: string[] = [];
-    const ask = async (rel: string) => {
-      if (!replicable(rel)) return void seen.set(rel, { kind: "absent" }); // never sent either: nothing of ours there
-      const st = await this.lstatOrNull(s, rel).catch((e: SftpError) => e);
-      if (st instanceof Error) return void failures.push(describeSftpError(st, this.remote(rel)));
-      seen.set(rel, st === null ? { kind: "absent" } : st.isFile() ? { kind: "file", size: st.size, mtimeNs: BigInt(st.mtime) * 1_000_000_000n }
-        : { kind: "other", what: st.isDirectory() ? "directory" : st.isSymbolicLink() ? "symlink" : "special file" });
-    };
-    const [marker] = await Promise.all([this.readMarker(s), forEachLimited(parents ? withParents(paths) : paths, CHECKS_IN_FLIGHT, ask)]);
+    // Every lstat sent at once with a plain callback (a promise per file cost as much as the request): sftp-server
+    // answers them in order, so the batch pays about one round trip.
+    const asked = (parents ? withParents(paths) : paths).filter((rel) => {
+      if (replicable(rel)) return true;
+      seen.set(rel, { kind: "absent" }); // never sent either: nothing of ours there
+      return false;
+    });
+    const lstats = new Promise<void>((resolve) => {
+      let left = asked.length;
+      if (left === 0) return resolve();
+      for (const rel of asked) {
+        const abs = this.remote(rel);
+        const done = (err: SftpError | undefined, st?: SftpStats) => {
+          if (err) {
+            if (err.code === NO_SUCH_FILE) seen.set(rel, { kind: "absent" });
+            else failures.push(describeSftpError(err, abs));
+          } else if (st) {
+            seen.set(rel, st.isFile() ? { kind: "file", size: st.size, mtimeNs: BigInt(st.mtime) * 1_000_000_000n }
+              : { kind: "other", what: st.isDirectory() ? "directory" : st.isSymbolicLink() ? "symlink" : "special file" });
+          }
+          if (--left === 0) resolve();
+        };
+        if (s.ended !== null) done(Object.assign(new Error(s.ended), { code: -1 }) as SftpError);
+        else sftp.lstat(abs, done as (err: Error | undefined, st: SftpStats) => void);
+      }
+    });
+    const [marker] = await Promise.all([this.readMarker(s), lstats]);
     if (s.ended !== null) return { files: new Map(), marker: null, error: s.ended };
     if (failures.length > 0) return { files: new Map(), marker: null, error: `the replica check on the standby failed: ${failures[0]}` };
     const files = new Map<string, ReplicaFile>();
