@@ -98,5 +98,7 @@ const row = (name: string, m: Record<Side, number[]>) =>
 const pairs = (a: number[], b: number[]) => a.map((x, i) => (b[i] as number) / x).filter((r) => Number.isFinite(r));
 console.log(`\n${row(`W3 ${UPDATED} of ${rrds.length} RRDs updated, --once`, w3)}; logins: before ${logins.before}, after ${logins.after}`);
 console.log(`   paired (same round): median after/before ${median(pairs(w3.before, w3.after)).toFixed(3)}×`);
-console.log(row(`--watch burst of ${BURST} rrdtool updates, burst end → confirmed`, burst));
-console.log(`   paired (neighbouring bursts): median after/before ${median(pairs(burst.before, burst.after)).toFixed(3)}×`);
+if (BURSTS > 1) {
+  console.log(row(`--watch burst of ${BURST} rrdtool updates, burst end → confirmed`, burst));
+  console.log(`   paired (neighbouring bursts): median after/before ${median(pairs(burst.before, burst.after)).toFixed(3)}×`);
+}
