@@ -9,6 +9,8 @@ export const ExitCode = {
   Usage: 2,
   /** another rrdsync holds the lock for this state file */
   Locked: 3,
+  /** the standby was written to behind rrdsync (split brain, or a promotion): the target is fenced */
+  Fenced: 4,
   /** a bug in rrdsync: the message asks for a report */
   Internal: 70,
 } as const;
@@ -20,6 +22,7 @@ export const EXIT_CODE_TABLE: ReadonlyArray<readonly [number, string]> = [
   [ExitCode.Pending, "some files failed and stay pending (named in the log); the next run retries them (also: the state\n      disk is full, the metrics file could not be written). check: a check failed; status: files pending or the\n      target down; restore: no such version; verify: the replica differs from the source, or could not be compared;\n      merge: the merged file could not be written, or an RRD stayed locked by another process"],
   [ExitCode.Usage, "usage or config error (also: a state DB that describes another source or destination, a state or\n      log directory another user can write); nothing was done"],
   [ExitCode.Locked, "another rrdsync is running with the same state file"],
+  [ExitCode.Fenced, "the standby was written to: split brain or promotion. The target is fenced: nothing more is written,\n      deleted or moved there (rrdsync unfence shows the ways on). status, verify, unfence: a target is fenced"],
   [ExitCode.Internal, "internal error (a bug): please report it with the message"],
 ];
 

@@ -8,9 +8,11 @@ import { showLog } from "./cli/history.ts";
 import { initConfig } from "./cli/init.ts";
 import { installCommand, uninstallCommand } from "./cli/install.ts";
 import { mergeCommand } from "./cli/merge.ts";
+import { promoteCommand } from "./cli/promote.ts";
 import { restoreFile } from "./cli/restore.ts";
 import { showStatus } from "./cli/status.ts";
 import { syncOnce } from "./cli/sync.ts";
+import { unfenceCommand } from "./cli/unfence.ts";
 import { verifyCommand } from "./cli/verify.ts";
 import { watchDaemon } from "./cli/watch.ts";
 import { loadConfig } from "./config/load.ts";
@@ -48,6 +50,9 @@ interface Flags {
   prefer?: string;
   dryRun?: boolean;
   rebuildState?: boolean;
+  target?: string;
+  overwrite?: boolean;
+  keepReplica?: boolean;
 }
 
 /** cac checks a command's options only when it has an action; main() dispatches itself. */
@@ -99,29 +104,43 @@ function buildCli() {
     .usage("uninstall [--dry-run] [--purge] [--etc DIR] [--root DIR]")
     .option("--purge", "Also remove the config, and the state and log directories install created")
     .action(noop);
-  cli.command("check", "Verify the setup (config, source, key, host key, ssh login, remote rsync, destination, inotify, free space); exit 0 only if all pass").action(noop);
+  cli.command("check", "Verify the setup (config, source, key, host key, ssh login, remote rsync, destination, not promoted, not fenced, inotify, free space); exit 0 only if all pass").action(noop);
   cli
-    .command("status", "Files tracked, pending, replica lag, last pass, batch and verify, target reachable or down since, last error, running pid; exit 1 if pending or down")
+    .command("status", "Files tracked, pending, replica lag, last pass, batch and verify, target reachable, down or FENCED since, last error, running pid; exit 1 if pending or down, 4 if fenced")
     .option("--json", "One JSON object")
     .option("--lag", "Look at every tracked RRD now for the replica lag (done anyway up to 200,000 files; above, the lag recorded by the last pass or batch)")
     .action(noop);
   cli
     .command("verify [pattern]", "Compare the replica with the source by content (the standby hashes its copies); PATTERN: a path or glob as for log. Exit 0 if it matches, 1 with every difference named")
     .usage("verify [PATH|GLOB] [--repair] [--sample N%] [--combined | --json]")
-    .option("--repair", "Send every differing, missing or newer file again through the normal engine, recorded as repaired (takes the lock: not beside a running daemon)")
+    .option("--repair", "Send every differing or missing file again through the normal engine, recorded as repaired (takes the lock: not beside a running daemon); a newer one (a conflict) only with --overwrite")
+    .option("--overwrite", "With --repair: also send ours over the files newer on the standby (conflicts), keeping each standby copy first in DEST/.rrdsync-kept/<time>/")
     .option("--sample <share>", "Check a random share of the files, e.g. 10% (for a nightly cron on a big tree); extra files are then not looked for")
     .option("--combined", "List every file checked, the same ones as = too (by default only differences are listed)")
     .option("--json", "One JSON object per target instead of the marker lines")
     .option("--rebuild-state", "With --repair: a state DB that describes another source or destination is kept aside and made anew (see rrdsync --help)")
-    .example("rrdsync verify                      # one line per difference: * differs, - missing, + extra, > newer on the replica, ! unreadable, ~ pending")
+    .example("rrdsync verify                      # one line per difference: * differs, - missing, + extra, > changed on the standby (a conflict), ! unreadable, ~ pending")
     .example("rrdsync verify 'snmp/*/strings.properties' --combined")
     .example("rrdsync verify --sample 10%         # nightly")
+    .action(noop);
+  cli
+    .command("unfence", "Lift a target's fence (the standby was written to behind rrdsync, or promoted): without a choice, explain it and the ways on; exit 4 while fenced")
+    .usage("unfence [--target NAME] [--overwrite | --keep-replica]")
+    .option("--target <name>", "Only this target (as status names it, or its name in targets, host:port, or destination path)")
+    .option("--overwrite", "This host's files win: every file the standby changed is kept there first (in DEST/.rrdsync-kept/<time>/), then ours is written over it (takes the lock)")
+    .option("--keep-replica", "The standby's versions win: kept there and taken as delivered, no longer pending (takes the lock)")
+    .example("rrdsync unfence                     # what happened, and the choices")
+    .example("rrdsync unfence --overwrite")
+    .action(noop);
+  cli
+    .command("promote <dir>", "On the standby, when failing over to it: mark DIR (the replica) as promoted, so the old primary's rrdsync refuses it (exit 4) before it compares or writes anything; print the next steps")
+    .example("sudo rrdsync promote /opt/opennms/share/rrd")
     .action(noop);
   cli
     .command("log [pattern]", "The change history from the state DB; PATTERN is a path (file or directory) or a glob (* also crosses /)")
     .option("--since <time>", 'Only changes at or after TIME ("2024-12-12", "2024-12-12 15:05", "2h", "3d", "yesterday")')
     .option("--until <time>", "Only changes at or before TIME")
-    .option("--kind <kind>", "created, modified, deleted, renamed or repaired (repeat or comma-separate for several)")
+    .option("--kind <kind>", "created, modified, deleted, renamed, repaired, or conflict, overwritten, kept (a fence and unfence; repeat or comma-separate for several)")
     .option("--stat", "One line per change: time, +added −removed lines, kind, path, summary")
     .option("--json", "One JSON object per change (with its diff or RRD note in details)")
     .example("rrdsync log 'snmp/*/strings.properties' --since 1d")
@@ -163,7 +182,8 @@ function buildCli() {
           "  *  differs: the replica's copy has other bytes (same size and mtime included: the standby hashes its copies)",
           "  -  missing on the replica",
           "  +  extra: a monitored file on the replica that the source lacks",
-          "  >  newer: the replica's copy has a later mtime than ours (written there)",
+          "  >  a conflict: changed on the standby, its copy newer than ours (written there); --repair leaves it,",
+          "     --repair --overwrite keeps it aside on the standby (DEST/.rrdsync-kept/<time>/) and sends ours",
           "  !  could not be compared (unreadable)",
           "  ~  differs, but rrdsync knows why: changed since the last sync or not synced yet (the next pass sends it),",
           "     or deleted from the source and kept (delete off) or about to be deleted. Not a failure.",
@@ -282,6 +302,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === "install") return await installCommand(flags);
   if (command === "uninstall") return await uninstallCommand(flags);
   if (command === "merge") return await mergeCommand(parsed.args, flags);
+  if (command === "promote") return await promoteCommand(parsed.args[0] === undefined ? undefined : String(parsed.args[0]), env);
   const consoleOpts = consoleOptions(flags, env);
   const { config, warnings } = loadConfig({
     configPath: flags.config, source: flags.source, dest: flags.dest, stateFile: flags.state, transport: flags.transport, env, cwd: process.cwd(), home: homedir(),
@@ -307,9 +328,15 @@ async function main(argv: string[]): Promise<number> {
       return await watchDaemon(config, log, flags, env);
     }
     const ac = new AbortController();
+    if (command === "unfence") {
+      process.on("SIGINT", () => ac.abort());
+      process.on("SIGTERM", () => ac.abort());
+      return await unfenceCommand(config, { target: flags.target, overwrite: flags.overwrite, keepReplica: flags.keepReplica }, log, ac.signal);
+    }
     if (command === "verify") {
       process.on("SIGINT", () => ac.abort());
       process.on("SIGTERM", () => ac.abort());
+      if (flags.overwrite && !flags.repair) throw new UserError("--overwrite goes with --repair", ExitCode.Usage, "rrdsync verify --repair --overwrite");
       return await verifyCommand(config, parsed.args[0] as string | undefined, flags, log, ac.signal);
     }
     const onSignal = (sig: string) => {

@@ -12,12 +12,14 @@ import { describeFsError, formatBytes, formatTimestamp } from "../log.ts";
 import { plural } from "../engine/health.ts";
 import { identityOf } from "../store/identity.ts";
 import { StateStore } from "../store/state.ts";
-import { chooseTransport, describeTarget } from "../transport/create.ts";
+import { type FenceRecord, fenceSummary, readFence } from "../store/fence.ts";
+import { chooseTransport, createTransport, describeTarget } from "../transport/create.ts";
+import { parseMarker, PROMOTED_MARKER } from "../transport/marker.ts";
 import { hostsFieldMatches, lookupName } from "../transport/known-hosts.ts";
 import { runRemote } from "../transport/probe.ts";
 import { countDirs } from "../source/walk.ts";
 import { writeOut } from "./out.ts";
-import { type HistoryFacts, historyFacts, historyLine, verifyLine } from "./status.ts";
+import { type HistoryFacts, historyFacts, historyLine, targetOption, verifyLine } from "./status.ts";
 
 type Verdict = "ok" | "fail" | "warn";
 interface Result {
@@ -61,7 +63,17 @@ export async function runChecks(config: Config, env: Record<string, string | und
   }
   for (const c of all) {
     const suffix = all.length > 1 ? ` (${describeTarget(c)})` : "";
-    for await (const r of checkTarget(c, env)) await add({ ...r, label: `${r.label}${suffix}` });
+    let reached = false;
+    for await (const r of checkTarget(c, env)) {
+      await add({ ...r, label: `${r.label}${suffix}` });
+      reached = r.label === "destination" && r.verdict === "ok";
+    }
+    if (reached) {
+      const p = await checkPromotion(c);
+      await add({ ...p, label: `${p.label}${suffix}` });
+    }
+    const f = checkFence(c);
+    await add({ ...f, label: `${f.label}${suffix}` });
     const v = checkLastVerify(c);
     await add({ ...v, label: `${v.label}${suffix}` });
   }
@@ -152,6 +164,44 @@ function checkHistory(config: Config): Result {
     return { verdict: "warn", label: "history", detail, fix: "the free pages are reused by new rows (the file no longer grows); to give them back, stop rrdsync and run: sqlite3 STATE_FILE 'PRAGMA auto_vacuum = INCREMENTAL; VACUUM' (needs the DB's size free on its disk)" };
   }
   return { verdict: "ok", label: "history", detail };
+}
+
+/** The fence in the state DB (issue 23): a fenced target is a failure, with the way to look into it. */
+function checkFence(config: Config): Result {
+  let f: FenceRecord | null = null;
+  try {
+    const store = StateStore.openExisting(config.stateFile);
+    try {
+      f = store === null ? null : readFence(store);
+    } finally {
+      store?.close();
+    }
+  } catch (e) {
+    return { verdict: "warn", label: "fence", detail: `cannot read ${config.stateFile}: ${(e as Error).message}` };
+  }
+  if (f === null) return { verdict: "ok", label: "fence", detail: "not fenced: the standby holds what rrdsync delivered, as far as it has looked" };
+  return {
+    verdict: "fail", label: "fence", detail: `FENCED since ${formatTimestamp(new Date(f.since)).slice(0, 19)} (${fenceSummary(f)}): nothing is written, deleted or moved there`,
+    fix: `rrdsync unfence${targetOption(config)} shows what the standby changed and the ways on (failback, --overwrite, --keep-replica)`,
+  };
+}
+
+/** Is the standby marked as promoted (rrdsync promote)? Asked the way a batch asks it, through the transport. */
+async function checkPromotion(config: Config): Promise<Result> {
+  const transport = createTransport(config);
+  try {
+    const r = await transport.replicaState([]);
+    if (r.error !== undefined) return { verdict: "fail", label: "replica check", detail: r.error, fix: "rrdsync asks the standby's GNU stat (rsync transport) before each batch: install coreutils there, or use the sftp transport" };
+    if (r.marker === null) return { verdict: "ok", label: "replica check", detail: `${config.target.destDir} is not promoted; the standby answers the check a batch makes` };
+    const m = "text" in r.marker ? parseMarker(r.marker.text) : null;
+    return {
+      verdict: "fail", label: "promoted",
+      detail: m === null ? `${config.target.destDir}/${PROMOTED_MARKER} on the standby marks it as promoted` : `the standby ${m.host} was promoted at ${m.promotedAt} (rrdsync promote): this target is refused`,
+      fix: "rrdsync failback brings its data back here; or point this rrdsync at the new standby. README: Failover and failback",
+    };
+  } finally {
+    await transport.close();
+  }
 }
 
 /** When `rrdsync verify` last compared the replica with the source, and what it found (never a failure of the setup). */

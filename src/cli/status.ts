@@ -12,6 +12,7 @@ import { plural } from "../engine/health.ts";
 import { lockHolder } from "../store/lock.ts";
 import { identityOf } from "../store/identity.ts";
 import { StateStore } from "../store/state.ts";
+import { type FenceRecord, fenceSummary, readFence } from "../store/fence.ts";
 import { FIRST_SYNC_KEY, type StatusRecord, type VerifyRecord } from "../store/status.ts";
 import { describeTarget } from "../transport/create.ts";
 import { writeOut } from "./out.ts";
@@ -37,17 +38,17 @@ type FirstSync = { after: string | null; started: number } | null;
 const LIVE_LAG_MAX_FILES = 200_000;
 
 /** The state DB's numbers, or why there are none: not made yet, or a file that is not (or no longer) a sound DB. */
-async function readState(config: Config, liveLag: boolean): Promise<{ files: number; st: StatusRecord; lag: ReplicaLag | null; lagTime: number | null; firstSync: FirstSync; problem: UserError | null; initialised: boolean; history: HistoryFacts | null }> {
+async function readState(config: Config, liveLag: boolean): Promise<{ files: number; st: StatusRecord; lag: ReplicaLag | null; lagTime: number | null; firstSync: FirstSync; problem: UserError | null; initialised: boolean; history: HistoryFacts | null; fence: FenceRecord | null }> {
   const { stateFile, sourceDir } = config;
   let store: StateStore | null;
   try {
     // Its last batch, pending files and lag are about the pair it describes: another pair's DB is exit 2.
     store = StateStore.openExisting(stateFile, identityOf(config));
   } catch (e) {
-    if (e instanceof UserError) return { files: 0, st: {}, lag: null, lagTime: null, firstSync: null, problem: e, initialised: false, history: null };
+    if (e instanceof UserError) return { files: 0, st: {}, lag: null, lagTime: null, firstSync: null, problem: e, initialised: false, history: null, fence: null };
     throw e;
   }
-  if (store === null) return { files: 0, st: {}, lag: null, lagTime: null, firstSync: null, problem: null, initialised: false, history: null };
+  if (store === null) return { files: 0, st: {}, lag: null, lagTime: null, firstSync: null, problem: null, initialised: false, history: null, fence: null };
   try {
     const st = store.status();
     const files = store.countFiles();
@@ -63,14 +64,14 @@ async function readState(config: Config, liveLag: boolean): Promise<{ files: num
         lagTime = time;
       }
     }
-    return { files, st, lag, lagTime, firstSync: store.meta(FIRST_SYNC_KEY), problem: null, initialised: true, history: historyFacts(store) };
+    return { files, st, lag, lagTime, firstSync: store.meta(FIRST_SYNC_KEY), problem: null, initialised: true, history: historyFacts(store), fence: readFence(store) };
   } finally {
     store.close();
   }
 }
 
 async function showTarget(config: Config, flags: { json?: boolean; lag?: boolean }, env: Record<string, string | undefined>): Promise<{ text: string; code: ExitCode }> {
-  const { files, st, lag, lagTime, firstSync, problem, initialised, history } = await readState(config, flags.lag === true);
+  const { files, st, lag, lagTime, firstSync, problem, initialised, history, fence } = await readState(config, flags.lag === true);
   const held = lockHolder(config.stateFile);
   const pid = held !== null && Number.isNaN(held) ? 0 : held; // 0: running, its pid not written yet
   const target = describeTarget(config);
@@ -86,10 +87,11 @@ async function showTarget(config: Config, flags: { json?: boolean; lag?: boolean
     pendingFiles: pendingFiles.map((p) => ({ path: p.path, since: iso(p.since ?? undefined), ageSeconds: p.since === null ? null : Math.round((now - p.since) / 1000) })),
     lag, lagAsOf: lagTime === null ? null : iso(lagTime), reachable: !down, downSince: iso(st.downSince), lastPass: withIso(st.lastPass),
     lastBatch: withIso(st.lastBatch), lastVerify: withIso(st.lastVerify), lastError: withIso(st.lastError), running: pid,
+    fenced: fence === null ? null : { since: iso(fence.since), kind: fence.kind, files: fence.files, conflicts: fence.conflicts, promotion: fence.promotion ?? null },
     firstSyncUnfinished: firstSync === null ? null : { since: iso(firstSync.started), syncedThrough: firstSync.after },
     history: history === null ? null : { bytes: history.bytes, first: iso(history.first ?? undefined), last: iso(history.last ?? undefined), prunedBefore: iso(history.prunedBefore ?? undefined), dbBytes: history.dbBytes, freeBytes: history.freeBytes },
   };
-  const code = problem !== null ? problem.exitCode : pending > 0 || down || missing || firstSync !== null ? ExitCode.Pending : ExitCode.Ok;
+  const code = problem !== null ? problem.exitCode : fence !== null ? ExitCode.Fenced : pending > 0 || down || missing || firstSync !== null ? ExitCode.Pending : ExitCode.Ok;
   if (flags.json) return { text: `${safeJson(report)}\n`, code };
   const c = pc.createColors(process.stdout.isTTY === true && !(env.NO_COLOR ?? ""));
   const when = (t: number) => formatTimestamp(new Date(t)).slice(0, 19);
@@ -100,7 +102,8 @@ async function showTarget(config: Config, flags: { json?: boolean; lag?: boolean
     ["files tracked", `${files.toLocaleString("en-US")}${firstSync === null ? "" : c.yellow(` (a first sync begun ${when(firstSync.started)} is unfinished: synced through ${firstSync.after === null ? "nothing yet" : safeJson(firstSync.after)}; the next run goes on from there)`)}`],
     ["pending", pending === 0 ? c.green("0") : c.red(`${pending}${pendingFiles.length ? `: ${pendingFiles.slice(0, 5).map((p) => `${quoteName(p.path)}${p.since === null ? "" : ` (${age(now - p.since)})`}`).join(", ")}${pending > 5 ? ", …" : ""}` : ""}`)],
     ["replica lag", missing ? "unknown while the source is missing" : lag === null || lag.rrds === 0 ? "no RRDs tracked" : `${lagLine(lag, c)}${lagTime === null ? "" : c.dim(` as of ${when(lagTime)} (the last pass or batch; --lag looks at every RRD now)`)}`],
-    ["target", down ? c.red(`DOWN since ${when(st.downSince as number)}`) : st.lastBatch || st.lastPass ? c.green("reachable (last contact succeeded)") : "not contacted yet"],
+    ["target", fence !== null ? c.red(`FENCED since ${when(fence.since)} (${fenceSummary(fence)})`)
+      : down ? c.red(`DOWN since ${when(st.downSince as number)}`) : st.lastBatch || st.lastPass ? c.green("reachable (last contact succeeded)") : "not contacted yet"],
     ["last pass", st.lastPass ? `${when(st.lastPass.time)}: ${st.lastPass.scanned} scanned, ${st.lastPass.sent} sent, ${st.lastPass.pending} pending, ${st.lastPass.seconds} s` : "none yet"],
     ["last batch", st.lastBatch ? `${when(st.lastBatch.time)}: ${plural(st.lastBatch.files, "file")}, ${formatBytes(st.lastBatch.bytes)}` : "none yet"],
     ["history", history === null ? "none yet" : historyLine(history, when)],
@@ -109,6 +112,10 @@ async function showTarget(config: Config, flags: { json?: boolean; lag?: boolean
     ["running", pid === null ? "no rrdsync running for this state file" : c.green(pid === 0 ? "yes (its pid is not written yet)" : `yes, pid ${pid}`)],
   ];
   if (problem?.hint) rows.splice(2, 0, ["", c.dim(problem.hint)]);
+  if (fence !== null) {
+    const at = rows.findIndex(([k]) => k === "target") + 1;
+    rows.splice(at, 0, ["", c.dim(`nothing is written, deleted or moved there: rrdsync unfence${targetOption(config)} shows the ways on`)]);
+  }
   return { text: `${c.bold(target)}\n${rows.map(([k, v]) => `  ${k.padEnd(14)}${v}`).join("\n")}\n`, code };
 }
 
@@ -162,4 +169,9 @@ export function verifyLine(v: VerifyRecord): string {
 const iso = (t: number | undefined) => (t === undefined ? null : new Date(t).toISOString());
 function withIso<T extends { time: number }>(v: T | undefined): (Omit<T, "time"> & { time: string }) | null {
   return v === undefined ? null : { ...v, time: new Date(v.time).toISOString() };
+}
+
+/** " --target NAME" when the config has several targets. */
+export function targetOption(config: Config): string {
+  return config.extraTargets.length > 0 ? ` --target ${JSON.stringify(describeTarget(config))}` : "";
 }

@@ -68,10 +68,12 @@ function summarize(config: Config, s: PassStats, log: Logger): ExitCode {
   if (s.pending > 0) parts.push(c.red(`${s.pending} pending`));
   if (s.changedDuringSend > 0) parts.push(c.yellow(`${s.changedDuringSend} changed while being sent (next run)`));
   if (s.problems > 0) parts.push(c.red(`${s.problems} problems`));
-  const ok = s.pending === 0 && s.problems === 0;
+  if (s.fenced) parts.push(c.red("FENCED: nothing more is written there (rrdsync unfence)"));
+  const ok = s.pending === 0 && s.problems === 0 && !s.fenced;
   log.info(`pass finished: ${parts.join(", ").replace(/\x1b\[[0-9;]*m/g, "")}`);
   // A cron mail must carry the cause every time, not only on the run where the outage began.
   if (s.targetError) log.error(`${s.pending} files stay pending (${s.targetError}); the next run retries them`);
   log.summary({ ok, text: parts.join(" · ") });
+  if (s.fenced) return ExitCode.Fenced;
   return ok ? ExitCode.Ok : ExitCode.Pending;
 }

@@ -4,7 +4,8 @@
 // takes the target's lock (a plain verify reads, so it runs beside a daemon as `status` does).
 import { allTargets, type Config } from "../config/types.ts";
 import { closeTarget, type OpenTarget, openTarget, TargetEngine } from "../engine/target.ts";
-import { KNOWN_MARKER, MARKERS, repairable, type VerifyEntry, verifyRecord, verifyReplica, type VerifySummary } from "../engine/verify.ts";
+import { KNOWN_MARKER, MARKERS, NEWER_WORDS, repairable, type VerifyEntry, verifyRecord, verifyReplica, type VerifySummary } from "../engine/verify.ts";
+import { KEPT_DIR, keptDirFor, parseMarker, PROMOTED_MARKER } from "../transport/marker.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { escapeLine, safeJson } from "../escape.ts";
 import { formatBytes, type Logger } from "../log.ts";
@@ -19,6 +20,7 @@ import { ProgressLine } from "./progress.ts";
 
 export interface VerifyFlags {
   repair?: boolean;
+  overwrite?: boolean;
   sample?: string | number;
   json?: boolean;
   combined?: boolean;
@@ -133,6 +135,16 @@ async function verifyTarget(config: Config, x: Ctx): Promise<ExitCode> {
     transport = createTransport(config, log);
   }
   try {
+    // A promoted standby is not compared (its data is newer everywhere): said, exit 4, as --once would.
+    const contact = await transport.replicaState([], signal);
+    if (contact.marker !== null) {
+      const m = "text" in contact.marker ? parseMarker(contact.marker.text) : null;
+      const why = m === null ? `${config.target.destDir}/${PROMOTED_MARKER} marks the standby as promoted` : `the standby ${m.host} was promoted at ${m.promotedAt} (rrdsync promote)`;
+      log.error(`verify ${name}: not compared: ${why}; rrdsync failback, or point this rrdsync at the new standby (README: Failover and failback)`);
+      if (flags.json) out.write(`${safeJson({ target: name, promoted: m ?? true, ok: false })}
+`);
+      return ExitCode.Fenced;
+    }
     const listed: VerifyEntry[] = [];
     const s = await verifyReplica({ config, store, transport }, {
       pattern: x.pattern,
@@ -154,14 +166,19 @@ async function verifyTarget(config: Config, x: Ctx): Promise<ExitCode> {
     out.flush();
     let repaired = 0;
     let repairFailed = 0;
-    const todo = flags.repair && s.error === null && !signal.aborted ? repairable(s, { keepNewer: config.rsync.update && config.target.transport !== "sftp" }) : [];
+    const todo = flags.repair && s.error === null && !signal.aborted ? repairable(s, { overwrite: flags.overwrite === true }) : [];
+    let fenced = false;
     if (todo.length > 0 && opened) {
       log.info(`verify --repair: sending ${todo.length} files again to ${name}`);
       const engine = new TargetEngine(opened, log, { onProgress: line ? (p) => line.update(p) : undefined }, { daemon: false, repairOnly: true });
+      if (flags.overwrite) engine.ctx.guard.mode = { kind: "overwrite", keptDir: keptDirFor(new Date()), by: "verify --repair --overwrite" };
       const ps = await engine.repair(todo, signal);
       line?.clear();
       repaired = ps.repaired;
       repairFailed = ps.pending + ps.changedDuringSend;
+      fenced = ps.fenced;
+      if (fenced) log.error(`verify --repair ${name}: not repaired: the target is fenced (the standby was written to behind rrdsync); rrdsync unfence shows the ways on`);
+      else if (flags.overwrite && engine.ctx.guard.resolved.kept > 0) log.warn(`verify --repair --overwrite ${name}: ${engine.ctx.guard.resolved.kept} standby copies kept in ${config.target.destDir}/${(engine.ctx.guard.mode as { keptDir?: string }).keptDir ?? ""}/`);
     }
     try {
       store?.setStatus({ lastVerify: verifyRecord(s, { pattern: x.pattern?.text ?? null, sample: x.sample, repaired, repairFailed }) });
@@ -179,6 +196,7 @@ async function verifyTarget(config: Config, x: Ctx): Promise<ExitCode> {
     }
     if (s.error !== null) log.error(`verify ${name}: could not complete: ${s.error}`);
     else log.info(`verify ${name}: ${summaryText(name, s, x, repaired, repairFailed)}`);
+    if (fenced) return ExitCode.Fenced;
     return ok ? ExitCode.Ok : ExitCode.Pending;
   } finally {
     if (opened) await closeTarget(opened);
@@ -196,7 +214,7 @@ function summaryText(name: string, s: VerifySummary, x: Ctx, repaired: number, r
     : `${n(s.checked)} files${x.pattern ? ` matching ${JSON.stringify(x.pattern.text)}` : ""}`;
   const head = `verify ${name}: ${scope} checked in ${s.seconds.toFixed(1)} s${s.bytesRead > 0 ? ` (${formatBytes(s.bytesRead)} read back)` : ""}`;
   if (s.error !== null) return `${head}: could not complete: ${s.error}`;
-  const parts = ([["differ (*)", s.differs], ["missing (-)", s.missing], ["newer on the replica (>)", s.newer], ["extra on the replica (+)", s.extra], ["could not be read (!)", s.errors]] as const)
+  const parts = ([["differ (*)", s.differs], ["missing (-)", s.missing], [`${NEWER_WORDS.replace(" (a conflict)", "")} (>: conflicts, never overwritten but by --repair --overwrite)`, s.newer], ["extra on the replica (+)", s.extra], ["could not be read (!)", s.errors]] as const)
     .filter(([, v]) => v > 0)
     .map(([k, v]) => `${n(v)} ${k}`);
   // Nothing rrdsync did not know of; the replica only "matches" when nothing differs at all.
@@ -204,7 +222,8 @@ function summaryText(name: string, s: VerifySummary, x: Ctx, repaired: number, r
   if (s.known > 0) parts.push(`${n(s.known)} pending or kept (~: rrdsync knows of them)`);
   if (!s.extrasChecked) parts.push("extra files not looked for (--sample)");
   if (repaired + repairFailed > 0) parts.push(`${n(repaired)} repaired${repairFailed > 0 ? `, ${n(repairFailed)} could not be` : ""}`);
-  else if (s.differs + s.missing + s.newer > 0 && !x.flags.repair) parts.push("rrdsync verify --repair sends them again");
+  else if (s.differs + s.missing > 0 && !x.flags.repair) parts.push("rrdsync verify --repair sends them again");
+  if (s.newer > 0 && !(x.flags.repair && x.flags.overwrite)) parts.push(`rrdsync verify --repair --overwrite keeps the standby's copies of the ${n(s.newer)} conflicts in ${KEPT_DIR}/ on the standby and sends ours`);
   if (s.extra > 0) parts.push("extra files are never deleted by rrdsync: remove them on the standby if they do not belong there");
   return `${head}: ${parts.join(", ")}`;
 }

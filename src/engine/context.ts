@@ -6,6 +6,7 @@ import type { ChangeLog } from "../track/changelog.ts";
 import { rootIdOf } from "../transport/in-source.ts";
 import type { Transport } from "../transport/types.ts";
 import type { Audit } from "./audit.ts";
+import type { ReplicaGuard } from "./guard.ts";
 import type { TargetHealth } from "./health.ts";
 import type { TargetCounters } from "./metrics.ts";
 import type { HistoryRetention } from "./history.ts";
@@ -27,6 +28,8 @@ export interface TargetContext {
   readonly changeLog: ChangeLog;
   readonly queue: PendingQueue;
   readonly health: TargetHealth;
+  /** checks the replica before anything is written, deleted or moved there; keeps the target's fence */
+  readonly guard: ReplicaGuard;
   /** monitoring's counters (files, bytes, deletes, renames, repairs, errors) */
   readonly counters: TargetCounters;
   /** routine RRD updates rolled up, stale RRDs (null: change tracking off) */

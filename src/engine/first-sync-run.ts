@@ -19,7 +19,7 @@ import type { Sender } from "./send.ts";
 const RESEND_CHUNK = 10_000;
 
 export async function firstSyncInOneRun(t: TargetContext, p: PassState, sender: Sender, resume: FirstSyncRecord | null): Promise<boolean> {
-  const { store, config, log, health, audit } = t;
+  const { store, config, log, health, audit, queue } = t;
   const t0 = performance.now();
   // Taken before rsync starts: a file is vouched for only if it last changed 2 s before this (a stricter rule than
   // rsync's own start time would give).
@@ -81,7 +81,10 @@ export async function firstSyncInOneRun(t: TargetContext, p: PassState, sender: 
       store.markResend(path);
     }
     for (const path of tree.vanished) store.unwriteAhead(path, changesFrom, 0);
-    const lost = tree.failed.length + tree.vanished.length;
+    // Left by --update: newer on the standby than ours. Not recorded; a conflict (fenced below, after the commit).
+    const newer = tree.newer ?? [];
+    for (const path of newer) store.unwriteAhead(path, changesFrom, 0);
+    const lost = tree.failed.length + tree.vanished.length + newer.length;
     for (const line of result.infoLines) log.info(line);
     const entries = entriesFor(t, written, true);
     const problems = entries === "every" ? logEntries(t, store.changesSince(changesFrom)) : 0;
@@ -100,6 +103,13 @@ export async function firstSyncInOneRun(t: TargetContext, p: PassState, sender: 
     health.succeeded(delivered, bytes, now);
     t.counters.add({ filesTransferred: delivered, bytesTransferred: bytes, bytesSent: result.bytesSent, errors: problems });
     t.hooks.onBatch?.({ files: delivered, bytes, seconds: (performance.now() - t0) / 1000, changes: [], routine: [], pending: [], changed: [], error: null });
+    if (newer.length > 0) {
+      await t.guard.newerFound(newer, p.signal);
+      p.stats.pending += newer.length;
+      p.stats.fenced ||= t.guard.fenced !== null;
+      const now = Date.now();
+      for (const path of newer) queue.settle(path, { kind: "failed", error: "conflict: newer on the standby than ours" }, now, Number.POSITIVE_INFINITY);
+    }
     await resendList(t, p, sender);
     if (p.stats.targetError !== null) return false;
     summarize(t, entries, changesFrom); // also ends a sliced one (SFTP) this run finished
@@ -121,7 +131,7 @@ async function resendList(t: TargetContext, p: PassState, sender: Sender): Promi
       const look = lookAt(config.sourceDir, path);
       if (look.kind !== "file") continue;
       n++;
-      const f = { rel: path, abs: `${config.sourceDir}/${path}`, facts: statFacts(look.stat), prev: null };
+      const f = { rel: path, abs: `${config.sourceDir}/${path}`, facts: statFacts(look.stat), prev: null, replaceable: true };
       const delayMs = sender.hold(f);
       if (delayMs === null) await sender.add(f);
       else queue.settle(path, { kind: "held", delayMs }, Date.now());

@@ -20,7 +20,7 @@ export async function firstSyncInSlices(t: TargetContext, p: PassState, sender: 
   let record = resume;
   let n = 0;
   for (const slice of slices) {
-    if (p.stopping || p.stats.targetError !== null) return false;
+    if (p.stopping || p.stats.targetError !== null || t.guard.fenced !== null) return false;
     record ??= { after: null, entries: entriesFor(t, slice.files, slice.last), changesFrom: store.maxChangeId(), started: Date.now() };
     n++;
     log.debug(`first sync: slice ${n}: ${slice.files} files in ${slice.dirs.length} directories`);
@@ -67,6 +67,12 @@ async function runSlice(t: TargetContext, p: PassState, sender: Sender, slice: S
       return false;
     }
 
+    // Left by the transport's quick check: newer on the standby than ours. A conflict (the target is fenced).
+    const newer = files.filter((f) => (result.outcomes.get(f.path) as { newer?: boolean } | undefined)?.newer === true).map((f) => f.path);
+    if (newer.length > 0) {
+      await t.guard.newerFound(newer, p.signal);
+      p.stats.fenced ||= t.guard.fenced !== null;
+    }
     // Written ahead and vouched for: done. Everything else (not vouched for, damaged, not described) takes the
     // usual confirm + audit path, whose commit joins this slice's transaction.
     const exceptions: Planned[] = [];

@@ -83,7 +83,7 @@ export type SliceFile = BatchFile & { walked: NonNullable<BatchFile["walked"]> }
 
 /** A slice's file as the send, describe and audit stages take it (made when needed, not kept). */
 export function planned(t: TargetContext, f: SliceFile): Planned {
-  return { rel: f.path, abs: `${t.config.sourceDir}/${f.path}`, facts: f.walked, prev: null, ctimeNs: f.walked.ctimeNs };
+  return { rel: f.path, abs: `${t.config.sourceDir}/${f.path}`, facts: f.walked, prev: null, ctimeNs: f.walked.ctimeNs, replaceable: true };
 }
 
 /** One directory of the slice: its files as they are now. */
@@ -242,4 +242,5 @@ export function summarize(t: TargetContext, entries: "every" | "summary", change
     }
   }
   store.setMeta(FIRST_SYNC_KEY, null);
+  t.guard.settle();
 }

@@ -2,6 +2,7 @@
 // src/watch/prometheus.ts). Per target: totals since its state DB was made, kept in the status record so they only
 // ever grow (across --once runs and daemon restarts, as Prometheus counters must), and a snapshot of its gauges;
 // per process: the watcher's queue overflows (its inotify watches are read from the watcher when rendered).
+import { type FenceRecord, readFence } from "../store/fence.ts";
 import type { StateStore } from "../store/state.ts";
 import type { StatusRecord, Totals } from "../store/status.ts";
 import { type ReplicaLag, replicaLagNow } from "./lag.ts";
@@ -62,6 +63,9 @@ export interface TargetSnapshot {
   pendingFiles: number;
   up: boolean;
   lag: ReplicaLag | null;
+  /** the target is fenced (issue 23), and the conflicting files its fence found */
+  fenced: boolean;
+  conflicts: number;
 }
 
 /**
@@ -80,6 +84,11 @@ export async function storedSnapshot(target: string, store: StateStore, sourceDi
   }
   return {
     target, status, totals: { ...zeroTotals(), ...status.totals }, trackedFiles: store.countFiles(), pendingFiles: status.pending ?? 0,
-    up: status.downSince === undefined, lag,
+    up: status.downSince === undefined, lag, ...fenceFigures(readFence(store)),
   };
+}
+
+/** The fence as monitoring counts it: fenced or not, and the files its conflicts named (0 for a promotion). */
+export function fenceFigures(f: FenceRecord | null): { fenced: boolean; conflicts: number } {
+  return { fenced: f !== null, conflicts: f?.files ?? 0 };
 }

@@ -18,7 +18,7 @@ import { firstSyncInSlices } from "./first-sync-slices.ts";
 import { splitScan } from "./scan-split.ts";
 import type { PendingFile } from "./pending.ts";
 import { decide, type Planned, statFacts } from "./plan.ts";
-import { moveOnReplica, RenameFinder } from "./renames.ts";
+import { type Move, moveOnReplica, RenameFinder } from "./renames.ts";
 import { Sender } from "./send.ts";
 import type { PassStats } from "./types.ts";
 
@@ -26,6 +26,8 @@ import type { PassStats } from "./types.ts";
 const PARALLEL_MIN_DIRS = 2_000;
 /** Files the seed script already synced are recorded in transactions of this many rows. */
 const ADOPT_CHUNK = 10_000;
+/** unfence compares the replica with the state in pieces of this many files (one round trip each). */
+const SETTLE_CHUNK = 5_000;
 
 
 export class Pass {
@@ -43,19 +45,41 @@ export class Pass {
     this.renames = new RenameFinder(t.store, t.config.sourceDir);
   }
 
+  /**
+   * A full pass warms the target's connection at its first changed file (its login and the first batch's rsync
+   * and replica check then start while the walk goes on), never earlier: a pass with nothing to send connects nowhere.
+   */
+  private warmAtFirstChange = false;
+
   /** A full pass: every monitored file of the tree compared with the state; what changed is sent. */
   async full(): Promise<PassStats> {
     const { config, log } = this.t;
+    this.warmAtFirstChange = true;
     if (lookAt(config.sourceDir, "").kind !== "dir") {
       // Gone since the config was read (unmounted, moved away): every file would look deleted. Do nothing.
       this.p.stats.problems++;
       log.error(`source_dir ${config.sourceDir} is missing (unmounted or moved away?): nothing replicated, nothing deleted`);
       return this.finish(true);
     }
+    if (this.t.guard.fenced) {
+      // The standby was written to (or promoted): nothing is compared or sent until `rrdsync unfence`. The
+      // status keeps what the run that fenced it recorded (its pending files).
+      this.t.guard.tell();
+      this.p.stats.fenced = true;
+      this.p.stats.seconds = (performance.now() - this.started) / 1000;
+      return this.p.stats;
+    }
     const first = firstSyncState(this.t);
     if (first === null) {
       await this.compareTree();
     } else {
+      // Before anything of a first sync: is the standby promoted? (One round trip.) A standby that cannot be asked
+      // is left to the transfer to report, with every file it could not send; its --update never writes over a
+      // copy newer than ours.
+      if ((await this.t.guard.inspect([], this.p.signal)).kind === "fenced") {
+        this.p.stats.fenced = true;
+        return this.finish(false);
+      }
       // A first sync killed before its end: the slices it committed are compared as usual, the rest goes in slices.
       const resume = first === "new" ? null : first;
       if (resume?.after != null) await this.compareTree(resume.after);
@@ -164,6 +188,57 @@ export class Pass {
     return this.finish(false);
   }
 
+  /**
+   * unfence: every tracked file's replica copy compared with what rrdsync delivered, in pieces of SETTLE_CHUNK
+   * (one round trip each), and each one the standby changed settled in the guard's mode: sent again (overwrite:
+   * its copy kept aside first) or taken as it is (keep). A file gone from the source is left to the deletes (when
+   * `delete` is on), else its standby copy is taken as it is.
+   */
+  async settleReplica(): Promise<PassStats> {
+    const { store, config, guard } = this.t;
+    let chunk: Array<{ rel: string; prev: StateRow["state"] & { seedMtime: null } }> = [];
+    const settle = async () => {
+      const rows = chunk;
+      chunk = [];
+      const also = store.replicaVersions.of(rows.map((r) => r.rel));
+      const looks = rows.map((r) => lookAt(config.sourceDir, r.rel));
+      const items = rows.map((r, i) => {
+        const look = looks[i] as Look;
+        return look.kind === "file"
+          ? { rel: r.rel, op: "write" as const, known: guard.known({ prev: r.prev, facts: statFacts(look.stat) }, also.get(r.rel), false), abs: join(config.sourceDir, r.rel) }
+          : { rel: r.rel, op: "delete" as const, known: guard.knownRow(r.prev, also.get(r.rel), null), abs: null };
+      });
+      const r = await guard.inspect(items, this.p.signal);
+      if (r.kind === "error") {
+        this.p.stats.targetError = r.error;
+        return;
+      }
+      if (r.kind === "fenced") {
+        this.p.stats.fenced = true;
+        return;
+      }
+      const gone = [];
+      const at = new Map(rows.map((x, i) => [x.rel, i]));
+      for (const c of r.conflicts) {
+        this.p.stats.scanned++;
+        const look = looks[at.get(c.item.rel) as number] as Look;
+        if (look.kind === "file") await this.sender.add({ rel: c.item.rel, abs: join(config.sourceDir, c.item.rel), facts: statFacts(look.stat), prev: store.get(c.item.rel) });
+        else if (config.delete && look.kind === "gone") this.gone.push(c.item.rel);
+        else gone.push(c);
+      }
+      guard.accept(gone);
+    };
+    for (const { rel, key } of store.trackedKeys()) {
+      if (this.p.stopping || this.p.stats.targetError !== null || this.p.stats.fenced) break;
+      const [size, mtimeNs, ino] = key.split(":") as [string, string, string];
+      chunk.push({ rel, prev: { size: Number(size), mtimeNs, ino, sha256: null, rrd: null, seedMtime: null } });
+      if (chunk.length >= SETTLE_CHUNK) await settle();
+    }
+    if (chunk.length > 0 && this.p.stats.targetError === null && !this.p.stats.fenced) await settle();
+    this.p.progress.walking = false;
+    return this.finish(false);
+  }
+
   /** One path looked at again: a file is checked (as a move first if the watcher saw it renamed), a gone one deleted. */
   private async lookAgain(rel: string, look: Look, from?: string): Promise<void> {
     const { config, store, queue } = this.t;
@@ -207,6 +282,10 @@ export class Pass {
       return;
     }
     const f: Planned = { rel, abs, facts, prev, sparse: stat.blocks === undefined ? undefined : stat.blocks * 512n < stat.size };
+    if (this.warmAtFirstChange) {
+      this.warmAtFirstChange = false;
+      if (this.t.guard.fenced === null) void this.t.transport.warm?.(this.p.signal);
+    }
     if (prev === null && (await this.renames.byInode(f, stat.birthtimeNs ?? 0n))) return;
     await this.holdOrSend(f);
   }
@@ -239,11 +318,15 @@ export class Pass {
 
   /** The renames found: moved on the replica; those that cannot be are sent, and the old name deleted. */
   private async applyMoves(): Promise<void> {
-    const moves = this.renames.take();
-    if (moves.length === 0) return;
+    const all = this.renames.take();
+    if (all.length === 0) return;
     const { transport, log, audit, queue, config, store } = this.t;
     const stats = this.p.stats;
-    const r = stats.targetError === null ? await moveOnReplica(transport, moves, this.p.signal) : { done: [], failed: moves, error: stats.targetError };
+    const checked = stats.targetError === null ? await this.checkMoves(all) : { moves: [], fallback: all, error: stats.targetError };
+    if (checked === null) return;
+    const { moves, fallback } = checked;
+    const r = moves.length > 0 ? await moveOnReplica(transport, moves, this.p.signal) : { done: [], failed: [], error: checked.error };
+    r.failed.push(...fallback);
     if (r.done.length > 0) {
       const gaps = audit.commitMoves(r.done.map((m) => ({ from: m.from, to: m.to.rel, rrd: m.prev.rrd !== null })));
       stats.problems += gaps;
@@ -261,6 +344,38 @@ export class Pass {
     }
   }
 
+  /**
+   * The replica checked before the moves (engine/guard.ts): the old name must hold the file rrdsync delivered, the
+   * new one nothing, or ours. null: the target is fenced (the moves wait with the rest). In the overwrite and keep
+   * modes a conflicting move is not done as a move: its file is sent and its old name deleted, each checked again.
+   */
+  private async checkMoves(moves: Move[]): Promise<{ moves: Move[]; fallback: Move[]; error: string | null } | null> {
+    const { guard, store, queue } = this.t;
+    const now = Date.now();
+    if (guard.fenced) {
+      this.p.stats.fenced = true;
+      for (const m of moves) queue.settle(m.to.rel, { kind: "failed", error: "not moved: the target is fenced" }, now, Number.POSITIVE_INFINITY);
+      return null;
+    }
+    const also = store.replicaVersions.of(moves.flatMap((m) => [m.from, m.to.rel]));
+    const items = moves.flatMap((m) => [
+      { rel: m.from, op: "move-from" as const, known: guard.knownRow(m.prev, also.get(m.from), null), abs: null },
+      { rel: m.to.rel, op: "move-to" as const, known: guard.knownRow(store.get(m.to.rel), also.get(m.to.rel), { size: m.to.facts.size, mtimeNs: BigInt(m.to.facts.mtimeNs) }), abs: m.to.abs },
+    ]);
+    const r = await guard.inspect(items, this.p.signal);
+    if (r.kind === "error") return { moves: [], fallback: moves, error: r.error };
+    if (r.kind === "fenced") {
+      this.p.stats.fenced = true;
+      for (const m of moves) queue.settle(m.to.rel, { kind: "failed", error: "not moved: the target is fenced" }, now, Number.POSITIVE_INFINITY);
+      return null;
+    }
+    const conflicting = new Set(r.conflicts.map((c) => c.item.rel));
+    const go = moves.filter((m) => !conflicting.has(m.from) && !conflicting.has(m.to.rel));
+    // What may land at the new names: known before the moves, so a kill -9 before the commit is no conflict later.
+    store.replicaVersions.note(go.map((m) => ({ path: m.to.rel, size: m.prev.size, mtimeNs: m.prev.mtimeNs })), "moved");
+    return { moves: go, fallback: moves.filter((m) => conflicting.has(m.from) || conflicting.has(m.to.rel)), error: null };
+  }
+
   /** Tracked files gone from the source: deleted on the replica behind the guard, or left pending. */
   private async deletes(): Promise<void> {
     const paths = [...new Set(this.gone)].filter((p) => this.t.store.get(p) !== null); // a renamed file's old name moved with it
@@ -269,6 +384,11 @@ export class Pass {
     const { queue, health, transport } = this.t;
     const stats = this.p.stats;
     const now = Date.now();
+    if (this.t.guard.fenced) {
+      stats.fenced = true;
+      for (const rel of paths) queue.settle(rel, { kind: "failed", error: "not deleted: the target is fenced" }, now, Number.POSITIVE_INFINITY);
+      return;
+    }
     if (stats.targetError !== null) {
       stats.problems += paths.length; // the destination is down: they stay tracked and wait for the retry
       for (const rel of paths) queue.settle(rel, { kind: "failed", error: stats.targetError }, now, health.nextRetry);
@@ -277,15 +397,21 @@ export class Pass {
     const r = await propagateDeletes(this.t, paths, this.p.signal);
     this.t.counters.add({ filesDeleted: r.deleted, errors: r.problems + (r.error ? 1 : 0) });
     stats.deleted += r.deleted;
+    for (const rel of r.done) queue.settle(rel, { kind: "delivered" }, now);
+    const left = paths.filter((rel) => !r.done.has(rel));
+    if (r.fenced) {
+      stats.fenced = true;
+      for (const rel of left) queue.settle(rel, { kind: "failed", error: r.conflicts.get(rel) ?? "not deleted: the target is fenced" }, now, Number.POSITIVE_INFINITY);
+      return;
+    }
     stats.problems += r.failed + r.problems;
-    for (const rel of paths.slice(0, r.deleted)) queue.settle(rel, { kind: "delivered" }, now);
     if (r.error && !r.refused) {
       stats.targetError = r.error;
       health.failed(transport.description, r.error, r.failed, now, this.p.stopping);
-      for (const rel of paths.slice(r.deleted)) queue.settle(rel, { kind: "failed", error: r.error }, now, health.nextRetry);
+      for (const rel of left) queue.settle(rel, { kind: "failed", error: r.error }, now, health.nextRetry);
     } else {
       // refused by the guard: the next full pass (or rescan) finds them again, judged anew
-      for (const rel of paths.slice(r.deleted)) queue.settle(rel, { kind: "dropped" }, now);
+      for (const rel of left) queue.settle(rel, { kind: "dropped" }, now);
     }
   }
 

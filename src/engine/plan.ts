@@ -71,4 +71,6 @@ export interface Planned {
   prevSummary?: RrdSummary | null;
   /** the stat that planned it found holes (fewer blocks than the size needs): the batch goes with --sparse */
   sparse?: boolean;
+  /** sent by a first sync: the replica's copy, older than ours, is a pre-seeded one (policy/conflict.ts) */
+  replaceable?: boolean;
 }

@@ -13,6 +13,11 @@ import type { BatchFile, BatchResult, FileOutcome, SendOptions } from "../transp
 import { ROOT_REPLACED } from "./context.ts";
 import { fsPath } from "../names.ts";
 import { statPath } from "../source/look.ts";
+import { CONFLICT_WORDS } from "./policy/conflict.ts";
+
+function failedBatch(files: Planned[], error: string): BatchResult {
+  return { outcomes: new Map(files.map((f) => [f.rel, { ok: false as const, reason: error }])), error, infoLines: [], bytesSent: 0 };
+}
 
 export class Sender {
   private batch: Planned[] = [];
@@ -54,6 +59,7 @@ export class Sender {
     this.batchBytes = 0;
     if (files.length === 0) return;
     const { stats } = this.p;
+    if (this.t.guard.fenced) return this.fenced(files, new Map());
     if (stats.targetError !== null || this.p.stopping) {
       // The destination is down (or we are stopping): the rest stays pending without a doomed connection per batch.
       const why = stats.targetError ?? "stopping";
@@ -68,11 +74,82 @@ export class Sender {
       return;
     }
     const t0 = performance.now();
+    // Described while the replica is asked (the check waits on the standby, describing reads here) and while sent.
     const describer = this.describer();
     for (const f of files) describer.add(f);
-    const result = await this.transfer(files.map((f) => ({ path: f.rel, size: f.facts.size, sparse: f.sparse })), {});
-    if (result.error) describer.stop();
-    await this.record(files, result, describer, t0);
+    const cleared = await this.check(files, t0, describer);
+    if (cleared.length > 0) {
+      // What may land: known before the transfer starts, so a kill -9 before the commit leaves no false conflict.
+      this.t.store.replicaVersions.note(cleared.map((f) => ({ path: f.rel, size: f.facts.size, mtimeNs: f.facts.mtimeNs })), "sent");
+      const result = await this.transfer(cleared.map((f) => ({ path: f.rel, size: f.facts.size, sparse: f.sparse })), {});
+      if (result.error) describer.stop();
+      await this.record(cleared, result, describer, t0);
+    }
+    // The files the check held back were described for nothing: a large one's staged copy goes.
+    if (cleared.length < files.length) {
+      const going = new Set(cleared.map((f) => f.rel));
+      describer.stop();
+      await describer.drain();
+      for (const f of files) if (!going.has(f.rel)) this.t.audit.discard(describer.take(f.rel));
+    }
+  }
+
+  /**
+   * The replica's state of the batch's files, judged before anything is written (engine/guard.ts): the files that
+   * may go. The others are settled here: the whole batch when the replica cannot be asked (a failed batch) or the
+   * target is fenced; a conflict's file in the overwrite mode when its copy could not be kept aside, and in the
+   * keep mode (the standby's version recorded as delivered).
+   */
+  private async check(files: Planned[], t0: number, describer: Describer): Promise<Planned[]> {
+    const { guard, store } = this.t;
+    const also = store.replicaVersions.of(files.map((f) => f.rel));
+    const items = files.map((f) => ({ rel: f.rel, op: "write" as const, known: guard.known(f, also.get(f.rel), f.replaceable === true || f.repair !== undefined), abs: f.abs }));
+    const r = await guard.inspect(items, this.p.signal);
+    if (r.kind === "error") {
+      describer.stop();
+      await this.record(files, failedBatch(files, r.error), describer, t0);
+      return [];
+    }
+    if (r.kind === "fenced") {
+      this.fenced(files, new Map(r.conflicts.map((c) => [c.item.rel, `conflict: ${CONFLICT_WORDS[c.why]}`])));
+      return [];
+    }
+    if (r.conflicts.length === 0) return files;
+    const conflicting = new Set(r.conflicts.map((c) => c.item.rel));
+    if (guard.mode.kind === "keep") {
+      // The standby's version is the truth for these: recorded as delivered (ours is the source's version, so the
+      // file is not pending), and the standby's version noted, so the next check accepts it.
+      const kept = files.filter((f) => conflicting.has(f.rel));
+      store.commit(kept.map((f) => ({ path: f.rel, state: { ...f.facts, sha256: f.prev?.sha256 ?? null, rrd: f.prev?.rrd ?? null } })), []);
+      guard.accept(r.conflicts);
+      const now = Date.now();
+      for (const f of kept) this.t.queue.settle(f.rel, { kind: "delivered" }, now);
+      return files.filter((f) => !conflicting.has(f.rel));
+    }
+    const k = await guard.keepCopies(r.conflicts, this.p.signal);
+    if (k.error !== null) {
+      describer.stop();
+      await this.record(files, failedBatch(files, k.error), describer, t0);
+      return [];
+    }
+    const notKept = files.filter((f) => conflicting.has(f.rel) && !k.kept.has(f.rel));
+    if (notKept.length > 0) {
+      const now = Date.now();
+      for (const f of notKept) this.t.queue.settle(f.rel, { kind: "failed", error: "its copy on the standby could not be kept aside: not overwritten" }, now, this.t.health.nextRetry);
+      this.p.stats.pending += notKept.length;
+    }
+    return files.filter((f) => !conflicting.has(f.rel) || k.kept.has(f.rel));
+  }
+
+  /** The target is fenced: the files stay pending (conflicts with their reason), and nothing retries them. */
+  private fenced(files: Planned[], reasons: Map<string, string>): void {
+    const { stats } = this.p;
+    stats.fenced = true;
+    const now = Date.now();
+    for (const f of files) this.t.queue.settle(f.rel, { kind: "failed", error: reasons.get(f.rel) ?? "not sent: the target is fenced" }, now, Number.POSITIVE_INFINITY);
+    stats.pending += files.length;
+    this.notePending();
+    this.t.hooks.onBatch?.({ files: 0, bytes: 0, seconds: 0, changes: [], routine: [], pending: files.map((f) => f.rel), changed: [], error: "the target is fenced" });
   }
 
   describer(): Describer {
@@ -137,6 +214,7 @@ export class Sender {
     const b = newAuditBatch();
     const pending: Array<{ rel: string; reason: string }> = [];
     const changed: string[] = [];
+    const landed: Array<{ path: string; from: string; to: string }> = [];
     const dropped: string[] = [];
     const held: Array<{ rel: string; delayMs: number }> = [];
     let sentBytes = 0;
@@ -162,11 +240,14 @@ export class Sender {
           if (v.before) log.info(`${f.rel}: vanished before it was sent; skipped`);
           dropped.push(f.rel);
           break;
-        case "changed":
+        case "changed": {
           stats.changedDuringSend++;
           changed.push(f.rel);
+          const now = lstatSync(fsPath(f.abs), { bigint: true, throwIfNoEntry: false });
+          landed.push({ path: f.rel, from: f.facts.mtimeNs, to: (now?.mtimeNs ?? BigInt(Date.now()) * 1_000_000n).toString() });
           log.debug(`${f.rel}: changed while it was being sent; not recorded, it goes again with the next pass`);
           break;
+        }
         case "resend":
           this.resend.push(f);
           break;
@@ -193,6 +274,8 @@ export class Sender {
     for (const r of b.routine) queue.settle(r.path, { kind: "delivered" }, now);
     for (const rel of dropped) queue.settle(rel, { kind: "dropped" }, now);
     for (const rel of changed) queue.settle(rel, { kind: "changed" }, now);
+    // Changed while it was sent: the replica holds a version between the planned one and the one there now.
+    if (landed.length > 0) this.t.guard.noteLanded(landed);
     for (const h of held) queue.settle(h.rel, { kind: "held", delayMs: h.delayMs }, now);
     if (!result.error) {
       health.succeeded(delivered, sentBytes, now);

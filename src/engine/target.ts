@@ -13,10 +13,11 @@ import { BackupVersions } from "../track/versions.ts";
 import { createTransport, describeTarget } from "../transport/create.ts";
 import type { Transport } from "../transport/types.ts";
 import { Audit } from "./audit.ts";
+import { ReplicaGuard } from "./guard.ts";
 import type { TargetContext } from "./context.ts";
 import { TargetHealth } from "./health.ts";
 import { replicaLag } from "./lag.ts";
-import { TargetCounters, type TargetSnapshot } from "./metrics.ts";
+import { fenceFigures, TargetCounters, type TargetSnapshot } from "./metrics.ts";
 import { HistoryRetention } from "./history.ts";
 import { Pass } from "./pass.ts";
 import { RollupLedger } from "./rollup.ts";
@@ -119,6 +120,7 @@ export class TargetEngine {
         collectMs: mode.daemon ? config.batchCollectTime * 1000 : 0, batchMaxFiles: config.batchMaxFiles,
       }),
       health: new TargetHealth(name, store, log, { initialMs: config.retry.initialSeconds * 1000, maxMs: config.retry.maxSeconds * 1000 }, mode.daemon),
+      guard: new ReplicaGuard({ name, config, store, transport, log, changeLog }),
       counters: new TargetCounters(store, log),
       waitForHolds: !mode.daemon,
       reportsPending: mode.repairOnly !== true,
@@ -167,7 +169,7 @@ export class TargetEngine {
     const { name, store, queue, health, counters, config } = this.ctx;
     return {
       target: name, status: store.status(), totals: counters.totals, trackedFiles: store.countFiles(), pendingFiles: queue.size, up: !health.down,
-      lag: replicaLag(store, config.sourceDir, this.passes > 0 ? queue.paths() : undefined),
+      lag: replicaLag(store, config.sourceDir, this.passes > 0 ? queue.paths() : undefined), ...fenceFigures(this.ctx.guard.fenced),
     };
   }
 
@@ -178,7 +180,7 @@ export class TargetEngine {
 
   /** The queue's records due at `now` (and those due within `gatherMs`), or null when none is due. */
   async sendDue(now: number, gatherMs: number, signal?: AbortSignal): Promise<PassStats | null> {
-    if (this.firstSyncUnfinished && now >= this.ctx.health.nextRetry) {
+    if (this.firstSyncUnfinished && now >= this.ctx.health.nextRetry && !this.ctx.guard.fenced) {
       // A first sync the standby cut short: the rest of the tree was never in the queue (at most a failed slice
       // is). When the target may be tried again, the whole pass resumes it, and covers what waits in the queue.
       for (const r of this.ctx.queue.takeDue(Number.POSITIVE_INFINITY, 0)) this.ctx.queue.settle(r.path, { kind: "dropped" }, now);
@@ -186,6 +188,11 @@ export class TargetEngine {
     }
     const due = this.ctx.queue.takeDue(now, gatherMs);
     if (due.length === 0) return null;
+    if (this.ctx.guard.fenced) {
+      // Fenced: the changes stay pending, nothing is retried on this target (no connection) until unfence.
+      for (const r of due) this.ctx.queue.settle(r.path, { kind: "failed", error: "not sent: the target is fenced" }, now, Number.POSITIVE_INFINITY);
+      return null;
+    }
     const s = await new Pass(this.ctx, signal).records(due);
     this.recordLag(Date.now());
     return s;

@@ -37,6 +37,8 @@ export interface PassStats {
   seconds: number;
   /** the destination could not be reached or refused a whole batch */
   targetError: string | null;
+  /** the target is fenced (the standby was written to, or promoted): nothing more was written there */
+  fenced: boolean;
   /** a first sync did not reach its end (the transfer failed): a later pass resumes it */
   firstSyncUnfinished?: boolean;
 }
@@ -44,7 +46,7 @@ export interface PassStats {
 export function newStats(): PassStats {
   return {
     scanned: 0, sent: 0, bytes: 0, changes: 0, routine: 0, adopted: 0, pending: 0, changedDuringSend: 0, vanished: 0, problems: 0, symlinksSkipped: 0,
-    held: 0, deleted: 0, renamed: 0, repaired: 0, seconds: 0, targetError: null,
+    held: 0, deleted: 0, renamed: 0, repaired: 0, seconds: 0, targetError: null, fenced: false,
   };
 }
 

@@ -16,7 +16,7 @@ import { statFacts, versionKey } from "./plan.ts";
 
 export type VerifyKind = "same" | "differs" | "missing" | "newer" | "extra" | "error";
 
-/** One marker per file, rclone check's --combined report: = same, * differs, - missing, + extra; ours: > newer, ! error. */
+/** One marker per file, rclone check's --combined report: = same, * differs, - missing, + extra; ours: > newer (a conflict), ! error. */
 export const MARKERS: Record<VerifyKind, string> = { same: "=", differs: "*", missing: "-", newer: ">", extra: "+", error: "!" };
 /** A difference rrdsync already knows of (pending, kept): listed, not a failure. */
 export const KNOWN_MARKER = "~";
@@ -133,6 +133,9 @@ export async function verifyReplica(t: VerifyTarget, o: VerifyOptions): Promise<
     }
     const look = lookAt(src, rel);
     if (look.kind !== "file") return "gone from the source since";
+    // Newer there than ours: written on the standby, a conflict whether or not ours changed too (the next pass
+    // would not send it: it would fence the target).
+    if (kind === "newer") return look.stat.ctimeNs >= startedNs - CHANGING_NS ? "changed during the check" : null;
     if (row === null || row.size < 0) return "not synced yet";
     if (versionKey(statFacts(look.stat)) !== versionKey(row)) return "changed since the last sync";
     if (look.stat.ctimeNs >= startedNs - CHANGING_NS) return "changed during the check";
@@ -169,15 +172,22 @@ export async function verifyReplica(t: VerifyTarget, o: VerifyOptions): Promise<
   return s;
 }
 
-/** What --repair sends: drift the send stage can fix (extras are never deleted by it; errors need a look first). */
-export function repairable(s: VerifySummary, opts: { keepNewer: boolean }): Array<{ path: string; why: string }> {
+/**
+ * What --repair sends: drift the send stage can fix (extras are never deleted by it; errors need a look first).
+ * A file newer on the standby is a conflict (the standby was written to): only with `overwrite`, which keeps the
+ * standby's copy aside first.
+ */
+export function repairable(s: VerifySummary, opts: { overwrite: boolean }): Array<{ path: string; why: string }> {
   const why: Partial<Record<VerifyKind, string>> = {
     differs: "the replica's copy had other content",
     missing: "it was missing on the replica",
-    newer: "the replica's copy was newer (modified there)",
+    newer: "the replica's copy was newer (changed on the standby; --overwrite)",
   };
-  return s.drift.filter((e) => why[e.kind] !== undefined && !(e.kind === "newer" && opts.keepNewer)).map((e) => ({ path: e.path, why: why[e.kind] as string }));
+  return s.drift.filter((e) => why[e.kind] !== undefined && !(e.kind === "newer" && !opts.overwrite)).map((e) => ({ path: e.path, why: why[e.kind] as string }));
 }
+
+/** A conflict, as verify names it: the same words as the fence's (engine/policy/conflict.ts). */
+export const NEWER_WORDS = "changed on the standby: newer there than ours (a conflict)";
 
 /** The status record of this verify (what `check` and monitoring read). */
 export function verifyRecord(s: VerifySummary, o: { pattern: string | null; sample: number | null; repaired: number; repairFailed: number }): VerifyRecord {

@@ -8,6 +8,7 @@ import { notPlainFile, openRead, readOwnFile } from "../safe-files.ts";
 import { compareIdentity, IDENTITY_KEY, identityMismatch, type StateIdentity } from "./identity.ts";
 import { acquireLock, lockHolder, pidFileHolder } from "./lock.ts";
 import { addColumns, changeId, ID_PER_MS, joinPath, KINDS, kindText, kindValue, migrate, SCHEMA_VERSION, splitPath, timeOfChange } from "./schema.ts";
+import { ReplicaVersions } from "./replica-versions.ts";
 import type { StatusRecord, StatusUpdate } from "./status.ts";
 
 export interface FileState {
@@ -230,8 +231,11 @@ export class StateStore {
   private inTransaction = false;
   /** the newest change's id: the next one is made from its time and this (schema.ts changeId) */
   private lastChangeId: number;
+  /** versions the replica may hold besides the rows' (issue 23): forgotten as each file is recorded */
+  readonly replicaVersions: ReplicaVersions;
 
   private constructor(private readonly db: Database, readonly path: string) {
+    this.replicaVersions = new ReplicaVersions(db);
     this.getStmt = db.query<FileRow, [number, string]>(
       "SELECT size, mtime_ns, ino, sha256, layout, rrd_last, rrd_values, seed_mtime, stale FROM files WHERE dir = ? AND name = ?",
     );
@@ -636,6 +640,7 @@ export class StateStore {
   commit(rows: StateRow[], changes: ChangeRow[], versions: BackupVersion[] = [], routine?: RoutineCommit): void {
     this.tx(() => {
       for (const r of rows) this.putRow(r);
+      this.replicaVersions.forget(rows.map((r) => r.path));
       for (const c of changes) this.putChange(c);
       for (const v of versions) this.putBackup(v);
       if (routine !== undefined) {
@@ -831,6 +836,7 @@ export class StateStore {
         backups.run(to[0], to[1], m.from, m.to, from[0], from[1]);
       }
       for (const c of changes) this.putChange(c);
+      this.replicaVersions.forget(moves.flatMap((m) => [m.from, m.to]));
     });
   }
 
@@ -896,6 +902,7 @@ export class StateStore {
       }
       for (const c of changes) this.putChange(c);
       for (const v of versions) this.putBackup(v);
+      this.replicaVersions.forget(paths);
     });
   }
 

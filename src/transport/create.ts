@@ -4,7 +4,7 @@ import { probeRemoteRsync } from "./probe.ts";
 import { RsyncTransport } from "./rsync.ts";
 import { explainFailureOnline } from "./rsync-errors.ts";
 import { SshMaster } from "./ssh-master.ts";
-import type { BatchFile, BatchResult, DeleteResult, MoveResult, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult } from "./types.ts";
+import type { BatchFile, BatchResult, DeleteResult, KeepResult, MoveResult, ReplicaState, ReplicaStateOptions, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult } from "./types.ts";
 
 export function createTransport(config: Config, log?: TransportLog): Transport {
   const t = config.target;
@@ -82,6 +82,21 @@ class DeferredTransport implements Transport {
   async moveFiles(moves: Array<{ from: string; to: string }>, signal?: AbortSignal): Promise<MoveResult> {
     const t = await this.get();
     return typeof t === "string" ? { moved: new Set(), error: t } : t.moveFiles(moves, signal);
+  }
+
+  async replicaState(paths: string[], signal?: AbortSignal, opts?: ReplicaStateOptions): Promise<ReplicaState> {
+    const t = await this.get();
+    return typeof t === "string" ? { files: new Map(), marker: null, error: t } : t.replicaState(paths, signal, opts);
+  }
+
+  async keepReplicaCopies(paths: string[], under: string, signal?: AbortSignal): Promise<KeepResult> {
+    const t = await this.get();
+    return typeof t === "string" ? { kept: new Set(), error: t } : t.keepReplicaCopies(paths, under, signal);
+  }
+
+  async readReplicaHeads(paths: string[], bytes: number, signal?: AbortSignal): Promise<Map<string, Buffer>> {
+    const t = await this.get();
+    return typeof t === "string" ? new Map() : ((await t.readReplicaHeads?.(paths, bytes, signal)) ?? new Map());
   }
 
   async warm(signal?: AbortSignal): Promise<void> {

@@ -77,7 +77,10 @@ export function buildRsyncArgv(opts: { target: Target; rsync: RsyncOptions; sour
   const { target, rsync } = opts;
   const argv = ["rsync"];
   if (tree) {
-    argv.push("-r", ...treeFilterArgs(tree));
+    // A whole-tree run (first sync, rebuilt state) has no per-file check of the replica before it (engine/guard.ts):
+    // --update leaves every file that is newer on the standby than ours, and --info=skip1 names each ("is newer"):
+    // a conflict. An older copy there (pre-seeded, or the seed script's) is replaced.
+    argv.push("-r", ...treeFilterArgs(tree), "--update", "--info=skip1");
   } else {
     // --files-from implies -R (paths relative to the source root) and turns off -a's -r: exactly the listed files.
     // --ignore-times: we list a file because it changed, and rsync's quick check compares mtimes in whole
@@ -96,7 +99,7 @@ export function buildRsyncArgv(opts: { target: Target; rsync: RsyncOptions; sour
   // Not for every batch: it costs the receiver CPU (20,000 RRDs copied locally: 2.65 s instead of 2.12 s).
   if (tree || sparse) argv.push("--sparse");
   if (rsync.compress) argv.push("-z");
-  if (rsync.update) argv.push("--update");
+  if (rsync.update && !tree) argv.push("--update");
   if (rsync.checksum) argv.push("--checksum");
   // A partial dir keeps resumable data away from final paths (plain --partial would leave it there).
   if (rsync.partial) argv.push(`--partial-dir=${PARTIAL_DIR}`);

@@ -99,3 +99,44 @@ export async function readLines(stream: ReadableStream<Uint8Array>, onLine: (lin
   }
   if (buf !== "") onLine(buf);
 }
+
+/**
+ * Runs argv with `input` on stdin and collects its stdout as bytes (read as it streams; the callers' output is
+ * bounded by what they asked: a batch's paths), and the first lines of stderr. Throws only if it cannot start.
+ */
+export async function runCollect(argv: string[], input: Iterable<string | Uint8Array> | null, signal?: AbortSignal, onSpawn?: (p: Spawned) => void, started?: Spawned): Promise<ProcRun & { stdout: Buffer }> {
+  if (!started && Bun.which(argv[0] as string) === null) throw new Error("not found");
+  const proc = started ?? Bun.spawn(tiedToUs(argv), { stdin: input ? "pipe" : "ignore", stdout: "pipe", stderr: "pipe" });
+  onSpawn?.(proc);
+  const onAbort = () => {
+    proc.kill("SIGTERM");
+    setTimeout(() => proc.exitCode === null && proc.kill("SIGKILL"), KILL_GRACE_MS).unref();
+  };
+  signal?.addEventListener("abort", onAbort, { once: true });
+  if (signal?.aborted) onAbort();
+  const feed = (async () => {
+    if (!input) {
+      if (started) (proc.stdin as import("bun").FileSink).end();
+      return;
+    }
+    const sink = proc.stdin as import("bun").FileSink;
+    try {
+      for (const part of input) sink.write(part);
+      await sink.end();
+    } catch {
+      // it exited early: its exit code and stderr tell why
+    }
+  })();
+  const chunks: Buffer[] = [];
+  const out = (async () => {
+    for await (const chunk of proc.stdout as ReadableStream<Uint8Array>) chunks.push(Buffer.from(chunk));
+  })();
+  const stderr: string[] = [];
+  const err = readLines(proc.stderr as ReadableStream<Uint8Array>, (line) => {
+    if (stderr.length < KEEP_STDERR_LINES) stderr.push(line);
+  });
+  const code = await proc.exited;
+  await Promise.all([feed, out, err]);
+  signal?.removeEventListener("abort", onAbort);
+  return { code, stderr, stdout: Buffer.concat(chunks) };
+}

@@ -3,17 +3,18 @@
 import { type BigIntStats, lstatSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { RsyncOptions, Target } from "../config/types.ts";
-import { attributeErrors, decodeRsyncName, isFileItem, ITEMIZE_MARKER, namesInErrorLine, parseItemizeLine } from "./itemize.ts";
+import { attributeErrors, decodeRsyncName, isFileItem, ITEMIZE_MARKER, namesInErrorLine, parseItemizeLine, parseNewerLine } from "./itemize.ts";
 import { probeRemoteRsync } from "./probe.ts";
-import { moveLocally, moveScript } from "./replica-moves.ts";
+import { checkCommand, checkInput, headsCommand, localHeads, localReplicaState, parseCheckOutput, parseHeads } from "./replica-check.ts";
+import { keepLocally, keepScript, moveLocally, moveScript } from "./replica-moves.ts";
 import { buildDeleteArgv, buildHeldArgv, buildRsyncArgv, comparesNanoseconds, deleteRules, NO_MASTER, sshCommand } from "./rsync-args.ts";
 import { explainFailureOnline, rootCause } from "./rsync-errors.ts";
-import { KEEP_STDERR_LINES, type ProcRun, runChild, type Spawned } from "./rsync-proc.ts";
+import { KEEP_STDERR_LINES, type ProcRun, runChild, runCollect, type Spawned } from "./rsync-proc.ts";
 import { SshMaster } from "./ssh-master.ts";
 import { existsInSource, isDirInSource, rootIdOf, sourceCtime } from "./in-source.ts";
 import { tempNameOwner } from "./temp-names.ts";
 import { tiedToUs } from "./tied.ts";
-import { type BatchFile, type BatchResult, type DeleteResult, type FileOutcome, type MoveResult, runVouches, type SendOptions, type Transport, type TreeFilter, type VerifyRequest, type VerifyResult } from "./types.ts";
+import { type BatchFile, type BatchResult, type DeleteResult, type FileOutcome, type KeepResult, type MoveResult, type ReplicaState, type ReplicaStateOptions, runVouches, type SendOptions, type Transport, type TreeFilter, type VerifyRequest, type VerifyResult } from "./types.ts";
 import { fsPath, listEntry } from "../names.ts";
 
 /** rsync's exit codes for "some files were not transferred" and "some source files vanished". */
@@ -23,6 +24,8 @@ const PARTIAL = new Set([23, 24]);
  * In the daemon the next batch is at least a debounce away.
  */
 const SPARE_DELAY_MS = 250;
+/** How long a master that answered `ssh -O check` is taken as alive without asking again (a batch's check, then its transfer). */
+const RECHECK_AFTER_MS = 1000;
 /** rsync's exit codes that say the connection itself failed (255: ssh; 12: the data stream; 30, 35: timeouts) */
 const CONNECTION_LOST = new Set([255, 12, 30, 35]);
 /** `--info=progress2`: "    123,456,789  45%   12.34MB/s    0:00:10 (xfr#…)" */
@@ -38,6 +41,8 @@ export class RsyncTransport implements Transport {
   private nanoseconds: Promise<boolean> | null = null;
   /** the one ssh connection every batch, delete and move runs through (remote targets) */
   private readonly master: SshMaster | null;
+  /** when the master last answered `ssh -O check` (performance.now()) */
+  private checkedAt = Number.NEGATIVE_INFINITY;
   /**
    * rsync for the next list batch, started ahead through the master: its session, the standby's rsync and the
    * protocol handshake (4 of a batch's 8 round trips) are done while it waits for its file list on stdin. Nothing
@@ -45,6 +50,8 @@ export class RsyncTransport implements Transport {
    * it got the list), so it sends exactly what a batch started now would send.
    */
   private spare: { proc: Spawned; argv: string; root: string | null } | null = null;
+  /** the next batch's replica check, started ahead the same way (replica-check.ts: it reads nothing before its paths) */
+  private spareCheck: { proc: Spawned; argv: string } | null = null;
   private spareTimer: ReturnType<typeof setTimeout> | null = null;
   private closed = false;
 
@@ -61,8 +68,16 @@ export class RsyncTransport implements Transport {
 
   /** The master connection, started or checked; why not, for people (null: ready, or a local target). */
   private async connect(signal?: AbortSignal): Promise<string | null> {
+    // A batch's replica check and its transfer come right after each other: the master answered the check's
+    // `ssh -O check` a moment ago, so the transfer does not ask again (a master gone since fails the transfer,
+    // as the connection lost, and the next attempt starts a new one).
+    if (this.master !== null && this.master.running && performance.now() - this.checkedAt < RECHECK_AFTER_MS) return null;
     const failed = await this.master?.ensure(signal);
-    if (!failed) return null;
+    if (!failed) {
+      this.checkedAt = performance.now();
+      return null;
+    }
+    this.checkedAt = Number.NEGATIVE_INFINITY;
     return signal?.aborted ? "interrupted" : explainFailureOnline(failed.code, failed.stderr, this.opts.target);
   }
 
@@ -78,7 +93,9 @@ export class RsyncTransport implements Transport {
 
   /** A command through the master failed at the connection level: the next one starts a new master. */
   private lost(code: number): void {
-    if (CONNECTION_LOST.has(code)) this.master?.discard();
+    if (!CONNECTION_LOST.has(code)) return;
+    this.master?.discard();
+    this.checkedAt = Number.NEGATIVE_INFINITY;
   }
 
   async sendBatch(filesIn: BatchFile[] | Promise<BatchFile[]>, signal?: AbortSignal, opts: SendOptions = {}): Promise<BatchResult> {
@@ -108,6 +125,7 @@ export class RsyncTransport implements Transport {
 
     const startedNs = BigInt(Date.now()) * 1_000_000n;
     const wire: { bytes: number | null } = { bytes: null };
+    const newer: string[] = [];
     const run = await this.run(argv, tree ? null : files.map((f) => listEntry(f.path)), (line) => {
       const item = parseItemizeLine(line);
       const sent = item ? null : SENT_LINE.exec(line);
@@ -121,6 +139,9 @@ export class RsyncTransport implements Transport {
           if (sizeOf) opts.onBytes?.((doneBytes += sizeOf.get(item.path) ?? 0));
         }
         if (wantItemize && item.flags[0] !== ".") infoLines.push(`${item.flags} ${item.path}`);
+      } else if (tree && line.endsWith(" is newer") && parseNewerLine(line) !== null) {
+        // --update left it: the standby's copy is newer than ours (a conflict, first-sync-run.ts)
+        newer.push(parseNewerLine(line) as string);
       } else if (tree && opts.onBytes && PROGRESS2.test(line)) {
         opts.onBytes(Number((PROGRESS2.exec(line) as RegExpExecArray)[1]?.replaceAll(",", "")));
       } else if (rsync.stats && line.trim() !== "" && !line.startsWith(ITEMIZE_MARKER)) {
@@ -136,7 +157,7 @@ export class RsyncTransport implements Transport {
     if (tree) files = await filesIn;
 
     if (code === 0) {
-      if (tree) return { outcomes: wholeTreeOutcomes(this.opts.sourceDir, files, startedNs), infoLines, bytesSent, tree: treeErrors(0, stderr, this.opts) };
+      if (tree) return { outcomes: wholeTreeOutcomes(this.opts.sourceDir, files, startedNs), infoLines, bytesSent, tree: { ...treeErrors(0, stderr, this.opts), newer } };
       const outcomes = new Map<string, FileOutcome>();
       for (const f of files) outcomes.set(f.path, { ok: true, bytes: confirmed.get(f.path) ?? 0 });
       return { outcomes, infoLines, bytesSent };
@@ -153,7 +174,7 @@ export class RsyncTransport implements Transport {
       // A caller that listed the files gets outcomes proven by a dry run over the tree; the first sync, which lists
       // none (its walk goes beside the run), reads the error lines (`tree`) and gives up on any it cannot place.
       const held = files.length > 0 ? await this.heldByReplica(null, tree, signal) : new Set<string>();
-      return { outcomes: wholeTreeOutcomes(this.opts.sourceDir, files, startedNs, { code, held, errors, cause }), infoLines, bytesSent, tree: treeErrors(code, stderr, this.opts) };
+      return { outcomes: wholeTreeOutcomes(this.opts.sourceDir, files, startedNs, { code, held, errors, cause }), infoLines, bytesSent, tree: { ...treeErrors(code, stderr, this.opts), newer } };
     }
     const candidates = files.filter((f) => confirmed.has(f.path) && !errors.has(f.path));
     const held = candidates.length > 0 ? await this.heldByReplica(candidates, undefined, signal) : new Set<string>();
@@ -241,9 +262,73 @@ export class RsyncTransport implements Transport {
     return { moved, error: r.code === 255 ? await this.explain(r.code, r.stderr) : null };
   }
 
+  /**
+   * One command through the master (no login of its own): GNU stat of the paths (and their parents) read from
+   * stdin, and the marker, in one round trip plus the session's opening (replica-check.ts). A local destination:
+   * lstat here.
+   */
+  async replicaState(paths: string[], signal?: AbortSignal, opts: ReplicaStateOptions = {}): Promise<ReplicaState> {
+    const parents = opts.parents !== false;
+    const t = this.opts.target;
+    if (t.host === "") return localReplicaState(t.destDir, paths);
+    const unreachable = await this.connect(signal);
+    if (unreachable !== null) return { files: new Map(), marker: null, error: unreachable };
+    // The batch this check is for starts its rsync now (a spare, unless one waits already): its session, the
+    // standby's rsync and the protocol handshake overlap the check; nothing is read or written before its list.
+    if (paths.length > 0) this.startSpare();
+    const argv = [...sshCommand(t, this.master?.controlPath), "--", remoteLogin(t), checkCommand(t.destDir)];
+    let r: Awaited<ReturnType<typeof runCollect>>;
+    try {
+      r = await runCollect(argv, checkInput(paths, parents), signal, (p) => (this.running = p), this.takeSpareCheck(argv) ?? undefined);
+    } catch {
+      return { files: new Map(), marker: null, error: "cannot run ssh (is openssh-client installed and on PATH?)" };
+    } finally {
+      this.running = null;
+    }
+    this.lost(r.code);
+    if (signal?.aborted) return { files: new Map(), marker: null, error: "interrupted" };
+    if (r.code === 255) return { files: new Map(), marker: null, error: await this.explain(r.code, r.stderr) };
+    return parseCheckOutput(r.stdout, paths, r.code, r.stderr, parents);
+  }
+
+  async readReplicaHeads(paths: string[], bytes: number, signal?: AbortSignal): Promise<Map<string, Buffer>> {
+    const t = this.opts.target;
+    if (paths.length === 0) return new Map();
+    if (t.host === "") return localHeads(t.destDir, paths, bytes);
+    if ((await this.connect(signal)) !== null) return new Map();
+    try {
+      const r = await runCollect([...sshCommand(t, this.master?.controlPath), "--", remoteLogin(t), headsCommand(t.destDir, paths, bytes)], null, signal);
+      return r.code === 0 ? parseHeads(r.stdout) : new Map();
+    } catch {
+      return new Map();
+    }
+  }
+
+  async keepReplicaCopies(paths: string[], under: string, signal?: AbortSignal): Promise<KeepResult> {
+    const kept = new Set<string>();
+    const t = this.opts.target;
+    if (paths.length === 0) return { kept, error: null };
+    if (t.host === "") {
+      for (const p of paths) if (keepLocally(t.destDir, under, p)) kept.add(p);
+      return { kept, error: null };
+    }
+    const unreachable = await this.connect(signal);
+    if (unreachable !== null) return { kept, error: unreachable };
+    const r = await this.run([...sshCommand(t, this.master?.controlPath), "--", remoteLogin(t), "sh -s"], [fsPath(keepScript(t.destDir, under, paths))], (line) => {
+      const m = /^rrdsync-kept (\d+)$/.exec(line);
+      const p = m ? paths[Number(m[1])] : undefined;
+      if (p !== undefined) kept.add(p);
+    }, signal);
+    if (typeof r === "string") return { kept, error: "cannot run ssh (is openssh-client installed and on PATH?)" };
+    this.lost(r.code);
+    return { kept, error: r.code === 255 ? await this.explain(r.code, r.stderr) : null };
+  }
+
   async warm(signal?: AbortSignal): Promise<void> {
     if (this.master === null || (await this.master.ensure(signal)) !== null) return;
-    this.scheduleSpare();
+    // The next batch's rsync and replica check, waiting for their lists: the batch pays neither's start-up.
+    this.startSpare();
+    this.startSpareCheck();
   }
 
   private scheduleSpare(): void {
@@ -251,19 +336,52 @@ export class RsyncTransport implements Transport {
     if (this.spareTimer) clearTimeout(this.spareTimer);
     this.spareTimer = setTimeout(() => {
       this.spareTimer = null;
-      const controlPath = this.master?.controlPath;
-      if (this.spare !== null || this.closed || !controlPath || !this.master?.running) return;
-      const argv = buildRsyncArgv({ ...this.opts, controlPath });
-      // Taken before the spawn: a root replaced at any time after it (before or after rsync enters the tree) makes
-      // this differ from the root at takeSpare, so the spare is never used for a tree it did not start in.
-      const root = rootIdOf(this.opts.sourceDir);
-      try {
-        this.spare = { proc: Bun.spawn(tiedToUs(argv), { stdin: "pipe", stdout: "pipe", stderr: "pipe" }), argv: argv.join("\0"), root };
-      } catch {
-        // the batch will say why rsync cannot run
-      }
+      this.startSpare();
+      this.startSpareCheck();
     }, SPARE_DELAY_MS);
     this.spareTimer.unref();
+  }
+
+  /** The next list batch's rsync, started now through the master (unless one waits already). */
+  private startSpare(): void {
+    const controlPath = this.master?.controlPath;
+    if (this.spare !== null && this.spare.proc.exitCode === null) return;
+    if (this.closed || !controlPath || !this.master?.running) return;
+    const argv = buildRsyncArgv({ ...this.opts, controlPath });
+    // Taken before the spawn: a root replaced at any time after it (before or after rsync enters the tree) makes
+    // this differ from the root at takeSpare, so the spare is never used for a tree it did not start in.
+    const root = rootIdOf(this.opts.sourceDir);
+    try {
+      this.spare = { proc: Bun.spawn(tiedToUs(argv), { stdin: "pipe", stdout: "pipe", stderr: "pipe" }), argv: argv.join("\0"), root };
+    } catch {
+      // the batch will say why rsync cannot run
+    }
+  }
+
+  /**
+   * The next batch's replica check, started ahead as the spare rsync is: its session open and its remote shell
+   * waiting for the paths, so the check costs the batch one round trip. It looks at nothing before they arrive.
+   */
+  private startSpareCheck(): void {
+    const controlPath = this.master?.controlPath;
+    const t = this.opts.target;
+    if (this.spareCheck !== null || this.closed || !controlPath || !this.master?.running) return;
+    const argv = [...sshCommand(t, controlPath), "--", remoteLogin(t), checkCommand(t.destDir)];
+    try {
+      this.spareCheck = { proc: Bun.spawn(tiedToUs(argv), { stdin: "pipe", stdout: "pipe", stderr: "pipe" }), argv: argv.join("\0") };
+    } catch {
+      // the check will say why
+    }
+  }
+
+  /** The spare check, if it still waits and was started for exactly this command line; else it is dropped. */
+  private takeSpareCheck(argv: string[]): Spawned | null {
+    const s = this.spareCheck;
+    this.spareCheck = null;
+    if (!s) return null;
+    if (s.proc.exitCode === null && s.argv === argv.join("\0")) return s.proc;
+    s.proc.kill("SIGTERM");
+    return null;
   }
 
   /**
@@ -297,6 +415,7 @@ export class RsyncTransport implements Transport {
   async close(): Promise<void> {
     this.closed = true;
     this.takeSpare([]); // no command line matches: the spare is stopped
+    this.takeSpareCheck([]);
     this.running?.kill("SIGTERM");
     await this.master?.close();
   }
@@ -422,6 +541,11 @@ function isSparse(sourceDir: string, rel: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** user@host as ssh's destination argument. */
+function remoteLogin(t: Target): string {
+  return `${t.user ? `${t.user}@` : ""}${t.host}`;
 }
 
 function failAll(files: BatchFile[], error: string): BatchResult {

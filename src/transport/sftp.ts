@@ -10,7 +10,11 @@ import { describeSftpError, isBareFailure, labelled, NO_SUCH_FILE, type SftpErro
 import { clearJournal, readJournal, writeJournal } from "./sftp-journal.ts";
 import { SshConnectError, SshSession } from "./ssh-session.ts";
 import { isSftpTempName, tempNameFor } from "./temp-names.ts";
-import type { BatchFile, BatchResult, DeleteResult, FileOutcome, MoveResult, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult } from "./types.ts";
+import { MARKER_MAX_BYTES, PROMOTED_MARKER } from "./marker.ts";
+import { withParents } from "./replica-check.ts";
+import type {
+  BatchFile, BatchResult, DeleteResult, FileOutcome, KeepResult, MarkerFound, MoveResult, ReplicaFile, ReplicaState, ReplicaStateOptions, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult,
+} from "./types.ts";
 import { fsPath, replicable, SFTP_CANNOT_CARRY, showName } from "../names.ts";
 
 /** writes in flight per file: 16 × 255 KiB keeps a fast link busy without holding much memory */
@@ -182,6 +186,9 @@ export class SftpTransport implements Transport {
       }
       if (BigInt(remote.size) === st.size && BigInt(remote.mtime) === st.mtimeNs / 1_000_000_000n) {
         same.set(f.path, { ok: true, bytes: 0, seen: { size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ino: st.ino.toString() } });
+      } else if (BigInt(remote.mtime) > st.mtimeNs / 1_000_000_000n) {
+        // as rsync --update leaves it: newer on the standby than ours, never written over (a conflict: engine/guard.ts)
+        same.set(f.path, { ok: false, newer: true, reason: "newer on the standby than ours: not sent (a conflict)" });
       }
     }
     return same;
@@ -509,6 +516,130 @@ export class SftpTransport implements Transport {
       })(),
     ]);
     return { moved, error: s.ended };
+  }
+
+  /**
+   * The replica's state of these files: every lstat (and each parent directory's, and the marker's) sent at once
+   * over the open session, so a batch pays about one round trip. SFTP carries mtimes in whole seconds.
+   */
+  async replicaState(paths: string[], signal?: AbortSignal, opts: ReplicaStateOptions = {}): Promise<ReplicaState> {
+    const parents = opts.parents !== false;
+    const s = await this.connectOrError(signal);
+    if (typeof s === "string") return { files: new Map(), marker: null, error: s };
+    const { sftp } = s;
+    const seen = new Map<string, ReplicaFile>();
+    const failures: string[] = [];
+    // Every lstat sent at once with a plain callback (a promise per file cost as much as the request): sftp-server
+    // answers them in order, so the batch pays about one round trip.
+    const asked = (parents ? withParents(paths) : paths).filter((rel) => {
+      if (replicable(rel)) return true;
+      seen.set(rel, { kind: "absent" }); // never sent either: nothing of ours there
+      return false;
+    });
+    const lstats = new Promise<void>((resolve) => {
+      let left = asked.length;
+      if (left === 0) return resolve();
+      for (const rel of asked) {
+        const abs = this.remote(rel);
+        const done = (err: SftpError | undefined, st?: SftpStats) => {
+          if (err) {
+            if (err.code === NO_SUCH_FILE) seen.set(rel, { kind: "absent" });
+            else failures.push(describeSftpError(err, abs));
+          } else if (st) {
+            seen.set(rel, st.isFile() ? { kind: "file", size: st.size, mtimeNs: BigInt(st.mtime) * 1_000_000_000n }
+              : { kind: "other", what: st.isDirectory() ? "directory" : st.isSymbolicLink() ? "symlink" : "special file" });
+          }
+          if (--left === 0) resolve();
+        };
+        if (s.ended !== null) done(Object.assign(new Error(s.ended), { code: -1 }) as SftpError);
+        else sftp.lstat(abs, done as (err: Error | undefined, st: SftpStats) => void);
+      }
+    });
+    const [marker] = await Promise.all([this.readMarker(s), lstats]);
+    if (s.ended !== null) return { files: new Map(), marker: null, error: s.ended };
+    if (failures.length > 0) return { files: new Map(), marker: null, error: `the replica check on the standby failed: ${failures[0]}` };
+    const files = new Map<string, ReplicaFile>();
+    for (const p of paths) {
+      let behind = false;
+      for (let i = parents ? p.indexOf("/") : -1; i > 0 && !behind; i = p.indexOf("/", i + 1)) {
+        const d = seen.get(p.slice(0, i));
+        behind = d?.kind !== "other" || d.what !== "directory";
+      }
+      files.set(p, behind ? { kind: "absent" } : (seen.get(p) ?? { kind: "absent" }));
+    }
+    return { files, marker };
+  }
+
+  /** The promotion marker at the destination's root: its text, why it cannot be read, or null when there is none. */
+  private async readMarker(s: SshSession): Promise<MarkerFound | null> {
+    const { sftp } = s;
+    const abs = posix.join(this.opts.target.destDir, PROMOTED_MARKER);
+    const st = await s.call<SftpStats>((cb) => sftp.lstat(abs, cb)).catch((e: SftpError) => (e.code === NO_SUCH_FILE ? null : e));
+    if (st === null) return null;
+    if (st instanceof Error) return { unreadable: st.message };
+    if (!st.isFile()) return { unreadable: "not a regular file" };
+    try {
+      return { text: (await this.readHead(s, abs, MARKER_MAX_BYTES)).toString("utf8") };
+    } catch (e) {
+      return { unreadable: (e as Error).message };
+    }
+  }
+
+  /** Up to `bytes` from the start of a remote file. */
+  private async readHead(s: SshSession, abs: string, bytes: number): Promise<Buffer> {
+    const { sftp } = s;
+    const h = await s.call<Buffer>((cb) => sftp.open(abs, "r", cb));
+    try {
+      const buf = Buffer.alloc(bytes);
+      const n = await s.call<number>((cb) => sftp.read(h, buf, 0, bytes, 0, (err, read) => cb(err, read)));
+      return buf.subarray(0, n);
+    } finally {
+      sftp.close(h, () => undefined);
+    }
+  }
+
+  async readReplicaHeads(paths: string[], bytes: number, signal?: AbortSignal): Promise<Map<string, Buffer>> {
+    const heads = new Map<string, Buffer>();
+    const s = await this.connectOrError(signal);
+    if (typeof s === "string") return heads;
+    await forEachLimited(paths.filter(replicable), DIR_REQUESTS_IN_FLIGHT, async (p) => {
+      const st = await this.lstatOrNull(s, p).catch(() => null);
+      if (!st?.isFile()) return;
+      const head = await this.readHead(s, this.remote(p), bytes).catch(() => null);
+      if (head) heads.set(p, head);
+    });
+    return heads;
+  }
+
+  /**
+   * Each replica copy kept under `under` before rrdsync replaces it: a hard link (hardlink@openssh.com) where the
+   * server has it, else the copy is renamed there (the send then makes the file anew). Never through a symlink.
+   */
+  async keepReplicaCopies(paths: string[], under: string, signal?: AbortSignal): Promise<KeepResult> {
+    const kept = new Set<string>();
+    if (paths.length === 0) return { kept, error: null };
+    const s = await this.connectOrError(signal);
+    if (typeof s === "string") return { kept, error: s };
+    const { sftp } = s;
+    this.dirs.clear();
+    const memo = new Map<string, Promise<boolean>>();
+    const link = hasExtension(sftp, "hardlink@openssh.com");
+    await forEachLimited(paths.filter(replicable), DIR_REQUESTS_IN_FLIGHT, async (p) => {
+      try {
+        if (!(await this.realDir(s, parentOf(p), memo))) return;
+        const st = await this.lstatOrNull(s, p);
+        if (!st?.isFile()) return;
+        const to = `${under}/${p}`;
+        await this.ensureDir(s, parentOf(to));
+        if (await this.lstatOrNull(s, to)) return; // never over something already kept
+        if (link) await s.call((cb) => sftp.ext_openssh_hardlink(this.remote(p), this.remote(to), cb));
+        else await this.renameOver(s, this.remote(p), this.remote(to));
+        kept.add(p);
+      } catch {
+        // not kept: the caller does not write over it
+      }
+    });
+    return { kept, error: s.ended };
   }
 
   /** Compares the replica with the source: listings, and each file of the same size read back (sftp-verify.ts). */

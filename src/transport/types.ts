@@ -16,8 +16,11 @@ export interface BatchFile {
 export type FileOutcome =
   /** the destination confirmed it holds this file's content (bytes = bytes actually sent, if known) */
   | { ok: true; bytes: number; seen?: { size: number; mtimeNs: string; ino: string } }
-  /** not confirmed: stays pending; vanished = the source file disappeared (not a failure) */
-  | { ok: false; reason: string; vanished?: boolean; resend?: boolean };
+  /**
+   * not confirmed: stays pending; vanished = the source file disappeared (not a failure); newer = a whole-tree run
+   * left it because the replica's copy is newer than ours (a conflict: engine/guard.ts)
+   */
+  | { ok: false; reason: string; vanished?: boolean; resend?: boolean; newer?: boolean };
 // resend: a whole-tree run could not vouch for this file, but nothing is wrong with the destination:
 // send it again at once in an ordinary batch, whose per-file outcomes are exact.
 
@@ -34,7 +37,7 @@ export interface BatchResult {
    * whole-tree runs: how the run ended and the files its error lines name (relative paths), so a caller that gave
    * no file list can still tell which files failed; `unattributed`: error lines that name no file of the tree
    */
-  tree?: { code: number; failed: string[]; vanished: string[]; unattributed: string[] };
+  tree?: { code: number; failed: string[]; vanished: string[]; unattributed: string[]; newer?: string[] };
 }
 
 /** A file whose inode last changed this long before a whole-tree run started was seen, as it is now, by the run's walk. */
@@ -102,6 +105,21 @@ export interface Transport {
    * a million files never sit in one map.
    */
   verifyFiles?(req: VerifyRequest, signal?: AbortSignal): Promise<VerifyResult>;
+  /**
+   * What the replica holds now at each of these paths (lstat: a symlink is never followed, and a file behind a
+   * parent that is not a real directory counts as absent), and the promotion marker at its root: one round trip
+   * over the connection the batch uses anyway (rsync: one remote `stat` through the master; SFTP: pipelined
+   * lstats; local: lstat). Writes nothing. The engine decides from it whether the batch may write (issue 23).
+   */
+  replicaState(paths: string[], signal?: AbortSignal, opts?: ReplicaStateOptions): Promise<ReplicaState>;
+  /**
+   * Keeps the replica's current copy of each file under `under` (a directory relative to the destination, which
+   * every code path leaves alone: KEPT_DIR), at the same relative path, before rrdsync writes over it: a hard link
+   * where the file system allows, else a copy. `unfence --overwrite`, `verify --repair --overwrite`.
+   */
+  keepReplicaCopies(paths: string[], under: string, signal?: AbortSignal): Promise<KeepResult>;
+  /** The first `bytes` of each file on the replica (an RRD's header, for the log of a conflict); missing ones are left out. */
+  readReplicaHeads?(paths: string[], bytes: number, signal?: AbortSignal): Promise<Map<string, Buffer>>;
   close(): Promise<void>;
 }
 
@@ -147,6 +165,47 @@ export interface MoveResult {
 export interface DeleteResult {
   deleted: Set<string>;
   /** the destination could not be reached or refused: nothing can be assumed deleted */
+  error: string | null;
+}
+
+/** A version of a file as a quick check sees it: size and mtime (nanoseconds). */
+export interface Version {
+  size: number;
+  mtimeNs: bigint;
+}
+
+/** What the replica holds at a file's name (`replicaState`). */
+export type ReplicaFile =
+  /** nothing there, or nothing of the tree's (a parent on the replica is a symlink or a file) */
+  | { kind: "absent" }
+  | ({ kind: "file" } & Version)
+  /** a directory, a symlink or a device at the name: not a file anyone collects data in; the transports never write through it */
+  | { kind: "other"; what: string };
+
+/** The promotion marker (rrdsync promote) at the destination's root, as found: its text, or why it could not be read. */
+export type MarkerFound = { text: string } | { unreadable: string };
+
+export interface ReplicaState {
+  /** one entry per path asked */
+  files: Map<string, ReplicaFile>;
+  /** the promotion marker at the destination's root; null: there is none */
+  marker: MarkerFound | null;
+  /** the replica could not be asked (connection, refusal): nothing is known, nothing may be written */
+  error?: string;
+}
+
+export interface ReplicaStateOptions {
+  /**
+   * false: the parent directories are not looked at (a file behind a symlinked parent then shows what is behind
+   * it). The guard asks so first, and asks again with the parents only for a file that looks like a conflict: the
+   * transports never write through a symlink, so only a conflict needs that proof. Default true.
+   */
+  parents?: boolean;
+}
+
+export interface KeepResult {
+  /** the files whose replica copy is now kept under the given directory */
+  kept: Set<string>;
   error: string | null;
 }
 

@@ -72,8 +72,9 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
         return;
       }
       view.event("pass", { ...s, target: name }, `initial pass: ${s.sent} files sent, ${s.scanned} scanned in ${s.seconds.toFixed(1)} s${i === 0 ? "" : ` → ${escapeLine(name)}`}`);
-      // The daemon's one SSH connection is opened now, not by the first burst (whose latency would pay the login).
-      void o.transport.warm?.(ac.signal);
+      // The daemon's one SSH connection is opened now, not by the first burst (whose latency would pay the login);
+      // not to a fenced target, which is retried nothing until `rrdsync unfence`.
+      if (engine.ctx.guard.fenced === null) void o.transport.warm?.(ac.signal);
       // A first sync holds every file's plan and description until its one batch is committed; a daemon should
       // not keep that peak for weeks (measured: 300 MiB → 70 MiB after the first sync of 100,000 files).
       releaseMemory();

@@ -59,6 +59,8 @@ export function renderMetrics(targets: TargetSnapshot[], watcher: { inotifyWatch
     per("rrdsync_errors_total", "counter", "Batches, deletes and moves the standby failed as a whole, files it refused, and audit gaps.", (t) => t.totals.errors),
     per("rrdsync_tracked_files", "gauge", "Files in the state DB (confirmed on the standby at least once).", (t) => t.trackedFiles),
     per("rrdsync_pending_files", "gauge", "Files waiting to go to the standby (debounce, retry after a failure, RRD hold).", (t) => t.pendingFiles),
+    per("rrdsync_target_fenced", "gauge", "1 while the target is fenced: the standby was written to behind rrdsync (or promoted); nothing is written there until rrdsync unfence.", (t) => (t.fenced ? 1 : 0)),
+    per("rrdsync_replica_conflicts", "gauge", "Files the fence found changed on the standby behind rrdsync (0 when not fenced, or fenced by a promotion).", (t) => t.conflicts),
     per("rrdsync_target_up", "gauge", "1 when the standby took the last transfer (or none failed yet), 0 while it is failing.", (t) => (t.up ? 1 : 0)),
     per("rrdsync_last_success_timestamp_seconds", "gauge", "When the standby last confirmed a batch (Unix time; 0: never).", (t) => s(t.status.lastBatch?.time) ?? 0),
     per("rrdsync_pass_duration_seconds", "gauge", "How long the last full pass over the tree took.", (t) => t.status.lastPass?.seconds ?? null),

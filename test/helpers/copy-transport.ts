@@ -3,7 +3,9 @@
 // file changed during the send). The real transports are tested by the e2e suite against sshd and rsync.
 import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync } from "node:fs";
 import { dirname, join } from "node:path";
-import type { BatchFile, BatchResult, DeleteResult, FileOutcome, MoveResult, SendOptions, Transport } from "../../src/transport/types.ts";
+import { localReplicaState } from "../../src/transport/replica-check.ts";
+import { keepLocally } from "../../src/transport/replica-moves.ts";
+import type { BatchFile, BatchResult, DeleteResult, FileOutcome, KeepResult, MoveResult, ReplicaState, SendOptions, Transport } from "../../src/transport/types.ts";
 
 export class CopyTransport implements Transport {
   readonly description: string;
@@ -42,6 +44,8 @@ export class CopyTransport implements Transport {
           else if (e.isFile() && !this.treeEnd.failed.includes(r) && !opts.wholeTree?.exclude.includes(r)) {
             mkdirSync(dirname(join(this.dest, r)), { recursive: true });
             copyFileSync(join(this.src, r), join(this.dest, r));
+            const st = statSync(join(this.src, r));
+            utimesSync(join(this.dest, r), st.atime, st.mtime); // rsync -a keeps mtimes
           }
         }
       };
@@ -95,6 +99,21 @@ export class CopyTransport implements Transport {
       moved.add(m.to);
     }
     return { moved, error: null };
+  }
+
+  /** replica checks made (one per batch that writes, deletes or moves) */
+  checks: string[][] = [];
+
+  async replicaState(paths: string[]): Promise<ReplicaState> {
+    this.checks.push(paths);
+    if (this.failWith !== null) return { files: new Map(), marker: null, error: this.failWith };
+    return localReplicaState(this.dest, paths);
+  }
+
+  async keepReplicaCopies(paths: string[], under: string): Promise<KeepResult> {
+    const kept = new Set<string>();
+    for (const p of paths) if (keepLocally(this.dest, under, p)) kept.add(p);
+    return { kept, error: null };
   }
 
   async close(): Promise<void> {}

@@ -8,10 +8,12 @@ test("label values escape backslash, double quote and newline, and nothing else"
 });
 
 test("one HELP and TYPE per family, a sample per target; unknown figures are left out, never invented", () => {
-  const base = { status: {}, totals: { ...zeroTotals(), filesTransferred: 7 }, trackedFiles: 9, pendingFiles: 1, up: false, lag: null };
-  const text = renderMetrics([{ ...base, target: "u@h:/r" }, { ...base, target: 'lo"cal' }], null);
+  const base = { status: {}, totals: { ...zeroTotals(), filesTransferred: 7 }, trackedFiles: 9, pendingFiles: 1, up: false, lag: null, fenced: false, conflicts: 0 };
+  const text = renderMetrics([{ ...base, target: "u@h:/r" }, { ...base, target: 'lo"cal', fenced: true, conflicts: 3 }], null);
   expect(text).toContain('# TYPE rrdsync_files_transferred_total counter\nrrdsync_files_transferred_total{target="u@h:/r"} 7\nrrdsync_files_transferred_total{target="lo\\"cal"} 7\n');
   expect(text).toContain('rrdsync_target_up{target="u@h:/r"} 0\n');
+  expect(text).toContain('rrdsync_target_fenced{target="u@h:/r"} 0\nrrdsync_target_fenced{target="lo\\"cal"} 1\n');
+  expect(text).toContain('rrdsync_replica_conflicts{target="lo\\"cal"} 3\n');
   expect(text).toContain('rrdsync_last_success_timestamp_seconds{target="u@h:/r"} 0\n'); // never: 0
   expect(text).not.toContain("rrdsync_replica_lag"); // not computed: absent
   expect(text).not.toContain("rrdsync_pass_duration_seconds"); // no pass yet

@@ -162,20 +162,21 @@ describe("drift and what rrdsync knows of, over a scripted transport", () => {
       "same same.txt drift",
     ]);
     expect([s.checked, s.same, s.differs, s.missing, s.newer, s.extra, s.errors, s.known]).toEqual([7, 1, 1, 1, 1, 1, 1, 3]);
-    expect(repairable(s, { keepNewer: false }).map((r) => r.path).sort()).toEqual(["missing.txt", "newer.txt", "tracked.txt"]);
-    expect(repairable(s, { keepNewer: true }).map((r) => r.path).sort()).toEqual(["missing.txt", "tracked.txt"]);
+    // newer there: a conflict, repaired only with --overwrite
+    expect(repairable(s, { overwrite: true }).map((r) => r.path).sort()).toEqual(["missing.txt", "newer.txt", "tracked.txt"]);
+    expect(repairable(s, { overwrite: false }).map((r) => r.path).sort()).toEqual(["missing.txt", "tracked.txt"]);
 
     // --repair: through the send stage and the one audit commit, recorded as repaired; its engine's queue knows
     // only the repaired files, so the pending count the last run recorded for `status` stays
     store.setStatus({ pending: 5 });
     const repairer = new TargetEngine({ config, lock, store, transport: copy, changeLog: openChangeLog(config, log) }, log, {}, { daemon: false, repairOnly: true });
-    const ps = await repairer.repair(repairable(s, { keepNewer: false }));
+    const ps = await repairer.repair(repairable(s, { overwrite: true }));
     expect(store.status().pending).toBe(5);
     expect([ps.sent, ps.repaired]).toEqual([3, 3]);
     const rows = [...store.changes({ kinds: ["repaired"] })];
     expect(rows.map((r) => `${r.kind} ${r.path}: ${r.summary}`).sort()).toEqual([
       "file repaired missing.txt: repaired: it was missing on the replica",
-      "file repaired newer.txt: repaired: the replica's copy was newer (modified there)",
+      "file repaired newer.txt: repaired: the replica's copy was newer (changed on the standby; --overwrite)",
       "file repaired tracked.txt: repaired: the replica's copy had other content",
     ]);
     expect(store.status().totals?.filesRepaired).toBe(3);

@@ -87,7 +87,7 @@ describe(`verify (${TRANSPORT})`, () => {
     expect(check.stdout).toMatch(/✓ last verify: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d: 4 files in [\d.]+ s: the replica matches\n/);
   });
 
-  test("missing, extra and newer files; --repair sends the missing and newer ones, never deletes the extra", async () => {
+  test("missing, extra and newer files; --repair sends the missing one, a newer one (a conflict) only with --overwrite, never deletes the extra", async () => {
     const w = suite.world();
     const cfg = await synced(w, { "a.txt": "a\n", "d/b.txt": "b\n", "d/c.txt": "c\n", "keep.dat": "k\n" }, { monitored_extensions: [".txt"] });
     unlinkSync(join(w.dest, "d/b.txt"));
@@ -101,17 +101,26 @@ describe(`verify (${TRANSPORT})`, () => {
     const js = JSON.parse((await verify(cfg, "--json")).stdout);
     expect([js.missing, js.extra, js.newer, js.differs, js.ok]).toEqual([1, 1, 1, 0, false]);
 
+    expect(r.stderr).toContain("changed on the standby: newer there than ours (>: conflicts, never overwritten but by --repair --overwrite)");
+
     const fix = await verify(cfg, "--repair");
-    expect(fix.code).toBe(1); // the extra file is still there
+    expect(fix.code).toBe(1); // the extra file and the conflict are still there
     expect(lines(fix.stdout)).toEqual(["+ d/extra.txt", "- d/b.txt", "> d/c.txt"]);
-    expect(fix.stderr).toContain("2 repaired");
+    expect(fix.stderr).toContain("1 repaired");
+    expect(fix.stderr).toContain("rrdsync verify --repair --overwrite keeps the standby's copies of the 1 conflicts");
     expect(fix.stderr).toContain("extra files are never deleted by rrdsync");
     expect(readFileSync(join(w.dest, "d/b.txt"), "utf8")).toBe("b\n");
+    expect(readFileSync(join(w.dest, "d/c.txt"), "utf8")).toBe("written on the standby\n");
+    const over = await verify(cfg, "--repair", "--overwrite");
+    expect(over.code).toBe(1); // the extra file
+    expect(over.stderr).toContain("1 repaired");
     expect(readFileSync(join(w.dest, "d/c.txt"), "utf8")).toBe("c\n");
+    const kept = readTree(join(w.dest, ".rrdsync-kept"));
+    expect([...kept.entries()].map(([k, v]) => `${k.replace(/^[^/]+\//, "")}: ${v}`)).toEqual(["d/c.txt: written on the standby\n"]);
     expect(readFileSync(join(w.dest, "d/extra.txt"), "utf8")).toBe("not in the source\n");
     const log = (await runRrdsync(["log", "--kind", "repaired", "--stat", "--config", cfg])).stdout;
     expect(log).toContain("repaired: it was missing on the replica");
-    expect(log).toContain("repaired: the replica's copy was newer (modified there)");
+    expect(log).toContain("repaired: the replica's copy was newer (changed on the standby; --overwrite)");
     const again = await verify(cfg);
     expect([again.code, lines(again.stdout)]).toEqual([1, ["+ d/extra.txt"]]);
     rmSync(join(w.dest, "d/extra.txt"));

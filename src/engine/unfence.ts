@@ -1,0 +1,53 @@
+// `rrdsync unfence --overwrite | --keep-replica` for one fenced target: every file the standby changed behind
+// rrdsync is settled in the chosen way (engine/guard.ts's modes), then one full pass sends what changed here
+// meanwhile, and only when both went through is the fence lifted. A kill -9 anywhere leaves the target fenced
+// (the fence is lifted last); running unfence again settles what is left. A standby still marked as promoted is
+// refused: unfencing cannot undo a promotion (rrdsync failback, or re-pointing).
+import { keptDirFor } from "../transport/marker.ts";
+import { Pass } from "./pass.ts";
+import type { TargetEngine } from "./target.ts";
+import type { PassStats } from "./types.ts";
+
+export type UnfenceHow = "overwrite" | "keep";
+
+export interface UnfenceReport {
+  /** settled: the standby's copies kept aside and ours written (overwrite), or the standby's versions taken (keep) */
+  kept: number;
+  accepted: number;
+  /** where the kept copies are, relative to the destination (overwrite) */
+  keptDir: string | null;
+  /** the settling pass and the full pass */
+  stats: PassStats[];
+  /** the fence is lifted */
+  lifted: boolean;
+  /** why not: the standby is still promoted, or could not be reached */
+  refused: string | null;
+  error: string | null;
+}
+
+export async function unfenceTarget(engine: TargetEngine, how: UnfenceHow, signal?: AbortSignal, now = new Date()): Promise<UnfenceReport> {
+  const { guard, transport } = engine.ctx;
+  const report: UnfenceReport = { kept: 0, accepted: 0, keptDir: null, stats: [], lifted: false, refused: null, error: null };
+  const contact = await transport.replicaState([], signal);
+  if (contact.error !== undefined) return { ...report, error: contact.error };
+  if (contact.marker !== null) {
+    return { ...report, refused: "the standby is still marked as promoted: unfencing cannot undo a promotion" };
+  }
+  guard.suspend();
+  guard.mode = how === "overwrite" ? { kind: "overwrite", keptDir: keptDirFor(now), by: "unfence --overwrite" } : { kind: "keep", by: "unfence --keep-replica" };
+  report.keptDir = how === "overwrite" ? guard.mode.kind === "overwrite" ? guard.mode.keptDir : null : null;
+  const settled = await new Pass(engine.ctx, signal).settleReplica();
+  report.stats.push(settled);
+  if (settled.targetError === null && !settled.fenced && !signal?.aborted) report.stats.push(await engine.runPass(signal));
+  report.kept = guard.resolved.kept;
+  report.accepted = guard.resolved.accepted;
+  const failed = report.stats.find((s) => s.targetError !== null || s.fenced);
+  if (failed === undefined && report.stats.length === 2 && !signal?.aborted) {
+    guard.lift();
+    report.lifted = true;
+  } else {
+    report.error = failed?.targetError ?? (failed?.fenced ? "the standby was marked as promoted meanwhile" : "interrupted");
+  }
+  guard.mode = { kind: "fence" };
+  return report;
+}
