@@ -192,8 +192,9 @@ test("a read-side command upgrades a v1 DB only while no rrdsync holds it", () =
   db.close();
   const older = Bun.spawn(["bash", "-c", "exec -a rrdsync-0.1 sleep 30"]); // an older rrdsync (a pid file, no flock), still running with this state file
   try {
-    // until it has exec'd, /proc shows the forking test runner's command line
-    const isOlder = () => readFileSync(`/proc/${older.pid}/cmdline`, "latin1").includes("rrdsync");
+    // until it has exec'd sleep, /proc shows the test runner's command line, then bash's (which names rrdsync too,
+    // and while bash execs, /proc may read empty: a CI run read it in that moment); wait for the exec'd argv[0]
+    const isOlder = () => readFileSync(`/proc/${older.pid}/cmdline`, "latin1").startsWith("rrdsync-0.1\0");
     for (let i = 0; i < 2000 && !isOlder(); i++) Bun.sleepSync(5); // a loaded CI machine took over a second
     expect(isOlder()).toBe(true);
     writeFileSync(`${path}.lock`, `${older.pid}\n`);
