@@ -362,7 +362,7 @@ function reportError(e: unknown): number {
     process.stderr.write(`rrdsync: ${escapeLine(e.message)}\n  hint: see rrdsync --help\n`);
     return ExitCode.Usage;
   }
-  // A state DB that ran out of space mid-pass (SQLITE_FULL): the user's to fix, not a bug (README: When things go wrong).
+  // A state DB that ran out of space mid-pass (SQLITE_FULL): the user's to fix, not a bug (docs/troubleshooting.md).
   const full = isDiskFull(e) ? stateDiskFull(null, e) : null;
   if (full !== null) {
     process.stderr.write(`rrdsync: ${escapeLine(full.message)}\n  hint: ${escapeLine(full.hint ?? "")}\n`);

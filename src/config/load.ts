@@ -201,7 +201,7 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
     rebuildState: opts.rebuildState === true,
   };
   // backup_dir and change_log_file are not checked here: an audit trail that cannot be written never stops
-  // replication (each gap is an error of its own, exit 1: README, When things go wrong).
+  // replication (each gap is an error of its own, exit 1: docs/troubleshooting.md).
   if (config.logging.logFile) checkFilePlace(`${origin}: logging.log_file`, config.logging.logFile);
   if (config.metricsFile !== "" && !config.metricsFile.endsWith(".prom")) {
     warnings.push(`${origin}: metrics_file: ${config.metricsFile} does not end in .prom: node_exporter's textfile collector reads only *.prom files`);

@@ -1,7 +1,7 @@
 // The release as an admin gets it: `bun run release` makes three binaries and a SHA256SUMS that `sha256sum -c`
 // accepts, also from a clean clone; each says what it is (--version); the baseline binary runs on a CPU without
 // AVX2 (qemu-x86_64 -cpu Nehalem, checked to refuse AVX2) and the arm64 one under qemu-aarch64, each through
-// --help, the demo and a daemon start (sd_notify through bun:ffi); and none needs a newer glibc than README states.
+// --help, the demo and a daemon start (sd_notify through bun:ffi); and none needs a newer glibc than docs/install.md states.
 // Where qemu is missing (scripts/setup.sh --test installs it) those tests are skipped and their names say why.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -15,7 +15,7 @@ setDefaultTimeout(180_000); // emulated CPUs: a demo takes ~10 s under qemu, a c
 
 const REPO = resolve(import.meta.dir, "../..");
 const VERSION = (JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { version: string }).version;
-/** The newest glibc symbol version any release binary may import: README's "Releases" section states it. */
+/** The newest glibc symbol version any release binary may import: docs/install.md's "Releases" section states it. */
 const GLIBC_MAX = [2, 17];
 /** Debian/Ubuntu's aarch64 glibc for qemu-user (package libc6-arm64-cross). */
 const ARM64_SYSROOT = "/usr/aarch64-linux-gnu";
