@@ -28,7 +28,8 @@ export function inline(md: string, o: RenderOptions): string {
     if (bold !== undefined) return o.styles.bold(inline(bold, o));
     const shown = inline(text as string, o);
     const page = /^([a-z-]+)\.md(#.*)?$/.exec(href as string)?.[1];
-    if (page !== undefined && o.topics.includes(page)) return `${shown} (rrdsync help ${page})`;
+    // "see [troubleshooting](troubleshooting.md#…)" reads "see rrdsync help troubleshooting", not the name twice
+    if (page !== undefined && o.topics.includes(page)) return shown.toLowerCase().replace(/ /g, "-") === page ? `rrdsync help ${page}` : `${shown} (rrdsync help ${page})`;
     if (/^https?:/.test(href as string)) return `${shown} <${href}>`;
     return shown;
   });

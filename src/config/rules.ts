@@ -27,10 +27,10 @@ export const fail = (ctx: Ctx, where: string, problem: string, hint?: string): n
   throw new ConfigError(`${ctx.origin}: ${where}`, problem, hint);
 };
 /**
- * How the reference writes a number: 10000000 as 10,000,000 is easier to count. Not toLocaleString: the rules are
+ * How the reference writes a number: 10000000 as 10,000,000 is easier to count (a port stays 65535). Not toLocaleString: the rules are
  * made when the config module loads, and Intl's first use loads ICU's data (+2 MiB and ~10% of `--version`'s CPU).
  */
-const num = (n: number) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+const num = (n: number) => (n < 100_000 ? String(n) : String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ","));
 
 export const bool: Rule<boolean> = rule("`true` or `false`", (v, where, ctx) =>
   typeof v === "boolean" ? v : fail(ctx, where, `expected true or false, got ${show(v)}`, "write true or false without quotes"));

@@ -57,7 +57,7 @@ function wrapper(name: string, argv: string[]): string {
 const underNehalem = () => wrapper("baseline-nehalem", [qemuX86 as string, "-cpu", "Nehalem", binary("linux-x64-baseline")]);
 const underArm = () => wrapper("arm64", [qemuArm as string, "-L", ARM64_SYSROOT, binary("linux-arm64")]);
 
-/** --help, the demo (its replica checked file by file) and a daemon that reports READY=1, WATCHDOG=1 and STOPPING=1. */
+/** --help, a page of the embedded docs, the demo (its replica checked file by file) and a daemon that reports READY=1, WATCHDOG=1 and STOPPING=1. */
 async function smoke(bin: string, target: string): Promise<void> {
   const v = await run([bin, "--version"]);
   expect(v.out).toStartWith(`rrdsync ${VERSION} (`);
@@ -65,6 +65,9 @@ async function smoke(bin: string, target: string): Promise<void> {
   const h = await run([bin, "--help"]);
   expect(h.code).toBe(0);
   for (const s of ["Exit codes", "install", "uninstall", "--watch"]) expect(h.out).toContain(s);
+  // the docs and the man page are embedded in every target's binary
+  const docs = await run([bin, "help", "troubleshooting"]);
+  expect({ code: docs.code, head: docs.out.split("\n")[0] }).toEqual({ code: 0, head: "WHEN THINGS GO WRONG" });
 
   const demoDir = join(work, `demo-${target}`);
   const demo = await run([process.execPath, join(REPO, "scripts/demo.ts")], { env: { RRDSYNC_BIN: bin, RRDSYNC_DEMO_DIR: demoDir } });

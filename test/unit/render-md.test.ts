@@ -18,8 +18,8 @@ test("on a pipe (no width) a paragraph is one line, whatever its length", () => 
 });
 
 test("inline markup goes; links to pages name the help topic, others keep their text", () => {
-  const md = "Set `delete` **with care**; see [the keys](config.md#keys), [below](#x), [the README](../README.md) and [rsync](https://rsync.samba.org).\n";
-  expect(renderMarkdown(md, o(Number.POSITIVE_INFINITY))).toBe("Set delete with care; see the keys (rrdsync help config), below, the README and rsync <https://rsync.samba.org>.\n");
+  const md = "Set `delete` **with care**; see [the keys](config.md#keys), [install](install.md), [below](#x), [the README](../README.md) and [rsync](https://rsync.samba.org).\n";
+  expect(renderMarkdown(md, o(Number.POSITIVE_INFINITY))).toBe("Set delete with care; see the keys (rrdsync help config), rrdsync help install, below, the README and rsync <https://rsync.samba.org>.\n");
 });
 
 test("tables: short names lead their row; long ones get a line of their own, other columns labelled", () => {
