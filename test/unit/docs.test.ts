@@ -85,6 +85,15 @@ describe("the pages", () => {
     expect(bad).toEqual([]);
   });
 
+  test("the README's table of pages and the commands page name every topic", () => {
+    const readme = read("README.md");
+    const commands = read("docs/commands.md");
+    for (const t of TOPICS) {
+      expect(readme).toContain(`(docs/${t.name}.md) | \`${t.name}\` |`);
+      expect(commands.slice(commands.indexOf("### help"))).toContain(`\`${t.name}\``);
+    }
+  });
+
   test("the README: at most ~150 lines, and its first screen keeps the fresh-machine commands", () => {
     const readme = read("README.md");
     expect(readme.split("\n").length).toBeLessThanOrEqual(150);
