@@ -19,7 +19,7 @@ export interface BuildInfo {
 
 /**
  * --minify: smaller embedded source, and so less to parse at start. --bytecode: precompiled JS starts faster, which
- * every cron run pays (README: "Binary size and start time" has the figures). ssh2's native addons cannot load under
+ * every cron run pays (docs/benchmarks.md: "Binary size and start time" has the figures). ssh2's native addons cannot load under
  * Bun; left in, they would be embedded and unpacked to /tmp at every start. --no-compile-autoload-*: a compiled Bun
  * program otherwise reads .env and bunfig.toml from its working directory at start, so `rrdsync` run by root in a
  * directory someone else can write would take their environment, or run their code (bunfig's preload).

@@ -13,10 +13,15 @@ export const ExitCode = {
   Fenced: 4,
   /** a bug in rrdsync: the message asks for a report */
   Internal: 70,
+  /** --watch: a second SIGINT or SIGTERM while stopping; it left without waiting for the running transfer (128 + SIGINT, as shells report Ctrl-C) */
+  Interrupted: 130,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
-/** The table printed by --help and copied into the README. */
+/**
+ * The table printed by --help and `rrdsync help exit-codes`; scripts/docs.ts writes it into README.md,
+ * docs/exit-codes.md and the man page (test/unit/docs.test.ts fails when one of them differs).
+ */
 export const EXIT_CODE_TABLE: ReadonlyArray<readonly [number, string]> = [
   [ExitCode.Ok, "all files synced and recorded"],
   [ExitCode.Pending, "some files failed and stay pending (named in the log); the next run retries them (also: the state\n      disk is full, the metrics file could not be written). check: a check failed; status: files pending or the\n      target down; restore: no such version; verify: the replica differs from the source, or could not be compared;\n      merge: the merged file could not be written, or an RRD stayed locked by another process"],
@@ -24,6 +29,7 @@ export const EXIT_CODE_TABLE: ReadonlyArray<readonly [number, string]> = [
   [ExitCode.Locked, "another rrdsync is running with the same state file"],
   [ExitCode.Fenced, "the standby was written to: split brain or promotion. The target is fenced: nothing more is written,\n      deleted or moved there (rrdsync unfence shows the ways on). status, verify, unfence: a target is fenced"],
   [ExitCode.Internal, "internal error (a bug): please report it with the message"],
+  [ExitCode.Interrupted, "--watch: stopped by a second SIGINT or SIGTERM while it was stopping, without waiting for the running\n      transfer; nothing unconfirmed was recorded, so the next start sends it again (--once exits 1 then)"],
 ];
 
 /** An error the user can fix: printed as one message plus a hint, never with a stack. */

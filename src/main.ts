@@ -4,6 +4,7 @@ import { cac } from "cac";
 import { homedir } from "node:os";
 import { isOutputClosed, writeOut } from "./cli/out.ts";
 import { runChecks } from "./cli/check.ts";
+import { helpCommand } from "./cli/help.ts";
 import { showLog } from "./cli/history.ts";
 import { initConfig } from "./cli/init.ts";
 import { installCommand, uninstallCommand } from "./cli/install.ts";
@@ -13,6 +14,7 @@ import { restoreFile } from "./cli/restore.ts";
 import { showStatus } from "./cli/status.ts";
 import { syncOnce } from "./cli/sync.ts";
 import { unfenceCommand } from "./cli/unfence.ts";
+import { TOPICS } from "./cli/topics.ts";
 import { verifyCommand } from "./cli/verify.ts";
 import { watchDaemon } from "./cli/watch.ts";
 import { loadConfig } from "./config/load.ts";
@@ -58,7 +60,8 @@ interface Flags {
 /** cac checks a command's options only when it has an action; main() dispatches itself. */
 const noop = () => undefined;
 
-function buildCli() {
+/** The command table: what --help prints, what main() dispatches on, and what the man page lists (scripts/docs.ts). */
+export function buildCli() {
   const cli = cac("rrdsync");
   cli
     .option("-c, --config <path>", "Config file (JSON; # and // comments allowed). Default: $RRDSYNC_CONFIG, else /etc/rrdsync/config.json if it exists")
@@ -163,6 +166,10 @@ function buildCli() {
     .option("--json", "One JSON object instead of the report")
     .example("rrdsync merge /opt/opennms/share/rrd/snmp/1/ifInOctets.rrd /tmp/from-standby/ifInOctets.rrd --to /opt/opennms/share/rrd/snmp/1/ifInOctets.rrd")
     .action(noop);
+  cli
+    .command("help [topic]", `Print a page of the docs from inside the binary (paged on a terminal, plain on a pipe); without TOPIC, the list: ${TOPICS.map((t) => t.name).join(", ")}`)
+    .example("rrdsync help troubleshooting")
+    .action(noop);
   cli.help((all) => {
     const sections = all.filter((s) => !s.title?.startsWith("For more info"));
     if (sections[0] !== undefined && sections[0].title === undefined) sections[0] = { body: versionLine() }; // cac's header would be a bare "rrdsync"
@@ -213,7 +220,7 @@ function buildCli() {
       title: "Exit codes",
       body: EXIT_CODE_TABLE.map(([code, text]) => `  ${String(code).padEnd(4)}${text}`).join("\n"),
     });
-    sections.push({ title: "Docs", body: "  rrdsync COMMAND --help for a command's options; README.md: config reference, install, cron and systemd" });
+    sections.push({ title: "Docs", body: "  rrdsync COMMAND --help for a command's options; rrdsync help TOPIC for a page of the docs (rrdsync help lists\n  them: install, config, troubleshooting, …); man rrdsync for the manual page" });
     return sections;
   });
   return cli;
@@ -303,6 +310,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === "uninstall") return await uninstallCommand(flags);
   if (command === "merge") return await mergeCommand(parsed.args, flags);
   if (command === "promote") return await promoteCommand(parsed.args[0] === undefined ? undefined : String(parsed.args[0]), env);
+  if (command === "help") return await helpCommand(parsed.args[0] === undefined ? undefined : String(parsed.args[0]), env);
   const consoleOpts = consoleOptions(flags, env);
   const { config, warnings } = loadConfig({
     configPath: flags.config, source: flags.source, dest: flags.dest, stateFile: flags.state, transport: flags.transport, env, cwd: process.cwd(), home: homedir(),
@@ -381,7 +389,7 @@ function reportError(e: unknown): number {
     process.stderr.write(`rrdsync: ${escapeLine(e.message)}\n  hint: see rrdsync --help\n`);
     return ExitCode.Usage;
   }
-  // A state DB that ran out of space mid-pass (SQLITE_FULL): the user's to fix, not a bug (README: When things go wrong).
+  // A state DB that ran out of space mid-pass (SQLITE_FULL): the user's to fix, not a bug (docs/troubleshooting.md).
   const full = isDiskFull(e) ? stateDiskFull(null, e) : null;
   if (full !== null) {
     process.stderr.write(`rrdsync: ${escapeLine(full.message)}\n  hint: ${escapeLine(full.hint ?? "")}\n`);
@@ -392,7 +400,10 @@ function reportError(e: unknown): number {
   return ExitCode.Internal;
 }
 
-main(process.argv).then(
-  (code) => process.exit(code),
-  (e) => process.exit(reportError(e)),
-);
+// Only as the program: scripts/docs.ts imports the command table for the man page.
+if (import.meta.main) {
+  main(process.argv).then(
+    (code) => process.exit(code),
+    (e) => process.exit(reportError(e)),
+  );
+}

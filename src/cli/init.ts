@@ -34,7 +34,7 @@ export function starterConfig(o: { path: string; source?: string; dest?: string;
   const { path, home, stateDir, logDir } = o;
   const key = ["id_ed25519", "id_ecdsa", "id_rsa"].map((k) => join(home, ".ssh", k)).find((k) => existsSync(k)) ?? "";
   const q = JSON.stringify;
-  return `# rrdsync config: JSON with # and // comments. Every key: README.md, "Config reference".
+  return `# rrdsync config: JSON with # and // comments. Every key: rrdsync help config.
 # Next: fill in the standby, then run: rrdsync check --config ${path}
 {
   # The tree to replicate (OpenNMS: share/rrd).

@@ -199,7 +199,7 @@ function readManifest(path: string): Manifest | null {
   } catch {
     return null;
   }
-  const bad = () => new UserError(`${path}: not a manifest written by rrdsync install`, ExitCode.Usage, "remove it and the files it names by hand (README: Install on a server lists them)");
+  const bad = () => new UserError(`${path}: not a manifest written by rrdsync install`, ExitCode.Usage, "remove it and the files it names by hand (rrdsync help install lists them)");
   let m: Manifest;
   try {
     m = JSON.parse(text) as Manifest;

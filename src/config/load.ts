@@ -1,18 +1,15 @@
 // Finds the config (flag, $RRDSYNC_CONFIG, /etc/rrdsync/config.json, or none), applies flags, fills defaults.
-import type { MaxDelete } from "./max-delete.ts";
 import { closeSync, constants, existsSync, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { ConfigError, ExitCode, UserError } from "../errors.ts";
-import {
-  DEFAULT_BATCH_MAX_BYTES, DEFAULT_BATCH_MAX_FILES, DEFAULT_SLICE_MAX_FILES, DEFAULT_CONFIG_PATH, DEFAULT_DEBOUNCE_S, DEFAULT_RRD_HOLD_ATTEMPTS, DEFAULT_RRD_HOLD_DELAY_S, DEFAULT_KEEP_VERSIONS, DEFAULT_MAX_BACKUP_BYTES, DEFAULT_MAX_LOG_BYTES, DEFAULT_KEEP_LOGS, DEFAULT_MAX_DELETE, DEFAULT_BATCH_COLLECT_S, DEFAULT_RRD_SUMMARY_INTERVAL_S, DEFAULT_RRD_STALE_STEPS, DEFAULT_KEEP_HISTORY_DAYS, DEFAULT_MAX_HISTORY_BYTES, DEFAULT_EXTENSIONS,
-  DEFAULT_POLL_INTERVAL_S, DEFAULT_RESCAN_INTERVAL_S, defaultMaxDelay, defaultPaths,
-} from "./defaults.ts";
+import { DEFAULT_CONFIG_PATH, defaultMaxDelay, defaultPaths } from "./defaults.ts";
+import { defaultOf as d, KEYS } from "./keys.ts";
 import { parseDest } from "./dest.ts";
 import { checkFilePlace, checkSourcePlace } from "./places.ts";
 import { checkDistinct, extraStateFile, makeTarget } from "./targets.ts";
 import { parseConfigText } from "./read.ts";
 import type { Config, LogLevel, TransportKind } from "./types.ts";
-import { type Ctx, checkAgainstSchema, oneOf, path } from "./validate.ts";
+import { type Ctx, checkAgainstSchema, path } from "./validate.ts";
 
 export interface LoadOptions {
   configPath?: string;
@@ -95,7 +92,7 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
   const abs = (p: string) => resolve(opts.cwd, p);
   if (opts.source !== undefined) c.source_dir = path({ allowEmpty: false })(abs(opts.source), "--source", flagCtx);
   if (opts.stateFile !== undefined) c.state_file = path({ allowEmpty: false })(abs(opts.stateFile), "--state", flagCtx);
-  const flagTransport = opts.transport === undefined ? undefined : (oneOf(["rsync", "sftp", "auto"])(opts.transport, "--transport", flagCtx) as TransportKind);
+  const flagTransport = opts.transport === undefined ? undefined : KEYS["remote_sync.transport"].rule(opts.transport, "--transport", flagCtx);
   const rs: Obj = c.remote_sync ?? {};
   if (opts.dest !== undefined) {
     const d = parseDest(opts.dest.startsWith("/") || opts.dest.includes(":") ? opts.dest : abs(opts.dest));
@@ -119,7 +116,7 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
     if (!st.isDirectory()) throw new ConfigError(sourceKey, `${sourceDir} is not a directory`);
   }
 
-  const extra: Obj[] = c.targets ?? [];
+  const extra: Obj[] = c.targets ?? [...d("targets")];
   // remote_sync is the first target; "targets" adds more (or, without remote_sync, lists them all).
   const primaryRaw: Obj = rs.remote_dest_dir === undefined && extra.length > 0 ? (extra.shift() as Obj) : rs;
   const primaryWhere = opts.dest !== undefined ? "--dest" : primaryRaw === rs ? "remote_sync" : "targets[0]";
@@ -151,60 +148,60 @@ export function loadConfig(opts: LoadOptions): { config: Config; warnings: strin
   const ct: Obj = c.change_tracking ?? {};
   const lg: Obj = c.logging ?? {};
   const ro: Obj = c.rsync_options ?? {};
-  const debounceTime: number = c.debounce_time ?? DEFAULT_DEBOUNCE_S;
+  const debounceTime: number = c.debounce_time ?? d("debounce_time");
   const config: Config = {
     origin,
     sourceDir,
     stateFile,
     target,
     extraTargets,
-    logging: { logFile: lg.log_file ?? "", logLevel: (lg.log_level ?? "INFO") as LogLevel },
-    delete: c.delete ?? false,
-    retry: { initialSeconds: c.retry?.initial ?? 1, maxSeconds: c.retry?.max ?? 300 },
-    maxDelete: (c.max_delete as MaxDelete | undefined) ?? DEFAULT_MAX_DELETE,
+    logging: { logFile: lg.log_file ?? d("logging.log_file"), logLevel: (lg.log_level ?? d("logging.log_level")) as LogLevel },
+    delete: c.delete ?? d("delete"),
+    retry: { initialSeconds: c.retry?.initial ?? d("retry.initial"), maxSeconds: c.retry?.max ?? d("retry.max") },
+    maxDelete: c.max_delete ?? d("max_delete"),
     debounceTime,
     maxDelay: c.max_delay ?? defaultMaxDelay(debounceTime),
-    batchCollectTime: c.batch_collect_time ?? DEFAULT_BATCH_COLLECT_S,
-    rescanInterval: c.rescan_interval ?? DEFAULT_RESCAN_INTERVAL_S,
-    pollInterval: c.poll_interval ?? DEFAULT_POLL_INTERVAL_S,
-    monitoredExtensions: c.monitored_extensions ?? DEFAULT_EXTENSIONS,
+    batchCollectTime: c.batch_collect_time ?? d("batch_collect_time"),
+    rescanInterval: c.rescan_interval ?? d("rescan_interval"),
+    pollInterval: c.poll_interval ?? d("poll_interval"),
+    monitoredExtensions: c.monitored_extensions ?? d("monitored_extensions"),
     rsync: {
-      archive: ro.archive ?? true,
-      compress: ro.compress ?? false,
-      verbose: ro.verbose ?? false,
-      update: ro.update ?? false,
-      checksum: ro.checksum ?? false,
-      partial: ro.partial ?? false,
-      bwlimit: ro.bwlimit ?? 0,
-      itemizeChanges: ro.itemize_changes ?? false,
-      stats: ro.stats ?? false,
+      archive: ro.archive ?? d("rsync_options.archive"),
+      compress: ro.compress ?? d("rsync_options.compress"),
+      verbose: ro.verbose ?? d("rsync_options.verbose"),
+      update: ro.update ?? d("rsync_options.update"),
+      checksum: ro.checksum ?? d("rsync_options.checksum"),
+      partial: ro.partial ?? d("rsync_options.partial"),
+      bwlimit: ro.bwlimit ?? d("rsync_options.bwlimit"),
+      itemizeChanges: ro.itemize_changes ?? d("rsync_options.itemize_changes"),
+      stats: ro.stats ?? d("rsync_options.stats"),
     },
     changeTracking: {
-      enabled: ct.enabled ?? true,
+      enabled: ct.enabled ?? d("change_tracking.enabled"),
       backupDir: ct.backup_dir || derived?.backupDir || `${stateDir}/backup`,
       changeLogFile: ct.change_log_file || derived?.changeLogFile || `${stateDir}/change_log.txt`,
-      diffTool: ct.diff_tool ?? "difflib",
-      keepVersions: ct.keep_versions ?? DEFAULT_KEEP_VERSIONS,
-      maxBackupBytes: ct.max_backup_bytes ?? DEFAULT_MAX_BACKUP_BYTES,
-      maxLogBytes: ct.max_log_bytes ?? DEFAULT_MAX_LOG_BYTES,
-      keepLogs: ct.keep_logs ?? DEFAULT_KEEP_LOGS,
-      firstSyncEntries: ct.first_sync_entries ?? "auto",
-      rrdUpdates: ct.rrd_updates ?? "rollup",
-      rrdSummaryIntervalSeconds: ct.rrd_summary_interval ?? DEFAULT_RRD_SUMMARY_INTERVAL_S,
-      rrdStaleSteps: ct.rrd_stale_steps ?? DEFAULT_RRD_STALE_STEPS,
-      keepHistoryDays: ct.keep_history ?? DEFAULT_KEEP_HISTORY_DAYS,
-      maxHistoryBytes: ct.max_history_bytes ?? DEFAULT_MAX_HISTORY_BYTES,
+      diffTool: ct.diff_tool ?? d("change_tracking.diff_tool"),
+      keepVersions: ct.keep_versions ?? d("change_tracking.keep_versions"),
+      maxBackupBytes: ct.max_backup_bytes ?? d("change_tracking.max_backup_bytes"),
+      maxLogBytes: ct.max_log_bytes ?? d("change_tracking.max_log_bytes"),
+      keepLogs: ct.keep_logs ?? d("change_tracking.keep_logs"),
+      firstSyncEntries: ct.first_sync_entries ?? d("change_tracking.first_sync_entries"),
+      rrdUpdates: ct.rrd_updates ?? d("change_tracking.rrd_updates"),
+      rrdSummaryIntervalSeconds: ct.rrd_summary_interval ?? d("change_tracking.rrd_summary_interval"),
+      rrdStaleSteps: ct.rrd_stale_steps ?? d("change_tracking.rrd_stale_steps"),
+      keepHistoryDays: ct.keep_history ?? d("change_tracking.keep_history"),
+      maxHistoryBytes: ct.max_history_bytes ?? d("change_tracking.max_history_bytes"),
     },
-    rrdHold: { attempts: c.rrd_hold?.attempts ?? DEFAULT_RRD_HOLD_ATTEMPTS, delaySeconds: c.rrd_hold?.delay ?? DEFAULT_RRD_HOLD_DELAY_S },
-    batchMaxFiles: c.batch_max_files ?? DEFAULT_BATCH_MAX_FILES,
-    sliceMaxFiles: c.slice_max_files ?? DEFAULT_SLICE_MAX_FILES,
-    batchMaxBytes: c.batch_max_bytes ?? DEFAULT_BATCH_MAX_BYTES,
-    metricsListen: c.metrics_listen ?? null,
-    metricsFile: c.metrics_file ?? "",
+    rrdHold: { attempts: c.rrd_hold?.attempts ?? d("rrd_hold.attempts"), delaySeconds: c.rrd_hold?.delay ?? d("rrd_hold.delay") },
+    batchMaxFiles: c.batch_max_files ?? d("batch_max_files"),
+    sliceMaxFiles: c.slice_max_files ?? d("slice_max_files"),
+    batchMaxBytes: c.batch_max_bytes ?? d("batch_max_bytes"),
+    metricsListen: c.metrics_listen ?? d("metrics_listen"),
+    metricsFile: c.metrics_file ?? d("metrics_file"),
     rebuildState: opts.rebuildState === true,
   };
   // backup_dir and change_log_file are not checked here: an audit trail that cannot be written never stops
-  // replication (each gap is an error of its own, exit 1: README, When things go wrong).
+  // replication (each gap is an error of its own, exit 1: docs/troubleshooting.md).
   if (config.logging.logFile) checkFilePlace(`${origin}: logging.log_file`, config.logging.logFile);
   if (config.metricsFile !== "" && !config.metricsFile.endsWith(".prom")) {
     warnings.push(`${origin}: metrics_file: ${config.metricsFile} does not end in .prom: node_exporter's textfile collector reads only *.prom files`);

@@ -3,7 +3,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { ConfigError } from "../errors.ts";
-import { DEFAULT_SFTP_PARALLEL_FILES, DEFAULT_SSH_CIPHERS } from "./defaults.ts";
+import { defaultOf as d } from "./keys.ts";
 import { checkLocalDest, realish } from "./places.ts";
 import type { Config, Target, TransportKind } from "./types.ts";
 
@@ -18,19 +18,19 @@ export interface TargetContext {
 
 /** `name(key)`: how messages name a key of this target ("config.json: targets[1].remote_host", or "--dest"). */
 export function makeTarget(raw: Obj, name: (key: string) => string, ctx: TargetContext): Target {
-  const host: string = raw.remote_host ?? "";
+  const host: string = raw.remote_host ?? d("remote_sync.remote_host");
   if (raw.remote_dest_dir === undefined) throw new ConfigError(name("remote_dest_dir"), "is missing", "every target needs its destination directory");
   const t: Target = {
-    user: host === "" ? "" : (raw.remote_user ?? ""),
+    user: host === "" ? "" : (raw.remote_user ?? d("remote_sync.remote_user")),
     host,
-    port: raw.port ?? 22,
+    port: raw.port ?? d("remote_sync.port"),
     destDir: raw.remote_dest_dir,
-    sshKeyPath: raw.ssh_key_path ?? "",
+    sshKeyPath: raw.ssh_key_path ?? d("remote_sync.ssh_key_path"),
     knownHostsFile: raw.known_hosts_file ?? `${ctx.home}/.ssh/known_hosts`,
-    sshCiphers: raw.ssh_ciphers ?? DEFAULT_SSH_CIPHERS,
-    transport: ctx.transport ?? raw.transport ?? "rsync",
-    sftpParallelFiles: raw.sftp_parallel_files ?? DEFAULT_SFTP_PARALLEL_FILES,
-    sshPassphraseFile: raw.ssh_passphrase_file ?? "",
+    sshCiphers: raw.ssh_ciphers ?? d("remote_sync.ssh_ciphers"),
+    transport: ctx.transport ?? raw.transport ?? d("remote_sync.transport"),
+    sftpParallelFiles: raw.sftp_parallel_files ?? d("remote_sync.sftp_parallel_files"),
+    sshPassphraseFile: raw.ssh_passphrase_file ?? d("remote_sync.ssh_passphrase_file"),
   };
   if (host === "" && t.transport === "sftp") {
     throw new ConfigError(name("transport"), '"sftp" needs a remote host, and this target is a local directory', 'set remote_host, or use "rsync" for a local destination');

@@ -1,6 +1,7 @@
 // What `rrdsync install` writes and `uninstall` removes, as data: the steps, the unit and logrotate texts rendered for
 // the chosen paths and user, the manifest, the next steps. No I/O here (src/cli/install.ts carries the steps out).
 import { dirname, join } from "node:path";
+import manPage from "../../docs/rrdsync.1" with { type: "text" };
 import logrotateTemplate from "./rrdsync.logrotate" with { type: "text" };
 import unitTemplate from "./rrdsync.service" with { type: "text" };
 
@@ -46,9 +47,9 @@ export interface InstallOptions {
 }
 
 export type Step =
-  | { kind: "dir"; path: string; mode: number; owner: { uid: number; gid: number } | null; role: "bin" | "etc" | "state" | "log" | "systemd" | "logrotate" }
+  | { kind: "dir"; path: string; mode: number; owner: { uid: number; gid: number } | null; role: "bin" | "etc" | "state" | "log" | "systemd" | "logrotate" | "man" }
   | { kind: "binary"; path: string }
-  | { kind: "file"; path: string; text: string; role: "unit" | "logrotate" }
+  | { kind: "file"; path: string; text: string; role: FileRole }
   | { kind: "config"; path: string }
   | { kind: "manifest"; path: string };
 
@@ -69,8 +70,15 @@ export interface Manifest {
   originals?: Array<{ path: string; kept: string }>;
 }
 
+export type FileRole = "unit" | "logrotate" | "man";
+
 export function binaryPath(o: InstallOptions): string {
   return join(o.prefix, "bin", "rrdsync");
+}
+
+/** Where man(1) looks under the prefix (/usr/local/share/man is in every distribution's default manpath). */
+export function manDir(o: Pick<InstallOptions, "prefix">): string {
+  return join(o.prefix, "share", "man", "man1");
 }
 
 export function manifestPath(etcDir: string): string {
@@ -94,9 +102,12 @@ export function planInstall(o: InstallOptions): Step[] {
   ];
   if (o.systemdDir !== null) steps.push({ kind: "dir", path: o.systemdDir, mode: 0o755, owner: null, role: "systemd" });
   steps.push({ kind: "dir", path: o.logrotateDir, mode: 0o755, owner: null, role: "logrotate" });
+  steps.push({ kind: "dir", path: manDir(o), mode: 0o755, owner: null, role: "man" });
   steps.push({ kind: "binary", path: binaryPath(o) });
   if (o.systemdDir !== null) steps.push({ kind: "file", path: join(o.systemdDir, UNIT_NAME), text: renderUnit(o), role: "unit" });
   steps.push({ kind: "file", path: join(o.logrotateDir, "rrdsync"), text: renderLogrotate(o), role: "logrotate" });
+  // the manual page (docs/rrdsync.1, built into the binary): `man rrdsync` on a server that has only the binary
+  steps.push({ kind: "file", path: join(manDir(o), "rrdsync.1"), text: manPage, role: "man" });
   steps.push({ kind: "config", path: o.configPath });
   steps.push({ kind: "manifest", path: manifestPath(o.etcDir) });
   return steps;
@@ -122,7 +133,9 @@ const within = (a: string, b: string) => a === b || a.startsWith(b === "/" ? "/"
  */
 export function unsafeDataDir(path: string, what: "state" | "log" | "etc", o: Pick<InstallOptions, "prefix" | "etcDir" | "systemdDir" | "logrotateDir">): string | null {
   if (SYSTEM_DIRS.has(path)) return `is ${path === "/" ? "the root directory" : "a directory of the system itself"}: the ${what} directory must be one of rrdsync's own (e.g. ${what === "state" ? INSTALL_DEFAULTS.stateDir : what === "log" ? INSTALL_DEFAULTS.logDir : INSTALL_DEFAULTS.etcDir})`;
-  const others: Array<[string, string | null]> = [["the binary's directory", join(o.prefix, "bin")], ["the systemd directory", o.systemdDir], ["the logrotate directory", o.logrotateDir]];
+  const others: Array<[string, string | null]> = [
+    ["the binary's directory", join(o.prefix, "bin")], ["the systemd directory", o.systemdDir], ["the logrotate directory", o.logrotateDir], ["the manual page's directory", manDir(o)],
+  ];
   if (what !== "etc") others.push(["the config directory", o.etcDir]);
   for (const [name, dir] of others) {
     if (dir !== null && (within(dir, path) || within(path, dir))) return `${path === dir ? "is" : within(dir, path) ? "holds" : "lies inside"} ${name} (${dir})`;
@@ -171,8 +184,8 @@ export function writableDirsOf(config: Record<string, unknown>, covered: string[
  * to restore: in the config directory, root's, and not beside it: logrotate reads every file in logrotate.d
  * (".rrdsync-orig" is not among the suffixes it skips), and two snippets for the same logs make it fail.
  */
-export function keptOriginalPath(etcDir: string, path: string, role: "unit" | "logrotate"): string {
-  return join(etcDir, `${role === "unit" ? "" : "logrotate.d-"}${path.split("/").pop()}.rrdsync-orig`);
+export function keptOriginalPath(etcDir: string, path: string, role: FileRole): string {
+  return join(etcDir, `${role === "unit" ? "" : role === "man" ? "man1-" : "logrotate.d-"}${path.split("/").pop()}.rrdsync-orig`);
 }
 
 /** Replaces `from` (which must occur exactly once: a template edit that breaks this fails the unit tests). */

@@ -1204,7 +1204,7 @@ export function isDiskFull(e: unknown): boolean {
 
 /**
  * A full state disk is the admin's to fix, not a bug: exit 1 (what was sent and not recorded goes again with the
- * next run: the state only advances by commits), the message README's "When things go wrong" promises.
+ * next run: the state only advances by commits), the message docs/troubleshooting.md promises.
  */
 export function stateDiskFull(path: string | null, e?: unknown): UserError {
   const dir = path === null ? null : dirname(path);

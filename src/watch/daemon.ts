@@ -192,7 +192,7 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
       forced = true;
       log.warn(`${sig} again: exiting at once`);
       ac.abort();
-      process.exit(130);
+      process.exit(ExitCode.Interrupted);
     }
     stopping = true;
     // the metrics written at stop still say how many directories were watched (the watcher is closed below)
@@ -273,7 +273,7 @@ export async function runDaemon(config: Config, log: Logger, live: DaemonView): 
     await Promise.all(runs);
     if (laneError !== null) throw laneError;
     log.info("stopped");
-    return forced ? (130 as ExitCode) : ExitCode.Ok;
+    return forced ? ExitCode.Interrupted : ExitCode.Ok;
   } finally {
     metrics?.stop();
     await watcher.close();

@@ -122,6 +122,33 @@ describe("rrdsync install / uninstall in a temp root", () => {
     expect(again.err).toContain("no install manifest at ");
   });
 
+  test("the manual page: installed where man finds it, recorded in the manifest, removed by uninstall; an admin's own is kept and put back", async () => {
+    const { exe, root, args } = setup();
+    const page = join(root, "usr/local/share/man/man1/rrdsync.1");
+    expect((await run([exe, "install", "--dry-run", ...args])).out).toContain(`would write   ${page}`);
+    expect((await run([exe, "install", ...args])).code).toBe(0);
+    // the page the binary carries is docs/rrdsync.1 as generated (test/unit/docs.test.ts keeps that current)
+    expect(readFileSync(page, "utf8")).toBe(readFileSync(join(REPO, "docs/rrdsync.1"), "utf8"));
+    expect(statSync(page).mode & 0o7777).toBe(0o644);
+    const manifest = JSON.parse(readFileSync(join(root, "etc/rrdsync/install-manifest.json"), "utf8"));
+    expect(manifest.files.map((f: { path: string }) => f.path)).toContain("/usr/local/share/man/man1/rrdsync.1");
+    // `man rrdsync` finds it in PREFIX/share/man (MANPATH stands for the system's manpath, which lists /usr/local/share/man)
+    const man = Bun.spawnSync(["man", "rrdsync"], { env: { ...process.env, MANPATH: join(root, "usr/local/share/man"), MANPAGER: "cat", PAGER: "cat", MANWIDTH: "80" }, stderr: "pipe" });
+    expect(man.exitCode).toBe(0);
+    expect(man.stdout.toString()).toMatch(/^NAME\n\s+rrdsync\s+-\s+replicate\s+an\s+OpenNMS/m);
+    expect(man.stdout.toString()).toContain("EXIT STATUS");
+    const un = await run([exe, "uninstall", ...args]);
+    expect(un.out).toContain(`remove  ${page}`);
+    expect(existsSync(join(root, "usr/local/share/man"))).toBe(false); // install made the directories, so they go too
+    // a page that was there before install (the admin's, or a distribution's) is kept aside and put back
+    mkdirSync(join(root, "usr/local/share/man/man1"), { recursive: true });
+    writeFileSync(page, ".TH OTHER 1\n");
+    const again = await run([exe, "install", ...args]);
+    expect(again.out).toContain(`write   ${page} (the one there is kept as ${root}/etc/rrdsync/man1-rrdsync.1.rrdsync-orig)`);
+    expect((await run([exe, "uninstall", "--purge", ...args])).code).toBe(0);
+    expect(readFileSync(page, "utf8")).toBe(".TH OTHER 1\n");
+  });
+
   test("--without-systemd: no unit; the next steps give the cron line only", async () => {
     const { exe, root, args } = setup();
     const r = await run([exe, "install", "--without-systemd", ...args]);

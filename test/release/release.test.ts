@@ -1,7 +1,7 @@
 // The release as an admin gets it: `bun run release` makes three binaries and a SHA256SUMS that `sha256sum -c`
 // accepts, also from a clean clone; each says what it is (--version); the baseline binary runs on a CPU without
 // AVX2 (qemu-x86_64 -cpu Nehalem, checked to refuse AVX2) and the arm64 one under qemu-aarch64, each through
-// --help, the demo and a daemon start (sd_notify through bun:ffi); and none needs a newer glibc than README states.
+// --help, the demo and a daemon start (sd_notify through bun:ffi); and none needs a newer glibc than docs/install.md states.
 // Where qemu is missing (scripts/setup.sh --test installs it) those tests are skipped and their names say why.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -15,7 +15,7 @@ setDefaultTimeout(180_000); // emulated CPUs: a demo takes ~10 s under qemu, a c
 
 const REPO = resolve(import.meta.dir, "../..");
 const VERSION = (JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { version: string }).version;
-/** The newest glibc symbol version any release binary may import: README's "Releases" section states it. */
+/** The newest glibc symbol version any release binary may import: docs/install.md's "Releases" section states it. */
 const GLIBC_MAX = [2, 17];
 /** Debian/Ubuntu's aarch64 glibc for qemu-user (package libc6-arm64-cross). */
 const ARM64_SYSROOT = "/usr/aarch64-linux-gnu";
@@ -57,7 +57,7 @@ function wrapper(name: string, argv: string[]): string {
 const underNehalem = () => wrapper("baseline-nehalem", [qemuX86 as string, "-cpu", "Nehalem", binary("linux-x64-baseline")]);
 const underArm = () => wrapper("arm64", [qemuArm as string, "-L", ARM64_SYSROOT, binary("linux-arm64")]);
 
-/** --help, the demo (its replica checked file by file) and a daemon that reports READY=1, WATCHDOG=1 and STOPPING=1. */
+/** --help, a page of the embedded docs, the demo (its replica checked file by file) and a daemon that reports READY=1, WATCHDOG=1 and STOPPING=1. */
 async function smoke(bin: string, target: string): Promise<void> {
   const v = await run([bin, "--version"]);
   expect(v.out).toStartWith(`rrdsync ${VERSION} (`);
@@ -65,6 +65,9 @@ async function smoke(bin: string, target: string): Promise<void> {
   const h = await run([bin, "--help"]);
   expect(h.code).toBe(0);
   for (const s of ["Exit codes", "install", "uninstall", "--watch"]) expect(h.out).toContain(s);
+  // the docs and the man page are embedded in every target's binary
+  const docs = await run([bin, "help", "troubleshooting"]);
+  expect({ code: docs.code, head: docs.out.split("\n")[0] }).toEqual({ code: 0, head: "WHEN THINGS GO WRONG" });
 
   const demoDir = join(work, `demo-${target}`);
   const demo = await run([process.execPath, join(REPO, "scripts/demo.ts")], { env: { RRDSYNC_BIN: bin, RRDSYNC_DEMO_DIR: demoDir } });

@@ -18,7 +18,7 @@ setDefaultTimeout(120_000);
 
 const unsupported = containerUnsupported();
 const skipWhy = unsupported === null ? "" : ` (SKIPPED: ${unsupported})`;
-/** The highest `systemd-analyze security` exposure README quotes for the installed unit (lower is better). */
+/** The highest `systemd-analyze security` exposure docs/install.md quotes for the installed unit (lower is better). */
 const EXPOSURE_MAX = 2.0;
 
 let box: Container;

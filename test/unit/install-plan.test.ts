@@ -1,7 +1,9 @@
-// install's plan as data: the steps and their order, the unit and logrotate texts for other paths and a user, the
+// install's plan as data: the steps and their order, the manual page, the unit and logrotate texts for other paths and a user, the
 // paths refused because systemd or logrotate would read them differently; and NOTIFY_SOCKET's address encoding.
 import { describe, expect, test } from "bun:test";
-import { INSTALL_DEFAULTS, type InstallOptions, nextSteps, planInstall, renderLogrotate, renderUnit, unsafeForUnitFiles, unsafeDataDir, writableDirsOf } from "../../src/install/plan.ts";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { INSTALL_DEFAULTS, type InstallOptions, keptOriginalPath, nextSteps, planInstall, type Step, renderLogrotate, renderUnit, unsafeForUnitFiles, unsafeDataDir, writableDirsOf } from "../../src/install/plan.ts";
 import { notifySockaddr } from "../../src/watch/notify.ts";
 
 const base: InstallOptions = {
@@ -18,6 +20,15 @@ describe("planInstall", () => {
     expect(kinds).toContain("file:/etc/systemd/system/rrdsync.service");
     const cronOnly = planInstall({ ...base, systemdDir: null }).map((s) => s.path);
     expect(cronOnly.some((p) => p.includes("systemd"))).toBe(false);
+  });
+
+  test("the manual page: built in (docs/rrdsync.1), in PREFIX/share/man/man1; an admin's own page is kept in the config directory", () => {
+    const steps = planInstall({ ...base, prefix: "/opt/x" });
+    const page = steps.find((s) => s.kind === "file" && s.role === "man");
+    expect(page?.path).toBe("/opt/x/share/man/man1/rrdsync.1");
+    expect(page?.kind === "file" ? page.text : "").toBe(readFileSync(join(import.meta.dir, "../../docs/rrdsync.1"), "utf8"));
+    expect(steps.findIndex((s) => s.kind === "dir" && s.path === "/opt/x/share/man/man1")).toBeLessThan(steps.indexOf(page as Step));
+    expect(keptOriginalPath("/etc/rrdsync", "/usr/local/share/man/man1/rrdsync.1", "man")).toBe("/etc/rrdsync/man1-rrdsync.1.rrdsync-orig");
   });
 
   test("the state and log directories are the daemon user's, 0750; the rest root's", () => {

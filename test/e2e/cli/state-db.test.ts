@@ -1,4 +1,4 @@
-// The state DB under real damage, and the audit trail of trees run without a config: what the README's "When
+// The state DB under real damage, and the audit trail of trees run without a config: what docs/troubleshooting.md's "When
 // things go wrong" promises. Local destinations: the transport plays no part here.
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Database } from "bun:sqlite";

@@ -4,7 +4,7 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renam
 import { join } from "node:path";
 import { type Daemon, eventually } from "../../helpers/daemon.ts";
 import { e2eSuite } from "../../helpers/suite.ts";
-import { fakeBinary, readTree, runRrdsync, type World, writeTree } from "../../helpers/world.ts";
+import { fakeBinary, readTree, runRrdsync, TRANSPORT, type World, writeTree } from "../../helpers/world.ts";
 
 setDefaultTimeout(90_000); // real sshd + rsync (+ the watcher): seconds, not milliseconds
 
@@ -134,6 +134,29 @@ describe("rrdsync --watch", () => {
     await d.waitFor((e) => e.event === "start", 10_000, "start");
     await Bun.sleep(800); // the initial transfer is running (30 MB at 10 MB/s)
     expect(await d.stop("SIGTERM")).toBe(0);
+    const r = await runRrdsync(["--once", "--config", w.writeConfig({ ...fast })]);
+    expect(r.code).toBe(0);
+    expect(readTree(w.dest)).toEqual(readTree(w.src));
+  });
+
+  test("a second SIGINT while stopping: exit 130 at once (the exit-code table's row), nothing lost; a restart completes the replica", async () => {
+    const w = world();
+    const files: Record<string, Uint8Array> = {};
+    // a transfer that outlasts the two signals: 30 MB at 10 MB/s through rsync; SFTP (no bwlimit) one file at a time, 90 MB
+    for (let i = 0; i < 300; i++) files[`x/f${i}.bin`] = fakeBinary(TRANSPORT === "sftp" ? 300_000 : 100_000, i + 1);
+    writeTree(w.src, files);
+    const logFile = join(w.dir, "daemon.log");
+    const cfg = w.writeConfig({ ...fast, rsync_options: { bwlimit: 10_000 }, logging: { log_file: logFile } });
+    const slow = JSON.parse(readFileSync(cfg, "utf8"));
+    writeFileSync(cfg, JSON.stringify({ ...slow, remote_sync: { ...slow.remote_sync, sftp_parallel_files: 1 } }));
+    const d = daemon(cfg);
+    await d.waitFor((e) => e.event === "start", 10_000, "start");
+    d.proc.kill("SIGINT");
+    await eventually(() => existsSync(logFile) && readFileSync(logFile, "utf8").includes("SIGINT: stopping"), 10_000, "the first SIGINT taken");
+    const t0 = Date.now();
+    expect(await d.stop("SIGINT")).toBe(130);
+    expect(Date.now() - t0).toBeLessThan(2_000); // at once, not after the transfer
+    expect(d.stderr()).toContain("SIGINT again: exiting at once");
     const r = await runRrdsync(["--once", "--config", w.writeConfig({ ...fast })]);
     expect(r.code).toBe(0);
     expect(readTree(w.dest)).toEqual(readTree(w.src));

@@ -131,7 +131,7 @@ run("tree watcher: real writers", () => {
     rrdCreate(join(root, "a.rrd"));
     const t = await watch(root, (r, on) => new FsTreeWatcher(r, on));
     sh(["rrdtool", "update", join(root, "a.rrd"), `${T0 + 300}:1`]);
-    await t.none(isPath("a.rrd"), "fs.watch event for an rrdtool update (has Bun's fs.watch learnt IN_CLOSE_WRITE? then update README)", 1000);
+    await t.none(isPath("a.rrd"), "fs.watch event for an rrdtool update (has Bun's fs.watch learnt IN_CLOSE_WRITE? then update docs/watch.md)", 1000);
     writeFileSync(join(root, "a.txt"), "x"); // ...while it does see a write()
     await t.until(isPath("a.txt"), "fs.watch event for write()");
   });
