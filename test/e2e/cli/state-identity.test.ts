@@ -78,9 +78,13 @@ describe("a state DB belongs to one source and one destination", () => {
     const files: Record<string, string> = {};
     for (let i = 0; i < 30; i++) files[`n${i % 3}/f${i}.txt`] = `${i}\n`.repeat(100);
     writeTree(w.src, files);
+    const written = Date.now();
     const cfg = w.writeConfig();
     expect((await runRrdsync(["--once", "--config", cfg])).code).toBe(0);
     const inode = statSync(join(w.dest, "n1/f1.txt")).ino;
+    // A whole-tree run sends again (by content, rewriting the copy) a file whose ctime is within CTIME_MARGIN_NS
+    // (2 s) of its start: it may have changed as rsync read it. A fast machine got there within 2 s of the writes.
+    await Bun.sleep(Math.max(0, written + 2100 - Date.now()));
     // the tree moved (a new mount point, say): same files, same destination
     const moved = join(w.dir, "moved-src");
     renameSync(w.src, moved);
