@@ -3,7 +3,8 @@
 import pc from "picocolors";
 import type { Config } from "../config/types.ts";
 import { ExitCode, UserError } from "../errors.ts";
-import { formatBytes, formatTimestamp } from "../log.ts";
+import { formatTimestamp } from "../log.ts";
+import { formatBytes } from "../text.ts";
 import { type ChangeRow, StateStore } from "../store/state.ts";
 import { escapeLine, safeJson } from "../escape.ts";
 import { displayPath, formatEntry } from "../track/changelog.ts";

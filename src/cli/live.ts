@@ -1,8 +1,9 @@
 // Live output of the daemon: coloured lines on a TTY, timestamped plain lines otherwise, JSON lines with --json.
 import pc from "picocolors";
 import { escapeLine, safeJson } from "../escape.ts";
-import { formatBytes, formatTimestamp } from "../log.ts";
-import { plural } from "../engine/health.ts";
+import { formatTimestamp } from "../log.ts";
+import { formatBytes } from "../text.ts";
+import { plural } from "../text.ts";
 import type { BatchReport, Progress } from "../engine/types.ts";
 import { ProgressLine } from "./progress.ts";
 

@@ -1,6 +1,6 @@
 // The progress line of a long pass: files and bytes done of those found to send, rate, and an ETA once the walk
 // has found everything (before that the total can still grow, so no ETA is promised).
-import { formatBytes } from "../log.ts";
+import { formatBytes } from "../text.ts";
 import type { Progress } from "../engine/types.ts";
 
 export function formatProgress(p: Progress, elapsedS: number): string {

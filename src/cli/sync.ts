@@ -6,11 +6,12 @@ import { checkIdentities, passOnce } from "../engine/target.ts";
 import type { PassStats } from "../engine/types.ts";
 import { ExitCode } from "../errors.ts";
 import { escapeLine } from "../escape.ts";
-import { formatBytes, type Logger } from "../log.ts";
+import { type Logger } from "../log.ts";
+import { formatBytes } from "../text.ts";
 import { identityOf } from "../store/identity.ts";
 import { StateStore } from "../store/state.ts";
 import { describeTarget } from "../transport/create.ts";
-import { errorText, renderMetrics, writeTextfile } from "../watch/prometheus.ts";
+import { errorText, renderMetrics, writeTextfile } from "../metrics/prometheus.ts";
 import { ProgressLine } from "./progress.ts";
 
 export async function syncOnce(config: Config, log: Logger, signal?: AbortSignal): Promise<ExitCode> {

@@ -8,7 +8,8 @@ import { KNOWN_MARKER, MARKERS, NEWER_WORDS, repairable, type VerifyEntry, verif
 import { KEPT_DIR, keptDirFor, parseMarker, PROMOTED_MARKER } from "../transport/marker.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { escapeLine, safeJson } from "../escape.ts";
-import { formatBytes, type Logger } from "../log.ts";
+import { type Logger } from "../log.ts";
+import { formatBytes } from "../text.ts";
 import { parsePattern, type PathPattern } from "../source/pattern.ts";
 import { identityOf } from "../store/identity.ts";
 import { StateStore } from "../store/state.ts";

@@ -5,6 +5,7 @@ import { backoffDelay, type BackoffPolicy } from "./backoff.ts";
 import type { EngineLog } from "./types.ts";
 import type { StateStore } from "../store/state.ts";
 import type { StatusRecord, StatusUpdate } from "../store/status.ts";
+import { plural } from "../text.ts";
 
 export class TargetHealth {
   /** when the target started failing (also across runs, for `status`) */
@@ -111,9 +112,4 @@ export class TargetHealth {
       this.log.debug(`status not recorded: ${(e as Error).message}`);
     }
   }
-}
-
-/** "1 file", "2 files". */
-export function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? "" : "s"}`;
 }

@@ -1,5 +1,5 @@
 // What monitoring reads, counted in one place (the Prometheus names and the HTTP server are at the edge:
-// src/watch/prometheus.ts). Per target: totals since its state DB was made, kept in the status record so they only
+// src/metrics/prometheus.ts). Per target: totals since its state DB was made, kept in the status record so they only
 // ever grow (across --once runs and daemon restarts, as Prometheus counters must), and a snapshot of its gauges;
 // per process: the watcher's queue overflows (its inotify watches are read from the watcher when rendered).
 import { type FenceRecord, readFence } from "../store/fence.ts";

@@ -5,7 +5,7 @@ import { closeSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, readFileSync
 import { dirname } from "node:path";
 import { dlopen, read as peek } from "bun:ffi";
 import { ExitCode, LockHeldError, UserError } from "../errors.ts";
-import { describeFsError } from "../log.ts";
+import { describeFsError } from "../text.ts";
 import { openRead, openReadWrite, readOwnFile } from "../safe-files.ts";
 
 export interface Lock {

@@ -3,7 +3,7 @@ import { Database, type Statement } from "bun:sqlite";
 import { closeSync, existsSync, lstatSync, mkdirSync, readSync, renameSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { ExitCode, StateMismatchError, UserError } from "../errors.ts";
-import { describeFsError } from "../log.ts";
+import { describeFsError } from "../text.ts";
 import { notPlainFile, openRead, readOwnFile } from "../safe-files.ts";
 import { compareIdentity, IDENTITY_KEY, identityMismatch, type StateIdentity } from "./identity.ts";
 import { acquireLock, lockHolder, pidFileHolder } from "./lock.ts";

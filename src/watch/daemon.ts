@@ -18,7 +18,7 @@ import { type Action, classifyEvent } from "./classify.ts";
 import type { WatchEvent } from "./events.ts";
 import { Lane } from "./lane.ts";
 import { systemdNotifier } from "./notify.ts"; // systemd: Type=notify + WatchdogSec
-import { renderMetrics, startMetricsOutputs } from "./prometheus.ts";
+import { renderMetrics, startMetricsOutputs } from "../metrics/prometheus.ts";
 import { createTreeWatcher, inotifyWatchLimit } from "./watcher.ts";
 
 /** The live view the daemon reports to (the cli renders it: colours on a terminal, plain lines, or JSON). */

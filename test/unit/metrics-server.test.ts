@@ -2,7 +2,7 @@
 // one), idle connections closed, one request per connection, only GET/HEAD /metrics.
 import { afterEach, expect, setDefaultTimeout, test } from "bun:test";
 import { connect, type Socket } from "node:net";
-import { IDLE_SECONDS, listenForMetrics, MAX_CONNECTIONS, type MetricsServer } from "../../src/watch/metrics-server.ts";
+import { IDLE_SECONDS, listenForMetrics, MAX_CONNECTIONS, type MetricsServer } from "../../src/metrics/server.ts";
 
 setDefaultTimeout(20_000);
 let server: MetricsServer | null = null;

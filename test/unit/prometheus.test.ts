@@ -1,7 +1,7 @@
 // The text exposition of the metrics: label escaping, families without samples left out, counters' names.
 import { expect, test } from "bun:test";
 import { zeroTotals } from "../../src/engine/metrics.ts";
-import { escapeLabel, renderMetrics } from "../../src/watch/prometheus.ts";
+import { escapeLabel, renderMetrics } from "../../src/metrics/prometheus.ts";
 
 test("label values escape backslash, double quote and newline, and nothing else", () => {
   expect(escapeLabel('a"b\\c\nd é')).toBe('a\\"b\\\\c\\nd é');

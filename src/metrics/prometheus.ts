@@ -2,7 +2,7 @@
 // textfile writer. Names follow Prometheus's conventions: the rrdsync_ prefix, base units (seconds, bytes), _total
 // for counters, one `target` label per standby. --once writes the textfile after its run (src/cli/sync.ts).
 import { writeFileAtomic } from "../safe-files.ts";
-import { listenForMetrics } from "./metrics-server.ts";
+import { listenForMetrics } from "./server.ts";
 import type { TargetSnapshot } from "../engine/metrics.ts";
 import type { EngineLog } from "../engine/types.ts";
 import { ExitCode, UserError } from "../errors.ts";
@@ -87,7 +87,7 @@ export const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
 /**
  * The daemon's /metrics: only that path answers (GET or HEAD); every other path is a 404. At most a few connections
- * at once, each closed after its answer or when idle (src/watch/metrics-server.ts): scrapers never take the
+ * at once, each closed after its answer or when idle (src/metrics/server.ts): scrapers never take the
  * descriptors replication needs.
  */
 export function serveMetrics(listen: { host: string; port: number }, render: () => string): { stop(): void; port: number; open(): number } {
