@@ -1,7 +1,7 @@
 // The merge on files beside a live writer: how librrd 1.7.2 locks (found here with the real rrdtool), why a live
 // RRD is merged in place under that lock and not by temp + rename (a real `rrdtool update` paused between its open
 // and its lock), real updates running during merges with none lost, and a merge cut short converging when run again.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync, closeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +9,9 @@ import { MergeBuffers, mergeInto, mergeRrdFiles, readRrdLocked } from "../../src
 import { lockWait, LockTimeout, tryLock, unlock } from "../../src/track/rrd-lock.ts";
 import { mergeRrd } from "../../src/track/rrd-merge.ts";
 import { fetchRows, infoField, infoLines, rrdtool, updates } from "../helpers/rrdtool.ts";
+
+// Each test runs rrdtool (create, update, fetch) a few dozen times: a loaded 2-core CI machine took over 5 s.
+setDefaultTimeout(30_000);
 
 const dir = mkdtempSync(join(tmpdir(), "rrdsync-mergefile-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -2,12 +2,15 @@
 // `rrdtool fetch` of both inputs for every archive (AVERAGE, MAX, MIN, LAST), three data sources, archives that
 // wrapped around; the live state against `rrdtool info`; then `rrdtool update` goes on on the merged file exactly as
 // on the newer side.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type MergeStats, mergeRrd, type Side } from "../../src/track/rrd-merge.ts";
 import { fetchRows, infoField, infoLines, rrdtool, updates } from "../helpers/rrdtool.ts";
+
+// Each test runs rrdtool (create, update, fetch) a few dozen times: a loaded 2-core CI machine took over 5 s.
+setDefaultTimeout(30_000);
 
 const dir = mkdtempSync(join(tmpdir(), "rrdsync-merge-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
