@@ -16,7 +16,7 @@ import { StateStore } from "../store/state.ts";
 import { type FenceRecord, fenceSummary, readFence } from "../store/fence.ts";
 import { chooseTransport, createTransport, describeTarget } from "../transport/create.ts";
 import { parseMarker, PROMOTED_MARKER } from "../transport/marker.ts";
-import { hostsFieldMatches, lookupName } from "../transport/known-hosts.ts";
+import { hostsFieldMatches, lookupName } from "../transport/ssh/known-hosts.ts";
 import { runRemote } from "../transport/probe.ts";
 import { countDirs } from "../source/walk.ts";
 import { writeOut } from "./out.ts";
@@ -128,7 +128,7 @@ async function* checkTarget(config: Config, env: Record<string, string | undefin
 /** The SFTP transport's own client does the login and a test write, so a ✓ means its transfers get in too. */
 async function* checkSftp(config: Config, env: Record<string, string | undefined>): AsyncGenerator<Result> {
   const t = config.target;
-  const { SftpTransport } = await import("../transport/sftp.ts");
+  const { SftpTransport } = await import("../transport/sftp/transport.ts");
   const r = await new SftpTransport({ target: t, sourceDir: config.sourceDir, env }).probeDestination();
   if (r.login !== null) {
     yield { verdict: "fail", label: "ssh login", detail: r.login, fix: /host key/.test(r.login) ? "see the message: host keys are never accepted blindly" : loginFix(r.login, config) };
@@ -300,7 +300,7 @@ async function checkKnownHost(config: Config): Promise<Result> {
   }
   // The SFTP client reads known_hosts itself (no OpenSSH needed here); the rsync transport's ssh asks ssh-keygen's view.
   const listed = t.transport === "sftp"
-    ? (await import("../transport/ssh-session.ts")).readKnownHosts(t.knownHostsFile).some((l) => l.marker === "" && hostsFieldMatches(l.hosts, name))
+    ? (await import("../transport/ssh/session.ts")).readKnownHosts(t.knownHostsFile).some((l) => l.marker === "" && hostsFieldMatches(l.hosts, name))
     : (await run(["ssh-keygen", "-F", name, "-f", t.knownHostsFile])).code === 0;
   if (!listed) return { verdict: "fail", label: "host key", detail: `${name} is not in ${t.knownHostsFile} (host keys are never accepted blindly)`, fix: scan };
   return { verdict: "ok", label: "host key", detail: `${name} is in ${t.knownHostsFile}` };

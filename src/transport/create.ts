@@ -1,9 +1,9 @@
 // Picks the transport for a target; the engine only ever sees the Transport interface.
 import type { Config, Target } from "../config/types.ts";
 import { probeRemoteRsync } from "./probe.ts";
-import { RsyncTransport } from "./rsync.ts";
-import { explainFailureOnline } from "./rsync-errors.ts";
-import { SshMaster } from "./ssh-master.ts";
+import { RsyncTransport } from "./rsync/transport.ts";
+import { explainFailureOnline } from "./rsync/errors.ts";
+import { SshMaster } from "./ssh/master.ts";
 import type { BatchFile, BatchResult, DeleteResult, KeepResult, MoveResult, ReplicaState, ReplicaStateOptions, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult } from "./types.ts";
 
 export function createTransport(config: Config, log?: TransportLog): Transport {
@@ -12,7 +12,7 @@ export function createTransport(config: Config, log?: TransportLog): Transport {
   if (t.transport === "sftp") {
     const description = `sftp → ${t.user ? `${t.user}@` : ""}${t.host}:${t.destDir}`;
     const journal = `${config.stateFile}.sftp-inflight`;
-    return new DeferredTransport(description, async () => new (await import("./sftp.ts")).SftpTransport({ target: t, sourceDir: config.sourceDir, log, journal }));
+    return new DeferredTransport(description, async () => new (await import("./sftp/transport.ts")).SftpTransport({ target: t, sourceDir: config.sourceDir, log, journal }));
   }
   if (t.transport === "auto" && t.host !== "") {
     return new DeferredTransport(`auto → ${t.user ? `${t.user}@` : ""}${t.host}:${t.destDir}`, async () => {

@@ -1,7 +1,7 @@
 // Asks the standby, over the transfers' own ssh command line, whether (and which) rsync it has.
 import type { Target } from "../config/types.ts";
-import { explainFailureOnline } from "./rsync-errors.ts";
-import { sshCommand } from "./rsync-args.ts";
+import { explainFailureOnline } from "./rsync/errors.ts";
+import { sshCommand } from "./rsync/args.ts";
 
 const PROBE_TIMEOUT_MS = 30_000;
 

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
-import { attributeErrors, decodeRsyncName, isFileItem, namesInErrorLine, parseItemizeLine, parseListOnlyFile, parseNewerLine } from "../../src/transport/itemize.ts";
-import { rootCause } from "../../src/transport/rsync-errors.ts";
+import { attributeErrors, decodeRsyncName, isFileItem, namesInErrorLine, parseItemizeLine, parseListOnlyFile, parseNewerLine } from "../../src/transport/rsync/itemize.ts";
+import { rootCause } from "../../src/transport/rsync/errors.ts";
 import { isSftpTempName, tempNameOwner } from "../../src/transport/temp-names.ts";
 
 const latin1 = (s: string) => Buffer.from(s, "utf8").toString("latin1"); // what the transport hands the parser

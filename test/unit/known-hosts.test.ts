@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { blobType, fingerprint, hostKeyRefusal, hostsFieldMatches, judgeHostKey, lookupName, parseKnownHosts, preferKnownTypes } from "../../src/transport/known-hosts.ts";
+import { blobType, fingerprint, hostKeyRefusal, hostsFieldMatches, judgeHostKey, lookupName, parseKnownHosts, preferKnownTypes } from "../../src/transport/ssh/known-hosts.ts";
 
 let dir = "";
 const keys: Record<string, { line: string; blob: Buffer; fp: string }> = {};

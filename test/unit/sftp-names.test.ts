@@ -1,6 +1,6 @@
 // The SFTP transport's temporary names (beside the final name for an atomic rename, hidden, within NAME_MAX) and its error messages.
 import { expect, test } from "bun:test";
-import { describeSftpError, SftpOpError } from "../../src/transport/sftp-errors.ts";
+import { describeSftpError, SftpOpError } from "../../src/transport/sftp/errors.ts";
 import { tempNameFor } from "../../src/transport/temp-names.ts";
 
 test("a temporary name sits in the file's own directory, hidden, not ending in a monitored extension", () => {

@@ -3,7 +3,7 @@ import { expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cleanStaleSocketDirs, socketBase } from "../../src/transport/ssh-master.ts";
+import { cleanStaleSocketDirs, socketBase } from "../../src/transport/ssh/master.ts";
 
 test("socket directories go to XDG_RUNTIME_DIR, else TMPDIR, else /tmp; never where the socket path would not fit", () => {
   expect(socketBase({ XDG_RUNTIME_DIR: "/run/user/0", TMPDIR: "/var/tmp" })).toBe("/run/user/0");
@@ -33,7 +33,7 @@ test("stale socket directories: only ours, only of processes that are gone", () 
 });
 
 test("a command through the master keeps every option of a direct connection, and can never log in on its own", async () => {
-  const { sshCommand, buildRsyncArgv } = await import("../../src/transport/rsync-args.ts");
+  const { sshCommand, buildRsyncArgv } = await import("../../src/transport/rsync/args.ts");
   const t = {
     user: "u", host: "standby", port: 2222, destDir: "/d", sshKeyPath: "/k", knownHostsFile: "/kh", sshCiphers: "aes128-gcm@openssh.com",
     transport: "rsync" as const, sftpParallelFiles: 8, sshPassphraseFile: "",

@@ -14,8 +14,8 @@ import { globRegExp, parsePattern } from "../../src/source/pattern.ts";
 import { acquireLock } from "../../src/store/lock.ts";
 import { StateStore } from "../../src/store/state.ts";
 import { openChangeLog } from "../../src/track/changelog.ts";
-import { buildListArgv, buildVerifyArgv } from "../../src/transport/rsync-args.ts";
-import { verdictOf } from "../../src/transport/rsync-verify.ts";
+import { buildListArgv, buildVerifyArgv } from "../../src/transport/rsync/args.ts";
+import { verdictOf } from "../../src/transport/rsync/verify.ts";
 import type { FileVerdict, VerifyRequest } from "../../src/transport/types.ts";
 import { CopyTransport } from "../helpers/copy-transport.ts";
 

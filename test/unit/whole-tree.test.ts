@@ -2,8 +2,8 @@ import { expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildRsyncArgv, buildHeldArgv, comparesNanoseconds, treeFilterArgs } from "../../src/transport/rsync-args.ts";
-import { treeErrors, wholeTreeOutcomes } from "../../src/transport/rsync.ts";
+import { buildRsyncArgv, buildHeldArgv, comparesNanoseconds, treeFilterArgs } from "../../src/transport/rsync/args.ts";
+import { treeErrors, wholeTreeOutcomes } from "../../src/transport/rsync/transport.ts";
 
 const target = { user: "u", host: "h", port: 22, destDir: "/d", sshKeyPath: "", knownHostsFile: "/k", sshCiphers: "", transport: "rsync" as const, sftpParallelFiles: 8, sshPassphraseFile: "" };
 const rsync = { archive: true, compress: false, verbose: false, update: false, checksum: false, partial: false, bwlimit: 0, itemizeChanges: false, stats: false };

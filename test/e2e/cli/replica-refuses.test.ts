@@ -5,7 +5,7 @@ import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Target } from "../../../src/config/types.ts";
-import { explainFailureOnline } from "../../../src/transport/rsync-errors.ts";
+import { explainFailureOnline } from "../../../src/transport/rsync/errors.ts";
 import { refuseWrites, smallFileSystem } from "../../helpers/replica-fs.ts";
 import { e2eSuite } from "../../helpers/suite.ts";
 import { fakeBinary, runRrdsync, TRANSPORT, type World, writeTree } from "../../helpers/world.ts";

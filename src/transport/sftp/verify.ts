@@ -4,10 +4,10 @@
 import { type BigIntStats, closeSync, constants, lstatSync, openSync, readSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import type { Stats as SftpStats, SFTPWrapper } from "ssh2";
-import { PARTIAL_DIR, SFTP_TMP_SUFFIX } from "./temp-names.ts";
-import type { SshSession } from "./ssh-session.ts";
-import type { BatchFile, FileVerdict, TreeFilter, VerifyRequest, VerifyResult } from "./types.ts";
-import { replicable, SFTP_CANNOT_CARRY } from "../names.ts";
+import { PARTIAL_DIR, SFTP_TMP_SUFFIX } from "../temp-names.ts";
+import type { SshSession } from "../ssh/session.ts";
+import type { BatchFile, FileVerdict, TreeFilter, VerifyRequest, VerifyResult } from "../types.ts";
+import { replicable, SFTP_CANNOT_CARRY } from "../../names.ts";
 
 export type Listing = Map<string, SftpStats> | null;
 

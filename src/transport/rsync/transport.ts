@@ -2,20 +2,20 @@
 // itemize output, and after a partial failure from a dry run of what the replica really holds.
 import { type BigIntStats, lstatSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import type { RsyncOptions, Target } from "../config/types.ts";
+import type { RsyncOptions, Target } from "../../config/types.ts";
 import { attributeErrors, decodeRsyncName, isFileItem, ITEMIZE_MARKER, namesInErrorLine, parseItemizeLine, parseNewerLine } from "./itemize.ts";
-import { probeRemoteRsync } from "./probe.ts";
-import { checkCommand, checkInput, headsCommand, localHeads, localReplicaState, parseCheckOutput, parseHeads } from "./replica-check.ts";
-import { keepLocally, keepScript, moveLocally, moveScript } from "./replica-moves.ts";
-import { buildDeleteArgv, buildHeldArgv, buildRsyncArgv, comparesNanoseconds, deleteRules, NO_MASTER, sshCommand } from "./rsync-args.ts";
-import { explainFailureOnline, rootCause } from "./rsync-errors.ts";
-import { KEEP_STDERR_LINES, type ProcRun, runChild, runCollect, type Spawned } from "./rsync-proc.ts";
-import { SshMaster } from "./ssh-master.ts";
-import { existsInSource, isDirInSource, rootIdOf, sourceCtime } from "./in-source.ts";
-import { tempNameOwner } from "./temp-names.ts";
-import { tiedToUs } from "./tied.ts";
-import { type BatchFile, type BatchResult, type DeleteResult, type FileOutcome, type KeepResult, type MoveResult, type ReplicaState, type ReplicaStateOptions, runVouches, type SendOptions, type Transport, type TreeFilter, type VerifyRequest, type VerifyResult } from "./types.ts";
-import { fsPath, listEntry } from "../names.ts";
+import { probeRemoteRsync } from "../probe.ts";
+import { checkCommand, checkInput, headsCommand, localHeads, localReplicaState, parseCheckOutput, parseHeads } from "../replica-check.ts";
+import { keepLocally, keepScript, moveLocally, moveScript } from "../replica-moves.ts";
+import { buildDeleteArgv, buildHeldArgv, buildRsyncArgv, comparesNanoseconds, deleteRules, NO_MASTER, sshCommand } from "./args.ts";
+import { explainFailureOnline, rootCause } from "./errors.ts";
+import { KEEP_STDERR_LINES, type ProcRun, runChild, runCollect, type Spawned } from "./proc.ts";
+import { SshMaster } from "../ssh/master.ts";
+import { existsInSource, isDirInSource, rootIdOf, sourceCtime } from "../in-source.ts";
+import { tempNameOwner } from "../temp-names.ts";
+import { tiedToUs } from "../tied.ts";
+import { type BatchFile, type BatchResult, type DeleteResult, type FileOutcome, type KeepResult, type MoveResult, type ReplicaState, type ReplicaStateOptions, runVouches, type SendOptions, type Transport, type TreeFilter, type VerifyRequest, type VerifyResult } from "../types.ts";
+import { fsPath, listEntry } from "../../names.ts";
 
 /** rsync's exit codes for "some files were not transferred" and "some source files vanished". */
 const PARTIAL = new Set([23, 24]);
@@ -400,11 +400,11 @@ export class RsyncTransport implements Transport {
     return null;
   }
 
-  /** A --checksum dry run: the standby hashes its own copies (src/transport/rsync-verify.ts). */
+  /** A --checksum dry run: the standby hashes its own copies (src/transport/rsync/verify.ts). */
   async verifyFiles(req: VerifyRequest, signal?: AbortSignal): Promise<VerifyResult> {
     const unreachable = await this.connect(signal);
     if (unreachable !== null) return { error: unreachable, bytesRead: 0 };
-    const { rsyncVerify } = await import("./rsync-verify.ts");
+    const { rsyncVerify } = await import("./verify.ts");
     // Through the master, as the transfers go: the dry run and the listing for extras share one login.
     return rsyncVerify({ ...this.opts, controlPath: this.master?.controlPath }, req, signal, (code, stderr) => {
       this.lost(code);

@@ -3,9 +3,9 @@ import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { userInfo } from "node:os";
 import { Client, type SFTPWrapper } from "ssh2";
-import type { Target } from "../config/types.ts";
+import type { Target } from "../../config/types.ts";
 import { fingerprint, type HostKeyVerdict, hostKeyRefusal, judgeHostKey, type KnownHostLine, lookupName, parseKnownHosts, preferKnownTypes } from "./known-hosts.ts";
-import type { SshIdentity } from "./ssh-auth.ts";
+import type { SshIdentity } from "./auth.ts";
 
 /** OpenSSH reads the system-wide file beside the user's; so do we, so both transports trust the same keys. */
 const GLOBAL_KNOWN_HOSTS = ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"];

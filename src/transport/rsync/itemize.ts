@@ -1,6 +1,6 @@
 // Pure parsers for rsync's output: itemize lines (per-file outcomes) and error lines (which file failed, why).
-import { nameFromBytes, showLatin1 } from "../names.ts";
-import { tempNameOwner } from "./temp-names.ts";
+import { nameFromBytes, showLatin1 } from "../../names.ts";
+import { tempNameOwner } from "../temp-names.ts";
 
 /** The prefix of our --out-format lines, so they are never confused with --stats or warnings. */
 export const ITEMIZE_MARKER = "RRDSYNC> ";

@@ -1,8 +1,8 @@
 // Pure: the rsync argv for a target and the config's rsync_options. Always an array; never a shell string.
-import type { RsyncOptions, Target } from "../config/types.ts";
+import type { RsyncOptions, Target } from "../../config/types.ts";
 import { OUT_FORMAT } from "./itemize.ts";
-import { PARTIAL_DIR, SFTP_TMP_SUFFIX } from "./temp-names.ts";
-import type { TreeFilter } from "./types.ts";
+import { PARTIAL_DIR, SFTP_TMP_SUFFIX } from "../temp-names.ts";
+import type { TreeFilter } from "../types.ts";
 
 
 /**

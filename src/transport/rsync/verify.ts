@@ -1,13 +1,13 @@
 // `verify` over rsync: a --checksum dry run, so the standby hashes its own copies and no file data crosses the
 // link; verdicts from its itemize lines, "is newer" lines and (walking a subtree) --delete's lines for extras.
-import type { Target } from "../config/types.ts";
+import type { Target } from "../../config/types.ts";
 import { attributeErrors, decodeRsyncName, isFileItem, parseItemizeLine, parseListOnlyFile, parseNewerLine } from "./itemize.ts";
-import { buildListArgv, buildVerifyArgv } from "./rsync-args.ts";
-import { existsInSource } from "./in-source.ts";
-import { explainFailure } from "./rsync-errors.ts";
-import { runChild } from "./rsync-proc.ts";
-import type { FileVerdict, VerifyRequest, VerifyResult } from "./types.ts";
-import { listEntry, showLatin1 } from "../names.ts";
+import { buildListArgv, buildVerifyArgv } from "./args.ts";
+import { existsInSource } from "../in-source.ts";
+import { explainFailure } from "./errors.ts";
+import { runChild } from "./proc.ts";
+import type { FileVerdict, VerifyRequest, VerifyResult } from "../types.ts";
+import { listEntry, showLatin1 } from "../../names.ts";
 
 /** rsync's exit codes for "some files were not transferred" / "vanished": the other verdicts hold. */
 const PARTIAL = new Set([23, 24]);

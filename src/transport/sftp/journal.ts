@@ -2,7 +2,7 @@
 // while the batch runs: after a kill -9 or a dropped connection it says exactly where leftovers can be, so they
 // are swept there without listing every directory on every run.
 import { rmSync } from "node:fs";
-import { readOwnFile, writeFileAtomic } from "../safe-files.ts";
+import { readOwnFile, writeFileAtomic } from "../../safe-files.ts";
 
 /** The directories an unfinished earlier batch was writing into; [] if none (or the note is unreadable). */
 export function readJournal(path: string): string[] {

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { utils } from "ssh2";
-import type { Target } from "../config/types.ts";
+import type { Target } from "../../config/types.ts";
 
 export interface SshIdentity {
   privateKey?: Buffer;

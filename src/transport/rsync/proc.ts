@@ -1,5 +1,5 @@
 // Running rsync (or ssh) as a child: tied to our life, stdin fed in chunks, stdout read line by line as it streams.
-import { tiedToUs } from "./tied.ts";
+import { tiedToUs } from "../tied.ts";
 
 export const KEEP_STDERR_LINES = 200;
 const KILL_GRACE_MS = 5000;

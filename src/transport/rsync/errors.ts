@@ -1,10 +1,10 @@
 // What ssh's and rsync's stderr mean, for people: the root cause, the host key refusals, what to do.
 import { statfsSync } from "node:fs";
-import type { Target } from "../config/types.ts";
-import { showLatin1 } from "../names.ts";
-import { hostKeyRefusal } from "./known-hosts.ts";
-import { sshCommand } from "./rsync-args.ts";
-import { runChild } from "./rsync-proc.ts";
+import type { Target } from "../../config/types.ts";
+import { showLatin1 } from "../../names.ts";
+import { hostKeyRefusal } from "../ssh/known-hosts.ts";
+import { sshCommand } from "./args.ts";
+import { runChild } from "./proc.ts";
 
 const UNKNOWN_HOST = /Host key verification failed|No [A-Z0-9-]+ host key is known/i;
 /** Causes that name what is wrong on the replica's file system: worth more than anything printed after them. */

@@ -3,19 +3,19 @@ import { type BigIntStats, closeSync, constants, fstatSync, lstatSync, openSync,
 import { homedir } from "node:os";
 import { basename, dirname, join, posix } from "node:path";
 import type { Stats as SftpStats, SFTPWrapper } from "ssh2";
-import type { Target } from "../config/types.ts";
-import { forEachLimited, verifySftp } from "./sftp-verify.ts";
-import { loadIdentity, SshAuthError, type SshIdentity } from "./ssh-auth.ts";
-import { describeSftpError, isBareFailure, labelled, NO_SUCH_FILE, type SftpError, statvfs } from "./sftp-errors.ts";
-import { clearJournal, readJournal, writeJournal } from "./sftp-journal.ts";
-import { SshConnectError, SshSession } from "./ssh-session.ts";
-import { isSftpTempName, tempNameFor } from "./temp-names.ts";
-import { MARKER_MAX_BYTES, PROMOTED_MARKER } from "./marker.ts";
-import { withParents } from "./replica-check.ts";
+import type { Target } from "../../config/types.ts";
+import { forEachLimited, verifySftp } from "./verify.ts";
+import { loadIdentity, SshAuthError, type SshIdentity } from "../ssh/auth.ts";
+import { describeSftpError, isBareFailure, labelled, NO_SUCH_FILE, type SftpError, statvfs } from "./errors.ts";
+import { clearJournal, readJournal, writeJournal } from "./journal.ts";
+import { SshConnectError, SshSession } from "../ssh/session.ts";
+import { isSftpTempName, tempNameFor } from "../temp-names.ts";
+import { MARKER_MAX_BYTES, PROMOTED_MARKER } from "../marker.ts";
+import { withParents } from "../replica-check.ts";
 import type {
   BatchFile, BatchResult, DeleteResult, FileOutcome, KeepResult, MarkerFound, MoveResult, ReplicaFile, ReplicaState, ReplicaStateOptions, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult,
-} from "./types.ts";
-import { fsPath, replicable, SFTP_CANNOT_CARRY, showName } from "../names.ts";
+} from "../types.ts";
+import { fsPath, replicable, SFTP_CANNOT_CARRY, showName } from "../../names.ts";
 
 /** writes in flight per file: 16 × 255 KiB keeps a fast link busy without holding much memory */
 const WRITES_IN_FLIGHT = 16;

@@ -2,9 +2,9 @@
 // session and the auto probe run through, so a batch pays no ssh handshake and login (~0.6 s over a WAN).
 import { existsSync, lstatSync, mkdtempSync, readdirSync, rmSync, unlinkSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
-import type { Target } from "../config/types.ts";
-import { sshCommand } from "./rsync-args.ts";
-import { tiedToUs } from "./tied.ts";
+import type { Target } from "../../config/types.ts";
+import { sshCommand } from "../rsync/args.ts";
+import { tiedToUs } from "../tied.ts";
 
 /** What ssh said when the master could not be started (for explainFailure). */
 export interface MasterFailure {
