@@ -27,6 +27,15 @@ export async function runChild(
   onSpawn?: (p: Spawned) => void,
   started?: Spawned,
 ): Promise<ProcRun> {
+  const child = launch(argv, input, signal, onSpawn, started);
+  return await child.finish(readLines(child.proc.stdout as ReadableStream<Uint8Array>, onLine));
+}
+
+/**
+ * The start both ways of running share: spawned (or the one `started`), tied to the signal (SIGTERM, then SIGKILL
+ * after a grace period), stdin fed as it comes, stderr kept; `finish` waits for the exit and the given stdout reader.
+ */
+function launch(argv: string[], input: Iterable<string | Uint8Array> | null, signal: AbortSignal | undefined, onSpawn: ((p: Spawned) => void) | undefined, started: Spawned | undefined) {
   if (!started && Bun.which(argv[0] as string) === null) throw new Error("not found");
   const proc = started ?? Bun.spawn(tiedToUs(argv), { stdin: input ? "pipe" : "ignore", stdout: "pipe", stderr: "pipe" });
   onSpawn?.(proc);
@@ -36,45 +45,51 @@ export async function runChild(
   };
   signal?.addEventListener("abort", onAbort, { once: true });
   if (signal?.aborted) onAbort();
-  const feed = (async () => {
-    if (!input) {
-      if (started) (proc.stdin as import("bun").FileSink).end();
-      return;
-    }
-    const sink = proc.stdin as import("bun").FileSink;
-    try {
-      // Written in chunks: a million paths never need to be one string.
-      let chunk = "";
-      for (const part of input) {
-        if (typeof part !== "string") {
-          sink.write(chunk);
-          sink.write(part);
-          chunk = "";
-          continue;
-        }
-        chunk += part;
-        if (chunk.length > 65536) {
-          sink.write(chunk);
-          await sink.flush();
-          chunk = "";
-        }
-      }
-      sink.write(chunk);
-      await sink.end();
-    } catch {
-      // the child exited early (e.g. ssh failed): its exit code and stderr tell why
-    }
-  })();
+  const feed = feedStdin(proc, input, started !== undefined);
   const stderr: string[] = [];
-  const out = readLines(proc.stdout as ReadableStream<Uint8Array>, onLine);
   const err = readLines(proc.stderr as ReadableStream<Uint8Array>, (line) => {
     if (stderr.length < KEEP_STDERR_LINES) stderr.push(line);
     else stderr[KEEP_STDERR_LINES - 1] = line; // keep the last line: it carries rsync's summary
   });
-  const code = await proc.exited;
-  await Promise.all([feed, out, err]);
-  signal?.removeEventListener("abort", onAbort);
-  return { code, stderr };
+  return {
+    proc,
+    async finish(out: Promise<void>): Promise<ProcRun> {
+      const code = await proc.exited;
+      await Promise.all([feed, out, err]);
+      signal?.removeEventListener("abort", onAbort);
+      return { code, stderr };
+    },
+  };
+}
+
+/** stdin in chunks, written as they come (text as UTF-8, bytes as they are): a million paths never need to be one string. */
+async function feedStdin(proc: Spawned, input: Iterable<string | Uint8Array> | null, started: boolean): Promise<void> {
+  if (!input) {
+    if (started) (proc.stdin as import("bun").FileSink).end();
+    return;
+  }
+  const sink = proc.stdin as import("bun").FileSink;
+  try {
+    let chunk = "";
+    for (const part of input) {
+      if (typeof part !== "string") {
+        sink.write(chunk);
+        sink.write(part);
+        chunk = "";
+        continue;
+      }
+      chunk += part;
+      if (chunk.length > 65536) {
+        sink.write(chunk);
+        await sink.flush();
+        chunk = "";
+      }
+    }
+    sink.write(chunk);
+    await sink.end();
+  } catch {
+    // the child exited early (e.g. ssh failed): its exit code and stderr tell why
+  }
 }
 
 function nextBreak(s: string, from: number): number {
@@ -105,38 +120,11 @@ export async function readLines(stream: ReadableStream<Uint8Array>, onLine: (lin
  * bounded by what they asked: a batch's paths), and the first lines of stderr. Throws only if it cannot start.
  */
 export async function runCollect(argv: string[], input: Iterable<string | Uint8Array> | null, signal?: AbortSignal, onSpawn?: (p: Spawned) => void, started?: Spawned): Promise<ProcRun & { stdout: Buffer }> {
-  if (!started && Bun.which(argv[0] as string) === null) throw new Error("not found");
-  const proc = started ?? Bun.spawn(tiedToUs(argv), { stdin: input ? "pipe" : "ignore", stdout: "pipe", stderr: "pipe" });
-  onSpawn?.(proc);
-  const onAbort = () => {
-    proc.kill("SIGTERM");
-    setTimeout(() => proc.exitCode === null && proc.kill("SIGKILL"), KILL_GRACE_MS).unref();
-  };
-  signal?.addEventListener("abort", onAbort, { once: true });
-  if (signal?.aborted) onAbort();
-  const feed = (async () => {
-    if (!input) {
-      if (started) (proc.stdin as import("bun").FileSink).end();
-      return;
-    }
-    const sink = proc.stdin as import("bun").FileSink;
-    try {
-      for (const part of input) sink.write(part);
-      await sink.end();
-    } catch {
-      // it exited early: its exit code and stderr tell why
-    }
-  })();
+  const child = launch(argv, input, signal, onSpawn, started);
   const chunks: Buffer[] = [];
   const out = (async () => {
-    for await (const chunk of proc.stdout as ReadableStream<Uint8Array>) chunks.push(Buffer.from(chunk));
+    for await (const chunk of child.proc.stdout as ReadableStream<Uint8Array>) chunks.push(Buffer.from(chunk));
   })();
-  const stderr: string[] = [];
-  const err = readLines(proc.stderr as ReadableStream<Uint8Array>, (line) => {
-    if (stderr.length < KEEP_STDERR_LINES) stderr.push(line);
-  });
-  const code = await proc.exited;
-  await Promise.all([feed, out, err]);
-  signal?.removeEventListener("abort", onAbort);
-  return { code, stderr, stdout: Buffer.concat(chunks) };
+  const run = await child.finish(out);
+  return { ...run, stdout: Buffer.concat(chunks) };
 }

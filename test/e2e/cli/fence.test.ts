@@ -46,11 +46,8 @@ function rows(path: string): Map<number, number> {
   return out;
 }
 
-/**
- * SFTP carries whole seconds: the standby's write must come in a later second than the version delivered. rsync
- * and a local destination keep nanoseconds; a short wait still puts the write past the file system's clock tick.
- */
-const nextSecond = () => Bun.sleep(TRANSPORT === "sftp" ? 1100 : 20);
+/** SFTP carries whole seconds (and a first sync's `rsync --update` compares them): the standby's write must come in a later second than the version delivered. */
+const nextSecond = () => Bun.sleep(1100);
 
 async function once(cfg: string) {
   return await runRrdsync(["--once", "--config", cfg]);
