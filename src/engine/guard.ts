@@ -6,6 +6,7 @@
 // before any file is compared. `unfence --overwrite` and `--keep-replica` run the same checks with another answer
 // to a conflict: keep the standby's copy aside and write ours, or take the standby's version as the truth.
 import { lstatSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../config/types.ts";
 import { fsPath, quoteName } from "../names.ts";
@@ -15,7 +16,8 @@ import { FIRST_SYNC_KEY } from "../store/status.ts";
 import type { ChangeLog } from "../track/changelog.ts";
 import { RRD_NAME, readRrdProbe } from "../track/rrd-read.ts";
 import { probeRrd } from "../track/rrd.ts";
-import { parseMarker } from "../transport/marker.ts";
+import { FENCED_MARKER, formatFenceMarker, parseFenceMarker, parseMarker } from "../transport/marker.ts";
+import { versionLine } from "../version.ts";
 import type { MarkerFound, ReplicaFile, Transport, Version } from "../transport/types.ts";
 import type { Planned } from "./plan.ts";
 import { type Conflict, CONFLICT_WORDS, judgeReplica, type Known, type Op } from "./policy/conflict.ts";
@@ -60,6 +62,9 @@ export type Inspection =
   | { kind: "error"; error: string }
   /** the target is (now) fenced: nothing goes; `conflicts`: the files that did it */
   | { kind: "fenced"; conflicts: Found[] };
+
+/** Conflicting files named in the standby's fence marker (the change log here names every one). */
+const FENCE_MARKER_SAMPLE = 10;
 
 /** Bytes of a replica RRD read to show its last update in a conflict's note. */
 const HEAD_BYTES = 65_536;
@@ -130,6 +135,12 @@ export class ReplicaGuard {
     if (state.error !== undefined) return { kind: "error", error: state.error };
     if (state.marker !== null) {
       await this.raise({ since: Date.now(), kind: "promoted", files: 0, conflicts: [], promotion: promotionNote(state.marker) });
+      return { kind: "fenced", conflicts: [] };
+    }
+    // The fence recorded on the standby: this state DB is new or rebuilt, or was pointed here by another name (a
+    // symlink, the host's other name), and did not know it. (unfence's modes expect it: it is the one they lift.)
+    if (state.fence !== null && this.mode.kind === "fence") {
+      this.restore(state.fence);
       return { kind: "fenced", conflicts: [] };
     }
     const judge = (list: GuardItem[], files: Map<string, ReplicaFile>): Found[] => {
@@ -235,14 +246,48 @@ export class ReplicaGuard {
     this.fence = null;
   }
 
-  /** Lifts the fence (unfence): only after the conflicts were settled. */
-  lift(): void {
+  /**
+   * Lifts the fence (unfence): only after the conflicts were settled. The standby's fence marker goes first: one
+   * that cannot be removed keeps the target fenced here too (the next run would find it and fence it again).
+   * null: lifted; else why not.
+   */
+  async lift(signal?: AbortSignal): Promise<string | null> {
+    const failed = await this.d.transport.removeRootMarker(FENCED_MARKER, signal);
+    if (failed !== null) return `the fence marker ${FENCED_MARKER} could not be removed from the standby: ${failed}`;
     this.fence = null;
     this.told = false;
     writeFence(this.d.store, null);
+    return null;
   }
 
+  /**
+   * The fence goes up: in the state DB at once, then (for a conflict) on the standby too, as FENCED_MARKER, so a
+   * new or rebuilt state DB finds it (a promotion is on the standby already). A marker that cannot be written is
+   * a warning: the fence holds here all the same.
+   */
   private async raise(f: FenceRecord): Promise<void> {
+    this.fence = f;
+    writeFence(this.d.store, f);
+    this.told = true;
+    this.d.log.error(fenceMessage(this.d.name, f));
+    if (f.kind !== "conflict") return;
+    const text = formatFenceMarker({
+      fencedAt: new Date(f.since).toISOString(), host: hostname(), by: versionLine(), files: f.files,
+      conflicts: f.conflicts.slice(0, FENCE_MARKER_SAMPLE).map((c) => ({ path: c.path, why: c.why })),
+    });
+    const failed = await this.d.transport.writeRootMarker(FENCED_MARKER, text);
+    if (failed !== null) this.d.log.warn(`${this.d.name}: the fence could not be recorded on the standby (${failed}); it holds in this state DB (${this.d.config.stateFile}) only`);
+  }
+
+  /** The fence found on the standby (its marker), taken into the state DB as it was recorded there. */
+  private restore(found: MarkerFound): void {
+    const m = "text" in found ? parseFenceMarker(found.text) : null;
+    const why = m === null ? ("unreadable" in found ? found.unreadable : "not a marker rrdsync wrote") : null;
+    const f: FenceRecord = {
+      since: m === null ? Date.now() : Date.parse(m.fencedAt), kind: "conflict", files: m?.files ?? 0,
+      conflicts: (m?.conflicts ?? []).map((c) => ({ path: c.path, why: c.why, replica: null, ours: null })),
+      standby: m === null ? { host: "?", unreadable: why ?? "?" } : { host: m.host },
+    };
     this.fence = f;
     writeFence(this.d.store, f);
     this.told = true;
@@ -324,7 +369,9 @@ export function fenceMessage(name: string, f: FenceRecord): string {
     return `${name}: the standby ${who}: this target is refused, nothing was compared, written, deleted or moved. The ways on: ` +
       "rrdsync failback (bring the data the standby collected back here), or point this rrdsync at the new standby (remote_sync in the config); stop rrdsync here meanwhile";
   }
-  return `${name}: FENCED: ${fenceSummary(f)}. The standby was written to behind rrdsync (promoted, or by hand): nothing more is written, deleted or moved there, the changes stay pending. ` +
+  const found = f.standby === undefined ? "" : f.standby.unreadable !== undefined ? ` (${FENCED_MARKER})`
+    : ` (recorded on the standby in ${FENCED_MARKER} by ${f.standby.host}; this state DB did not know it)`;
+  return `${name}: FENCED: ${fenceSummary(f)}${found}. The standby was written to behind rrdsync (promoted, or by hand): nothing more is written, deleted or moved there, the changes stay pending. ` +
     `rrdsync unfence explains the ways on (--overwrite keeps the standby's copies aside and sends ours, --keep-replica takes the standby's versions)`;
 }
 

@@ -42,9 +42,11 @@ export async function unfenceTarget(engine: TargetEngine, how: UnfenceHow, signa
   report.kept = guard.resolved.kept;
   report.accepted = guard.resolved.accepted;
   const failed = report.stats.find((s) => s.targetError !== null || s.fenced);
-  if (failed === undefined && report.stats.length === 2 && !signal?.aborted) {
-    guard.lift();
+  const unmarked = failed === undefined && report.stats.length === 2 && !signal?.aborted ? await guard.lift(signal) : null;
+  if (failed === undefined && report.stats.length === 2 && !signal?.aborted && unmarked === null) {
     report.lifted = true;
+  } else if (unmarked !== null) {
+    report.error = unmarked;
   } else {
     report.error = failed?.targetError ?? (failed?.fenced ? "the standby was marked as promoted meanwhile" : "interrupted");
   }

@@ -45,6 +45,8 @@ export interface FenceRecord {
   /** the first of them */
   conflicts: ConflictNote[];
   promotion?: PromotionNote;
+  /** taken from the standby's fence marker (a new or rebuilt state DB): the host that fenced it, or why it cannot be read */
+  standby?: { host: string; unreadable?: string };
 }
 
 export function readFence(store: Pick<StateStore, "meta">): FenceRecord | null {
@@ -62,6 +64,7 @@ export function fenceSummary(f: FenceRecord): string {
     if (p?.unreadable !== undefined) return `the standby holds a promotion marker that cannot be read (${p.unreadable})`;
     return `the standby ${p?.host ?? "?"} was promoted at ${p?.promotedAt ?? "?"}`;
   }
+  if (f.standby?.unreadable !== undefined) return `the standby holds a fence marker that cannot be read (${f.standby.unreadable})`;
   const first = f.conflicts[0]?.path;
   return `${f.files} file${f.files === 1 ? "" : "s"} changed on the standby${first === undefined ? "" : `, first: ${JSON.stringify(first)}`}`;
 }

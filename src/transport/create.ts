@@ -1,5 +1,6 @@
 // Picks the transport for a target; the engine only ever sees the Transport interface.
 import type { Config, Target } from "../config/types.ts";
+import type { RootMarker } from "./marker.ts";
 import { probeRemoteRsync } from "./probe.ts";
 import { RsyncTransport } from "./rsync/transport.ts";
 import { explainFailureOnline } from "./rsync/errors.ts";
@@ -86,12 +87,22 @@ class DeferredTransport implements Transport {
 
   async replicaState(paths: string[], signal?: AbortSignal, opts?: ReplicaStateOptions): Promise<ReplicaState> {
     const t = await this.get();
-    return typeof t === "string" ? { files: new Map(), marker: null, error: t } : t.replicaState(paths, signal, opts);
+    return typeof t === "string" ? { files: new Map(), marker: null, fence: null, error: t } : t.replicaState(paths, signal, opts);
   }
 
   async keepReplicaCopies(paths: string[], under: string, signal?: AbortSignal): Promise<KeepResult> {
     const t = await this.get();
     return typeof t === "string" ? { kept: new Set(), error: t } : t.keepReplicaCopies(paths, under, signal);
+  }
+
+  async writeRootMarker(name: RootMarker, text: string, signal?: AbortSignal): Promise<string | null> {
+    const t = await this.get();
+    return typeof t === "string" ? t : t.writeRootMarker(name, text, signal);
+  }
+
+  async removeRootMarker(name: RootMarker, signal?: AbortSignal): Promise<string | null> {
+    const t = await this.get();
+    return typeof t === "string" ? t : t.removeRootMarker(name, signal);
   }
 
   async readReplicaHeads(paths: string[], bytes: number, signal?: AbortSignal): Promise<Map<string, Buffer>> {

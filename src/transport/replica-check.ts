@@ -1,14 +1,17 @@
 // What the replica holds, asked before a batch writes (issue 23): the rsync transport's one remote command (GNU
 // stat over the kept ssh connection, the paths NUL-separated on stdin, the promotion marker read in the same
-// round trip), its parser, and the same questions asked of a local destination (lstat). Nothing here writes.
+// round trip, and the fence marker with it), its parser, and the same questions asked of a local destination
+// (lstat). Nothing here writes.
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { fsPath, listEntry, nameFromBytes, replicable } from "../names.ts";
-import { MARKER_MAX_BYTES, PROMOTED_MARKER } from "./marker.ts";
+import { FENCED_MARKER, MARKER_MAX_BYTES, PROMOTED_MARKER } from "./marker.ts";
 import type { MarkerFound, ReplicaFile, ReplicaState } from "./types.ts";
 
-/** Ends the stat records, then the marker follows; "//" is in no name we ask for. */
+/** Ends the stat records, then the promotion marker follows; "//" is in no name we ask for. */
 const MARKER_SEP = "//rrdsync-marker//";
+/** Between the promotion marker and the fence marker (NUL-framed: a marker rrdsync wrote holds no NUL). */
+const FENCE_SEP = "//rrdsync-fence//";
 /** name, raw mode, size, mtime: one record of the remote stat */
 const FIELDS = 4;
 const S_IFMT = 0o170000;
@@ -28,12 +31,14 @@ const shQuote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
  */
 export function checkCommand(destDir: string): string {
   const stat = '[ -d "$0" ] || exit 0; cd -- "$0" || exit 255; exec stat --printf "%n\\0%f\\0%s\\0%.9Y\\0" -- "$@"';
+  // A marker's section: nothing (none), \001 and why it cannot be read, or \002 and its text (an empty file counts).
+  const mark = `mark() { if [ -f "$1" ] && [ ! -L "$1" ]; then printf "\\002"; head -c ${MARKER_MAX_BYTES} -- "$1" || printf "\\001unreadable"; elif [ -L "$1" ] || [ -e "$1" ]; then printf "\\001not a regular file"; fi; }`;
   const script = [
     "LC_ALL=C; export LC_ALL",
     `xargs -0 -r sh -c ${shQuote(stat)} "$1"; rc=$?`,
+    mark,
     `printf "${MARKER_SEP}\\0"`,
-    `m=${PROMOTED_MARKER}`,
-    `if [ -d "$1" ]; then cd -- "$1" || exit 3; if [ -f "$m" ] && [ ! -L "$m" ]; then head -c ${MARKER_MAX_BYTES} -- "$m" || printf "\\001unreadable"; elif [ -L "$m" ] || [ -e "$m" ]; then printf "\\001not a regular file"; fi; fi`,
+    `if [ -d "$1" ]; then cd -- "$1" || exit 3; mark ${PROMOTED_MARKER}; printf "\\0${FENCE_SEP}\\0"; mark ${FENCED_MARKER}; else printf "\\0${FENCE_SEP}\\0"; fi`,
     "exit $rc",
   ].join("; ");
   return `sh -c ${shQuote(script)} rrdsync-check ${shQuote(destDir)}`;
@@ -93,7 +98,7 @@ export function parseCheckOutput(out: Buffer, paths: string[], code: number, std
   const bad = stderr.filter((l) => l.trim() !== "" && !/No such file or directory|Not a directory/.test(l));
   if (markerFrom < 0 || bad.length > 0 || (code !== 0 && code !== 123) || tokens.length % FIELDS !== 0) {
     const why = bad[0] ?? stderr.find((l) => l.trim() !== "") ?? `exit ${code}`;
-    return { files, marker: null, error: `the replica check on the standby failed: ${why.trim()}${/unrecognized option|invalid option|--printf/.test(why) ? " (it needs GNU coreutils' stat there; or use the sftp transport)" : ""}` };
+    return { files, marker: null, fence: null, error: `the replica check on the standby failed: ${why.trim()}${/unrecognized option|invalid option|--printf/.test(why) ? " (it needs GNU coreutils' stat there; or use the sftp transport)" : ""}` };
   }
   const seen = new Map<string, ReplicaFile>();
   try {
@@ -104,13 +109,20 @@ export function parseCheckOutput(out: Buffer, paths: string[], code: number, std
       seen.set(name, fileFromMode(mode, size, mtimeNs((tokens[i + 3] as Buffer).toString("latin1"))));
     }
   } catch (e) {
-    return { files, marker: null, error: `the replica check on the standby failed: ${(e as Error).message} (it needs GNU coreutils' stat there; or use the sftp transport)` };
+    return { files, marker: null, fence: null, error: `the replica check on the standby failed: ${(e as Error).message} (it needs GNU coreutils' stat there; or use the sftp transport)` };
   }
   for (const p of paths) files.set(p, parents && behindNonDir(p, seen) ? { kind: "absent" } : (seen.get(p) ?? { kind: "absent" }));
   const rest = out.subarray(markerFrom);
-  let marker: MarkerFound | null = null;
-  if (rest.length > 0) marker = rest[0] === 1 ? { unreadable: rest.subarray(1).toString("utf8") } : { text: rest.toString("utf8") };
-  return { files, marker };
+  const sep = rest.lastIndexOf(`\0${FENCE_SEP}\0`, undefined, "latin1");
+  if (sep < 0) return { files: new Map(), marker: null, fence: null, error: "the replica check on the standby failed: its answer was cut short" };
+  return { files, marker: markerSection(rest.subarray(0, sep)), fence: markerSection(rest.subarray(sep + FENCE_SEP.length + 2)) };
+}
+
+/** A marker's section of checkCommand's output (see `mark` there). */
+function markerSection(b: Buffer): MarkerFound | null {
+  if (b.length === 0) return null;
+  if (b[0] === 1) return { unreadable: b.subarray(1).toString("utf8") };
+  return { text: b.subarray(b[0] === 2 ? 1 : 0).toString("utf8") };
 }
 
 /** Is a parent of `p` (below the destination) missing, or something other than a real directory? */
@@ -168,11 +180,11 @@ export function localReplicaState(destDir: string, paths: string[]): ReplicaStat
     const st = lstatSync(fsPath(join(destDir, p)), { bigint: true, throwIfNoEntry: false });
     files.set(p, st === undefined ? { kind: "absent" } : fileFromMode(Number(st.mode), Number(st.size), st.mtimeNs));
   }
-  return { files, marker: localMarker(destDir) };
+  return { files, marker: localMarker(destDir, PROMOTED_MARKER), fence: localMarker(destDir, FENCED_MARKER) };
 }
 
-function localMarker(destDir: string): MarkerFound | null {
-  const path = join(destDir, PROMOTED_MARKER);
+function localMarker(destDir: string, name: string): MarkerFound | null {
+  const path = join(destDir, name);
   const st = lstatSync(path, { throwIfNoEntry: false });
   if (st === undefined) return null;
   if (!st.isFile()) return { unreadable: "not a regular file" };

@@ -1,4 +1,5 @@
 // The one interface the engine talks to; rsync and sftp implement it and pass the same e2e suite.
+import type { RootMarker } from "./marker.ts";
 
 export interface BatchFile {
   /** path relative to the source dir, '/'-separated, no leading './' */
@@ -118,6 +119,14 @@ export interface Transport {
    * where the file system allows, else a copy. `unfence --overwrite`, `verify --repair --overwrite`.
    */
   keepReplicaCopies(paths: string[], under: string, signal?: AbortSignal): Promise<KeepResult>;
+  /**
+   * Writes one of rrdsync's markers at the replica's root (the fence marker, when the target is fenced):
+   * atomically (a random temporary name created exclusively, then renamed), never through a symlink, and never
+   * over anything at the name that is not a regular file. null: written; else why not, for people.
+   */
+  writeRootMarker(name: RootMarker, text: string, signal?: AbortSignal): Promise<string | null>;
+  /** Removes that marker (a regular file, or a symlink planted at its name; absent is fine). null: gone; else why not. */
+  removeRootMarker(name: RootMarker, signal?: AbortSignal): Promise<string | null>;
   /** The first `bytes` of each file on the replica (an RRD's header, for the log of a conflict); missing ones are left out. */
   readReplicaHeads?(paths: string[], bytes: number, signal?: AbortSignal): Promise<Map<string, Buffer>>;
   close(): Promise<void>;
@@ -190,6 +199,8 @@ export interface ReplicaState {
   files: Map<string, ReplicaFile>;
   /** the promotion marker at the destination's root; null: there is none */
   marker: MarkerFound | null;
+  /** the fence marker there (FENCED_MARKER, read in the same round trip); null: there is none */
+  fence: MarkerFound | null;
   /** the replica could not be asked (connection, refusal): nothing is known, nothing may be written */
   error?: string;
 }

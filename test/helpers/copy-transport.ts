@@ -5,6 +5,8 @@ import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync
 import { dirname, join } from "node:path";
 import { localReplicaState } from "../../src/transport/replica-check.ts";
 import { keepLocally } from "../../src/transport/replica-moves.ts";
+import type { RootMarker } from "../../src/transport/marker.ts";
+import { removeMarkerLocally, writeMarkerLocally } from "../../src/transport/root-markers.ts";
 import type { BatchFile, BatchResult, DeleteResult, FileOutcome, KeepResult, MoveResult, ReplicaState, SendOptions, Transport } from "../../src/transport/types.ts";
 
 export class CopyTransport implements Transport {
@@ -106,7 +108,7 @@ export class CopyTransport implements Transport {
 
   async replicaState(paths: string[]): Promise<ReplicaState> {
     this.checks.push(paths);
-    if (this.failWith !== null) return { files: new Map(), marker: null, error: this.failWith };
+    if (this.failWith !== null) return { files: new Map(), marker: null, fence: null, error: this.failWith };
     return localReplicaState(this.dest, paths);
   }
 
@@ -114,6 +116,14 @@ export class CopyTransport implements Transport {
     const kept = new Set<string>();
     for (const p of paths) if (keepLocally(this.dest, under, p)) kept.add(p);
     return { kept, error: null };
+  }
+
+  async writeRootMarker(name: RootMarker, text: string): Promise<string | null> {
+    return this.failWith ?? writeMarkerLocally(this.dest, name, text);
+  }
+
+  async removeRootMarker(name: RootMarker): Promise<string | null> {
+    return this.failWith ?? removeMarkerLocally(this.dest, name);
   }
 
   async close(): Promise<void> {}

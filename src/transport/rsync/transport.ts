@@ -7,6 +7,8 @@ import { attributeErrors, decodeRsyncName, isFileItem, ITEMIZE_MARKER, namesInEr
 import { probeRemoteRsync } from "../probe.ts";
 import { checkCommand, checkInput, headsCommand, localHeads, localReplicaState, parseCheckOutput, parseHeads } from "../replica-check.ts";
 import { keepLocally, keepScript, moveLocally, moveScript } from "../replica-moves.ts";
+import type { RootMarker } from "../marker.ts";
+import { removeMarkerCommand, removeMarkerLocally, writeMarkerCommand, writeMarkerLocally } from "../root-markers.ts";
 import { buildDeleteArgv, buildHeldArgv, buildRsyncArgv, comparesNanoseconds, deleteRules, NO_MASTER, sshCommand } from "./args.ts";
 import { explainFailureOnline, rootCause } from "./errors.ts";
 import { KEEP_STDERR_LINES, type ProcRun, runChild, runCollect, type Spawned } from "./proc.ts";
@@ -272,7 +274,7 @@ export class RsyncTransport implements Transport {
     const t = this.opts.target;
     if (t.host === "") return localReplicaState(t.destDir, paths);
     const unreachable = await this.connect(signal);
-    if (unreachable !== null) return { files: new Map(), marker: null, error: unreachable };
+    if (unreachable !== null) return { files: new Map(), marker: null, fence: null, error: unreachable };
     // The batch this check is for starts its rsync now (a spare, unless one waits already): its session, the
     // standby's rsync and the protocol handshake overlap the check; nothing is read or written before its list.
     if (paths.length > 0) this.startSpare();
@@ -281,13 +283,13 @@ export class RsyncTransport implements Transport {
     try {
       r = await runCollect(argv, checkInput(paths, parents), signal, (p) => (this.running = p), this.takeSpareCheck(argv) ?? undefined);
     } catch {
-      return { files: new Map(), marker: null, error: "cannot run ssh (is openssh-client installed and on PATH?)" };
+      return { files: new Map(), marker: null, fence: null, error: "cannot run ssh (is openssh-client installed and on PATH?)" };
     } finally {
       this.running = null;
     }
     this.lost(r.code);
-    if (signal?.aborted) return { files: new Map(), marker: null, error: "interrupted" };
-    if (r.code === 255) return { files: new Map(), marker: null, error: await this.explain(r.code, r.stderr) };
+    if (signal?.aborted) return { files: new Map(), marker: null, fence: null, error: "interrupted" };
+    if (r.code === 255) return { files: new Map(), marker: null, fence: null, error: await this.explain(r.code, r.stderr) };
     return parseCheckOutput(r.stdout, paths, r.code, r.stderr, parents);
   }
 
@@ -322,6 +324,37 @@ export class RsyncTransport implements Transport {
     if (typeof r === "string") return { kept, error: "cannot run ssh (is openssh-client installed and on PATH?)" };
     this.lost(r.code);
     return { kept, error: r.code === 255 ? await this.explain(r.code, r.stderr) : null };
+  }
+
+  /** The marker written by one command through the master (root-markers.ts), its text on stdin; a local destination here. */
+  async writeRootMarker(name: RootMarker, text: string, signal?: AbortSignal): Promise<string | null> {
+    const t = this.opts.target;
+    if (t.host === "") return writeMarkerLocally(t.destDir, name, text);
+    return this.remoteMarkerCommand(writeMarkerCommand(t.destDir, name), [text], `${name} not written on the standby`, signal);
+  }
+
+  async removeRootMarker(name: RootMarker, signal?: AbortSignal): Promise<string | null> {
+    const t = this.opts.target;
+    if (t.host === "") return removeMarkerLocally(t.destDir, name);
+    return this.remoteMarkerCommand(removeMarkerCommand(t.destDir, name), null, `${name} not removed on the standby`, signal);
+  }
+
+  private async remoteMarkerCommand(command: string, input: string[] | null, what: string, signal?: AbortSignal): Promise<string | null> {
+    const t = this.opts.target;
+    const unreachable = await this.connect(signal);
+    if (unreachable !== null) return unreachable;
+    let r: Awaited<ReturnType<typeof runCollect>>;
+    try {
+      r = await runCollect([...sshCommand(t, this.master?.controlPath), "--", remoteLogin(t), command], input, signal, (p) => (this.running = p));
+    } catch {
+      return "cannot run ssh (is openssh-client installed and on PATH?)";
+    } finally {
+      this.running = null;
+    }
+    this.lost(r.code);
+    if (r.code === 0) return null;
+    if (r.code === 255) return this.explain(r.code, r.stderr);
+    return `${what}: ${r.stderr.find((l) => l.trim() !== "")?.trim() ?? `exit ${r.code}`}`;
   }
 
   async warm(signal?: AbortSignal): Promise<void> {

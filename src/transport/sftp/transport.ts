@@ -10,7 +10,8 @@ import { describeSftpError, isBareFailure, labelled, NO_SUCH_FILE, type SftpErro
 import { clearJournal, readJournal, writeJournal } from "./journal.ts";
 import { SshConnectError, SshSession } from "../ssh/session.ts";
 import { isSftpTempName, tempNameFor } from "../temp-names.ts";
-import { MARKER_MAX_BYTES, PROMOTED_MARKER } from "../marker.ts";
+import { FENCED_MARKER, MARKER_MAX_BYTES, PROMOTED_MARKER, type RootMarker } from "../marker.ts";
+import { markerTempName } from "../root-markers.ts";
 import { withParents } from "../replica-check.ts";
 import type {
   BatchFile, BatchResult, DeleteResult, FileOutcome, KeepResult, MarkerFound, MoveResult, ReplicaFile, ReplicaState, ReplicaStateOptions, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult,
@@ -525,7 +526,7 @@ export class SftpTransport implements Transport {
   async replicaState(paths: string[], signal?: AbortSignal, opts: ReplicaStateOptions = {}): Promise<ReplicaState> {
     const parents = opts.parents !== false;
     const s = await this.connectOrError(signal);
-    if (typeof s === "string") return { files: new Map(), marker: null, error: s };
+    if (typeof s === "string") return { files: new Map(), marker: null, fence: null, error: s };
     const { sftp } = s;
     const seen = new Map<string, ReplicaFile>();
     const failures: string[] = [];
@@ -555,9 +556,9 @@ export class SftpTransport implements Transport {
         else sftp.lstat(abs, done as (err: Error | undefined, st: SftpStats) => void);
       }
     });
-    const [marker] = await Promise.all([this.readMarker(s), lstats]);
-    if (s.ended !== null) return { files: new Map(), marker: null, error: s.ended };
-    if (failures.length > 0) return { files: new Map(), marker: null, error: `the replica check on the standby failed: ${failures[0]}` };
+    const [marker, fence] = await Promise.all([this.readMarker(s, PROMOTED_MARKER), this.readMarker(s, FENCED_MARKER), lstats]);
+    if (s.ended !== null) return { files: new Map(), marker: null, fence: null, error: s.ended };
+    if (failures.length > 0) return { files: new Map(), marker: null, fence: null, error: `the replica check on the standby failed: ${failures[0]}` };
     const files = new Map<string, ReplicaFile>();
     for (const p of paths) {
       let behind = false;
@@ -567,13 +568,13 @@ export class SftpTransport implements Transport {
       }
       files.set(p, behind ? { kind: "absent" } : (seen.get(p) ?? { kind: "absent" }));
     }
-    return { files, marker };
+    return { files, marker, fence };
   }
 
-  /** The promotion marker at the destination's root: its text, why it cannot be read, or null when there is none. */
-  private async readMarker(s: SshSession): Promise<MarkerFound | null> {
+  /** A marker at the destination's root: its text, why it cannot be read, or null when there is none. */
+  private async readMarker(s: SshSession, name: RootMarker): Promise<MarkerFound | null> {
     const { sftp } = s;
-    const abs = posix.join(this.opts.target.destDir, PROMOTED_MARKER);
+    const abs = posix.join(this.opts.target.destDir, name);
     const st = await s.call<SftpStats>((cb) => sftp.lstat(abs, cb)).catch((e: SftpError) => (e.code === NO_SUCH_FILE ? null : e));
     if (st === null) return null;
     if (st instanceof Error) return { unreadable: st.message };
@@ -640,6 +641,51 @@ export class SftpTransport implements Transport {
       }
     });
     return { kept, error: s.ended };
+  }
+
+  /**
+   * A marker at the destination's root: written under a random name opened exclusively ("wx": never through a
+   * symlink), then renamed over the marker's name; refused when something other than a regular file sits there.
+   */
+  async writeRootMarker(name: RootMarker, text: string, signal?: AbortSignal): Promise<string | null> {
+    const s = await this.connectOrError(signal);
+    if (typeof s === "string") return s;
+    const { sftp } = s;
+    const abs = this.remote(name);
+    const tmp = this.remote(markerTempName(name));
+    try {
+      const st = await this.lstatOrNull(s, name);
+      if (st !== null && !st.isFile()) return `${abs} on the standby is ${st.isSymbolicLink() ? "a symlink" : "not a regular file"}: not written through (it keeps the target fenced; remove it by hand)`;
+      const h = await labelled("create", tmp, s.call<Buffer>((cb) => sftp.open(tmp, "wx", { mode: 0o644 }, cb)));
+      const data = Buffer.from(text);
+      try {
+        await labelled("write", tmp, s.call((cb) => sftp.write(h, data, 0, data.length, 0, cb)));
+      } finally {
+        await s.call((cb) => sftp.close(h, cb)).catch(() => undefined);
+      }
+      await labelled(`rename ${tmp} to`, abs, this.renameOver(s, tmp, abs));
+      return null;
+    } catch (e) {
+      if (s.ended === null) sftp.unlink(tmp, () => undefined);
+      return `${name} not written on the standby: ${describeSftpError(e, abs)}`;
+    }
+  }
+
+  /** Removes a marker at the destination's root (a file, or a symlink planted at its name; absent is fine). */
+  async removeRootMarker(name: RootMarker, signal?: AbortSignal): Promise<string | null> {
+    const s = await this.connectOrError(signal);
+    if (typeof s === "string") return s;
+    const { sftp } = s;
+    const abs = this.remote(name);
+    try {
+      const st = await this.lstatOrNull(s, name);
+      if (st === null) return null;
+      if (st.isDirectory()) return `${abs} on the standby is a directory: not removed (remove it by hand)`;
+      await labelled("remove", abs, s.call((cb) => sftp.unlink(abs, cb)));
+      return null;
+    } catch (e) {
+      return `${name} not removed on the standby: ${describeSftpError(e, abs)}`;
+    }
   }
 
   /** Compares the replica with the source: listings, and each file of the same size read back (sftp-verify.ts). */
