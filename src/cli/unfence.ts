@@ -12,7 +12,7 @@ import { quoteName } from "../names.ts";
 import { type FenceRecord, readFence, type SideNote } from "../store/fence.ts";
 import { StateStore } from "../store/state.ts";
 import { describeTarget } from "../transport/create.ts";
-import { KEPT_DIR, PROMOTED_MARKER } from "../transport/marker.ts";
+import { FENCED_MARKER, KEPT_DIR, PROMOTED_MARKER } from "../transport/marker.ts";
 import { writeOut } from "./out.ts";
 import { targetOption } from "./status.ts";
 
@@ -82,6 +82,16 @@ async function settle(c: Config, how: UnfenceHow, log: Logger, signal: AbortSign
     log.info(`unfence ${how === "overwrite" ? "--overwrite" : "--keep-replica"}: ${name}`);
     const r = await unfenceTarget(engine, how, signal);
     const where = r.keptDir === null ? null : `${c.target.destDir}/${r.keptDir}`;
+    if (r.blind) {
+      log.error(`${name}: not unfenced: ${r.refused}`);
+      await writeOut(`${name}: not unfenced: ${r.refused}.\n` +
+        `  Put back the state DB that fenced it (--rebuild-state kept the old one beside ${c.stateFile}; or point state_file at it),\n` +
+        "  then run this again: it knows which files the standby changed and settles exactly those.\n" +
+        "  If the standby collected data (it was promoted), do not overwrite it: rrdsync failback.\n" +
+        `  To let this host's files win without that DB: remove ${c.target.destDir}/${FENCED_MARKER} on the standby, then run this again\n` +
+        "  (the first sync then replaces every standby copy that is not newer than this host's, without keeping it).\n");
+      return ExitCode.Fenced;
+    }
     if (r.refused !== null) {
       log.error(`${name}: not unfenced: ${r.refused}`);
       await writeOut(`${name}: not unfenced: ${r.refused} (${c.target.destDir}/${PROMOTED_MARKER} on the standby).\n` +
@@ -128,7 +138,12 @@ function explain(c: Config, f: FenceRecord): string {
     );
   } else {
     for (const n of f.conflicts.slice(0, 10)) {
-      out.push(`  ${quoteName(n.path)}: ${CONFLICT_WORDS[n.why as Conflict] ?? n.why}`, `      standby: ${side(n.replica)}`, `      here:    ${side(n.ours)}`);
+      out.push(`  ${quoteName(n.path)}: ${CONFLICT_WORDS[n.why as Conflict] ?? n.why}`);
+      // a fence taken from the standby's marker names the files only
+      if (f.standby === undefined) out.push(`      standby: ${side(n.replica)}`, `      here:    ${side(n.ours)}`);
+    }
+    if (f.standby !== undefined) {
+      out.push(`  (found on the standby in ${c.target.destDir}/${FENCED_MARKER}${f.standby.unreadable === undefined ? `, written by ${f.standby.host}` : ""}: this state DB did not know the fence)`);
     }
     if (f.files > 10) out.push(`  … and ${f.files - 10} more (rrdsync log --kind conflict)`);
     out.push("", "The standby was written to behind rrdsync. If it was promoted (OpenNMS runs there), do not overwrite it:",

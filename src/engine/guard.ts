@@ -94,6 +94,14 @@ export class ReplicaGuard {
     return this.fence;
   }
 
+  /**
+   * Does this state DB know what rrdsync delivered to the target (its first sync ended)? A new or rebuilt one
+   * does not: it cannot tell the standby's changes from older copies (unfence refuses to settle then).
+   */
+  get knowsDeliveries(): boolean {
+    return this.settledMs !== null;
+  }
+
   /** The first sync to this target ended: from now on a copy there that rrdsync did not put there is the standby's own. */
   settle(now = Date.now()): void {
     if (this.settledMs !== null) return;

@@ -2,7 +2,8 @@
 // rrdsync is settled in the chosen way (engine/guard.ts's modes), then one full pass sends what changed here
 // meanwhile, and only when both went through is the fence lifted. A kill -9 anywhere leaves the target fenced
 // (the fence is lifted last); running unfence again settles what is left. A standby still marked as promoted is
-// refused: unfencing cannot undo a promotion (rrdsync failback, or re-pointing).
+// refused: unfencing cannot undo a promotion (rrdsync failback, or re-pointing). So is a fence found on the standby
+// (its marker) by a new or rebuilt state DB: it cannot tell the standby's changes from older copies.
 import { keptDirFor } from "../transport/marker.ts";
 import { Pass } from "./pass.ts";
 import type { TargetEngine } from "./target.ts";
@@ -22,16 +23,26 @@ export interface UnfenceReport {
   lifted: boolean;
   /** why not: the standby is still promoted, or could not be reached */
   refused: string | null;
+  /**
+   * refused because the fence was found on the standby (its marker) by a state DB that knows nothing delivered
+   * (new or rebuilt): it cannot tell which files the standby changed, so it cannot keep or take them
+   */
+  blind: boolean;
   error: string | null;
 }
 
 export async function unfenceTarget(engine: TargetEngine, how: UnfenceHow, signal?: AbortSignal, now = new Date()): Promise<UnfenceReport> {
   const { guard, transport } = engine.ctx;
-  const report: UnfenceReport = { kept: 0, accepted: 0, keptDir: null, stats: [], lifted: false, refused: null, error: null };
+  const report: UnfenceReport = { kept: 0, accepted: 0, keptDir: null, stats: [], lifted: false, refused: null, blind: false, error: null };
   const contact = await transport.replicaState([], signal);
   if (contact.error !== undefined) return { ...report, error: contact.error };
   if (contact.marker !== null) {
     return { ...report, refused: "the standby is still marked as promoted: unfencing cannot undo a promotion" };
+  }
+  if (contact.fence !== null && guard.fenced?.standby !== undefined && !guard.knowsDeliveries) {
+    // A first sync would replace every standby copy not newer than ours, unkept: the standby's rows written in the
+    // same minutes as ours would go. Only the state DB that fenced it knows which files the standby changed.
+    return { ...report, blind: true, refused: "the fence was found on the standby by a state DB that knows nothing rrdsync delivered there (new or rebuilt): it cannot tell which files the standby changed" };
   }
   guard.suspend();
   guard.mode = how === "overwrite" ? { kind: "overwrite", keptDir: keptDirFor(now), by: "unfence --overwrite" } : { kind: "keep", by: "unfence --keep-replica" };
