@@ -128,9 +128,13 @@ describe("a replica file changed behind rrdsync", () => {
     renameSync(join(w.src, "a.rrd"), join(w.src, "c.rrd")); // a move on the replica, onto the standby's file
     const r = await once(cfg);
     expect(r.code).toBe(4);
-    expect(readTree(w.dest)).toEqual(before);
+    const after = readTree(w.dest);
+    expect(JSON.parse(after.get(".rrdsync-fenced") ?? "{}").files).toBe(1); // the fence, recorded on the standby too
+    after.delete(".rrdsync-fenced");
+    expect(after).toEqual(before);
     expect(r.stderr).toContain('conflict: "c.rrd" newer on the standby than ours, and never delivered by rrdsync: not renamed over');
     // the fence holds: the next rename (onto the changed name) moves nothing either
+    before.set(".rrdsync-fenced", readTree(w.dest).get(".rrdsync-fenced") as string);
     renameSync(join(w.src, "c.rrd"), join(w.src, "b.rrd"));
     expect((await once(cfg)).code).toBe(4);
     expect(readTree(w.dest)).toEqual(before);
