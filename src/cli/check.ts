@@ -15,7 +15,7 @@ import { identityOf } from "../store/identity.ts";
 import { StateStore } from "../store/state.ts";
 import { type FenceRecord, fenceSummary, readFence } from "../store/fence.ts";
 import { chooseTransport, createTransport, describeTarget } from "../transport/create.ts";
-import { parseMarker, PROMOTED_MARKER } from "../transport/marker.ts";
+import { FENCED_MARKER, parseFenceMarker, parseMarker, PROMOTED_MARKER } from "../transport/marker.ts";
 import { hostsFieldMatches, lookupName } from "../transport/ssh/known-hosts.ts";
 import { runRemote } from "../transport/probe.ts";
 import { countDirs } from "../source/walk.ts";
@@ -193,6 +193,15 @@ async function checkPromotion(config: Config): Promise<Result> {
   try {
     const r = await transport.replicaState([]);
     if (r.error !== undefined) return { verdict: "fail", label: "replica check", detail: r.error, fix: "rrdsync asks the standby's GNU stat (rsync transport) before each batch: install coreutils there, or use the sftp transport" };
+    if (r.marker === null && r.fence !== null) {
+      // the fence recorded on the standby: the next run refuses the target, whatever this state DB says
+      const f = "text" in r.fence ? parseFenceMarker(r.fence.text) : null;
+      return {
+        verdict: "fail", label: "fenced on the standby",
+        detail: f === null ? `${config.target.destDir}/${FENCED_MARKER} on the standby fences this target (it cannot be read)` : `${config.target.destDir}/${FENCED_MARKER}: fenced by ${f.host} at ${f.fencedAt} (${f.files} file${f.files === 1 ? "" : "s"} changed on the standby${f.conflicts[0] ? `, first: ${JSON.stringify(f.conflicts[0].path)}` : ""}): this target is refused`,
+        fix: `rrdsync unfence${targetOption(config)} shows the ways on (README: Failover and failback)`,
+      };
+    }
     if (r.marker === null) return { verdict: "ok", label: "replica check", detail: `${config.target.destDir} is not promoted; the standby answers the check a batch makes` };
     const m = "text" in r.marker ? parseMarker(r.marker.text) : null;
     return {

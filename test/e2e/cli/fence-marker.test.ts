@@ -172,6 +172,9 @@ describe("a local destination (remote_host \"\")", () => {
     const { cfg, standby } = await fence(w, { remote_sync: { remote_dest_dir: w.dest } });
     expect(JSON.parse(readFileSync(join(w.dest, MARKER), "utf8")).files).toBe(1);
     rmSync(join(w.dir, "state"), { recursive: true, force: true });
+    const check = await runRrdsync(["check", "--config", cfg]);
+    expect(check.code).toBe(1);
+    expect(check.stdout).toMatch(/✗ fenced on the standby: .*\.rrdsync-fenced: fenced by \S+ at \S+ \(1 file changed on the standby, first: "a\.rrd"\)/);
     const r = await once(cfg);
     expect(r.code).toBe(4);
     expect(r.stderr).toContain("recorded on the standby");
