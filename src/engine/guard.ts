@@ -77,6 +77,8 @@ export class ReplicaGuard {
   private settledMs: number | null;
   /** the fence was said as an error in this process (the daemon says it once) */
   private told = false;
+  /** the fence marker's write was tried in this process */
+  private markerTried = false;
 
   constructor(private readonly d: GuardDeps) {
     this.fence = readFence(d.store);
@@ -274,17 +276,34 @@ export class ReplicaGuard {
    * a warning: the fence holds here all the same.
    */
   private async raise(f: FenceRecord): Promise<void> {
-    this.fence = f;
-    writeFence(this.d.store, f);
+    this.fence = f.kind === "conflict" ? { ...f, onStandby: false } : f;
+    writeFence(this.d.store, this.fence);
     this.told = true;
     this.d.log.error(fenceMessage(this.d.name, f));
-    if (f.kind !== "conflict") return;
+    await this.recordOnStandby();
+  }
+
+  /**
+   * A conflict's fence written to the standby as FENCED_MARKER, unless it is there already; tried once per process
+   * (a fenced --once run connects only for this, and only until it went through).
+   */
+  async recordOnStandby(signal?: AbortSignal): Promise<void> {
+    const f = this.fence;
+    if (f === null || f.kind !== "conflict" || f.onStandby !== false || this.markerTried) return;
+    this.markerTried = true;
     const text = formatFenceMarker({
       fencedAt: new Date(f.since).toISOString(), host: hostname(), by: versionLine(), files: f.files,
       conflicts: f.conflicts.slice(0, FENCE_MARKER_SAMPLE).map((c) => ({ path: c.path, why: c.why })),
     });
-    const failed = await this.d.transport.writeRootMarker(FENCED_MARKER, text);
-    if (failed !== null) this.d.log.warn(`${this.d.name}: the fence could not be recorded on the standby (${failed}); it holds in this state DB (${this.d.config.stateFile}) only`);
+    const failed = await this.d.transport.writeRootMarker(FENCED_MARKER, text, signal);
+    if (failed !== null) {
+      this.d.log.warn(`${this.d.name}: the fence could not be recorded on the standby (${failed}); it holds in this state DB (${this.d.config.stateFile}) only, and the next run tries again`);
+      return;
+    }
+    if (this.fence === f) {
+      this.fence = { ...f, onStandby: true };
+      writeFence(this.d.store, this.fence);
+    }
   }
 
   /** The fence found on the standby (its marker), taken into the state DB as it was recorded there. */
@@ -294,7 +313,7 @@ export class ReplicaGuard {
     const f: FenceRecord = {
       since: m === null ? Date.now() : Date.parse(m.fencedAt), kind: "conflict", files: m?.files ?? 0,
       conflicts: (m?.conflicts ?? []).map((c) => ({ path: c.path, why: c.why, replica: null, ours: null })),
-      standby: m === null ? { host: "?", unreadable: why ?? "?" } : { host: m.host },
+      standby: m === null ? { host: "?", unreadable: why ?? "?" } : { host: m.host }, onStandby: true,
     };
     this.fence = f;
     writeFence(this.d.store, f);

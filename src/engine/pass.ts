@@ -65,6 +65,7 @@ export class Pass {
       // The standby was written to (or promoted): nothing is compared or sent until `rrdsync unfence`. The
       // status keeps what the run that fenced it recorded (its pending files).
       this.t.guard.tell();
+      await this.t.guard.recordOnStandby(this.p.signal); // a fence the standby does not hold yet
       this.p.stats.fenced = true;
       this.p.stats.seconds = (performance.now() - this.started) / 1000;
       return this.p.stats;

@@ -45,6 +45,11 @@ export interface FenceRecord {
   /** the first of them */
   conflicts: ConflictNote[];
   promotion?: PromotionNote;
+  /**
+   * a conflict's fence is recorded on the standby too (FENCED_MARKER): false until that marker was written (a run
+   * killed in between, a standby that refused it: a later run writes it); absent in a record from before the marker
+   */
+  onStandby?: boolean;
   /** taken from the standby's fence marker (a new or rebuilt state DB): the host that fenced it, or why it cannot be read */
   standby?: { host: string; unreadable?: string };
 }

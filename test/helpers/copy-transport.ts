@@ -118,8 +118,13 @@ export class CopyTransport implements Transport {
     return { kept, error: null };
   }
 
+  /** the next marker writes fail with this (a standby that refuses it) */
+  markerFails: string | null = null;
+  markerWrites = 0;
+
   async writeRootMarker(name: RootMarker, text: string): Promise<string | null> {
-    return this.failWith ?? writeMarkerLocally(this.dest, name, text);
+    this.markerWrites++;
+    return this.failWith ?? this.markerFails ?? writeMarkerLocally(this.dest, name, text);
   }
 
   async removeRootMarker(name: RootMarker): Promise<string | null> {

@@ -1,13 +1,14 @@
 // The engine's orchestration without a server: passes, the queue, health and the audit commit, over a transport
 // that copies locally and answers as the test says.
 import { afterEach, describe, expect, test } from "bun:test";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config/load.ts";
 import type { Config } from "../../src/config/types.ts";
 import { TargetEngine } from "../../src/engine/target.ts";
 import type { BatchReport } from "../../src/engine/types.ts";
+import { readFence } from "../../src/store/fence.ts";
 import { acquireLock } from "../../src/store/lock.ts";
 import { StateStore } from "../../src/store/state.ts";
 import { openChangeLog } from "../../src/track/changelog.ts";
@@ -300,3 +301,38 @@ describe("health", () => {
     expect(w.store.status().downSince).toBeUndefined();
   });
 });
+
+describe("the fence on the standby", () => {
+  test("a marker that could not be written is a warning; the fence holds here, and the next run writes it (once)", async () => {
+    const w = setup();
+    w.write("a.txt", "1\n");
+    expect((await w.engine.runPass()).sent).toBe(1);
+    writeFileSync(join(w.dest, "a.txt"), "written on the standby\n");
+    utimesSync(join(w.dest, "a.txt"), new Date(), new Date(Date.now() + 5000));
+    w.write("a.txt", "2\n");
+    w.transport.markerFails = "the standby refused it";
+    expect((await w.engine.runPass()).fenced).toBe(true);
+    expect(w.log.count(/WARNING .*the fence could not be recorded on the standby \(the standby refused it\)/)).toBe(1);
+    expect(existsSync(join(w.dest, ".rrdsync-fenced"))).toBe(false);
+    expect(readFence(w.store)).toMatchObject({ kind: "conflict", files: 1, onStandby: false });
+    // the next run (another process) writes it, without sending anything
+    w.transport.markerFails = null;
+    const next = new TargetEngine({ config: w.config, lock: acquireLockAgain(), store: w.store, transport: w.transport, changeLog: openChangeLog(w.config, w.log) }, w.log, {}, { daemon: false });
+    const batches = w.transport.batches.length;
+    expect((await next.runPass()).fenced).toBe(true);
+    expect(JSON.parse(readFileSync(join(w.dest, ".rrdsync-fenced"), "utf8"))).toMatchObject({ files: 1, conflicts: [{ path: "a.txt" }] });
+    expect(readFence(w.store)).toMatchObject({ onStandby: true });
+    expect(w.replica("a.txt")).toBe("written on the standby\n");
+    expect(w.transport.batches.length).toBe(batches);
+    const writes = w.transport.markerWrites;
+    const third = new TargetEngine({ config: w.config, lock: acquireLockAgain(), store: w.store, transport: w.transport, changeLog: openChangeLog(w.config, w.log) }, w.log, {}, { daemon: false });
+    expect((await third.runPass()).fenced).toBe(true);
+    expect(w.transport.markerWrites).toBe(writes); // recorded there: no connection for it again
+  });
+});
+
+/** The engine under test already holds the state's lock; a second engine in the same process shares it. */
+function acquireLockAgain(): ReturnType<typeof acquireLock> {
+  return { release: () => undefined } as unknown as ReturnType<typeof acquireLock>;
+}
+
