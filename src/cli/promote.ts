@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { ExitCode, UserError } from "../errors.ts";
 import { quoteName } from "../names.ts";
 import { readNoFollow } from "../transport/replica-check.ts";
-import { formatMarker, KEPT_DIR, MARKER_MAX_BYTES, parseMarker, PROMOTED_MARKER } from "../transport/marker.ts";
+import { formatMarker, MARKER_MAX_BYTES, parseMarker, PROMOTED_MARKER, REPLICA_ROOT_NAMES } from "../transport/marker.ts";
 import { walkTree } from "../source/walk.ts";
 import { versionLine } from "../version.ts";
 import { writeOut } from "./out.ts";
@@ -34,7 +34,7 @@ export async function promoteCommand(dirArg: string | undefined, env: Record<str
   let files = 0;
   let bytes = 0;
   let newest: { path: string; mtimeNs: bigint } | null = null;
-  const exclude = new Set([marker, join(dir, KEPT_DIR)]);
+  const exclude = new Set(REPLICA_ROOT_NAMES.map((n) => join(dir, n)));
   for (const f of walkTree(dir, { extensions: [], exclude, onProblem: () => {} })) {
     files++;
     bytes += Number(f.stat.size);
