@@ -49,7 +49,7 @@ export async function unfenceCommand(config: Config, flags: UnfenceFlags, log: L
   for (const c of targets) {
     const fence = readOnly(c);
     if (fence === null) {
-      if (targets.length === 1 || flags.target !== undefined) await writeOut(`${describeTarget(c)}: not fenced; nothing to do\n`);
+      if (targets.length === 1 || flags.target !== undefined) await writeOut(`${describeTarget(c)}: not fenced; nothing to do (as its state DB says: a fence recorded on the standby in ${c.target.destDir}/${FENCED_MARKER} is found by the next run, or by rrdsync check)\n`);
       continue;
     }
     fencedAny = true;
