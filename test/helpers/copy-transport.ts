@@ -15,6 +15,10 @@ export class CopyTransport implements Transport {
   refuse = new Set<string>();
   /** runs after the files are copied, before the outcomes are returned (a writer racing the transfer) */
   during: (() => void) | null = null;
+  /** runs before the files are copied (a writer changing a file between the engine's look and rsync's read) */
+  before: (() => void) | null = null;
+  /** the next batch copies its files, then fails as a whole with this error (a connection dropped at the end) */
+  cutShort: string | null = null;
   batches: string[][] = [];
   /** answer as rsync does: a whole-tree send walks the tree itself (a first sync is one run) */
   walks = false;
@@ -59,6 +63,7 @@ export class CopyTransport implements Transport {
       for (const f of files) outcomes.set(f.path, { ok: false, reason: this.failWith });
       return { outcomes, error: this.failWith, infoLines: [], bytesSent: 0 };
     }
+    this.before?.();
     for (const f of files) {
       if (this.refuse.has(f.path)) {
         outcomes.set(f.path, { ok: false, reason: "refused by the test" });
@@ -77,6 +82,11 @@ export class CopyTransport implements Transport {
       outcomes.set(f.path, { ok: true, bytes: st.size });
     }
     this.during?.();
+    if (this.cutShort !== null) {
+      const error = this.cutShort;
+      this.cutShort = null;
+      return { outcomes: new Map(files.map((f) => [f.path, { ok: false, reason: error }])), error, infoLines: [], bytesSent: 0 };
+    }
     return { outcomes, infoLines: [], bytesSent: 0 };
   }
 
