@@ -42,11 +42,15 @@ export async function unfenceTarget(engine: TargetEngine, how: UnfenceHow, signa
   report.kept = guard.resolved.kept;
   report.accepted = guard.resolved.accepted;
   const failed = report.stats.find((s) => s.targetError !== null || s.fenced);
-  if (failed === undefined && report.stats.length === 2 && !signal?.aborted) {
+  // The settling pass sends only the files the standby changed: one still pending there was not settled (its copy
+  // could not be kept aside, or ours not written), so the standby still holds a version rrdsync did not deliver.
+  const unsettled = settled.pending;
+  if (failed === undefined && unsettled === 0 && report.stats.length === 2 && !signal?.aborted) {
     guard.lift();
     report.lifted = true;
   } else {
-    report.error = failed?.targetError ?? (failed?.fenced ? "the standby was marked as promoted meanwhile" : "interrupted");
+    report.error = failed?.targetError ?? (failed?.fenced ? "the standby was marked as promoted meanwhile"
+      : unsettled > 0 ? `${unsettled} of the files the standby changed could not be settled (named in the log)` : "interrupted");
   }
   guard.mode = { kind: "fence" };
   return report;
