@@ -38,7 +38,7 @@ export async function unfenceTarget(engine: TargetEngine, how: UnfenceHow, signa
   report.keptDir = how === "overwrite" ? guard.mode.kind === "overwrite" ? guard.mode.keptDir : null : null;
   const settled = await new Pass(engine.ctx, signal).settleReplica();
   report.stats.push(settled);
-  if (settled.targetError === null && !settled.fenced && !signal?.aborted) report.stats.push(await engine.runPass(signal));
+  if (settled.targetError === null && !settled.fenced && settled.pending === 0 && !signal?.aborted) report.stats.push(await engine.runPass(signal));
   report.kept = guard.resolved.kept;
   report.accepted = guard.resolved.accepted;
   const failed = report.stats.find((s) => s.targetError !== null || s.fenced);
