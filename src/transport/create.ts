@@ -48,6 +48,8 @@ export async function chooseTransport(t: Target, master?: SshMaster): Promise<{ 
  */
 class DeferredTransport implements Transport {
   private made: Transport | null = null;
+  /** the one make under way: callers at the same moment (a pass warming the connection while its batch checks the replica) share it, or each would log in */
+  private making: Promise<Transport | string> | null = null;
 
   constructor(private readonly pending: string, private readonly make: () => Promise<Transport | string>) {}
 
@@ -57,7 +59,10 @@ class DeferredTransport implements Transport {
 
   private async get(): Promise<Transport | string> {
     if (this.made) return this.made;
-    const t = await this.make();
+    this.making ??= this.make().finally(() => {
+      this.making = null;
+    });
+    const t = await this.making;
     if (typeof t !== "string") this.made = t;
     return t;
   }
