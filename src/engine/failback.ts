@@ -229,7 +229,7 @@ async function settleOne(engine: TargetEngine, t: { rel: string; v: Version; act
   try {
     switch (t.action) {
       case "leave":
-        return { path: t.rel, action: t.action, outcome: "left", detail: "a JRobin file: rrdsync cannot merge it (no JRobin writer to prove the result against); both copies left as they are" };
+        return { path: t.rel, action: t.action, outcome: "left", detail: `${t.why}; both copies left as they are` };
       case "merge": {
         const m = await mergeInto(fsPath(abs) as string, fsPath(pulledAbs) as string, { names: [`${t.rel} (here)`, `${t.rel} (standby)`], dryRun: dry });
         const rows = rowCounts(m.stats.archives);

@@ -13,7 +13,7 @@ export type FailbackAction =
   | "text"
   /** only on the standby: copied into the source */
   | "copy"
-  /** on both sides, but not mergeable (a JRobin file): reported and left, neither side overwritten */
+  /** on both sides, but not mergeable (a JRobin file, a directory here): reported and left, neither side overwritten */
   | "leave";
 
 export type FailbackPick =
@@ -34,9 +34,9 @@ export function pickFailback(rel: string, standby: Version, known: Known, local:
   if (!monitored) return { pull: false, why: "not a monitored file" };
   const j = judgeReplica("write", known, { kind: "file", ...standby } satisfies ReplicaFile);
   if (j.ok) return { pull: false, why: j.why };
-  if (local.kind === "other") return { pull: false, why: `a ${local.what} here: left` };
+  if (local.kind === "other") return { pull: true, action: "leave", why: `a ${local.what} here, where the standby has a file` };
   if (local.kind === "absent") return { pull: true, action: "copy", why: j.why };
-  if (JROBIN.test(rel)) return { pull: true, action: "leave", why: "a JRobin file: not merged" };
+  if (JROBIN.test(rel)) return { pull: true, action: "leave", why: "a JRobin file: rrdsync cannot merge it (no JRobin writer here to prove a merged file against)" };
   if (RRD.test(rel)) return { pull: true, action: "merge", why: j.why };
   return { pull: true, action: "text", why: j.why };
 }
