@@ -166,7 +166,7 @@ export async function failbackTarget(engine: TargetEngine, opts: FailbackOptions
     report.marker = c.outcome === "cleared" ? "cleared" : "none";
   }
   // Files left on both sides stay out of the send: the standby's copy of each is never overwritten.
-  for (const rel of left) engine.ctx.own.add(join(config.sourceDir, rel));
+  for (const rel of left) if (localFile(join(config.sourceDir, rel)).kind === "file") engine.ctx.own.add(join(config.sourceDir, rel));
   guard.suspend();
   phase("sending", 0, 0);
   // A file settled here whose copy here did not change (ours kept, or nothing to add): sent again as it is.
