@@ -115,6 +115,7 @@ export async function failbackTarget(engine: TargetEngine, opts: FailbackOptions
   if (listError !== null) return fail(listError);
   report.listed = listed.length;
   const todo: Array<{ rel: string; v: Version; action: FailbackAction; local: LocalFile; why: string }> = [];
+  const why = new Set<string>();
   for (let i = 0; i < listed.length; i += JUDGE_CHUNK) {
     const chunk = listed.slice(i, i + JUDGE_CHUNK);
     const also = store.replicaVersions.of(chunk.map((c) => c.rel));
@@ -125,10 +126,12 @@ export async function failbackTarget(engine: TargetEngine, opts: FailbackOptions
       const source = local.kind === "file" ? { size: local.size, mtimeNs: local.mtimeNs } : null;
       const pick = pickFailback(rel, v, guard.knownRow(store.get(rel), also.get(rel), source), local, matchesExtensions(rel, config.monitoredExtensions));
       if (pick.pull) todo.push({ rel, v, action: pick.action, local, why: pick.why });
+      else if (why.size < 8) why.add(pick.why);
     }
     phase("comparing", Math.min(i + JUDGE_CHUNK, listed.length), listed.length);
   }
 
+  log.debug(`failback: ${listed.length} files on the standby, ${todo.length} not as rrdsync delivered them (the others: ${[...why].join(", ") || "none"})`);
   // 2. Pulled, then settled here one by one.
   const tmp = join(parent, tempDirName(tag, randomBytes(6).toString("hex")));
   const left = new Set<string>();
