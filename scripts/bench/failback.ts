@@ -66,7 +66,7 @@ try {
   base.push(await rsyncPull(), await rsyncPull());
   const dry = await timedRun([...bin, "failback", "--dry-run", "--quiet", "--config", cfg], sshd);
   const fb = await timedRun([...bin, "failback", "--quiet", "--config", cfg], sshd);
-  if (process.env.BENCH_SHOW) console.log(Bun.spawnSync(["tail", "-n", "30", join(work, "rrdsync.log")]).stdout.toString());
+  if (process.env.BENCH_SHOW) console.log(Bun.spawnSync(["sh", "-c", `grep -v "rolled up\\|merged from\\|recorded" ${join(work, "rrdsync.log")} | tail -n 40`]).stdout.toString());
   base.push(await rsyncPull());
   const n = readdirSync(join(work)).filter((x) => x.startsWith(".rrdsync-failback-")).length;
   if (n !== 0) throw new Error("a temporary directory was left");

@@ -31,6 +31,9 @@ import type { PassStats } from "./types.ts";
 
 /** The state rows and noted versions are read in pieces of this many files (one query each for the notes). */
 const JUDGE_CHUNK = 5_000;
+/** Settled files' change-log entries and accepted versions are recorded at least this often (files, ms). */
+const RECORD_EVERY_FILES = 500;
+const RECORD_EVERY_MS = 1_000;
 /** A text file larger than this is taken or kept whole, without a diff in the change log. */
 const DIFF_MAX_BYTES = 8 * 1024 * 1024;
 
@@ -146,15 +149,20 @@ export async function failbackTarget(engine: TargetEngine, opts: FailbackOptions
       const pulled = await transport.pullFiles(todo.map((t) => t.rel), tmp, signal, (n) => phase("pulling", n, todo.length));
       if (pulled.error !== null) return fail(pulled.error);
       let done = 0;
+      const settled = new Settled(engine);
       for (const t of todo) {
-        if (signal?.aborted) return fail("interrupted");
+        if (signal?.aborted) {
+          settled.record();
+          return fail("interrupted");
+        }
         phase("merging", done++, todo.length);
         const f = pulled.pulled.has(t.rel)
-          ? await settleOne(engine, t, join(tmp, t.rel), dry)
+          ? await settleOne(engine, settled, t, join(tmp, t.rel), dry)
           : { path: t.rel, action: t.action, outcome: "failed" as const, detail: "not pulled (gone from the standby meanwhile, or unreadable there)" };
         report.files.push(f);
         if (f.outcome === "left" || f.outcome === "failed") left.add(t.rel);
       }
+      settled.record();
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
@@ -221,8 +229,8 @@ function removeLeftovers(parent: string, tag: string, log: { warn(m: string): vo
 }
 
 /** One pulled file settled here (merged, taken, copied or left), its change-log entry written, its version noted. */
-async function settleOne(engine: TargetEngine, t: { rel: string; v: Version; action: FailbackAction; local: LocalFile; why: string }, pulledAbs: string, dry: boolean): Promise<FailbackFile> {
-  const { config, store, log } = engine.ctx;
+async function settleOne(engine: TargetEngine, settled: Settled, t: { rel: string; v: Version; action: FailbackAction; local: LocalFile; why: string }, pulledAbs: string, dry: boolean): Promise<FailbackFile> {
+  const { config, log } = engine.ctx;
   const abs = join(config.sourceDir, t.rel);
   const pst = lstatSync(fsPath(pulledAbs), { bigint: true, throwIfNoEntry: false });
   if (!pst?.isFile()) return { path: t.rel, action: t.action, outcome: "failed", detail: "not pulled" };
@@ -269,22 +277,49 @@ async function settleOne(engine: TargetEngine, t: { rel: string; v: Version; act
     }
     return { path: t.rel, action: t.action, outcome: "failed", detail: (e as Error).message };
   }
-  if (dry) return f;
-  const time = Date.now();
-  if (change !== null && config.changeTracking.enabled) {
-    const row: ChangeRow = { time, path: t.rel, ...change };
-    try {
-      engine.ctx.changeLog.append(new Date(time), t.rel, row.details);
-      engine.ctx.changeLog.flush();
-      store.commit([], [row]);
-    } catch (e) {
-      log.error(`${quoteName(t.rel)}: the change log entry could not be written: ${(e as Error).message}`);
-    }
+  if (!dry) {
+    settled.note(t.rel, change, [{ path: t.rel, size: t.v.size, mtimeNs: t.v.mtimeNs }, { path: t.rel, size: pulled.size, mtimeNs: pulled.mtimeNs }]);
+    log.info(`${quoteName(t.rel)}: ${f.detail}`);
   }
-  // Only now may the send write over the standby's copy: what it held is here.
-  store.replicaVersions.note([{ path: t.rel, size: t.v.size, mtimeNs: t.v.mtimeNs }, { path: t.rel, size: pulled.size, mtimeNs: pulled.mtimeNs }], "accepted");
-  log.info(`${quoteName(t.rel)}: ${f.detail}`);
   return f;
+}
+
+/**
+ * What settled files leave to record: their change-log entries, then the standby versions they took in (noted as
+ * accepted), in that order and only after the files themselves were settled here. Recorded in groups (a
+ * transaction and a change-log flush per file cost more than the merge): a kill -9 before a group is recorded
+ * leaves those files to be pulled and merged again, which changes nothing.
+ */
+class Settled {
+  private changes: ChangeRow[] = [];
+  private versions: Array<{ path: string; size: number; mtimeNs: bigint }> = [];
+  private since = performance.now();
+
+  constructor(private readonly engine: TargetEngine) {}
+
+  note(rel: string, change: Omit<ChangeRow, "time" | "path"> | null, versions: Array<{ path: string; size: number; mtimeNs: bigint }>): void {
+    if (change !== null) this.changes.push({ time: Date.now(), path: rel, ...change });
+    this.versions.push(...versions);
+    if (this.versions.length >= RECORD_EVERY_FILES * 2 || performance.now() - this.since > RECORD_EVERY_MS) this.record();
+  }
+
+  record(): void {
+    const { config, store, log, changeLog } = this.engine.ctx;
+    this.since = performance.now();
+    if (this.changes.length > 0 && config.changeTracking.enabled) {
+      try {
+        for (const c of this.changes) changeLog.append(new Date(c.time), c.path, c.details);
+        changeLog.flush();
+        store.commit([], this.changes);
+      } catch (e) {
+        log.error(`the change log entries of ${this.changes.length} merged files could not be written: ${(e as Error).message}`);
+      }
+    }
+    this.changes = [];
+    // Only now may the send write over these standby copies: what they held is here.
+    if (this.versions.length > 0) store.replicaVersions.note(this.versions, "accepted");
+    this.versions = [];
+  }
 }
 
 function textDiff(ours: string, theirs: string): { text: string; added: number; removed: number } {
