@@ -169,9 +169,10 @@ describe("rrdsync failback", () => {
 
   test("an RRD of another structure on the standby: not merged, named, exit 1; both copies kept, the target stays fenced", async () => {
     const w = suite.world();
-    writeFileSync(join(w.src, "x.jrb"), "JRobin, version 0.1 (not merged by rrdsync)\n");
+    const jrb = (name: string) => readFileSync(join(import.meta.dir, "../../fixtures/rrd", name)); // made by JRobin itself
+    writeFileSync(join(w.src, "x.jrb"), jrb("multi.jrb"));
     const cfg = await failedOver(w);
-    writeFileSync(join(w.dest, "x.jrb"), "JRobin, version 0.1, written on the standby\n");
+    writeFileSync(join(w.dest, "x.jrb"), jrb("multi-updated.jrb")); // the standby's OpenNMS updated it
     // the standby's OpenNMS recreated c.rrd with another archive length (a changed datacollection config)
     createRrd(join(w.src, "c.rrd"));
     update(join(w.src, "c.rrd"), 1);
@@ -184,8 +185,8 @@ describe("rrdsync failback", () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/left +"?c\.rrd"?: not merged: /);
     expect(r.stdout).toMatch(/left +"?x\.jrb"?: a JRobin file: rrdsync cannot merge it/);
-    expect(readFileSync(join(w.src, "x.jrb"), "utf8")).toContain("not merged by rrdsync");
-    expect(readFileSync(join(w.dest, "x.jrb"), "utf8")).toContain("written on the standby");
+    expect(readFileSync(join(w.src, "x.jrb")).equals(jrb("multi.jrb"))).toBe(true);
+    expect(readFileSync(join(w.dest, "x.jrb")).equals(jrb("multi-updated.jrb"))).toBe(true);
     expect(r.stderr).toContain("c.rrd");
     expect(readFileSync(join(w.src, "c.rrd")).equals(ours)).toBe(true);
     expect(readFileSync(join(w.dest, "c.rrd")).equals(theirs)).toBe(true);
