@@ -4,7 +4,6 @@
 import type { Config } from "../config/types.ts";
 import { type FailbackFile, type FailbackPhase, type FailbackReport, failbackTarget } from "../engine/failback.ts";
 import { closeTarget, openTarget, TargetEngine } from "../engine/target.ts";
-import { formatProgress } from "./progress.ts";
 import { ExitCode } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { quoteName } from "../names.ts";
@@ -49,7 +48,6 @@ async function one(c: Config, flags: FailbackFlags, log: Logger, signal: AbortSi
     log.progressLine = null;
     await closeTarget(o);
   }
-  void formatProgress;
   if (r.nothing) {
     await writeOut(`${name}: neither fenced nor promoted; nothing to fail back (rrdsync --once replicates as usual)\n`);
     return ExitCode.Ok;

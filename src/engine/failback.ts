@@ -110,6 +110,11 @@ export async function failbackTarget(engine: TargetEngine, opts: FailbackOptions
   const tag = targetTag(config.stateFile);
   if (!dry) removeLeftovers(parent, tag, log);
   phase("listing", 0, 0);
+  let t0 = performance.now();
+  const took = (what: string) => {
+    log.debug(`failback: ${what} in ${(performance.now() - t0).toFixed(0)} ms`);
+    t0 = performance.now();
+  };
   const listed: Array<{ rel: string; v: Version }> = [];
   const listError = await transport.listReplica((rel, v) => {
     listed.push({ rel, v });
@@ -117,6 +122,7 @@ export async function failbackTarget(engine: TargetEngine, opts: FailbackOptions
   }, signal);
   if (listError !== null) return fail(listError);
   report.listed = listed.length;
+  took(`listed ${listed.length} files on the standby`);
   const todo: Array<{ rel: string; v: Version; action: FailbackAction; local: LocalFile; why: string }> = [];
   const why = new Set<string>();
   for (let i = 0; i < listed.length; i += JUDGE_CHUNK) {
@@ -134,7 +140,7 @@ export async function failbackTarget(engine: TargetEngine, opts: FailbackOptions
     phase("comparing", Math.min(i + JUDGE_CHUNK, listed.length), listed.length);
   }
 
-  log.debug(`failback: ${listed.length} files on the standby, ${todo.length} not as rrdsync delivered them (the others: ${[...why].join(", ") || "none"})`);
+  took(`${todo.length} not as rrdsync delivered them (the others: ${[...why].join(", ") || "none"}), judged`);
   // 2. Pulled, then settled here one by one.
   const tmp = join(parent, tempDirName(tag, randomBytes(6).toString("hex")));
   const left = new Set<string>();
@@ -148,6 +154,7 @@ export async function failbackTarget(engine: TargetEngine, opts: FailbackOptions
       phase("pulling", 0, todo.length);
       const pulled = await transport.pullFiles(todo.map((t) => t.rel), tmp, signal, (n) => phase("pulling", n, todo.length));
       if (pulled.error !== null) return fail(pulled.error);
+      took(`${pulled.pulled.size} files pulled`);
       let done = 0;
       const settled = new Settled(engine);
       for (const t of todo) {
@@ -163,6 +170,7 @@ export async function failbackTarget(engine: TargetEngine, opts: FailbackOptions
         if (f.outcome === "left" || f.outcome === "failed") left.add(t.rel);
       }
       settled.record();
+      took(`${todo.length} files settled here`);
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
@@ -184,6 +192,7 @@ export async function failbackTarget(engine: TargetEngine, opts: FailbackOptions
   const again = report.files.filter((f) => f.resend === true).map((f) => ({ path: f.path, why: "failback: the standby held another version" }));
   if (again.length > 0) report.stats.push(await engine.repair(again, signal));
   if (!report.stats.some(failed)) report.stats.push(await engine.runPass(signal));
+  took("sent back (one full pass)");
   const bad = report.stats.find(failed);
   if (bad !== undefined || signal?.aborted) {
     return fail(bad?.targetError ?? (bad?.fenced ? "the standby changed again while failback ran (is OpenNMS still running there?): the target is fenced again; stop it there and run failback again" : "interrupted"), bad?.fenced ? ExitCode.Fenced : ExitCode.Pending);

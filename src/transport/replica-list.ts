@@ -62,6 +62,8 @@ export function parseListing(out: Buffer, onFile: (rel: string, v: Version) => v
         return `the listing of the standby is not GNU find's: ${(e as Error).message}`;
       }
       if (!Number.isFinite(size)) return "the listing of the standby is not GNU find's";
+      // find prints names below ".", never ".." or an absolute one; a listing that does is not find's
+      if (rel.startsWith("/") || rel.split("/").some((c) => c === ".." || c === "." || c === "")) return `the listing of the standby names a path outside it: ${JSON.stringify(rel)}`;
       if (listedFile(rel)) onFile(rel, { size, mtimeNs });
       fields.length = 0;
     }
@@ -72,25 +74,22 @@ export function parseListing(out: Buffer, onFile: (rel: string, v: Version) => v
 /** A local destination's listing: lstat only, never into a symlinked directory. */
 export function listLocally(destDir: string, onFile: (rel: string, v: Version) => void): string | null {
   const walk = (rel: string): void => {
-    let entries: Array<{ name: string; isDirectory(): boolean; isFile(): boolean }>;
+    let names: Buffer[];
     try {
-      entries = readdirSync(fsPath(rel === "" ? destDir : join(destDir, rel)) as string, { withFileTypes: true, encoding: "buffer" as "utf8" }).map((e) => ({
-        name: nameFromBytes(Buffer.from(e.name as unknown as Buffer)),
-        isDirectory: () => e.isDirectory(),
-        isFile: () => e.isFile(),
-      }));
+      // names as bytes (any name is listed), each looked at with lstat (Bun 1.4 gives no Dirent with buffer names)
+      names = readdirSync(fsPath(rel === "" ? destDir : join(destDir, rel)), { encoding: "buffer" });
     } catch (e) {
       if (rel === "" && (e as NodeJS.ErrnoException).code === "ENOENT") return;
       throw e;
     }
-    for (const e of entries) {
-      const r = rel === "" ? e.name : `${rel}/${e.name}`;
-      if (e.isDirectory()) {
-        if (rel === "" && e.name === KEPT_DIR) continue;
-        walk(r);
-      } else if (e.isFile() && listedFile(r)) {
-        const st = lstatSync(fsPath(join(destDir, r)), { bigint: true, throwIfNoEntry: false });
-        if (st?.isFile()) onFile(r, { size: Number(st.size), mtimeNs: st.mtimeNs });
+    for (const b of names) {
+      const name = nameFromBytes(b);
+      const r = rel === "" ? name : `${rel}/${name}`;
+      const st = lstatSync(fsPath(join(destDir, r)), { bigint: true, throwIfNoEntry: false });
+      if (st?.isDirectory()) {
+        if (!(rel === "" && name === KEPT_DIR)) walk(r);
+      } else if (st?.isFile() && listedFile(r)) {
+        onFile(r, { size: Number(st.size), mtimeNs: st.mtimeNs });
       }
     }
   };

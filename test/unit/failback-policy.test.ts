@@ -25,6 +25,8 @@ const rows: Row[] = [
   ["a JRobin file the standby changed: left on both sides", "a.jrb", v(100, at(400)), known({ delivered: v(100, at(200)), source: v(100, at(300)) }), here(100, at(300)), true, "leave"],
   ["a directory here where the standby has a file: left on both sides (reported)", "a.rrd", v(100, at(400)), known({}), { kind: "other", what: "directory" }, true, "leave"],
   ["a name the config does not replicate: never pulled", "notes.bak", v(100, at(400)), known({}), absent, false, "stay: not a monitored file"],
+  ["a name that climbs out of the tree (a compromised standby's listing): never pulled", "../../etc/cron.d/x.rrd", v(100, at(400)), known({}), absent, true, "stay: a name outside the tree (refused)"],
+  ["an absolute name: never pulled", "/etc/passwd", v(100, at(400)), known({}), absent, true, "stay: a name outside the tree (refused)"],
   ["a copy from before the first sync (pre-seeded, not ours to pull)", "old.rrd", v(100, at(50)), known({}), absent, true, "stay: from before the first sync"],
 ];
 

@@ -31,6 +31,7 @@ const JROBIN = /\.jrb$/i;
  * row and noted versions; `source` is ours now). `monitored`: the name is one the config replicates.
  */
 export function pickFailback(rel: string, standby: Version, known: Known, local: LocalFile, monitored: boolean): FailbackPick {
+  if (!insideTree(rel)) return { pull: false, why: "a name outside the tree (refused)" };
   if (!monitored) return { pull: false, why: "not a monitored file" };
   const j = judgeReplica("write", known, { kind: "file", ...standby } satisfies ReplicaFile);
   if (j.ok) return { pull: false, why: j.why };
@@ -39,6 +40,15 @@ export function pickFailback(rel: string, standby: Version, known: Known, local:
   if (JROBIN.test(rel)) return { pull: true, action: "leave", why: "a JRobin file: rrdsync cannot merge it (no JRobin writer here to prove a merged file against)" };
   if (RRD.test(rel)) return { pull: true, action: "merge", why: j.why };
   return { pull: true, action: "text", why: j.why };
+}
+
+/**
+ * A name from the standby's listing that stays inside the tree: relative, no empty, "." or ".." component. The
+ * standby is another host (perhaps a compromised one): a listing naming "../../etc/cron.d/x" is never pulled or
+ * copied anywhere.
+ */
+export function insideTree(rel: string): boolean {
+  return rel !== "" && !rel.startsWith("/") && rel.split("/").every((c) => c !== "" && c !== "." && c !== "..");
 }
 
 /** A text file on both sides: whose version both end up with (the later mtime; a tie keeps ours). */
