@@ -8,8 +8,8 @@
 //      rows again changes nothing), a newer text file taken, a file only the standby has copied in; its change-log
 //      entry is written; only then is the standby's version noted as accepted (replica-versions), so a kill
 //      before the note pulls and merges it again, and after it the ordinary send may write over that copy;
-//   3. the promotion marker is removed (only the one that was read), then one ordinary pass sends what changed
-//      here (the merged files among it) through the replica check, and only then is the fence lifted.
+//   3. the promotion marker is removed (only the one that was read), then the settled files go back through the
+//      ordinary send and its replica check, and only then is the fence lifted.
 // A file that cannot be merged (another structure, a JRobin file) is left on both sides, kept out of the send,
 // and keeps the target fenced with its name: nothing of it is overwritten anywhere.
 import { createHash, randomBytes } from "node:crypto";
@@ -22,10 +22,13 @@ import { matchesExtensions } from "../source/walk.ts";
 import { type FenceRecord, writeFence } from "../store/fence.ts";
 import type { ChangeRow } from "../store/state.ts";
 import { formatUnifiedDiff } from "../track/diff.ts";
-import { mergeInto } from "../track/rrd-merge-file.ts";
+import { MergeBuffers, mergeInto } from "../track/rrd-merge-file.ts";
 import { parseMarker } from "../transport/marker.ts";
 import type { Version } from "../transport/types.ts";
+import { sameVersionOnReplica } from "./policy/conflict.ts";
 import { type FailbackAction, isTempDirOf, type LocalFile, pickFailback, type RowCounts, rowCounts, tempDirName, textWinner } from "./policy/failback.ts";
+import { Pass } from "./pass.ts";
+import type { PendingFile } from "./pending.ts";
 import type { TargetEngine } from "./target.ts";
 import type { PassStats } from "./types.ts";
 
@@ -131,9 +134,15 @@ export async function failbackTarget(engine: TargetEngine, opts: FailbackOptions
     for (const { rel, v } of chunk) {
       const abs = join(config.sourceDir, rel);
       if (engine.ctx.own.has(abs)) continue;
+      const prev = store.get(rel);
+      // The common case, a copy as rrdsync delivered it, needs no look at our file.
+      if (prev !== null && prev.size >= 0 && sameVersionOnReplica(v, { size: prev.size, mtimeNs: BigInt(prev.mtimeNs) })) {
+        if (why.size < 8) why.add("delivered");
+        continue;
+      }
       const local = localFile(abs);
       const source = local.kind === "file" ? { size: local.size, mtimeNs: local.mtimeNs } : null;
-      const pick = pickFailback(rel, v, guard.knownRow(store.get(rel), also.get(rel), source), local, matchesExtensions(rel, config.monitoredExtensions));
+      const pick = pickFailback(rel, v, guard.knownRow(prev, also.get(rel), source), local, matchesExtensions(rel, config.monitoredExtensions));
       if (pick.pull) todo.push({ rel, v, action: pick.action, local, why: pick.why });
       else if (why.size < 8) why.add(pick.why);
     }
@@ -188,11 +197,17 @@ export async function failbackTarget(engine: TargetEngine, opts: FailbackOptions
   for (const rel of left) if (localFile(join(config.sourceDir, rel)).kind === "file") engine.ctx.own.add(join(config.sourceDir, rel));
   guard.suspend();
   phase("sending", 0, 0);
-  // A file settled here whose copy here did not change (ours kept, or nothing to add): sent again as it is.
+  // Exactly the settled files go back, through the ordinary send (its replica check, its audit): each looked at
+  // as it is now. One whose copy here did not change (ours kept, or nothing to add) goes again as it is. Other
+  // files changed here meanwhile go with the next --once or the daemon, as usual: not waiting for them keeps a
+  // failback of a big tree to its changed files.
   const again = report.files.filter((f) => f.resend === true).map((f) => ({ path: f.path, why: "failback: the standby held another version" }));
   if (again.length > 0) report.stats.push(await engine.repair(again, signal));
-  if (!report.stats.some(failed)) report.stats.push(await engine.runPass(signal));
-  took("sent back (one full pass)");
+  const now = Date.now();
+  const back: PendingFile[] = report.files.filter((f) => f.resend !== true && (f.outcome === "merged" || f.outcome === "taken" || f.outcome === "copied"))
+    .map((f) => ({ path: f.path, why: "changed", first: now, last: now, due: now, attempts: 0, lastError: null, holds: 0, sending: false, again: false }));
+  if (back.length > 0 && !report.stats.some(failed)) report.stats.push(await new Pass(engine.ctx, signal).records(back));
+  took(`${again.length + back.length} files sent back`);
   const bad = report.stats.find(failed);
   if (bad !== undefined || signal?.aborted) {
     return fail(bad?.targetError ?? (bad?.fenced ? "the standby changed again while failback ran (is OpenNMS still running there?): the target is fenced again; stop it there and run failback again" : "interrupted"), bad?.fenced ? ExitCode.Fenced : ExitCode.Pending);
@@ -251,7 +266,7 @@ async function settleOne(engine: TargetEngine, settled: Settled, t: { rel: strin
       case "leave":
         return { path: t.rel, action: t.action, outcome: "left", detail: `${t.why}; both copies left as they are` };
       case "merge": {
-        const m = await mergeInto(fsPath(abs) as string, fsPath(pulledAbs) as string, { names: [`${t.rel} (here)`, `${t.rel} (standby)`], dryRun: dry });
+        const m = await mergeInto(fsPath(abs) as string, fsPath(pulledAbs) as string, { names: [`${t.rel} (here)`, `${t.rel} (standby)`], dryRun: dry, buffers: settled.buffers });
         const rows = rowCounts(m.stats.archives);
         const lu = m.stats.lastUpdate;
         const after = Math.max(lu.a, lu.b);
@@ -300,6 +315,8 @@ async function settleOne(engine: TargetEngine, settled: Settled, t: { rel: strin
  * leaves those files to be pulled and merged again, which changes nothing.
  */
 class Settled {
+  /** one set of merge buffers for the run: no garbage per file */
+  readonly buffers = new MergeBuffers();
   private changes: ChangeRow[] = [];
   private versions: Array<{ path: string; size: number; mtimeNs: bigint }> = [];
   private since = performance.now();
