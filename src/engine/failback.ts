@@ -8,8 +8,10 @@
 //      rows again changes nothing), a newer text file taken, a file only the standby has copied in; its change-log
 //      entry is written; only then is the standby's version noted as accepted (replica-versions), so a kill
 //      before the note pulls and merges it again, and after it the ordinary send may write over that copy;
-//   3. the promotion marker is removed (only the one that was read), then the settled files go back through the
-//      ordinary send and its replica check, and only then is the fence lifted.
+//   3. the settled files go back through the ordinary send and its replica check (the promotion marker, only the
+//      one that was read, was removed before the first pull: the fence in the state DB keeps this host's rrdsync
+//      off the target meanwhile); groups of files overlap, one pulled while the one before is sent back. Only when
+//      everything went through is the fence lifted.
 // A file that cannot be merged (another structure, a JRobin file) is left on both sides, kept out of the send,
 // and keeps the target fenced with its name: nothing of it is overwritten anywhere.
 import { createHash, randomBytes } from "node:crypto";
@@ -25,6 +27,7 @@ import { formatUnifiedDiff } from "../track/diff.ts";
 import { MergeBuffers, mergeInto } from "../track/rrd-merge-file.ts";
 import { parseMarker } from "../transport/marker.ts";
 import type { Version } from "../transport/types.ts";
+import { promotionNote } from "./guard.ts";
 import { sameVersionOnReplica } from "./policy/conflict.ts";
 import { type FailbackAction, isTempDirOf, type LocalFile, pickFailback, type RowCounts, rowCounts, tempDirName, textWinner } from "./policy/failback.ts";
 import { Pass } from "./pass.ts";
@@ -34,6 +37,9 @@ import type { PassStats } from "./types.ts";
 
 /** The state rows and noted versions are read in pieces of this many files (one query each for the notes). */
 const JUDGE_CHUNK = 5_000;
+/** The changed files go in about this many groups (each pulled while the one before is sent back), of at least GROUP_MIN. */
+const GROUPS = 4;
+const GROUP_MIN = 256;
 /** Settled files' change-log entries and accepted versions are recorded at least this often (files, ms). */
 const RECORD_EVERY_FILES = 500;
 const RECORD_EVERY_MS = 1_000;
@@ -150,64 +156,88 @@ export async function failbackTarget(engine: TargetEngine, opts: FailbackOptions
   }
 
   took(`${todo.length} not as rrdsync delivered them (the others: ${[...why].join(", ") || "none"}), judged`);
-  // 2. Pulled, then settled here one by one.
+  // 2. The marker goes first (only the one read): the fence in the state DB keeps this host's rrdsync off the
+  // target until the end, and the ordinary send below may then write there.
+  if (!dry && markerText !== null) {
+    // Promoted but never fenced here (no run met the marker yet): the fence goes up first, so a kill -9 after the
+    // marker is gone still leaves this host's rrdsync off the target.
+    if (report.fence === null) writeFence(store, { since: Date.now(), kind: "promoted", files: 0, conflicts: [], promotion: promotionNote({ text: markerText }) });
+    const c = await transport.clearMarker(markerText, signal);
+    if (c.error !== null) return fail(c.error);
+    if (c.outcome === "changed") return { ...fail("the standby was promoted again meanwhile (its promotion marker changed): nothing was pulled or sent; run failback again once OpenNMS is stopped there", ExitCode.Fenced), marker: "changed" };
+    report.marker = c.outcome === "cleared" ? "cleared" : "none";
+  }
+  if (!dry) guard.suspend();
+  // 3. In groups: pulled, settled here one by one, then sent back while the next group is pulled.
   const tmp = join(parent, tempDirName(tag, randomBytes(6).toString("hex")));
   const left = new Set<string>();
+  let sentBack = 0;
+  /**
+   * Exactly the settled files go back, through the ordinary send (its replica check, its audit), each looked at
+   * as it is now; one whose copy here did not change (ours kept, or nothing to add) goes again as it is. Other
+   * files changed here meanwhile go with the next --once or the daemon, as usual.
+   */
+  const sendBack = async (files: FailbackFile[]) => {
+    const again = files.filter((f) => f.resend === true).map((f) => ({ path: f.path, why: "failback: the standby held another version" }));
+    if (again.length > 0 && !report.stats.some(failed)) report.stats.push(await engine.repair(again, signal));
+    const now = Date.now();
+    const back: PendingFile[] = files.filter((f) => f.resend !== true && (f.outcome === "merged" || f.outcome === "taken" || f.outcome === "copied"))
+      .map((f) => ({ path: f.path, why: "changed", first: now, last: now, due: now, attempts: 0, lastError: null, holds: 0, sending: false, again: false }));
+    if (back.length > 0 && !report.stats.some(failed)) report.stats.push(await new Pass(engine.ctx, signal).records(back));
+    sentBack += again.length + back.length;
+  };
   if (todo.length > 0) {
     try {
       mkdirSync(tmp, { mode: 0o700 }); // fails on anything already there, never follows a symlink
     } catch (e) {
       return fail(`cannot create a temporary directory beside the source (${tmp}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, ExitCode.Pending);
     }
+    let sending: Promise<void> | null = null;
     try {
-      phase("pulling", 0, todo.length);
-      const pulled = await transport.pullFiles(todo.map((t) => t.rel), tmp, signal, (n) => phase("pulling", n, todo.length));
-      if (pulled.error !== null) return fail(pulled.error);
-      took(`${pulled.pulled.size} files pulled`);
-      let done = 0;
+      const size = Math.max(GROUP_MIN, Math.ceil(todo.length / GROUPS));
       const settled = new Settled(engine);
-      for (const t of todo) {
-        if (signal?.aborted) {
-          settled.record();
-          return fail("interrupted");
+      let pulledSoFar = 0;
+      let done = 0;
+      for (let i = 0; i < todo.length; i += size) {
+        const group = todo.slice(i, i + size);
+        phase("pulling", pulledSoFar, todo.length);
+        const pulled = await transport.pullFiles(group.map((t) => t.rel), tmp, signal, (n) => phase("pulling", pulledSoFar + n, todo.length));
+        pulledSoFar += group.length;
+        if (sending !== null) await sending;
+        sending = null;
+        if (pulled.error !== null) return fail(pulled.error);
+        if (report.stats.some(failed)) break;
+        took(`${pulled.pulled.size} files pulled`);
+        const files: FailbackFile[] = [];
+        for (const t of group) {
+          if (signal?.aborted) {
+            settled.record();
+            return fail("interrupted");
+          }
+          phase("merging", done++, todo.length);
+          const f = pulled.pulled.has(t.rel)
+            ? await settleOne(engine, settled, t, join(tmp, t.rel), dry)
+            : { path: t.rel, action: t.action, outcome: "failed" as const, detail: "not pulled (gone from the standby meanwhile, or unreadable there)" };
+          files.push(f);
+          report.files.push(f);
+          if (f.outcome === "left" || f.outcome === "failed") left.add(t.rel);
         }
-        phase("merging", done++, todo.length);
-        const f = pulled.pulled.has(t.rel)
-          ? await settleOne(engine, settled, t, join(tmp, t.rel), dry)
-          : { path: t.rel, action: t.action, outcome: "failed" as const, detail: "not pulled (gone from the standby meanwhile, or unreadable there)" };
-        report.files.push(f);
-        if (f.outcome === "left" || f.outcome === "failed") left.add(t.rel);
+        settled.record(); // the accepted versions are noted before their files are sent
+        took(`${group.length} files settled here`);
+        if (!dry) {
+          phase("sending", 0, 0);
+          sending = sendBack(files);
+        }
       }
-      settled.record();
-      took(`${todo.length} files settled here`);
+      if (sending !== null) await sending;
+      sending = null;
+      took(`${sentBack} files sent back`);
     } finally {
+      if (sending !== null) await (sending as Promise<void>).catch(() => undefined);
       rmSync(tmp, { recursive: true, force: true });
     }
   }
   if (dry) return { ...report, marker: markerText === null ? "none" : "left (dry run)" };
-
-  // 3. The marker goes (only the one read), then one ordinary pass, then the fence.
-  if (markerText !== null) {
-    const c = await transport.clearMarker(markerText, signal);
-    if (c.error !== null) return fail(c.error);
-    if (c.outcome === "changed") return { ...fail("the standby was promoted again meanwhile (its promotion marker changed): nothing was sent; run failback again once OpenNMS is stopped there", ExitCode.Fenced), marker: "changed" };
-    report.marker = c.outcome === "cleared" ? "cleared" : "none";
-  }
-  // Files left on both sides stay out of the send: the standby's copy of each is never overwritten.
-  for (const rel of left) if (localFile(join(config.sourceDir, rel)).kind === "file") engine.ctx.own.add(join(config.sourceDir, rel));
-  guard.suspend();
-  phase("sending", 0, 0);
-  // Exactly the settled files go back, through the ordinary send (its replica check, its audit): each looked at
-  // as it is now. One whose copy here did not change (ours kept, or nothing to add) goes again as it is. Other
-  // files changed here meanwhile go with the next --once or the daemon, as usual: not waiting for them keeps a
-  // failback of a big tree to its changed files.
-  const again = report.files.filter((f) => f.resend === true).map((f) => ({ path: f.path, why: "failback: the standby held another version" }));
-  if (again.length > 0) report.stats.push(await engine.repair(again, signal));
-  const now = Date.now();
-  const back: PendingFile[] = report.files.filter((f) => f.resend !== true && (f.outcome === "merged" || f.outcome === "taken" || f.outcome === "copied"))
-    .map((f) => ({ path: f.path, why: "changed", first: now, last: now, due: now, attempts: 0, lastError: null, holds: 0, sending: false, again: false }));
-  if (back.length > 0 && !report.stats.some(failed)) report.stats.push(await new Pass(engine.ctx, signal).records(back));
-  took(`${again.length + back.length} files sent back`);
   const bad = report.stats.find(failed);
   if (bad !== undefined || signal?.aborted) {
     return fail(bad?.targetError ?? (bad?.fenced ? "the standby changed again while failback ran (is OpenNMS still running there?): the target is fenced again; stop it there and run failback again" : "interrupted"), bad?.fenced ? ExitCode.Fenced : ExitCode.Pending);

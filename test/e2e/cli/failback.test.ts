@@ -231,9 +231,11 @@ describe("rrdsync failback", () => {
     p.kill("SIGKILL");
     await p.exited;
     expect(p.signalCode).toBe("SIGKILL");
-    // it was stopped in the middle: its temporary directory is left, the standby still promoted
+    // it was stopped in the middle: its temporary directory is left; the marker is gone already, and the fence
+    // (in the state DB) keeps this host's rrdsync off the target until a failback ends
     expect(readdirSync(w.dir).filter((n) => n.startsWith(".rrdsync-failback-")).length).toBe(1);
-    expect(existsSync(join(w.dest, MARKER))).toBe(true);
+    expect(existsSync(join(w.dest, MARKER))).toBe(false);
+    expect((await runRrdsync(["status", "--config", cfg])).code).toBe(4);
     const mergedBefore = [...before].filter(([i, b]) => !readFileSync(join(w.src, `n${i}.rrd`)).equals(b)).length;
     expect(mergedBefore).toBeGreaterThan(0); // some merged here, their notes not yet recorded: merged again below
     expect(mergedBefore).toBeLessThan(N);
