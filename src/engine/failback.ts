@@ -38,7 +38,7 @@ import type { PassStats } from "./types.ts";
 /** The state rows and noted versions are read in pieces of this many files (one query each for the notes). */
 const JUDGE_CHUNK = 5_000;
 /** The changed files go in about this many groups (each pulled while the one before is sent back), of at least GROUP_MIN. */
-const GROUPS = 4;
+const GROUPS = 2;
 const GROUP_MIN = 256;
 /** Settled files' change-log entries and accepted versions are recorded at least this often (files, ms). */
 const RECORD_EVERY_FILES = 500;
