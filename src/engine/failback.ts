@@ -134,6 +134,7 @@ export async function failbackTarget(engine: TargetEngine, opts: FailbackOptions
   took(`listed ${listed.length} files on the standby`);
   const todo: Array<{ rel: string; v: Version; action: FailbackAction; local: LocalFile; why: string }> = [];
   const why = new Set<string>();
+  const earlier: FailbackFile[] = [];
   for (let i = 0; i < listed.length; i += JUDGE_CHUNK) {
     const chunk = listed.slice(i, i + JUDGE_CHUNK);
     const also = store.replicaVersions.of(chunk.map((c) => c.rel));
@@ -151,6 +152,12 @@ export async function failbackTarget(engine: TargetEngine, opts: FailbackOptions
       const pick = pickFailback(rel, v, guard.knownRow(prev, also.get(rel), source), local, matchesExtensions(rel, config.monitoredExtensions));
       if (pick.pull) todo.push({ rel, v, action: pick.action, local, why: pick.why });
       else if (why.size < 8) why.add(pick.why);
+      // Settled here by an earlier failback that was stopped before it sent the file back: it goes now. (Ours is
+      // newer than the standby's accepted copy: a merge wrote it after the pull. A version `unfence --keep-replica`
+      // took, newer than ours, is left as that command promised.)
+      if (!pick.pull && local.kind === "file" && local.mtimeNs > v.mtimeNs && also.get(rel)?.some((a) => a.uptoNs === undefined && sameVersionOnReplica(v, a))) {
+        earlier.push({ path: rel, action: "merge", outcome: "merged", resend: true, detail: "settled here by an earlier failback that was stopped: sent back now" });
+      }
     }
     phase("comparing", Math.min(i + JUDGE_CHUNK, listed.length), listed.length);
   }
@@ -231,12 +238,16 @@ export async function failbackTarget(engine: TargetEngine, opts: FailbackOptions
       }
       if (sending !== null) await sending;
       sending = null;
-      took(`${sentBack} files sent back`);
     } finally {
       if (sending !== null) await (sending as Promise<void>).catch(() => undefined);
       rmSync(tmp, { recursive: true, force: true });
     }
   }
+  if (!dry && earlier.length > 0) {
+    report.files.push(...earlier);
+    await sendBack(earlier);
+  }
+  if (!dry) took(`${sentBack} files sent back`);
   if (dry) return { ...report, marker: markerText === null ? "none" : "left (dry run)" };
   const bad = report.stats.find(failed);
   if (bad !== undefined || signal?.aborted) {
