@@ -309,7 +309,7 @@ function versionOf(prev: FileState | null): Version | null {
   return prev === null || prev.size < 0 ? null : { size: prev.size, mtimeNs: BigInt(prev.mtimeNs) };
 }
 
-function promotionNote(m: MarkerFound): PromotionNote {
+export function promotionNote(m: MarkerFound): PromotionNote {
   if ("unreadable" in m) return { host: "?", promotedAt: "?", unreadable: m.unreadable };
   const p = parseMarker(m.text);
   if (p === null) return { host: "?", promotedAt: "?", unreadable: "not a marker rrdsync promote wrote" };

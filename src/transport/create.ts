@@ -4,7 +4,7 @@ import { probeRemoteRsync } from "./probe.ts";
 import { RsyncTransport } from "./rsync/transport.ts";
 import { explainFailureOnline } from "./rsync/errors.ts";
 import { SshMaster } from "./ssh/master.ts";
-import type { BatchFile, BatchResult, DeleteResult, KeepResult, MoveResult, ReplicaState, ReplicaStateOptions, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult } from "./types.ts";
+import type { BatchFile, BatchResult, DeleteResult, KeepResult, MoveResult, PullResult, ReplicaState, ReplicaStateOptions, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult, Version } from "./types.ts";
 
 export function createTransport(config: Config, log?: TransportLog): Transport {
   const t = config.target;
@@ -97,6 +97,21 @@ class DeferredTransport implements Transport {
   async keepReplicaCopies(paths: string[], under: string, signal?: AbortSignal): Promise<KeepResult> {
     const t = await this.get();
     return typeof t === "string" ? { kept: new Set(), error: t } : t.keepReplicaCopies(paths, under, signal);
+  }
+
+  async listReplica(onFile: (path: string, v: Version) => void, signal?: AbortSignal): Promise<string | null> {
+    const t = await this.get();
+    return typeof t === "string" ? t : t.listReplica(onFile, signal);
+  }
+
+  async pullFiles(paths: string[], into: string, signal?: AbortSignal, onFile?: (done: number) => void): Promise<PullResult> {
+    const t = await this.get();
+    return typeof t === "string" ? { pulled: new Set(), error: t } : t.pullFiles(paths, into, signal, onFile);
+  }
+
+  async clearMarker(text: string, signal?: AbortSignal): Promise<{ outcome: "cleared" | "gone" | "changed"; error: string | null }> {
+    const t = await this.get();
+    return typeof t === "string" ? { outcome: "changed", error: t } : t.clearMarker(text, signal);
   }
 
   async readReplicaHeads(paths: string[], bytes: number, signal?: AbortSignal): Promise<Map<string, Buffer>> {

@@ -5,7 +5,8 @@ import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync
 import { dirname, join } from "node:path";
 import { localReplicaState } from "../../src/transport/replica-check.ts";
 import { keepLocally } from "../../src/transport/replica-moves.ts";
-import type { BatchFile, BatchResult, DeleteResult, FileOutcome, KeepResult, MoveResult, ReplicaState, SendOptions, Transport } from "../../src/transport/types.ts";
+import { clearMarkerLocally, listLocally, pullLocally } from "../../src/transport/replica-list.ts";
+import type { BatchFile, BatchResult, DeleteResult, FileOutcome, KeepResult, MoveResult, PullResult, ReplicaState, SendOptions, Transport, Version } from "../../src/transport/types.ts";
 
 export class CopyTransport implements Transport {
   readonly description: string;
@@ -124,6 +125,19 @@ export class CopyTransport implements Transport {
     const kept = new Set<string>();
     for (const p of paths) if (keepLocally(this.dest, under, p)) kept.add(p);
     return { kept, error: null };
+  }
+
+  async listReplica(onFile: (path: string, v: Version) => void): Promise<string | null> {
+    return this.failWith ?? listLocally(this.dest, onFile);
+  }
+
+  async pullFiles(paths: string[], into: string): Promise<PullResult> {
+    if (this.failWith !== null) return { pulled: new Set(), error: this.failWith };
+    return { pulled: pullLocally(this.dest, paths, into), error: null };
+  }
+
+  async clearMarker(text: string): Promise<{ outcome: "cleared" | "gone" | "changed"; error: string | null }> {
+    return { outcome: clearMarkerLocally(this.dest, text), error: null };
   }
 
   async close(): Promise<void> {}
