@@ -24,10 +24,10 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
  */
 export const EXIT_CODE_TABLE: ReadonlyArray<readonly [number, string]> = [
   [ExitCode.Ok, "all files synced and recorded"],
-  [ExitCode.Pending, "some files failed and stay pending (named in the log); the next run retries them (also: the state\n      disk is full, the metrics file could not be written). check: a check failed; status: files pending or the\n      target down; restore: no such version; verify: the replica differs from the source, or could not be compared;\n      merge: the merged file could not be written, or an RRD stayed locked by another process"],
+  [ExitCode.Pending, "some files failed and stay pending (named in the log); the next run retries them (also: the state\n      disk is full, the metrics file could not be written). check: a check failed; status: files pending or the\n      target down; restore: no such version; verify: the replica differs from the source, or could not be compared;\n      merge: the merged file could not be written, or an RRD stayed locked by another process; failback: files left\n      on both sides (named), or the standby could not be reached (run it again)"],
   [ExitCode.Usage, "usage or config error (also: a state DB that describes another source or destination, a state or\n      log directory another user can write); nothing was done"],
   [ExitCode.Locked, "another rrdsync is running with the same state file"],
-  [ExitCode.Fenced, "the standby was written to: split brain or promotion. The target is fenced: nothing more is written,\n      deleted or moved there (rrdsync unfence shows the ways on). status, verify, unfence: a target is fenced"],
+  [ExitCode.Fenced, "the standby was written to: split brain or promotion. The target is fenced: nothing more is written,\n      deleted or moved there (rrdsync unfence shows the ways on). status, verify, unfence: a target is fenced; failback: the standby was promoted or written to again meanwhile"],
   [ExitCode.Internal, "internal error (a bug): please report it with the message"],
   [ExitCode.Interrupted, "--watch: stopped by a second SIGINT or SIGTERM while it was stopping, without waiting for the running\n      transfer; nothing unconfirmed was recorded, so the next start sends it again (--once exits 1 then)"],
 ];

@@ -10,6 +10,7 @@ import { initConfig } from "./cli/init.ts";
 import { installCommand, uninstallCommand } from "./cli/install.ts";
 import { mergeCommand } from "./cli/merge.ts";
 import { promoteCommand } from "./cli/promote.ts";
+import { failbackCommand } from "./cli/failback.ts";
 import { restoreFile } from "./cli/restore.ts";
 import { showStatus } from "./cli/status.ts";
 import { syncOnce } from "./cli/sync.ts";
@@ -136,6 +137,14 @@ export function buildCli() {
     .example("rrdsync unfence --overwrite")
     .action(noop);
   cli
+    .command("failback", "On the old primary, for a promoted or fenced target: bring every row the standby collected back here (RRDs merged in place under rrdtool's lock, newer text files taken, new files copied), make both sides equal, remove the promotion marker and lift the fence (takes the lock)")
+    .usage("failback [--target NAME] [--dry-run]")
+    .option("--target <name>", "Only this target (as status names it, or its name in targets, host:port, or destination path)")
+    .option("--dry-run", "Say per file what it would do and the rows each side would give; change nothing on either side")
+    .example("rrdsync failback --dry-run            # what the standby collected, per file")
+    .example("rrdsync failback")
+    .action(noop);
+  cli
     .command("promote <dir>", "On the standby, when failing over to it: mark DIR (the replica) as promoted, so the old primary's rrdsync refuses it (exit 4) before it compares or writes anything; print the next steps")
     .example("sudo rrdsync promote /opt/opennms/share/rrd")
     .action(noop);
@@ -143,7 +152,7 @@ export function buildCli() {
     .command("log [pattern]", "The change history from the state DB; PATTERN is a path (file or directory) or a glob (* also crosses /)")
     .option("--since <time>", 'Only changes at or after TIME ("2024-12-12", "2024-12-12 15:05", "2h", "3d", "yesterday")')
     .option("--until <time>", "Only changes at or before TIME")
-    .option("--kind <kind>", "created, modified, deleted, renamed, repaired, or conflict, overwritten, kept (a fence and unfence; repeat or comma-separate for several)")
+    .option("--kind <kind>", "created, modified, deleted, renamed, repaired, or conflict, overwritten, kept (a fence and unfence), merged (failback); repeat or comma-separate for several")
     .option("--stat", "One line per change: time, +added −removed lines, kind, path, summary")
     .option("--json", "One JSON object per change (with its diff or RRD note in details)")
     .example("rrdsync log 'snmp/*/strings.properties' --since 1d")
@@ -336,6 +345,11 @@ async function main(argv: string[]): Promise<number> {
       return await watchDaemon(config, log, flags, env);
     }
     const ac = new AbortController();
+    if (command === "failback") {
+      process.on("SIGINT", () => ac.abort());
+      process.on("SIGTERM", () => ac.abort());
+      return await failbackCommand(config, { target: flags.target, dryRun: flags.dryRun }, log, ac.signal);
+    }
     if (command === "unfence") {
       process.on("SIGINT", () => ac.abort());
       process.on("SIGTERM", () => ac.abort());

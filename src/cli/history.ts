@@ -12,7 +12,7 @@ import { page } from "./pager.ts";
 import { parseWhen } from "./when.ts";
 import { nameFromShown } from "../names.ts";
 
-export const KINDS = ["created", "modified", "deleted", "renamed", "repaired", "summary", "stale", "resumed", "conflict", "overwritten", "kept"] as const;
+export const KINDS = ["created", "modified", "deleted", "renamed", "repaired", "summary", "stale", "resumed", "conflict", "overwritten", "kept", "merged"] as const;
 
 export interface LogFlags {
   since?: string;

@@ -42,11 +42,15 @@ export async function promoteCommand(dirArg: string | undefined, env: Record<str
   }
   const now = new Date();
   const user = (() => {
+    // Bun's userInfo() says "unknown" where the user is not in /etc/passwd's usual place: root is uid 0 anyway
+    const uid = process.getuid?.();
     try {
-      return userInfo().username;
+      const name = userInfo().username;
+      if (name !== "" && name !== "unknown") return name;
     } catch {
-      return String(process.getuid?.() ?? "?");
+      // no passwd entry
     }
+    return uid === 0 ? "root" : process.env.USER || process.env.LOGNAME || String(uid ?? "?");
   })();
   const text = formatMarker({
     host: hostname(), promotedAt: now.toISOString(), user, by: versionLine(),
@@ -67,7 +71,7 @@ export async function promoteCommand(dirArg: string | undefined, env: Record<str
     "     or bring this host's data back with rrdsync failback; README: Failover and failback.",
   ];
   if (ageS !== null && ageS < 60) lines.push("", `Note: a file here was written ${ageS} s ago: the primary may still be replicating. Stop it first if it can be reached.`);
-  if (process.getuid?.() !== 0) lines.push("", `Warning: not run as root: the marker belongs to ${user}. Run it as root so that the primary's login cannot change it.`);
+  if (process.getuid?.() !== 0) lines.push("", `Warning: not run as root: the marker belongs to ${user}. Run it as root: the primary's login (the user rrdsync logs in as) could otherwise rewrite it; it can still delete it, since it writes in that directory.`);
   await writeOut(`${lines.join("\n")}\n`);
   void env;
   return ExitCode.Ok;

@@ -103,7 +103,7 @@ async function settle(c: Config, how: UnfenceHow, log: Logger, signal: AbortSign
     const sent = r.stats.reduce((n, s) => n + s.sent, 0);
     if (!r.lifted) {
       log.error(`${name}: not unfenced: ${r.error ?? "?"}; the fence stays, run unfence again`);
-      await writeOut(`${name}: still fenced: ${r.error ?? "?"}. Nothing was lost; run it again when the standby can be reached.\n`);
+      await writeOut(`${name}: still fenced: ${r.error ?? "?"}. Nothing was lost; run it again when the standby can be reached (and written).\n`);
       return ExitCode.Pending;
     }
     const lines = [`${name}: unfenced.`];

@@ -79,6 +79,8 @@ export class ReplicaGuard {
   private told = false;
   /** the fence marker's write was tried in this process */
   private markerTried = false;
+  /** unfence or failback settles the fence in this process (suspend()) */
+  private suspended = false;
 
   constructor(private readonly d: GuardDeps) {
     this.fence = readFence(d.store);
@@ -149,7 +151,7 @@ export class ReplicaGuard {
     }
     // The fence recorded on the standby: this state DB is new or rebuilt, or was pointed here by another name (a
     // symlink, the host's other name), and did not know it. (unfence's modes expect it: it is the one they lift.)
-    if (state.fence !== null && this.mode.kind === "fence") {
+    if (state.fence !== null && this.mode.kind === "fence" && !this.suspended) {
       this.restore(state.fence);
       return { kind: "fenced", conflicts: [] };
     }
@@ -254,6 +256,7 @@ export class ReplicaGuard {
    */
   suspend(): void {
     this.fence = null;
+    this.suspended = true; // the standby's fence marker is the one being lifted: it does not fence this process again
   }
 
   /**
@@ -266,6 +269,7 @@ export class ReplicaGuard {
     if (failed !== null) return `the fence marker ${FENCED_MARKER} could not be removed from the standby: ${failed}`;
     this.fence = null;
     this.told = false;
+    this.suspended = false;
     writeFence(this.d.store, null);
     return null;
   }
@@ -381,7 +385,7 @@ function versionOf(prev: FileState | null): Version | null {
   return prev === null || prev.size < 0 ? null : { size: prev.size, mtimeNs: BigInt(prev.mtimeNs) };
 }
 
-function promotionNote(m: MarkerFound): PromotionNote {
+export function promotionNote(m: MarkerFound): PromotionNote {
   if ("unreadable" in m) return { host: "?", promotedAt: "?", unreadable: m.unreadable };
   const p = parseMarker(m.text);
   if (p === null) return { host: "?", promotedAt: "?", unreadable: "not a marker rrdsync promote wrote" };

@@ -192,6 +192,7 @@ export class Sender {
     const { stats } = this.p;
     for (const line of result.infoLines) log.info(line);
     const now = Date.now();
+    const nowNs = BigInt(now + 1) * 1_000_000n; // the file system's clock may run a little ahead of ours
     if (result.error) {
       stats.targetError = result.error;
       // A transport that confirmed some files before it failed (SFTP renames each as it goes) keeps those.
@@ -232,6 +233,9 @@ export class Sender {
         case "pending":
           stats.pending++;
           pending.push({ rel: f.rel, reason: v.reason });
+          // Not confirmed, but the transport may have written it, in any version the file had since it was
+          // planned (it can change before rsync reads it): up to now, each is one we may have put there.
+          landed.push({ path: f.rel, from: f.facts.mtimeNs, to: nowNs.toString() });
           if (result.error) log.info(`pending: ${f.rel}`);
           else log.warn(`${f.rel}: not synced, stays pending: ${v.reason}`);
           break;

@@ -49,17 +49,23 @@ export async function unfenceTarget(engine: TargetEngine, how: UnfenceHow, signa
   report.keptDir = how === "overwrite" ? guard.mode.kind === "overwrite" ? guard.mode.keptDir : null : null;
   const settled = await new Pass(engine.ctx, signal).settleReplica();
   report.stats.push(settled);
-  if (settled.targetError === null && !settled.fenced && !signal?.aborted) report.stats.push(await engine.runPass(signal));
+  if (settled.targetError === null && !settled.fenced && settled.pending === 0 && !signal?.aborted) report.stats.push(await engine.runPass(signal));
   report.kept = guard.resolved.kept;
   report.accepted = guard.resolved.accepted;
   const failed = report.stats.find((s) => s.targetError !== null || s.fenced);
-  const unmarked = failed === undefined && report.stats.length === 2 && !signal?.aborted ? await guard.lift(signal) : null;
-  if (failed === undefined && report.stats.length === 2 && !signal?.aborted && unmarked === null) {
+  // The settling pass sends only the files the standby changed: one still pending there was not settled (its copy
+  // could not be kept aside, or ours not written), so the standby still holds a version rrdsync did not deliver.
+  const unsettled = settled.pending;
+  const settledAll = failed === undefined && unsettled === 0 && report.stats.length === 2 && !signal?.aborted;
+  // the standby's fence marker goes first: lift() keeps the fence when it cannot be removed
+  const unmarked = settledAll ? await guard.lift(signal) : null;
+  if (settledAll && unmarked === null) {
     report.lifted = true;
   } else if (unmarked !== null) {
     report.error = unmarked;
   } else {
-    report.error = failed?.targetError ?? (failed?.fenced ? "the standby was marked as promoted meanwhile" : "interrupted");
+    report.error = failed?.targetError ?? (failed?.fenced ? "the standby was marked as promoted meanwhile"
+      : unsettled > 0 ? `${unsettled} of the files the standby changed could not be settled (named in the log)` : "interrupted");
   }
   guard.mode = { kind: "fence" };
   return report;

@@ -640,7 +640,9 @@ export class StateStore {
   commit(rows: StateRow[], changes: ChangeRow[], versions: BackupVersion[] = [], routine?: RoutineCommit): void {
     this.tx(() => {
       for (const r of rows) this.putRow(r);
-      this.replicaVersions.forget(rows.map((r) => r.path));
+      // Rolled-up routine updates are deliveries too: their notes go with the rest, or the table would grow with
+      // every update of every RRD (and each batch's note would pay for it).
+      this.replicaVersions.forget(routine === undefined ? rows.map((r) => r.path) : [...rows.map((r) => r.path), ...routine.rows.map((r) => r.path)]);
       for (const c of changes) this.putChange(c);
       for (const v of versions) this.putBackup(v);
       if (routine !== undefined) {

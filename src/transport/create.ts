@@ -5,7 +5,7 @@ import { probeRemoteRsync } from "./probe.ts";
 import { RsyncTransport } from "./rsync/transport.ts";
 import { explainFailureOnline } from "./rsync/errors.ts";
 import { SshMaster } from "./ssh/master.ts";
-import type { BatchFile, BatchResult, DeleteResult, KeepResult, MoveResult, ReplicaState, ReplicaStateOptions, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult } from "./types.ts";
+import type { BatchFile, BatchResult, DeleteResult, KeepResult, MoveResult, PullResult, ReplicaState, ReplicaStateOptions, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult, Version } from "./types.ts";
 
 export function createTransport(config: Config, log?: TransportLog): Transport {
   const t = config.target;
@@ -49,6 +49,8 @@ export async function chooseTransport(t: Target, master?: SshMaster): Promise<{ 
  */
 class DeferredTransport implements Transport {
   private made: Transport | null = null;
+  /** the one make under way: callers at the same moment (a pass warming the connection while its batch checks the replica) share it, or each would log in */
+  private making: Promise<Transport | string> | null = null;
 
   constructor(private readonly pending: string, private readonly make: () => Promise<Transport | string>) {}
 
@@ -58,7 +60,10 @@ class DeferredTransport implements Transport {
 
   private async get(): Promise<Transport | string> {
     if (this.made) return this.made;
-    const t = await this.make();
+    this.making ??= this.make().finally(() => {
+      this.making = null;
+    });
+    const t = await this.making;
     if (typeof t !== "string") this.made = t;
     return t;
   }
@@ -103,6 +108,21 @@ class DeferredTransport implements Transport {
   async removeRootMarker(name: RootMarker, signal?: AbortSignal): Promise<string | null> {
     const t = await this.get();
     return typeof t === "string" ? t : t.removeRootMarker(name, signal);
+  }
+
+  async listReplica(onFile: (path: string, v: Version) => void, signal?: AbortSignal): Promise<string | null> {
+    const t = await this.get();
+    return typeof t === "string" ? t : t.listReplica(onFile, signal);
+  }
+
+  async pullFiles(paths: string[], into: string, signal?: AbortSignal, onFile?: (done: number) => void): Promise<PullResult> {
+    const t = await this.get();
+    return typeof t === "string" ? { pulled: new Set(), error: t } : t.pullFiles(paths, into, signal, onFile);
+  }
+
+  async clearMarker(text: string, signal?: AbortSignal): Promise<{ outcome: "cleared" | "gone" | "changed"; error: string | null }> {
+    const t = await this.get();
+    return typeof t === "string" ? { outcome: "changed", error: t } : t.clearMarker(text, signal);
   }
 
   async readReplicaHeads(paths: string[], bytes: number, signal?: AbortSignal): Promise<Map<string, Buffer>> {

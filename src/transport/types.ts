@@ -129,6 +129,23 @@ export interface Transport {
   removeRootMarker(name: RootMarker, signal?: AbortSignal): Promise<string | null>;
   /** The first `bytes` of each file on the replica (an RRD's header, for the log of a conflict); missing ones are left out. */
   readReplicaHeads?(paths: string[], bytes: number, signal?: AbortSignal): Promise<Map<string, Buffer>>;
+  /**
+   * Every regular file the replica holds (not rrdsync's own names at its root, nor a transfer's leftovers), with
+   * its version, through `onFile` (`rrdsync failback`): rsync: one remote GNU find through the master; SFTP: a
+   * readdir walk; local: lstat. Never follows a symlink. Null, or why the listing could not be made.
+   */
+  listReplica(onFile: (path: string, v: Version) => void, signal?: AbortSignal): Promise<string | null>;
+  /**
+   * Copies these replica files into `into`, a local directory of the caller's, at the same relative paths, each
+   * keeping its mtime (rsync -t from the standby through the master; SFTP reads; local: a copy). Only regular
+   * files, never through a symlink. `pulled`: the files now there; `error`: the standby could not be asked.
+   */
+  pullFiles(paths: string[], into: string, signal?: AbortSignal, onFile?: (done: number) => void): Promise<PullResult>;
+  /**
+   * Removes the promotion marker at the destination's root, only while its text is still `text` (the one that was
+   * read: a newer promotion is never removed).
+   */
+  clearMarker(text: string, signal?: AbortSignal): Promise<{ outcome: "cleared" | "gone" | "changed"; error: string | null }>;
   close(): Promise<void>;
 }
 
@@ -212,6 +229,11 @@ export interface ReplicaStateOptions {
    * transports never write through a symlink, so only a conflict needs that proof. Default true.
    */
   parents?: boolean;
+}
+
+export interface PullResult {
+  pulled: Set<string>;
+  error: string | null;
 }
 
 export interface KeepResult {

@@ -7,7 +7,8 @@ import { localReplicaState } from "../../src/transport/replica-check.ts";
 import { keepLocally } from "../../src/transport/replica-moves.ts";
 import type { RootMarker } from "../../src/transport/marker.ts";
 import { removeMarkerLocally, writeMarkerLocally } from "../../src/transport/root-markers.ts";
-import type { BatchFile, BatchResult, DeleteResult, FileOutcome, KeepResult, MoveResult, ReplicaState, SendOptions, Transport } from "../../src/transport/types.ts";
+import { clearMarkerLocally, listLocally, pullLocally } from "../../src/transport/replica-list.ts";
+import type { BatchFile, BatchResult, DeleteResult, FileOutcome, KeepResult, MoveResult, PullResult, ReplicaState, SendOptions, Transport, Version } from "../../src/transport/types.ts";
 
 export class CopyTransport implements Transport {
   readonly description: string;
@@ -17,6 +18,10 @@ export class CopyTransport implements Transport {
   refuse = new Set<string>();
   /** runs after the files are copied, before the outcomes are returned (a writer racing the transfer) */
   during: (() => void) | null = null;
+  /** runs before the files are copied (a writer changing a file between the engine's look and rsync's read) */
+  before: (() => void) | null = null;
+  /** the next batch copies its files, then fails as a whole with this error (a connection dropped at the end) */
+  cutShort: string | null = null;
   batches: string[][] = [];
   /** answer as rsync does: a whole-tree send walks the tree itself (a first sync is one run) */
   walks = false;
@@ -61,6 +66,7 @@ export class CopyTransport implements Transport {
       for (const f of files) outcomes.set(f.path, { ok: false, reason: this.failWith });
       return { outcomes, error: this.failWith, infoLines: [], bytesSent: 0 };
     }
+    this.before?.();
     for (const f of files) {
       if (this.refuse.has(f.path)) {
         outcomes.set(f.path, { ok: false, reason: "refused by the test" });
@@ -79,6 +85,11 @@ export class CopyTransport implements Transport {
       outcomes.set(f.path, { ok: true, bytes: st.size });
     }
     this.during?.();
+    if (this.cutShort !== null) {
+      const error = this.cutShort;
+      this.cutShort = null;
+      return { outcomes: new Map(files.map((f) => [f.path, { ok: false, reason: error }])), error, infoLines: [], bytesSent: 0 };
+    }
     return { outcomes, infoLines: [], bytesSent: 0 };
   }
 
@@ -129,6 +140,19 @@ export class CopyTransport implements Transport {
 
   async removeRootMarker(name: RootMarker): Promise<string | null> {
     return this.failWith ?? removeMarkerLocally(this.dest, name);
+  }
+
+  async listReplica(onFile: (path: string, v: Version) => void): Promise<string | null> {
+    return this.failWith ?? listLocally(this.dest, onFile);
+  }
+
+  async pullFiles(paths: string[], into: string): Promise<PullResult> {
+    if (this.failWith !== null) return { pulled: new Set(), error: this.failWith };
+    return { pulled: pullLocally(this.dest, paths, into), error: null };
+  }
+
+  async clearMarker(text: string): Promise<{ outcome: "cleared" | "gone" | "changed"; error: string | null }> {
+    return { outcome: clearMarkerLocally(this.dest, text), error: null };
   }
 
   async close(): Promise<void> {}

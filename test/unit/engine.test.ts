@@ -184,6 +184,35 @@ describe("full passes", () => {
     expect(w.replica("a.txt")).toBe("v2 longer\n");
   });
 
+  test("a batch cut short after the replica got a newer version than planned (changed before rsync read it): no false conflict next time", async () => {
+    const w = setup();
+    w.write("a.txt", "v1\n");
+    expect((await w.engine.runPass()).sent).toBe(1);
+    await Bun.sleep(5);
+    w.write("a.txt", "v2\n"); // planned by the next pass
+    w.transport.before = () => {
+      w.transport.before = null;
+      Bun.sleepSync(5);
+      w.write("a.txt", "v3\n"); // what the transport reads and lands on the replica
+    };
+    w.transport.cutShort = "connection dropped";
+    const s = await w.engine.runPass();
+    expect([s.sent, s.pending, s.fenced]).toEqual([0, 1, false]);
+    expect(w.replica("a.txt")).toBe("v3\n");
+    await Bun.sleep(5);
+    w.write("a.txt", "v4\n");
+    const s2 = await w.engine.runPass();
+    expect([s2.sent, s2.fenced]).toEqual([1, false]);
+    expect(w.replica("a.txt")).toBe("v4\n");
+    // a version written on the standby after the batch failed is still a conflict
+    await Bun.sleep(5);
+    writeFileSync(join(w.dest, "a.txt"), "the standby's\n");
+    w.write("a.txt", "v5\n");
+    const s3 = await w.engine.runPass();
+    expect(s3.fenced).toBe(true);
+    expect(w.replica("a.txt")).toBe("the standby's\n");
+  });
+
   test("a renamed directory becomes moves on the replica, recorded as renames; nothing is re-sent", async () => {
     const w = setup();
     w.write("old/a.txt", "a\n");

@@ -256,3 +256,16 @@ test("a DB whose making was cut short (this version's tables, no version stamp y
   expect((raw.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(SCHEMA_VERSION);
   raw.close();
 });
+
+test("a delivery forgets the versions noted for its files, rolled-up routine RRD updates too (the table stays empty in steady state)", () => {
+  const { store } = StateStore.open(dbPath());
+  store.commit([{ path: "a.rrd", state: rrdState("1", 1700000000) }, { path: "b.txt", state: textState("2") }], []);
+  for (let round = 0; round < 3; round++) {
+    store.replicaVersions.note([{ path: "a.rrd", size: 2904, mtimeNs: `17000000${round}0000000000` }, { path: "b.txt", size: 95, mtimeNs: `17000000${round}1000000000` }], "sent");
+    store.commit([{ path: "b.txt", state: textState("2") }], [], [], {
+      rows: [{ path: "a.rrd", state: rrdState("1", 1700000300 + round * 300) }], period: 1, ledger: {},
+    });
+    expect(store.replicaVersions.of(["a.rrd", "b.txt"]).size).toBe(0);
+  }
+  store.close();
+});

@@ -93,8 +93,8 @@ const SEED_TOLERANCE_NS = 1_000n;
 /** The decision for one file (see the table in test/unit/conflict.test.ts and the README's Failover and failback). */
 export function judgeReplica(op: Op, known: Known, replica: ReplicaFile): Judgement {
   if (replica.kind === "absent") return { ok: true, why: "absent" };
-  // A symlink or directory where a file belongs is nobody's data: rsync replaces a symlink and fails on a
-  // directory, SFTP refuses both; none is ever written through.
+  // A symlink or directory where a file belongs is nobody's data: rsync and SFTP replace a symlink (its target
+  // is never written through) and fail on a directory.
   if (replica.kind === "other") return { ok: true, why: "not a file" };
   const r: Version = replica;
   if (known.delivered !== null && sameVersionOnReplica(r, known.delivered)) return { ok: true, why: "delivered" };

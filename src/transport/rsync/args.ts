@@ -194,6 +194,18 @@ export function buildVerifyArgv(opts: { target: Target; sourceDir: string; contr
   return argv;
 }
 
+/**
+ * `rrdsync failback`'s pull: the listed files (NUL-separated on stdin) copied from the standby into `into`, a
+ * directory of ours, mtimes kept (-t) so each copy's version is the standby's. No -l: a symlink on the standby is
+ * skipped, never copied as one; no -p/-o/-g: the copies are ours (the directory is 0700).
+ */
+export function buildPullArgv(o: { target: Target; controlPath?: string | null }, into: string): string[] {
+  const argv = ["rsync", "-t", "--files-from=-", "--from0", "--no-links", "--no-devices", "--no-specials", "-ii", `--out-format=${OUT_FORMAT}`];
+  if (o.target.host !== "") argv.push("-e", sshCommand(o.target, o.controlPath).map(quoteForRsyncShell).join(" "));
+  argv.push(destinationArg(o.target), `${into}/`);
+  return argv;
+}
+
 /** Lists the replica's files under `sub` (names, sizes, mtimes; nothing is read): where `verify` looks for extras. */
 export function buildListArgv(o: { target: Target; controlPath?: string | null }, sub: string, filter: TreeFilter): string[] {
   const argv = ["rsync", "-r", "--list-only", "--no-h", ...verifyFilterArgs(filter)];

@@ -9,14 +9,15 @@ import { checkCommand, checkInput, headsCommand, localHeads, localReplicaState, 
 import { keepLocally, keepScript, moveLocally, moveScript } from "../replica-moves.ts";
 import type { RootMarker } from "../marker.ts";
 import { removeMarkerCommand, removeMarkerLocally, writeMarkerCommand, writeMarkerLocally } from "../root-markers.ts";
-import { buildDeleteArgv, buildHeldArgv, buildRsyncArgv, comparesNanoseconds, deleteRules, NO_MASTER, sshCommand } from "./args.ts";
+import { clearMarkerCommand, clearMarkerLocally, listCommand, listLocally, parseListing, pullLocally } from "../replica-list.ts";
+import { buildDeleteArgv, buildHeldArgv, buildPullArgv, buildRsyncArgv, comparesNanoseconds, deleteRules, NO_MASTER, sshCommand } from "./args.ts";
 import { explainFailureOnline, rootCause } from "./errors.ts";
 import { KEEP_STDERR_LINES, type ProcRun, runChild, runCollect, type Spawned } from "./proc.ts";
 import { SshMaster } from "../ssh/master.ts";
 import { existsInSource, isDirInSource, rootIdOf, sourceCtime } from "../in-source.ts";
 import { tempNameOwner } from "../temp-names.ts";
 import { tiedToUs } from "../tied.ts";
-import { type BatchFile, type BatchResult, type DeleteResult, type FileOutcome, type KeepResult, type MoveResult, type ReplicaState, type ReplicaStateOptions, runVouches, type SendOptions, type Transport, type TreeFilter, type VerifyRequest, type VerifyResult } from "../types.ts";
+import { type BatchFile, type BatchResult, type DeleteResult, type FileOutcome, type KeepResult, type MoveResult, type PullResult, type ReplicaState, type ReplicaStateOptions, runVouches, type SendOptions, type Transport, type TreeFilter, type VerifyRequest, type VerifyResult, type Version } from "../types.ts";
 import { fsPath, listEntry } from "../../names.ts";
 
 /** rsync's exit codes for "some files were not transferred" and "some source files vanished". */
@@ -303,6 +304,69 @@ export class RsyncTransport implements Transport {
       return r.code === 0 ? parseHeads(r.stdout) : new Map();
     } catch {
       return new Map();
+    }
+  }
+
+  /** One remote GNU find through the master (replica-list.ts); a local destination: lstat here. */
+  async listReplica(onFile: (path: string, v: Version) => void, signal?: AbortSignal): Promise<string | null> {
+    const t = this.opts.target;
+    if (t.host === "") return listLocally(t.destDir, onFile);
+    const unreachable = await this.connect(signal);
+    if (unreachable !== null) return unreachable;
+    let r: Awaited<ReturnType<typeof runCollect>>;
+    try {
+      r = await runCollect([...sshCommand(t, this.master?.controlPath), "--", remoteLogin(t), listCommand(t.destDir)], null, signal, (p) => (this.running = p));
+    } catch {
+      return "cannot run ssh (is openssh-client installed and on PATH?)";
+    } finally {
+      this.running = null;
+    }
+    this.lost(r.code);
+    if (signal?.aborted) return "interrupted";
+    if (r.code === 255) return await this.explain(r.code, r.stderr);
+    if (r.code !== 0) return `the listing of the standby failed: ${(r.stderr.find((l) => l.trim() !== "") ?? `exit ${r.code}`).trim()}${r.stderr.some((l) => /-printf|unknown predicate/.test(l)) ? " (it needs GNU findutils' find there; or use the sftp transport)" : ""}`;
+    return parseListing(r.stdout, onFile);
+  }
+
+  /** rsync from the standby through the master, the paths NUL-separated on stdin; mtimes kept (-t), no symlinks. */
+  async pullFiles(paths: string[], into: string, signal?: AbortSignal, onFile?: (done: number) => void): Promise<PullResult> {
+    const t = this.opts.target;
+    if (paths.length === 0) return { pulled: new Set(), error: null };
+    if (t.host === "") {
+      const pulled = pullLocally(t.destDir, paths, into);
+      onFile?.(pulled.size);
+      return { pulled, error: null };
+    }
+    const unreachable = await this.connect(signal);
+    if (unreachable !== null) return { pulled: new Set(), error: unreachable };
+    let done = 0;
+    const r = await this.run(buildPullArgv({ target: t, controlPath: this.master?.controlPath }, into), paths.map(listEntry), (line) => {
+      const item = parseItemizeLine(line);
+      if (item && isFileItem(item.flags)) onFile?.(++done);
+    }, signal);
+    if (typeof r === "string") return { pulled: new Set(), error: "cannot run rsync (is rsync installed and on PATH?)" };
+    this.lost(r.code);
+    if (signal?.aborted) return { pulled: new Set(), error: "interrupted" };
+    if (r.code !== 0 && !PARTIAL.has(r.code)) return { pulled: new Set(), error: await this.explain(r.code, r.stderr) };
+    // What arrived is what is there now (a file gone on the standby meanwhile is simply not pulled).
+    const pulled = new Set<string>();
+    for (const p of paths) if (lstatSync(fsPath(join(into, p)), { throwIfNoEntry: false })?.isFile()) pulled.add(p);
+    return { pulled, error: null };
+  }
+
+  async clearMarker(text: string, signal?: AbortSignal): Promise<{ outcome: "cleared" | "gone" | "changed"; error: string | null }> {
+    const t = this.opts.target;
+    if (t.host === "") return { outcome: clearMarkerLocally(t.destDir, text), error: null };
+    const unreachable = await this.connect(signal);
+    if (unreachable !== null) return { outcome: "changed", error: unreachable };
+    try {
+      const r = await runCollect([...sshCommand(t, this.master?.controlPath), "--", remoteLogin(t), clearMarkerCommand(t.destDir)], [text], signal);
+      this.lost(r.code);
+      if (r.code === 0) return { outcome: "cleared", error: null };
+      if (r.code === 5) return { outcome: "changed", error: null };
+      return { outcome: "changed", error: r.code === 255 ? await this.explain(r.code, r.stderr) : `cannot remove the promotion marker on the standby: ${(r.stderr[0] ?? `exit ${r.code}`).trim()}` };
+    } catch {
+      return { outcome: "changed", error: "cannot run ssh (is openssh-client installed and on PATH?)" };
     }
   }
 

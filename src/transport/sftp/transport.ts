@@ -1,5 +1,6 @@
 // The SFTP transport: the built-in ssh2 client, for standbys without rsync. Same interface, same per-file outcomes.
-import { type BigIntStats, closeSync, constants, fstatSync, lstatSync, openSync, readSync, statSync } from "node:fs";
+import { type BigIntStats, closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readSync, statSync, utimesSync, writeSync } from "node:fs";
+import { createNew } from "../../safe-files.ts";
 import { homedir } from "node:os";
 import { basename, dirname, join, posix } from "node:path";
 import type { Stats as SftpStats, SFTPWrapper } from "ssh2";
@@ -10,11 +11,12 @@ import { describeSftpError, isBareFailure, labelled, NO_SUCH_FILE, type SftpErro
 import { clearJournal, readJournal, writeJournal } from "./journal.ts";
 import { SshConnectError, SshSession } from "../ssh/session.ts";
 import { isSftpTempName, tempNameFor } from "../temp-names.ts";
-import { FENCED_MARKER, MARKER_MAX_BYTES, PROMOTED_MARKER, type RootMarker } from "../marker.ts";
+import { FENCED_MARKER, KEPT_DIR, MARKER_MAX_BYTES, PROMOTED_MARKER, type RootMarker } from "../marker.ts";
 import { markerTempName } from "../root-markers.ts";
+import { listedFile } from "../replica-list.ts";
 import { withParents } from "../replica-check.ts";
 import type {
-  BatchFile, BatchResult, DeleteResult, FileOutcome, KeepResult, MarkerFound, MoveResult, ReplicaFile, ReplicaState, ReplicaStateOptions, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult,
+  BatchFile, BatchResult, DeleteResult, FileOutcome, KeepResult, MarkerFound, MoveResult, PullResult, ReplicaFile, ReplicaState, ReplicaStateOptions, SendOptions, Transport, TransportLog, VerifyRequest, VerifyResult, Version,
 } from "../types.ts";
 import { fsPath, replicable, SFTP_CANNOT_CARRY, showName } from "../../names.ts";
 
@@ -685,6 +687,119 @@ export class SftpTransport implements Transport {
       return null;
     } catch (e) {
       return `${name} not removed on the standby: ${describeSftpError(e, abs)}`;
+    }
+  }
+
+  /**
+   * The replica's files: a readdir walk (each listing's attributes are the server's lstat: a symlinked directory is
+   * never entered), directories listed DIR_REQUESTS_IN_FLIGHT at a time. SFTP carries mtimes in whole seconds.
+   */
+  async listReplica(onFile: (path: string, v: Version) => void, signal?: AbortSignal): Promise<string | null> {
+    const s = await this.connectOrError(signal);
+    if (typeof s === "string") return s;
+    const { sftp } = s;
+    let failure: string | null = null;
+    let level = [""];
+    while (level.length > 0 && failure === null) {
+      const next: string[] = [];
+      await forEachLimited(level, DIR_REQUESTS_IN_FLIGHT, async (rel) => {
+        if (failure !== null || signal?.aborted) return;
+        const abs = this.remote(rel);
+        const list = await s.call<Array<{ filename: string; attrs: SftpStats }>>((cb) => sftp.readdir(abs, cb)).catch((e: SftpError) => e);
+        if (list instanceof Error) {
+          if (rel === "" && list.code === NO_SUCH_FILE) return; // no destination yet: nothing there
+          failure = `cannot list ${abs} on the standby: ${describeSftpError(list, abs)}`;
+          return;
+        }
+        for (const e of list) {
+          if (e.filename === "." || e.filename === "..") continue;
+          const r = rel === "" ? e.filename : `${rel}/${e.filename}`;
+          if (e.attrs.isDirectory()) {
+            if (!(rel === "" && e.filename === KEPT_DIR)) next.push(r);
+          } else if (e.attrs.isFile() && listedFile(r)) {
+            onFile(r, { size: e.attrs.size, mtimeNs: BigInt(e.attrs.mtime) * 1_000_000_000n });
+          }
+        }
+      });
+      level = next;
+    }
+    if (signal?.aborted) return "interrupted";
+    return failure ?? s.ended;
+  }
+
+  /** SFTP reads, several files at once; each copy written here under `into` (created new) with the standby's mtime. */
+  async pullFiles(paths: string[], into: string, signal?: AbortSignal, onFile?: (done: number) => void): Promise<PullResult> {
+    const pulled = new Set<string>();
+    if (paths.length === 0) return { pulled, error: null };
+    const s = await this.connectOrError(signal);
+    if (typeof s === "string") return { pulled, error: s };
+    const memo = new Map<string, Promise<boolean>>();
+    await forEachLimited(paths.filter(replicable), Math.max(4, this.opts.target.sftpParallelFiles), async (p) => {
+      if (signal?.aborted || s.ended !== null) return;
+      try {
+        if (!(await this.realDir(s, parentOf(p), memo))) return;
+        if (await this.pullOne(s, p, join(into, p))) {
+          pulled.add(p);
+          onFile?.(pulled.size);
+        }
+      } catch {
+        // gone meanwhile, or unreadable: not pulled (the caller names it)
+      }
+    });
+    if (signal?.aborted) return { pulled, error: "interrupted" };
+    return { pulled, error: s.ended };
+  }
+
+  private async pullOne(s: SshSession, rel: string, to: string): Promise<boolean> {
+    const { sftp } = s;
+    const abs = this.remote(rel);
+    const st = await this.lstatOrNull(s, rel);
+    if (!st?.isFile()) return false;
+    const h = await s.call<Buffer>((cb) => sftp.open(abs, "r", cb));
+    let fd: number | null = null;
+    try {
+      const fst = await s.call<SftpStats>((cb) => sftp.fstat(h, cb));
+      if (!fst.isFile()) return false;
+      mkdirSync(dirname(to), { recursive: true, mode: 0o700 });
+      fd = createNew(to, 0o600);
+      const buf = Buffer.allocUnsafe(CHUNK_BYTES);
+      for (let pos = 0; ; ) {
+        const n = await s.call<number>((cb) => sftp.read(h, buf, 0, CHUNK_BYTES, pos, (err, read) => cb(err, read)));
+        if (n <= 0) break;
+        for (let off = 0; off < n; ) off += writeSync(fd, buf, off, n - off, pos + off);
+        pos += n;
+      }
+      closeSync(fd);
+      fd = null;
+      utimesSync(to, fst.atime, fst.mtime);
+      return true;
+    } catch (e) {
+      // the end of the file reads as an EOF status in ssh2
+      if ((e as SftpError).code === 1 && fd !== null) {
+        closeSync(fd);
+        fd = null;
+        return true;
+      }
+      throw e;
+    } finally {
+      if (fd !== null) closeSync(fd);
+      sftp.close(h, () => undefined);
+    }
+  }
+
+  async clearMarker(text: string, signal?: AbortSignal): Promise<{ outcome: "cleared" | "gone" | "changed"; error: string | null }> {
+    const s = await this.connectOrError(signal);
+    if (typeof s === "string") return { outcome: "changed", error: s };
+    const found = await this.readMarker(s, PROMOTED_MARKER);
+    if (found === null) return { outcome: "gone", error: null };
+    if (!("text" in found) || found.text.replace(/\n+$/, "") !== text.replace(/\n+$/, "")) return { outcome: "changed", error: null };
+    const abs = posix.join(this.opts.target.destDir, PROMOTED_MARKER);
+    try {
+      await s.call((cb) => s.sftp.unlink(abs, cb));
+      return { outcome: "cleared", error: null };
+    } catch (e) {
+      if ((e as SftpError).code === NO_SUCH_FILE) return { outcome: "gone", error: null };
+      return { outcome: "changed", error: `cannot remove the promotion marker on the standby: ${describeSftpError(e, abs)}` };
     }
   }
 

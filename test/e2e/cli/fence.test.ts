@@ -2,7 +2,7 @@
 // first one fences the target (exit 4) until `rrdsync unfence`. Real sshd, real rsync or SFTP, real `rrdtool
 // update`s on each side: the primary's tree and the standby's copy (the destination directory).
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { eventually } from "../../helpers/daemon.ts";
@@ -237,6 +237,21 @@ describe("unfence", () => {
     expect((await runRrdsync(["status", "--config", cfg])).code).toBe(0);
     const v = await runRrdsync(["verify", "--config", cfg]);
     expect({ code: v.code, out: v.stdout }).toEqual({ code: 0, out: "" });
+  });
+
+  test("--overwrite where the standby's copy cannot be kept aside (a symlink planted at .rrdsync-kept): nothing written, the fence stays", async () => {
+    const w = suite.world();
+    const { cfg, standby } = await fenced(w);
+    const elsewhere = join(w.dir, "elsewhere");
+    mkdirSync(elsewhere);
+    symlinkSync(elsewhere, join(w.dest, ".rrdsync-kept"));
+    const r = await runRrdsync(["unfence", "--overwrite", "--config", cfg]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("still fenced: 1 of the files the standby changed could not be settled");
+    expect(readFileSync(join(w.dest, "a.rrd")).equals(standby)).toBe(true);
+    expect(readdirSync(elsewhere)).toEqual([]);
+    expect((await runRrdsync(["status", "--config", cfg])).code).toBe(4);
+    expect((await once(cfg)).code).toBe(4);
   });
 
   test("a daemon started on a fenced target: ready, says so once, sends nothing there, keeps running", async () => {

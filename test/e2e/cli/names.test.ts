@@ -102,7 +102,9 @@ describe.if(TRANSPORT === "rsync")("names that are not UTF-8", () => {
     writeFileSync(Buffer.concat([bad(w.src, "newdir-"), Buffer.from("/x.txt")]), "x\n");
     renameSync(bad(w.src, "bad-", ".txt"), bad(w.src, "bad2-", ".txt"));
     rmSync(bad(join(w.src, "d"), "bad-", ".txt"));
-    await eventually(() => JSON.stringify(tree(w.dest)) === JSON.stringify(tree(w.src)), 15_000, "the replica equal to the source");
+    // a move, a batch and a delete, each after its own replica check: on a loaded 2-core machine each check took
+    // 2-4 s (process starts through the master), so the three in a row are given 30 s
+    await eventually(() => JSON.stringify(tree(w.dest)) === JSON.stringify(tree(w.src)), 30_000, "the replica equal to the source");
     expect(Object.keys(tree(w.dest))).toContain(`hex:${Buffer.from("newdir-\xff", "latin1").toString("hex")}/x.txt`);
     expect(d.stderr()).not.toMatch(/ERROR|WARN/);
     expect(await d.stop("SIGTERM")).toBe(0);

@@ -4,7 +4,7 @@
 // holds costs only the quick check); a DB of an earlier rrdsync takes the config's pair, once, and says so.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { e2eSuite } from "../../helpers/suite.ts";
 import { readTree, runRrdsync, type World, writeTree } from "../../helpers/world.ts";
@@ -60,16 +60,20 @@ describe("a state DB belongs to one source and one destination", () => {
     renameSync(join(w.src, "sub/x.txt"), join(src2, "x.txt"));
     const dest2 = join(w.dir, "standby2");
     writeTree(dest2, { "sub/x.txt": "the new standby's own sub/x.txt\n", "x.txt": "precious\n" });
+    const later = new Date(Date.now() + 60_000); // written there after ours, whatever second the run starts in
+    utimesSync(join(dest2, "x.txt"), later, later);
     w.writeConfig({ source_dir: src2, remote_sync: pointedAt(w, dest2) });
     const r = await runRrdsync(["--once", "--config", cfg]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("(another source and destination)");
     expect(readTree(dest2)).toEqual(new Map([["sub/x.txt", "the new standby's own sub/x.txt\n"], ["x.txt", "precious\n"]]));
-    // rebuilt: x.txt is sent as the new source has it; the standby's sub/x.txt was never ours, so it stays
+    // rebuilt: nothing is moved; the standby's own x.txt is newer than ours and rrdsync never delivered it, so it is
+    // a conflict (the failover fence: exit 4), not overwritten; its sub/x.txt was never ours either, so it stays
     const rebuilt = await runRrdsync(["--once", "--rebuild-state", "--config", cfg]);
-    expect(rebuilt.code).toBe(0);
+    expect(rebuilt.code).toBe(4);
     expect(rebuilt.stdout).not.toContain("renamed");
-    expect(readFileSync(join(dest2, "x.txt"), "utf8")).toBe("ours\n".repeat(50));
+    expect(rebuilt.stderr).toContain('conflict: "x.txt" newer on the standby than ours');
+    expect(readFileSync(join(dest2, "x.txt"), "utf8")).toBe("precious\n");
     expect(readFileSync(join(dest2, "sub/x.txt"), "utf8")).toBe("the new standby's own sub/x.txt\n");
   });
 

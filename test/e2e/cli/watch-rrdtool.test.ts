@@ -80,9 +80,13 @@ describe("a river of rrdtool updates (issue 25)", () => {
         rrdtool(["-"], `${files.map((f) => `update ${join(w.src, f)} ${T0 + 300 * k}:${1000 * k}`).join("\n")}\n`);
         await eventually(() => files.every((f) => sameOnReplica(w.src, w.dest, f)()), 20_000, `round ${k} on the replica`);
       }
+      const infoLines = () => readFileSync(w.logFile, "utf8").split("\n").filter((l) => / - INFO - /.test(l));
+      const batchLinesOf = (lines: string[]) => lines.filter((l) => / - INFO - batch: \d+ files, \d+ bytes \(\d+ sent\), [\d.]+ s, \d+ entries, \d+ routine RRD updates rolled up/.test(l));
+      // the replica holds the last round before its batch is committed and logged: wait for its line
+      await eventually(() => batchLinesOf(infoLines()).length >= 3, 10_000, "a batch line per round");
       expect(w.changes().slice(entries0.length)).not.toContain("RRD file updated");
-      const log = readFileSync(w.logFile, "utf8").split("\n").filter((l) => / - INFO - /.test(l));
-      const batchLines = log.filter((l) => / - INFO - batch: \d+ files, \d+ bytes \(\d+ sent\), [\d.]+ s, \d+ entries, \d+ routine RRD updates rolled up/.test(l));
+      const log = infoLines();
+      const batchLines = batchLinesOf(log);
       expect(batchLines.length).toBeGreaterThanOrEqual(3);
       expect(batchLines.length).toBeLessThanOrEqual(10);
       expect(log.filter((l) => l.includes(".rrd"))).toEqual([]); // no per-file INFO lines
