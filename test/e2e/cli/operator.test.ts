@@ -262,7 +262,7 @@ describe("status, log and retention", () => {
     const stat = await runRrdsync(["log", "--stat", "--kind", "modified", "--config", cfg]);
     expect(stat.stdout).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +\+1 +−1 +text modified +n1\/strings\.properties +\+1 −1 lines, 1 key changed\n$/);
     const bad = await runRrdsync(["log", "--kind", "moved", "--config", cfg]);
-    expect([bad.code, bad.stderr]).toEqual([2, 'rrdsync: --kind "moved": not a kind of change\n  hint: use one of created, modified, deleted, renamed, repaired, summary, stale, resumed, conflict, overwritten, kept\n']);
+    expect([bad.code, bad.stderr]).toEqual([2, 'rrdsync: --kind "moved": not a kind of change\n  hint: use one of created, modified, deleted, renamed, repaired, summary, stale, resumed, conflict, overwritten, kept, merged\n']);
   });
 
   test("log streams: `log | head -1` on a history of 300,000 changes exits 0 at once, in bounded memory", async () => {
